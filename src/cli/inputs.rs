@@ -1,0 +1,27 @@
+//! Turning CLI arguments into data and tokenizers, shared by the commands.
+
+use crate::config::{DataSource, ModelSource};
+use crate::data::{load_source, LoadOptions, QaTokenizer, Split, SquadDataset};
+use crate::model::locate_model;
+use anyhow::{anyhow, Result};
+use std::path::Path;
+
+pub fn load_data(spec: &str, split: Split, limit: Option<usize>, skip_bad_records: bool) -> Result<SquadDataset> {
+    let source = DataSource::try_from(spec.to_string()).map_err(|e| anyhow!("--data {spec:?}: {e}"))?;
+    let data = load_source(&source, split, &LoadOptions { limit, skip_bad_records })?;
+    if !data.skipped.is_empty() {
+        eprintln!("skipped {} bad records of {}; first: {}", data.skipped.len(), data.origin, data.skipped[0]);
+    }
+    Ok(data)
+}
+
+/// A tokenizer file or folder, or any model source (`pip:…`, a hub id).
+pub fn load_tokenizer(spec: &str) -> Result<QaTokenizer> {
+    let path = Path::new(spec);
+    if path.exists() {
+        return QaTokenizer::from_path(path);
+    }
+    let source = ModelSource::try_from(spec.to_string()).map_err(|e| anyhow!("--tokenizer {spec:?}: {e}"))?;
+    let files = locate_model(&source, true)?;
+    QaTokenizer::from_path(&files.tokenizer())
+}

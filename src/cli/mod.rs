@@ -1,0 +1,77 @@
+//! The command line. Every command takes `--json` to print exactly one JSON
+//! line on stdout; progress and logs go to stderr.
+
+mod check_config;
+mod features;
+mod inputs;
+mod score;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "squadlab", version, about = "Fine-tune BERT-family models on SQuAD v1.1 and track the experiments")]
+pub struct Cli {
+    /// Worker threads for data processing (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score a predictions file with the official SQuAD v1.1 EM and F1.
+    Score(score::ScoreArgs),
+    /// Cut SQuAD questions into model windows and report (or dump) them.
+    Features(features::FeaturesArgs),
+    /// Turn raw start/end logits into answers, then score them.
+    Postprocess(score::PostprocessArgs),
+    /// Validate a run config and print it in full, defaults included.
+    CheckConfig(check_config::CheckConfigArgs),
+}
+
+/// What a command prints: text for people, one JSON object for scripts.
+pub struct Report {
+    pub text: String,
+    pub json: serde_json::Value,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let Some(command) = cli.command else {
+        // The desktop app will open here; until then, show what the CLI offers.
+        use clap::CommandFactory;
+        Cli::command().print_help().ok();
+        return ExitCode::SUCCESS;
+    };
+    if let Some(n) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+            eprintln!("error: cannot set {n} threads: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let (json, result) = match command {
+        Command::Score(a) => (a.json, score::run_score(&a)),
+        Command::Features(a) => (a.json, features::run(&a)),
+        Command::Postprocess(a) => (a.json, score::run_postprocess(&a)),
+        Command::CheckConfig(a) => (a.json, check_config::run(&a)),
+    };
+    match result {
+        Ok(report) if json => {
+            println!("{}", report.json);
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            println!("{}", report.text.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if json {
+                println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `squadlab score` and `squadlab postprocess`.
+
+use super::inputs::{load_data, load_tokenizer};
+use super::Report;
+use crate::data::{FeatureSet, Split, WindowParams};
+use crate::eval::{
+    load_predictions, postprocess, predictions_map, score, write_predictions, PostprocessParams, Scores,
+    WindowLogits,
+};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct ScoreArgs {
+    /// SQuAD dev data: a JSON file, `data:FILE` or `hub:rajpurkar/squad`.
+    #[arg(long)]
+    data: String,
+    /// Official predictions file: `{"question id": "answer"}`.
+    #[arg(long)]
+    predictions: PathBuf,
+    /// Score only the first N questions, in file order.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run_score(args: &ScoreArgs) -> Result<Report> {
+    let data = load_data(&args.data, Split::Validation, args.limit, false)?;
+    let predictions = load_predictions(&args.predictions)?;
+    let scores = score(&data, &predictions);
+    warn_about(&scores);
+    Ok(score_report(&scores, json!({})))
+}
+
+fn warn_about(scores: &Scores) {
+    if !scores.unknown_ids.is_empty() {
+        eprintln!(
+            "warning: ignored {} predictions whose ids are not in the data (first: {:?})",
+            scores.unknown_ids.len(),
+            scores.unknown_ids[0]
+        );
+    }
+    if scores.unanswered > 0 {
+        eprintln!("warning: {} questions have no prediction and score 0", scores.unanswered);
+    }
+}
+
+fn score_report(scores: &Scores, extra: serde_json::Value) -> Report {
+    let mut j = json!({ "exact_match": scores.exact_match, "f1": scores.f1, "total": scores.total });
+    let mut text = format!(
+        "exact_match: {}\nf1: {}\ntotal: {}\n",
+        scores.exact_match, scores.f1, scores.total
+    );
+    if let serde_json::Value::Object(extra) = extra {
+        for (k, v) in extra {
+            text.push_str(&format!("{k}: {v}\n"));
+            j[k] = v;
+        }
+    }
+    Report { text, json: j }
+}
+
+#[derive(Args)]
+pub struct PostprocessArgs {
+    /// SQuAD dev data: a JSON file, `data:FILE` or `hub:rajpurkar/squad`.
+    #[arg(long)]
+    data: String,
+    /// tokenizer.json, vocab.txt, a model folder, or a model source such as `pip:PACKAGE`.
+    #[arg(long)]
+    tokenizer: String,
+    /// Raw little-endian f32 logits, shape [windows, 2, max_length]: start row then end row.
+    #[arg(long)]
+    logits: PathBuf,
+    #[arg(long, default_value_t = 384)]
+    max_length: usize,
+    #[arg(long, default_value_t = 128)]
+    stride: usize,
+    #[arg(long, default_value_t = 20)]
+    n_best: usize,
+    #[arg(long, default_value_t = 30)]
+    max_answer_length: usize,
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Write the official `{id: answer}` predictions here.
+    #[arg(long)]
+    predictions_out: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run_postprocess(args: &PostprocessArgs) -> Result<Report> {
+    if args.n_best == 0 || args.max_answer_length == 0 {
+        bail!("--n-best and --max-answer-length must be at least 1");
+    }
+    let data = load_data(&args.data, Split::Validation, args.limit, false)?;
+    let tokenizer = load_tokenizer(&args.tokenizer)?;
+    let params = WindowParams { max_length: args.max_length, stride: args.stride };
+    let features = FeatureSet::build(&data, &tokenizer, params)?;
+    let (start, end) = read_logits(&args.logits, features.len(), args.max_length)?;
+    let logits = WindowLogits { start: &start, end: &end, row_len: args.max_length };
+    let pp = PostprocessParams { n_best_size: args.n_best, max_answer_length: args.max_answer_length };
+
+    let timer = Instant::now();
+    let predictions = postprocess(&data, &features, &logits, pp);
+    let scores = score(&data, &predictions_map(&predictions));
+    let seconds = timer.elapsed().as_secs_f64();
+
+    if let Some(path) = &args.predictions_out {
+        write_predictions(path, &predictions)?;
+    }
+    warn_about(&scores);
+    Ok(score_report(&scores, json!({ "windows": features.len(), "seconds": seconds })))
+}
+
+/// Splits the [windows, 2, L] file into start and end matrices.
+fn read_logits(path: &PathBuf, windows: usize, row_len: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read logits {}", path.display()))?;
+    let expected = windows * 2 * row_len * 4;
+    if bytes.len() != expected {
+        bail!(
+            "{}: {} bytes, but {windows} windows × 2 × {row_len} f32 logits need {expected}",
+            path.display(),
+            bytes.len()
+        );
+    }
+    let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let (mut start, mut end) = (Vec::with_capacity(windows * row_len), Vec::with_capacity(windows * row_len));
+    for pair in values.chunks_exact(2 * row_len) {
+        start.extend_from_slice(&pair[..row_len]);
+        end.extend_from_slice(&pair[row_len..]);
+    }
+    Ok((start, end))
+}

@@ -1,0 +1,182 @@
+//! `RunConfig`: every knob of a run, in RON, with the reference notebook's defaults.
+//! Field names follow Hugging Face's `TrainingArguments` (and `run_qa.py` for the
+//! data fields) so a researcher can carry settings over unchanged.
+
+mod source;
+mod validate;
+
+pub use source::{data_dir, DataLocation, DataSource, ModelLocation, ModelSource, DATA_ENV, DEFAULT_DATA_DIR};
+pub use validate::ConfigError;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Free-text name shown in listings.
+    pub name: String,
+    pub model: ModelSource,
+    pub data: DataConfig,
+    /// Tokens per window, question and special tokens included (`max_seq_length` in run_qa.py).
+    pub max_seq_length: usize,
+    /// Tokens shared by consecutive windows of a long context.
+    pub doc_stride: usize,
+    pub per_device_train_batch_size: usize,
+    pub per_device_eval_batch_size: usize,
+    pub gradient_accumulation_steps: usize,
+    pub num_train_epochs: f64,
+    /// Stop after this many optimizer steps, whatever the epochs say.
+    pub max_steps: Option<u64>,
+    pub learning_rate: f64,
+    pub weight_decay: f64,
+    pub adam_beta1: f64,
+    pub adam_beta2: f64,
+    pub adam_epsilon: f64,
+    /// Warmup in optimizer steps; when 0, `warmup_ratio` decides.
+    pub warmup_steps: u64,
+    /// Warmup as a share of all steps: `floor(ratio × total steps)`.
+    pub warmup_ratio: f64,
+    pub max_grad_norm: f64,
+    pub seed: u64,
+    pub logging_steps: u64,
+    pub save_strategy: SaveStrategy,
+    pub save_steps: u64,
+    /// Checkpoints kept on disk; `None` keeps all.
+    pub save_total_limit: Option<usize>,
+    pub n_best_size: usize,
+    pub max_answer_length: usize,
+    pub device: Device,
+    pub dtype: DType,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    pub train: DataSource,
+    pub validation: DataSource,
+    /// Use only the first N training questions, in file order.
+    pub max_train_samples: Option<usize>,
+    /// Evaluate only the first N questions, in file order.
+    pub max_eval_samples: Option<usize>,
+    /// Skip records that fail validation (and report how many) instead of stopping.
+    pub skip_bad_records: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SaveStrategy {
+    No,
+    Epoch,
+    Steps,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DType {
+    F32,
+    Bf16,
+    F16,
+}
+
+/// `Auto` (CUDA when built with it and present, else CPU), `Cpu`, or `Cuda(ordinal)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Device {
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            model: ModelSource::try_from("google-bert/bert-base-uncased".to_string())
+                .expect("valid hub id"),
+            data: DataConfig::default(),
+            max_seq_length: 384,
+            doc_stride: 128,
+            per_device_train_batch_size: 32,
+            per_device_eval_batch_size: 32,
+            gradient_accumulation_steps: 1,
+            num_train_epochs: 3.0,
+            max_steps: None,
+            learning_rate: 2e-5,
+            weight_decay: 0.01,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_epsilon: 1e-8,
+            warmup_steps: 0,
+            warmup_ratio: 0.0,
+            max_grad_norm: 1.0,
+            seed: 42,
+            logging_steps: 1,
+            save_strategy: SaveStrategy::Epoch,
+            save_steps: 500,
+            save_total_limit: Some(3),
+            n_best_size: 20,
+            max_answer_length: 30,
+            device: Device::Auto,
+            dtype: DType::F32,
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            train: DataSource::hub("rajpurkar/squad"),
+            validation: DataSource::hub("rajpurkar/squad"),
+            max_train_samples: None,
+            max_eval_samples: None,
+            skip_bad_records: false,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Parses RON; syntax errors, unknown fields and wrong types name `origin:line:col`.
+    pub fn from_ron(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        ron::Options::default().from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            line: e.span.start.line,
+            col: e.span.start.col,
+            message: e.code.to_string(),
+        })
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let config = Self::from_ron(&text, &path.display().to_string())?;
+        config.validate().map_err(|e| e.in_file(path))?;
+        Ok(config)
+    }
+
+    pub fn to_ron(&self) -> String {
+        let pretty = ron::ser::PrettyConfig::new().struct_names(true);
+        ron::ser::to_string_pretty(self, pretty).expect("a RunConfig always serializes")
+    }
+
+    /// Warmup steps for a run of `total_steps` optimizer steps.
+    pub fn warmup_steps_for(&self, total_steps: u64) -> u64 {
+        if self.warmup_steps > 0 {
+            self.warmup_steps
+        } else {
+            (self.warmup_ratio * total_steps as f64).floor() as u64
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Auto => f.write_str("auto"),
+            Device::Cpu => f.write_str("cpu"),
+            Device::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

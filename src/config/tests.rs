@@ -1,0 +1,86 @@
+use super::*;
+
+fn parse(text: &str) -> Result<RunConfig, ConfigError> {
+    RunConfig::from_ron(text, "test.ron")
+}
+
+#[test]
+fn defaults_are_the_reference_notebooks() {
+    let c = parse("RunConfig()").unwrap();
+    assert_eq!(c, RunConfig::default());
+    assert_eq!((c.max_seq_length, c.doc_stride), (384, 128));
+    assert_eq!((c.per_device_train_batch_size, c.gradient_accumulation_steps), (32, 1));
+    assert_eq!((c.num_train_epochs, c.learning_rate, c.weight_decay), (3.0, 2e-5, 0.01));
+    assert_eq!((c.warmup_steps, c.warmup_ratio, c.max_grad_norm, c.seed), (0, 0.0, 1.0, 42));
+    assert_eq!((c.n_best_size, c.max_answer_length), (20, 30));
+    assert_eq!((c.save_strategy, c.save_total_limit), (SaveStrategy::Epoch, Some(3)));
+    assert_eq!((c.device, c.dtype), (Device::Auto, DType::F32));
+    assert_eq!(c.model.as_str(), "google-bert/bert-base-uncased");
+}
+
+#[test]
+fn the_printed_config_parses_back_to_itself() {
+    let mut c = RunConfig::default();
+    c.learning_rate = 1e-4;
+    c.device = Device::Cuda(1);
+    c.data.max_train_samples = Some(2500);
+    assert_eq!(parse(&c.to_ron()).unwrap(), c);
+}
+
+#[test]
+fn unknown_fields_and_wrong_types_name_line_and_column() {
+    let err = parse("RunConfig(\n    learning_rate: 1e-4,\n    lerning_rate: 2e-5,\n)").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("test.ron:3:"), "{msg}");
+    assert!(msg.contains("lerning_rate"), "{msg}");
+
+    let err = parse("RunConfig(\n  per_device_train_batch_size: \"32\",\n)").unwrap_err();
+    assert!(err.to_string().starts_with("test.ron:2:"), "{err}");
+
+    let err = parse("RunConfig(data: (train: \"hub:a/b/c\"))").unwrap_err();
+    assert!(err.to_string().contains("invalid hub id"), "{err}");
+}
+
+#[test]
+fn impossible_values_each_get_one_message() {
+    let cases = [
+        ("per_device_train_batch_size: 0", "per_device_train_batch_size must be at least 1"),
+        ("learning_rate: 0.0", "learning_rate must be positive"),
+        ("learning_rate: -1e-5", "learning_rate must be positive"),
+        ("doc_stride: 384", "doc_stride (384) must be smaller than max_seq_length (384)"),
+        ("gradient_accumulation_steps: 0", "gradient_accumulation_steps must be at least 1"),
+        ("num_train_epochs: 0.0", "num_train_epochs must be a positive number"),
+        ("warmup_ratio: 1.5", "warmup_ratio must be in [0, 1)"),
+        ("adam_beta2: 1.0", "adam_beta2 must be in [0, 1)"),
+        ("save_total_limit: Some(0)", "save_total_limit must be at least 1"),
+        ("n_best_size: 0", "n_best_size must be at least 1"),
+        ("data: (train: \"no/such/file.json\")", "data.train: file no/such/file.json does not exist"),
+    ];
+    for (field, expected) in cases {
+        let mut c = parse(&format!("RunConfig({field})")).unwrap();
+        // Keep the data checks off the hub default so only the case's problem shows.
+        if !field.starts_with("data") {
+            c.data = DataConfig::default();
+        }
+        let problems = c.validate().unwrap_err().problems();
+        assert_eq!(problems.len(), 1, "{field}: {problems:?}");
+        assert!(problems[0].contains(expected), "{field}: {problems:?}");
+    }
+    assert!(RunConfig::default().validate().is_ok());
+}
+
+#[test]
+fn max_length_is_bounded_by_the_models_positions() {
+    let c = parse("RunConfig(max_seq_length: 1024)").unwrap();
+    let msg = c.validate_positions(512).unwrap_err().to_string();
+    assert!(msg.contains("max_seq_length (1024) exceeds the model's max_position_embeddings (512)"), "{msg}");
+    assert!(RunConfig::default().validate_positions(512).is_ok());
+}
+
+#[test]
+fn warmup_ratio_rounds_down() {
+    let c = parse("RunConfig(warmup_ratio: 0.1)").unwrap();
+    assert_eq!(c.warmup_steps_for(161), 16);
+    let c = parse("RunConfig(warmup_ratio: 0.1, warmup_steps: 5)").unwrap();
+    assert_eq!(c.warmup_steps_for(161), 5);
+}

@@ -1,0 +1,159 @@
+//! Turns raw records (from JSON or parquet) into a checked `SquadDataset`.
+
+use super::squad::{Answer, Context, Example, SquadDataset};
+use crate::text::{char_boundaries, char_slice, python_strip};
+use anyhow::{bail, Result};
+use serde::Deserialize;
+use std::collections::{HashMap, HashSet};
+
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Keep only the first N questions, in file order.
+    pub limit: Option<usize>,
+    /// Drop records that fail the checks instead of failing the load.
+    pub skip_bad_records: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawAnswer {
+    pub text: String,
+    pub answer_start: i64,
+}
+
+pub struct DatasetBuilder<'a> {
+    options: &'a LoadOptions,
+    out: SquadDataset,
+    /// (title, context) → index, so shared contexts are stored and tokenized once.
+    context_index: HashMap<(u32, String), u32>,
+    title_index: HashMap<String, u32>,
+    ids: HashSet<String>,
+    /// Char boundaries of the last context, reused while its questions stream in.
+    last_context: Option<(u32, Vec<usize>)>,
+}
+
+impl<'a> DatasetBuilder<'a> {
+    pub fn new(origin: String, options: &'a LoadOptions) -> Self {
+        Self {
+            options,
+            out: SquadDataset { origin, ..Default::default() },
+            context_index: HashMap::new(),
+            title_index: HashMap::new(),
+            ids: HashSet::new(),
+            last_context: None,
+        }
+    }
+
+    /// Adds one question; returns false once the limit is reached.
+    pub fn push(
+        &mut self,
+        title: &str,
+        context: &str,
+        id: String,
+        question: String,
+        answers: Vec<RawAnswer>,
+    ) -> Result<bool> {
+        if self.options.limit.is_some_and(|n| self.out.examples.len() >= n) {
+            return Ok(false);
+        }
+        match self.check_and_add(title, context, &id, question, answers) {
+            Ok(()) => {}
+            Err(reason) if self.options.skip_bad_records => {
+                self.out.skipped.push(format!("{id:?}: {reason}"));
+            }
+            Err(reason) => bail!("{}: bad record {id:?}: {reason}", self.out.origin),
+        }
+        Ok(true)
+    }
+
+    fn check_and_add(
+        &mut self,
+        title: &str,
+        context: &str,
+        id: &str,
+        question: String,
+        raw_answers: Vec<RawAnswer>,
+    ) -> std::result::Result<(), String> {
+        if id.is_empty() {
+            return Err("empty id".into());
+        }
+        if self.ids.contains(id) {
+            return Err("duplicate id".into());
+        }
+        if python_strip(&question).is_empty() {
+            return Err("empty question".into());
+        }
+        if python_strip(context).is_empty() {
+            return Err("empty context".into());
+        }
+        if raw_answers.is_empty() {
+            return Err("no answers (SQuAD v1.1 questions all have one)".into());
+        }
+        let context_idx = self.context_id(title, context);
+        let boundaries = match &self.last_context {
+            Some((idx, b)) if *idx == context_idx => b,
+            _ => {
+                self.last_context = Some((context_idx, char_boundaries(context)));
+                &self.last_context.as_ref().unwrap().1
+            }
+        };
+        let n_chars = boundaries.len() - 1;
+        let mut answers = Vec::with_capacity(raw_answers.len());
+        for (k, a) in raw_answers.into_iter().enumerate() {
+            let len = a.text.chars().count();
+            let start = a.answer_start;
+            if start < 0 || start as usize + len > n_chars {
+                return Err(format!(
+                    "answer {k} ({:?}): answer_start {start} + {len} chars is outside the context of {n_chars} chars",
+                    a.text
+                ));
+            }
+            let start = start as usize;
+            let found = char_slice(context, boundaries, start, start + len);
+            if found != a.text {
+                return Err(format!(
+                    "answer {k}: answer_start {start} points at {found:?}, not at the answer text {:?}",
+                    a.text
+                ));
+            }
+            answers.push(Answer { text: a.text, answer_start: start });
+        }
+        self.ids.insert(id.to_string());
+        self.out.examples.push(Example { id: id.to_string(), question, context: context_idx, answers });
+        Ok(())
+    }
+
+    fn context_id(&mut self, title: &str, context: &str) -> u32 {
+        let title_idx = match self.title_index.get(title) {
+            Some(&i) => i,
+            None => {
+                let i = self.out.titles.len() as u32;
+                self.out.titles.push(title.to_string());
+                self.title_index.insert(title.to_string(), i);
+                i
+            }
+        };
+        let key = (title_idx, context.to_string());
+        if let Some(&i) = self.context_index.get(&key) {
+            return i;
+        }
+        let i = self.out.contexts.len() as u32;
+        self.out.contexts.push(Context { title: title_idx, text: context.to_string() });
+        self.context_index.insert(key, i);
+        i
+    }
+
+    pub fn finish(self) -> Result<SquadDataset> {
+        if self.out.examples.is_empty() {
+            if self.out.skipped.is_empty() {
+                bail!("{}: holds no questions", self.out.origin);
+            }
+            bail!(
+                "{}: every one of its {} questions failed the checks; first: {}",
+                self.out.origin,
+                self.out.skipped.len(),
+                self.out.skipped[0]
+            );
+        }
+        Ok(self.out)
+    }
+}

@@ -1,0 +1,13 @@
+//! SQuAD data: loading and checking records, the model's tokenizer, and the
+//! windows (features) fed to the model.
+
+mod builder;
+mod hub_parquet;
+mod squad;
+pub mod tokenizer;
+pub mod windows;
+
+pub use builder::LoadOptions;
+pub use squad::{load_json, load_source, Answer, Context, Example, Split, SquadDataset};
+pub use tokenizer::QaTokenizer;
+pub use windows::{FeatureSet, Window, WindowParams};

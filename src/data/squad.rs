@@ -1,0 +1,126 @@
+//! The SQuAD v1.1 dataset in memory: contexts stored once, questions pointing at them.
+
+use super::builder::{DatasetBuilder, LoadOptions, RawAnswer};
+use super::hub_parquet;
+use crate::config::{DataLocation, DataSource};
+use anyhow::{bail, Context as _, Result};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Validation,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SquadDataset {
+    /// Where it was read from, for messages.
+    pub origin: String,
+    pub titles: Vec<String>,
+    pub contexts: Vec<Context>,
+    pub examples: Vec<Example>,
+    /// Records dropped by `skip_bad_records`, with the reason for each.
+    pub skipped: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub title: u32,
+    pub text: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Example {
+    pub id: String,
+    pub question: String,
+    pub context: u32,
+    pub answers: Vec<Answer>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub text: String,
+    /// In characters (Python string indices) into the context.
+    pub answer_start: usize,
+}
+
+impl SquadDataset {
+    pub fn context_of(&self, example: &Example) -> &str {
+        &self.contexts[example.context as usize].text
+    }
+
+    pub fn title_of(&self, example: &Example) -> &str {
+        &self.titles[self.contexts[example.context as usize].title as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.examples.is_empty()
+    }
+}
+
+#[derive(Deserialize)]
+struct RawFile {
+    data: Vec<RawArticle>,
+}
+
+#[derive(Deserialize)]
+struct RawArticle {
+    #[serde(default)]
+    title: String,
+    paragraphs: Vec<RawParagraph>,
+}
+
+#[derive(Deserialize)]
+struct RawParagraph {
+    context: String,
+    qas: Vec<RawQa>,
+}
+
+#[derive(Deserialize)]
+struct RawQa {
+    id: String,
+    question: String,
+    answers: Vec<RawAnswer>,
+}
+
+/// Reads an official-format SQuAD JSON file (`{"data": [{"title", "paragraphs": …}]}`).
+pub fn load_json(path: &Path, options: &LoadOptions) -> Result<SquadDataset> {
+    let origin = path.display().to_string();
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read SQuAD file {origin}"))?;
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        bail!("{origin}: the file is empty; expected SQuAD JSON ({{\"data\": [...]}})");
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        anyhow::anyhow!("{origin}: not UTF-8: invalid byte at offset {}", e.valid_up_to())
+    })?;
+    let raw: RawFile = serde_json::from_str(text).map_err(|e| {
+        anyhow::anyhow!("{origin}:{}:{}: malformed SQuAD JSON: {e}", e.line(), e.column())
+    })?;
+    let mut builder = DatasetBuilder::new(origin, options);
+    'articles: for article in raw.data {
+        for paragraph in article.paragraphs {
+            for qa in paragraph.qas {
+                if !builder.push(&article.title, &paragraph.context, qa.id, qa.question, qa.answers)? {
+                    break 'articles;
+                }
+            }
+        }
+    }
+    builder.finish()
+}
+
+/// Loads a split from any source: a local JSON file or the hub dataset's parquet files.
+pub fn load_source(source: &DataSource, split: Split, options: &LoadOptions) -> Result<SquadDataset> {
+    match source.location() {
+        DataLocation::File(path) => load_json(&path, options),
+        DataLocation::Hub(repo) => {
+            let path = repo.fetch(hub_parquet::split_file(split))?;
+            hub_parquet::load(&path, options)
+        }
+    }
+}

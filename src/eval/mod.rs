@@ -1,0 +1,10 @@
+//! From logits to answers (post-processing) and from answers to the official
+//! SQuAD v1.1 scores.
+
+mod metric;
+mod postprocess;
+mod predictions;
+
+pub use metric::{exact_match, f1_score, normalize_answer, score, QuestionScore, Scores};
+pub use postprocess::{postprocess, Candidate, PostprocessParams, Prediction, WindowLogits};
+pub use predictions::{load_predictions, predictions_map, write_predictions};

@@ -1,0 +1,11 @@
+//! squadlab: fine-tune BERT-family models on SQuAD v1.1 and track the experiments.
+//!
+//! One core serves both front ends: the CLI (`cli`) and, later, the desktop app.
+
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod eval;
+pub mod hub;
+pub mod model;
+pub mod text;

