@@ -30,12 +30,18 @@ impl HubRepo {
         if let Some(rev) = &revision {
             let ok = !rev.is_empty()
                 && !rev.contains("..")
-                && rev.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+                && rev
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
             if !ok {
                 bail!("invalid hub revision {rev:?} in {spec:?}");
             }
         }
-        Ok(Self { kind, id: id.to_string(), revision })
+        Ok(Self {
+            kind,
+            id: id.to_string(),
+            revision,
+        })
     }
 
     fn repo(&self) -> Repo {
@@ -67,7 +73,11 @@ impl HubRepo {
                  network (`hf download {}{} {filename}`) and copy the cache folder to {}, \
                  or point squadlab at a local folder",
                 self.describe(filename),
-                if self.kind == RepoKind::Dataset { "--repo-type dataset " } else { "" },
+                if self.kind == RepoKind::Dataset {
+                    "--repo-type dataset "
+                } else {
+                    ""
+                },
                 self.id,
                 where_.display()
             );
@@ -103,7 +113,12 @@ pub fn cache() -> Cache {
 /// `HF_HUB_OFFLINE=1` (or true/yes/on) forbids network access.
 pub fn offline() -> bool {
     std::env::var("HF_HUB_OFFLINE")
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
         .unwrap_or(false)
 }
 
@@ -114,7 +129,8 @@ pub fn validate_repo_id(id: &str) -> Result<()> {
             && p.len() <= 96
             && !p.starts_with(['.', '-'])
             && !p.contains("..")
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     };
     let parts: Vec<&str> = id.split('/').collect();
     if parts.len() > 2 || !parts.iter().all(|p| part_ok(p)) {
@@ -132,7 +148,10 @@ mod tests {
         assert!(HubRepo::parse(RepoKind::Model, "google-bert/bert-base-uncased").is_ok());
         assert!(HubRepo::parse(RepoKind::Dataset, "rajpurkar/squad@main").is_ok());
         for bad in ["../etc", "a/b/c", "", "/abs", "a b", "x/..", "a@"] {
-            assert!(HubRepo::parse(RepoKind::Model, bad).is_err(), "{bad} accepted");
+            assert!(
+                HubRepo::parse(RepoKind::Model, bad).is_err(),
+                "{bad} accepted"
+            );
         }
     }
 }

@@ -5,29 +5,64 @@ mod common;
 use std::process::{Command, Output};
 
 fn squadlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_squadlab")).args(args).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_squadlab"))
+        .args(args)
+        .output()
+        .expect("binary runs")
 }
 
 fn json_line(out: &Output) -> serde_json::Value {
     let stdout = String::from_utf8(out.stdout.clone()).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 1, "exactly one JSON line on stdout, got {stdout:?}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "exactly one JSON line on stdout, got {stdout:?}"
+    );
     serde_json::from_str(lines[0]).unwrap()
 }
 
 #[test]
 fn score_prints_em_f1_and_total() {
-    let Some(dev) = common::squad_file("dev-v1.1.json") else { return };
-    let Some(pred) = common::squad_file("reference_predictions/leaderboard_bert_ensemble_google.json") else { return };
-    let out = squadlab(&["score", "--data", dev.to_str().unwrap(), "--predictions", pred.to_str().unwrap(), "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let Some(dev) = common::squad_file("dev-v1.1.json") else {
+        return;
+    };
+    let Some(pred) =
+        common::squad_file("reference_predictions/leaderboard_bert_ensemble_google.json")
+    else {
+        return;
+    };
+    let out = squadlab(&[
+        "score",
+        "--data",
+        dev.to_str().unwrap(),
+        "--predictions",
+        pred.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j = json_line(&out);
-    assert_eq!(format!("{:.4}", j["exact_match"].as_f64().unwrap()), "86.2062");
+    assert_eq!(
+        format!("{:.4}", j["exact_match"].as_f64().unwrap()),
+        "86.2062"
+    );
     assert_eq!(format!("{:.4}", j["f1"].as_f64().unwrap()), "92.1956");
     assert_eq!(j["total"], 10_570);
 
     // --limit means the first N questions; the rest of the predictions are ignored with a warning.
-    let out = squadlab(&["score", "--data", dev.to_str().unwrap(), "--predictions", pred.to_str().unwrap(), "--limit", "100"]);
+    let out = squadlab(&[
+        "score",
+        "--data",
+        dev.to_str().unwrap(),
+        "--predictions",
+        pred.to_str().unwrap(),
+        "--limit",
+        "100",
+    ]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("total: 100"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ignored 10470 predictions"));
@@ -35,24 +70,43 @@ fn score_prints_em_f1_and_total() {
 
 #[test]
 fn features_counts_and_dumps_windows() {
-    let Some(dev) = common::squad_file("dev-v1.1.json") else { return };
-    let Some(model) = common::minilm_dir() else { return };
+    let Some(dev) = common::squad_file("dev-v1.1.json") else {
+        return;
+    };
+    let Some(model) = common::minilm_dir() else {
+        return;
+    };
     let tok = model.join("tokenizer.json");
     let dir = tempfile::tempdir().unwrap();
     let dump = dir.path().join("w.jsonl");
-    let args = ["features", "--data", dev.to_str().unwrap(), "--tokenizer", tok.to_str().unwrap(), "--limit", "40"];
+    let args = [
+        "features",
+        "--data",
+        dev.to_str().unwrap(),
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--limit",
+        "40",
+    ];
     let mut with_dump = args.to_vec();
     with_dump.extend(["--train", "--dump", dump.to_str().unwrap(), "--json"]);
     let out = squadlab(&with_dump);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j = json_line(&out);
     assert_eq!(j["questions"], 40);
     let windows = j["windows"].as_u64().unwrap() as usize;
     assert!(windows >= 40);
     assert!(j["seconds"].as_f64().unwrap() >= 0.0 && j["zero_labelled"].is_u64());
 
-    let lines: Vec<serde_json::Value> =
-        std::fs::read_to_string(&dump).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&dump)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), windows);
     let first = &lines[0];
     assert_eq!(first["example_id"], "56be4db0acb8001400a502ec");
@@ -74,14 +128,31 @@ fn check_config_prints_presets_in_full() {
         return;
     }
     let out = squadlab(&["check-config", "experiments/minilm-squad-quick.ron"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    for field in ["learning_rate: 0.0001", "warmup_ratio: 0.1", "max_seq_length: 384", "n_best_size: 20", "max_train_samples: Some(2500)"] {
+    for field in [
+        "learning_rate: 0.0001",
+        "warmup_ratio: 0.1",
+        "max_seq_length: 384",
+        "n_best_size: 20",
+        "max_train_samples: Some(2500)",
+    ] {
         assert!(text.contains(field), "missing {field} in\n{text}");
     }
-    for preset in ["experiments/bert-base-squad.ron", "experiments/bert-large-squad.ron"] {
+    for preset in [
+        "experiments/bert-base-squad.ron",
+        "experiments/bert-large-squad.ron",
+    ] {
         let out = squadlab(&["check-config", preset, "--json"]);
-        assert!(out.status.success(), "{preset}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{preset}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert_eq!(json_line(&out)["valid"], true);
     }
 }
@@ -90,12 +161,22 @@ fn check_config_prints_presets_in_full() {
 fn check_config_errors_name_the_file_and_place() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.ron");
-    std::fs::write(&bad, "RunConfig(\n    learning_rate: -1.0,\n    per_device_train_batch_size: 0,\n)").unwrap();
+    std::fs::write(
+        &bad,
+        "RunConfig(\n    learning_rate: -1.0,\n    per_device_train_batch_size: 0,\n)",
+    )
+    .unwrap();
     let out = squadlab(&["check-config", bad.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.ron") && err.contains("learning_rate must be positive"), "{err}");
-    assert!(err.contains("per_device_train_batch_size must be at least 1"), "{err}");
+    assert!(
+        err.contains("bad.ron") && err.contains("learning_rate must be positive"),
+        "{err}"
+    );
+    assert!(
+        err.contains("per_device_train_batch_size must be at least 1"),
+        "{err}"
+    );
 
     std::fs::write(&bad, "RunConfig(\n    epochs: 3,\n)").unwrap();
     let out = squadlab(&["check-config", bad.to_str().unwrap(), "--json"]);
@@ -111,8 +192,17 @@ fn bad_data_fails_with_the_file_named() {
     std::fs::write(&bad, "{\"data\": [").unwrap();
     let pred = dir.path().join("p.json");
     std::fs::write(&pred, "{}").unwrap();
-    let out = squadlab(&["score", "--data", bad.to_str().unwrap(), "--predictions", pred.to_str().unwrap()]);
+    let out = squadlab(&[
+        "score",
+        "--data",
+        bad.to_str().unwrap(),
+        "--predictions",
+        pred.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("broken.json:1:") && err.contains("malformed SQuAD JSON"), "{err}");
+    assert!(
+        err.contains("broken.json:1:") && err.contains("malformed SQuAD JSON"),
+        "{err}"
+    );
 }

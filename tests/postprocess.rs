@@ -13,7 +13,15 @@ fn setup() -> (tempfile::TempDir, SquadDataset, FeatureSet) {
     std::fs::write(dir.path().join("d.json"), json).unwrap();
     let tok = QaTokenizer::from_path(&dir.path().join("vocab.txt")).unwrap();
     let data = load_json(&dir.path().join("d.json"), &LoadOptions::default()).unwrap();
-    let features = FeatureSet::build(&data, &tok, WindowParams { max_length: 32, stride: 8 }).unwrap();
+    let features = FeatureSet::build(
+        &data,
+        &tok,
+        WindowParams {
+            max_length: 32,
+            stride: 8,
+        },
+    )
+    .unwrap();
     (dir, data, features)
 }
 
@@ -33,7 +41,11 @@ fn the_best_span_is_cut_from_the_context_by_characters() {
     assert_eq!(f.context_positions(0).start, 7);
     let start = row(32, &[(7, 5.0), (9, 1.0)]);
     let end = row(32, &[(8, 5.0), (10, 2.0)]);
-    let logits = WindowLogits { start: &start, end: &end, row_len: 32 };
+    let logits = WindowLogits {
+        start: &start,
+        end: &end,
+        row_len: 32,
+    };
     let p = &postprocess(&data, &f, &logits, PostprocessParams::default())[0];
     assert_eq!(p.text, "Zoë Müller");
     let best = p.best().unwrap();
@@ -49,16 +61,31 @@ fn spans_outside_the_context_too_long_or_reversed_are_dropped() {
     // Best raw pair points into the question; next a reversed span; then a valid one.
     let start = row(32, &[(1, 9.0), (12, 8.0), (9, 1.0)]);
     let end = row(32, &[(2, 9.0), (10, 8.0), (11, 1.0)]);
-    let logits = WindowLogits { start: &start, end: &end, row_len: 32 };
+    let logits = WindowLogits {
+        start: &start,
+        end: &end,
+        row_len: 32,
+    };
     let p = &postprocess(&data, &f, &logits, PostprocessParams::default())[0];
     assert_eq!(p.text, "founded the");
 
-    let params = PostprocessParams { n_best_size: 20, max_answer_length: 1 };
+    let params = PostprocessParams {
+        n_best_size: 20,
+        max_answer_length: 1,
+    };
     let start = row(32, &[(7, 5.0)]);
     let end = row(32, &[(8, 5.0)]);
-    let logits = WindowLogits { start: &start, end: &end, row_len: 32 };
+    let logits = WindowLogits {
+        start: &start,
+        end: &end,
+        row_len: 32,
+    };
     let p = &postprocess(&data, &f, &logits, params)[0];
-    assert!(p.nbest.iter().all(|c| c.text.split(' ').count() == 1), "{:?}", p.nbest);
+    assert!(
+        p.nbest.iter().all(|c| c.text.split(' ').count() == 1),
+        "{:?}",
+        p.nbest
+    );
 }
 
 #[test]
@@ -67,8 +94,15 @@ fn top_n_is_taken_before_filtering_so_a_question_heavy_top_n_yields_nothing() {
     // With n_best 2, both top starts and ends lie in the question: no candidate, answer "".
     let start = row(32, &[(1, 9.0), (2, 8.0), (7, 7.0)]);
     let end = row(32, &[(3, 9.0), (4, 8.0), (8, 7.0)]);
-    let logits = WindowLogits { start: &start, end: &end, row_len: 32 };
-    let params = PostprocessParams { n_best_size: 2, max_answer_length: 30 };
+    let logits = WindowLogits {
+        start: &start,
+        end: &end,
+        row_len: 32,
+    };
+    let params = PostprocessParams {
+        n_best_size: 2,
+        max_answer_length: 30,
+    };
     let p = &postprocess(&data, &f, &logits, params)[0];
     assert_eq!(p.text, "");
     assert!(p.nbest.is_empty());

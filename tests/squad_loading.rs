@@ -10,24 +10,35 @@ fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 fn squad(qas: &str, context: &str) -> String {
-    format!(r#"{{"version": "1.1", "data": [{{"title": "T", "paragraphs": [{{"context": {context:?}, "qas": [{qas}]}}]}}]}}"#)
+    format!(
+        r#"{{"version": "1.1", "data": [{{"title": "T", "paragraphs": [{{"context": {context:?}, "qas": [{qas}]}}]}}]}}"#
+    )
 }
 
 fn qa(id: &str, text: &str, start: i64) -> String {
-    format!(r#"{{"id": "{id}", "question": "What?", "answers": [{{"text": "{text}", "answer_start": {start}}}]}}"#)
+    format!(
+        r#"{{"id": "{id}", "question": "What?", "answers": [{{"text": "{text}", "answer_start": {start}}}]}}"#
+    )
 }
 
 fn load_err(bytes: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "bad.json", bytes);
-    format!("{:#}", load_json(&path, &LoadOptions::default()).unwrap_err())
+    format!(
+        "{:#}",
+        load_json(&path, &LoadOptions::default()).unwrap_err()
+    )
 }
 
 #[test]
 fn good_records_load_with_shared_contexts() {
     let dir = tempfile::tempdir().unwrap();
     let qas = [qa("a", "Zoë", 0), qa("b", "café", 9)].join(",");
-    let path = write(&dir, "ok.json", squad(&qas, "Zoë owns café Noir").as_bytes());
+    let path = write(
+        &dir,
+        "ok.json",
+        squad(&qas, "Zoë owns café Noir").as_bytes(),
+    );
     let data = load_json(&path, &LoadOptions::default()).unwrap();
     assert_eq!(data.len(), 2);
     assert_eq!(data.contexts.len(), 1);
@@ -50,18 +61,27 @@ fn malformed_json_gives_its_position() {
 fn empty_and_non_utf8_files_are_named() {
     assert!(load_err(b"").contains("the file is empty"));
     let msg = load_err(b"{\"data\": [\"\xff\xfe\"]}");
-    assert!(msg.contains("not UTF-8") && msg.contains("offset 11"), "{msg}");
+    assert!(
+        msg.contains("not UTF-8") && msg.contains("offset 11"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn bad_records_name_their_id() {
     let out_of_range = squad(&qa("q-range", "Noir", 40), "Zoë owns café Noir");
     let msg = load_err(out_of_range.as_bytes());
-    assert!(msg.contains("bad record \"q-range\"") && msg.contains("outside the context"), "{msg}");
+    assert!(
+        msg.contains("bad record \"q-range\"") && msg.contains("outside the context"),
+        "{msg}"
+    );
 
     let mismatched = squad(&qa("q-text", "Noir", 3), "Zoë owns café Noir");
     let msg = load_err(mismatched.as_bytes());
-    assert!(msg.contains("\"q-text\"") && msg.contains("points at \" own\""), "{msg}");
+    assert!(
+        msg.contains("\"q-text\"") && msg.contains("points at \" own\""),
+        "{msg}"
+    );
 
     let msg = load_err(squad(&qa("q-empty", "x", 0), "   ").as_bytes());
     assert!(msg.contains("\"q-empty\": empty context"), "{msg}");
@@ -77,11 +97,29 @@ fn bad_records_name_their_id() {
 #[test]
 fn skip_bad_records_drops_and_counts_them() {
     let dir = tempfile::tempdir().unwrap();
-    let qas = [qa("good", "Zoë", 0), qa("bad", "Noir", 3), qa("good2", "Noir", 14)].join(",");
-    let path = write(&dir, "mixed.json", squad(&qas, "Zoë owns café Noir").as_bytes());
-    let opts = LoadOptions { limit: None, skip_bad_records: true };
+    let qas = [
+        qa("good", "Zoë", 0),
+        qa("bad", "Noir", 3),
+        qa("good2", "Noir", 14),
+    ]
+    .join(",");
+    let path = write(
+        &dir,
+        "mixed.json",
+        squad(&qas, "Zoë owns café Noir").as_bytes(),
+    );
+    let opts = LoadOptions {
+        limit: None,
+        skip_bad_records: true,
+    };
     let data = load_json(&path, &opts).unwrap();
-    assert_eq!(data.examples.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["good", "good2"]);
+    assert_eq!(
+        data.examples
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>(),
+        ["good", "good2"]
+    );
     assert_eq!(data.skipped.len(), 1);
     assert!(data.skipped[0].starts_with("\"bad\""));
 }
@@ -90,7 +128,24 @@ fn skip_bad_records_drops_and_counts_them() {
 fn limit_keeps_the_first_questions_in_file_order() {
     let dir = tempfile::tempdir().unwrap();
     let qas = [qa("1", "Zoë", 0), qa("2", "Noir", 14), qa("3", "café", 9)].join(",");
-    let path = write(&dir, "three.json", squad(&qas, "Zoë owns café Noir").as_bytes());
-    let data = load_json(&path, &LoadOptions { limit: Some(2), skip_bad_records: false }).unwrap();
-    assert_eq!(data.examples.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["1", "2"]);
+    let path = write(
+        &dir,
+        "three.json",
+        squad(&qas, "Zoë owns café Noir").as_bytes(),
+    );
+    let data = load_json(
+        &path,
+        &LoadOptions {
+            limit: Some(2),
+            skip_bad_records: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        data.examples
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect::<Vec<_>>(),
+        ["1", "2"]
+    );
 }

@@ -30,7 +30,9 @@ fn summarize(data: &SquadDataset, features: &FeatureSet, train: bool) -> Summary
             push(&mut hash, win.end_position as i32);
         } else {
             for pos in 0..384 {
-                let (s, e) = features.offset(w, pos, data).map_or((-1, -1), |(s, e)| (s as i32, e as i32));
+                let (s, e) = features
+                    .offset(w, pos, data)
+                    .map_or((-1, -1), |(s, e)| (s as i32, e as i32));
                 push(&mut hash, s);
                 push(&mut hash, e);
             }
@@ -39,32 +41,59 @@ fn summarize(data: &SquadDataset, features: &FeatureSet, train: bool) -> Summary
     Summary {
         windows: features.len(),
         zero_labelled: features.zero_labelled(),
-        start_sum: features.windows.iter().map(|w| w.start_position as u64).sum(),
+        start_sum: features
+            .windows
+            .iter()
+            .map(|w| w.start_position as u64)
+            .sum(),
         end_sum: features.windows.iter().map(|w| w.end_position as u64).sum(),
         sha256: format!("{:x}", hash.finalize()),
     }
 }
 
 fn expected(split: &str) -> serde_json::Value {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/window_digests.json"))
-        .expect("fixture present");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/window_digests.json"
+    ))
+    .expect("fixture present");
     let all: serde_json::Value = serde_json::from_str(&text).unwrap();
     all[split].clone()
 }
 
 fn check(split: &str, file: &str, questions: usize, windows: usize) {
-    let Some(data) = common::load_squad(file, None) else { return };
-    let Some(tokenizer) = common::bert_uncased_tokenizer() else { return };
+    let Some(data) = common::load_squad(file, None) else {
+        return;
+    };
+    let Some(tokenizer) = common::bert_uncased_tokenizer() else {
+        return;
+    };
     assert_eq!(data.len(), questions);
     let features = FeatureSet::build(&data, &tokenizer, WindowParams::default()).unwrap();
     assert_eq!(features.len(), windows, "{split} windows");
     let got = summarize(&data, &features, split == "train");
     let want = expected(split);
     assert_eq!(want["windows"], got.windows);
-    assert_eq!(got.zero_labelled, want["zero_labelled"].as_u64().unwrap() as usize, "{split} zero-labelled");
-    assert_eq!(got.start_sum, want["start_sum"].as_u64().unwrap(), "{split} start positions");
-    assert_eq!(got.end_sum, want["end_sum"].as_u64().unwrap(), "{split} end positions");
-    assert_eq!(got.sha256, want["sha256"].as_str().unwrap(), "{split} window digest");
+    assert_eq!(
+        got.zero_labelled,
+        want["zero_labelled"].as_u64().unwrap() as usize,
+        "{split} zero-labelled"
+    );
+    assert_eq!(
+        got.start_sum,
+        want["start_sum"].as_u64().unwrap(),
+        "{split} start positions"
+    );
+    assert_eq!(
+        got.end_sum,
+        want["end_sum"].as_u64().unwrap(),
+        "{split} end positions"
+    );
+    assert_eq!(
+        got.sha256,
+        want["sha256"].as_str().unwrap(),
+        "{split} window digest"
+    );
 }
 
 #[test]
@@ -79,8 +108,12 @@ fn train_windows_match_the_reference() {
 
 #[test]
 fn every_window_is_well_formed() {
-    let Some(data) = common::load_squad("dev-v1.1.json", Some(500)) else { return };
-    let Some(tokenizer) = common::bert_uncased_tokenizer() else { return };
+    let Some(data) = common::load_squad("dev-v1.1.json", Some(500)) else {
+        return;
+    };
+    let Some(tokenizer) = common::bert_uncased_tokenizer() else {
+        return;
+    };
     let features = FeatureSet::build(&data, &tokenizer, WindowParams::default()).unwrap();
     for w in 0..features.len() {
         let t = features.tensors(w, &data, 384);
@@ -98,14 +131,23 @@ fn every_window_is_well_formed() {
         let win = features.windows[w];
         if win.start_position != 0 {
             let ex = &data.examples[win.example as usize];
-            let (s, _) = features.offset(w, win.start_position as usize, &data).unwrap();
-            let (_, e) = features.offset(w, win.end_position as usize, &data).unwrap();
+            let (s, _) = features
+                .offset(w, win.start_position as usize, &data)
+                .unwrap();
+            let (_, e) = features
+                .offset(w, win.end_position as usize, &data)
+                .unwrap();
             let a = &ex.answers[0];
-            assert!(s as usize <= a.answer_start && e as usize >= a.answer_start + a.text.chars().count());
+            assert!(
+                s as usize <= a.answer_start
+                    && e as usize >= a.answer_start + a.text.chars().count()
+            );
         }
     }
     // Consecutive windows of one context overlap by the stride.
-    let multi = (0..data.len()).find(|&i| features.windows_of(i).len() > 1).expect("a long context");
+    let multi = (0..data.len())
+        .find(|&i| features.windows_of(i).len() > 1)
+        .expect("a long context");
     let r = features.windows_of(multi);
     let (a, b) = (features.windows[r.start], features.windows[r.start + 1]);
     assert_eq!(a.context_end - b.context_start, 128);

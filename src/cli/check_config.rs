@@ -22,7 +22,9 @@ pub fn run(args: &CheckConfigArgs) -> Result<Report> {
     let model_note = match locate_model(&config.model, false) {
         Ok(files) => {
             let model = BertConfig::load(&files.config_json())?;
-            config.validate_positions(model.max_position_embeddings).map_err(|e| e.in_file(&args.file))?;
+            config
+                .validate_positions(model.max_position_embeddings)
+                .map_err(|e| e.in_file(&args.file))?;
             format!("model {} found at {}", config.model, files.dir.display())
         }
         Err(e) => format!("model not checked: {e:#}"),

@@ -39,10 +39,17 @@ pub struct FeaturesArgs {
 }
 
 pub fn run(args: &FeaturesArgs) -> Result<Report> {
-    let split = if args.train { Split::Train } else { Split::Validation };
+    let split = if args.train {
+        Split::Train
+    } else {
+        Split::Validation
+    };
     let data = load_data(&args.data, split, args.limit, args.skip_bad_records)?;
     let tokenizer = load_tokenizer(&args.tokenizer)?;
-    let params = WindowParams { max_length: args.max_length, stride: args.stride };
+    let params = WindowParams {
+        max_length: args.max_length,
+        stride: args.stride,
+    };
 
     // Timed: windowing only, not loading the file or the tokenizer.
     let timer = Instant::now();
@@ -60,7 +67,8 @@ pub fn run(args: &FeaturesArgs) -> Result<Report> {
 }
 
 fn dump(path: &Path, data: &SquadDataset, features: &FeatureSet, labels: bool) -> Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut out = BufWriter::new(file);
     for w in 0..features.len() {
         let win = &features.windows[w];
@@ -82,5 +90,6 @@ fn dump(path: &Path, data: &SquadDataset, features: &FeatureSet, labels: bool) -
         serde_json::to_writer(&mut out, &line)?;
         out.write_all(b"\n")?;
     }
-    out.flush().with_context(|| format!("cannot write {}", path.display()))
+    out.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -6,11 +6,29 @@ use crate::model::locate_model;
 use anyhow::{anyhow, Result};
 use std::path::Path;
 
-pub fn load_data(spec: &str, split: Split, limit: Option<usize>, skip_bad_records: bool) -> Result<SquadDataset> {
-    let source = DataSource::try_from(spec.to_string()).map_err(|e| anyhow!("--data {spec:?}: {e}"))?;
-    let data = load_source(&source, split, &LoadOptions { limit, skip_bad_records })?;
+pub fn load_data(
+    spec: &str,
+    split: Split,
+    limit: Option<usize>,
+    skip_bad_records: bool,
+) -> Result<SquadDataset> {
+    let source =
+        DataSource::try_from(spec.to_string()).map_err(|e| anyhow!("--data {spec:?}: {e}"))?;
+    let data = load_source(
+        &source,
+        split,
+        &LoadOptions {
+            limit,
+            skip_bad_records,
+        },
+    )?;
     if !data.skipped.is_empty() {
-        eprintln!("skipped {} bad records of {}; first: {}", data.skipped.len(), data.origin, data.skipped[0]);
+        eprintln!(
+            "skipped {} bad records of {}; first: {}",
+            data.skipped.len(),
+            data.origin,
+            data.skipped[0]
+        );
     }
     Ok(data)
 }
@@ -21,7 +39,8 @@ pub fn load_tokenizer(spec: &str) -> Result<QaTokenizer> {
     if path.exists() {
         return QaTokenizer::from_path(path);
     }
-    let source = ModelSource::try_from(spec.to_string()).map_err(|e| anyhow!("--tokenizer {spec:?}: {e}"))?;
+    let source = ModelSource::try_from(spec.to_string())
+        .map_err(|e| anyhow!("--tokenizer {spec:?}: {e}"))?;
     let files = locate_model(&source, true)?;
     QaTokenizer::from_path(&files.tokenizer())
 }

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "squadlab", version, about = "Fine-tune BERT-family models on SQuAD v1.1 and track the experiments")]
+#[command(
+    name = "squadlab",
+    version,
+    about = "Fine-tune BERT-family models on SQuAD v1.1 and track the experiments"
+)]
 pub struct Cli {
     /// Worker threads for data processing (default: all cores).
     #[arg(long, global = true)]
@@ -46,7 +50,10 @@ pub fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     };
     if let Some(n) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+        {
             eprintln!("error: cannot set {n} threads: {e}");
             return ExitCode::FAILURE;
         }

@@ -4,8 +4,8 @@ use super::inputs::{load_data, load_tokenizer};
 use super::Report;
 use crate::data::{FeatureSet, Split, WindowParams};
 use crate::eval::{
-    load_predictions, postprocess, predictions_map, score, write_predictions, PostprocessParams, Scores,
-    WindowLogits,
+    load_predictions, postprocess, score, score_predictions, write_predictions, PostprocessParams,
+    Scores, WindowLogits,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -45,12 +45,16 @@ fn warn_about(scores: &Scores) {
         );
     }
     if scores.unanswered > 0 {
-        eprintln!("warning: {} questions have no prediction and score 0", scores.unanswered);
+        eprintln!(
+            "warning: {} questions have no prediction and score 0",
+            scores.unanswered
+        );
     }
 }
 
 fn score_report(scores: &Scores, extra: serde_json::Value) -> Report {
-    let mut j = json!({ "exact_match": scores.exact_match, "f1": scores.f1, "total": scores.total });
+    let mut j =
+        json!({ "exact_match": scores.exact_match, "f1": scores.f1, "total": scores.total });
     let mut text = format!(
         "exact_match: {}\nf1: {}\ntotal: {}\n",
         scores.exact_match, scores.f1, scores.total
@@ -98,27 +102,41 @@ pub fn run_postprocess(args: &PostprocessArgs) -> Result<Report> {
     }
     let data = load_data(&args.data, Split::Validation, args.limit, false)?;
     let tokenizer = load_tokenizer(&args.tokenizer)?;
-    let params = WindowParams { max_length: args.max_length, stride: args.stride };
+    let params = WindowParams {
+        max_length: args.max_length,
+        stride: args.stride,
+    };
     let features = FeatureSet::build(&data, &tokenizer, params)?;
     let (start, end) = read_logits(&args.logits, features.len(), args.max_length)?;
-    let logits = WindowLogits { start: &start, end: &end, row_len: args.max_length };
-    let pp = PostprocessParams { n_best_size: args.n_best, max_answer_length: args.max_answer_length };
+    let logits = WindowLogits {
+        start: &start,
+        end: &end,
+        row_len: args.max_length,
+    };
+    let pp = PostprocessParams {
+        n_best_size: args.n_best,
+        max_answer_length: args.max_answer_length,
+    };
 
     let timer = Instant::now();
     let predictions = postprocess(&data, &features, &logits, pp);
-    let scores = score(&data, &predictions_map(&predictions));
+    let scores = score_predictions(&data, &predictions);
     let seconds = timer.elapsed().as_secs_f64();
 
     if let Some(path) = &args.predictions_out {
         write_predictions(path, &predictions)?;
     }
     warn_about(&scores);
-    Ok(score_report(&scores, json!({ "windows": features.len(), "seconds": seconds })))
+    Ok(score_report(
+        &scores,
+        json!({ "windows": features.len(), "seconds": seconds }),
+    ))
 }
 
 /// Splits the [windows, 2, L] file into start and end matrices.
 fn read_logits(path: &PathBuf, windows: usize, row_len: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read logits {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("cannot read logits {}", path.display()))?;
     let expected = windows * 2 * row_len * 4;
     if bytes.len() != expected {
         bail!(
@@ -127,8 +145,14 @@ fn read_logits(path: &PathBuf, windows: usize, row_len: usize) -> Result<(Vec<f3
             bytes.len()
         );
     }
-    let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    let (mut start, mut end) = (Vec::with_capacity(windows * row_len), Vec::with_capacity(windows * row_len));
+    let values: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let (mut start, mut end) = (
+        Vec::with_capacity(windows * row_len),
+        Vec::with_capacity(windows * row_len),
+    );
     for pair in values.chunks_exact(2 * row_len) {
         start.extend_from_slice(&pair[..row_len]);
         end.extend_from_slice(&pair[row_len..]);

@@ -5,7 +5,9 @@
 mod source;
 mod validate;
 
-pub use source::{data_dir, DataLocation, DataSource, ModelLocation, ModelSource, DATA_ENV, DEFAULT_DATA_DIR};
+pub use source::{
+    data_dir, DataLocation, DataSource, ModelLocation, ModelSource, DATA_ENV, DEFAULT_DATA_DIR,
+};
 pub use validate::ConfigError;
 
 use anyhow::{Context, Result};
@@ -136,12 +138,14 @@ impl Default for DataConfig {
 impl RunConfig {
     /// Parses RON; syntax errors, unknown fields and wrong types name `origin:line:col`.
     pub fn from_ron(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        ron::Options::default().from_str(text).map_err(|e| ConfigError::Parse {
-            origin: origin.to_string(),
-            line: e.span.start.line,
-            col: e.span.start.col,
-            message: e.code.to_string(),
-        })
+        ron::Options::default()
+            .from_str(text)
+            .map_err(|e| ConfigError::Parse {
+                origin: origin.to_string(),
+                line: e.span.start.line,
+                col: e.span.start.col,
+                message: e.code.to_string(),
+            })
     }
 
     /// Reads, parses and validates a config file.

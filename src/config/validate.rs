@@ -6,17 +6,26 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{origin}:{line}:{col}: {message}")]
-    Parse { origin: String, line: usize, col: usize, message: String },
+    Parse {
+        origin: String,
+        line: usize,
+        col: usize,
+        message: String,
+    },
     #[error("{}invalid config:\n{}", origin.as_ref().map(|o| format!("{o}: ")).unwrap_or_default(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
-    Invalid { origin: Option<String>, problems: Vec<String> },
+    Invalid {
+        origin: Option<String>,
+        problems: Vec<String>,
+    },
 }
 
 impl ConfigError {
     pub fn in_file(self, path: &Path) -> Self {
         match self {
-            ConfigError::Invalid { problems, .. } => {
-                ConfigError::Invalid { origin: Some(path.display().to_string()), problems }
-            }
+            ConfigError::Invalid { problems, .. } => ConfigError::Invalid {
+                origin: Some(path.display().to_string()),
+                problems,
+            },
             other => other,
         }
     }
@@ -42,29 +51,59 @@ impl RunConfig {
         };
         let c = self;
         // A window holds [CLS] question [SEP] context [SEP]: leave room for a question and context.
-        need(c.max_seq_length >= 16, format!("max_seq_length must be at least 16, got {}", c.max_seq_length));
+        need(
+            c.max_seq_length >= 16,
+            format!(
+                "max_seq_length must be at least 16, got {}",
+                c.max_seq_length
+            ),
+        );
         need(
             c.doc_stride < c.max_seq_length,
-            format!("doc_stride ({}) must be smaller than max_seq_length ({})", c.doc_stride, c.max_seq_length),
+            format!(
+                "doc_stride ({}) must be smaller than max_seq_length ({})",
+                c.doc_stride, c.max_seq_length
+            ),
         );
-        need(c.per_device_train_batch_size > 0, "per_device_train_batch_size must be at least 1, got 0".into());
-        need(c.per_device_eval_batch_size > 0, "per_device_eval_batch_size must be at least 1, got 0".into());
-        need(c.gradient_accumulation_steps > 0, "gradient_accumulation_steps must be at least 1, got 0".into());
+        need(
+            c.per_device_train_batch_size > 0,
+            "per_device_train_batch_size must be at least 1, got 0".into(),
+        );
+        need(
+            c.per_device_eval_batch_size > 0,
+            "per_device_eval_batch_size must be at least 1, got 0".into(),
+        );
+        need(
+            c.gradient_accumulation_steps > 0,
+            "gradient_accumulation_steps must be at least 1, got 0".into(),
+        );
         need(
             c.num_train_epochs.is_finite() && c.num_train_epochs > 0.0,
-            format!("num_train_epochs must be a positive number, got {}", c.num_train_epochs),
+            format!(
+                "num_train_epochs must be a positive number, got {}",
+                c.num_train_epochs
+            ),
         );
-        need(c.max_steps != Some(0), "max_steps must be at least 1 when set, got 0".into());
+        need(
+            c.max_steps != Some(0),
+            "max_steps must be at least 1 when set, got 0".into(),
+        );
         need(
             c.learning_rate.is_finite() && c.learning_rate > 0.0,
             format!("learning_rate must be positive, got {}", c.learning_rate),
         );
         need(
             c.weight_decay.is_finite() && c.weight_decay >= 0.0,
-            format!("weight_decay must be zero or positive, got {}", c.weight_decay),
+            format!(
+                "weight_decay must be zero or positive, got {}",
+                c.weight_decay
+            ),
         );
         for (name, beta) in [("adam_beta1", c.adam_beta1), ("adam_beta2", c.adam_beta2)] {
-            need((0.0..1.0).contains(&beta), format!("{name} must be in [0, 1), got {beta}"));
+            need(
+                (0.0..1.0).contains(&beta),
+                format!("{name} must be in [0, 1), got {beta}"),
+            );
         }
         need(
             c.adam_epsilon.is_finite() && c.adam_epsilon > 0.0,
@@ -76,27 +115,60 @@ impl RunConfig {
         );
         need(
             c.max_grad_norm.is_finite() && c.max_grad_norm >= 0.0,
-            format!("max_grad_norm must be zero (no clipping) or positive, got {}", c.max_grad_norm),
+            format!(
+                "max_grad_norm must be zero (no clipping) or positive, got {}",
+                c.max_grad_norm
+            ),
         );
-        need(c.logging_steps > 0, "logging_steps must be at least 1, got 0".into());
+        need(
+            c.logging_steps > 0,
+            "logging_steps must be at least 1, got 0".into(),
+        );
         need(
             c.save_strategy != SaveStrategy::Steps || c.save_steps > 0,
             "save_steps must be at least 1 with save_strategy: Steps".into(),
         );
-        need(c.save_total_limit != Some(0), "save_total_limit must be at least 1, or None to keep all".into());
-        need(c.n_best_size > 0, "n_best_size must be at least 1, got 0".into());
-        need(c.max_answer_length > 0, "max_answer_length must be at least 1, got 0".into());
-        need(c.data.max_train_samples != Some(0), "data.max_train_samples must be at least 1 when set, got 0".into());
-        need(c.data.max_eval_samples != Some(0), "data.max_eval_samples must be at least 1 when set, got 0".into());
-        for (field, source) in [("data.train", &c.data.train), ("data.validation", &c.data.validation)] {
+        need(
+            c.save_total_limit != Some(0),
+            "save_total_limit must be at least 1, or None to keep all".into(),
+        );
+        need(
+            c.n_best_size > 0,
+            "n_best_size must be at least 1, got 0".into(),
+        );
+        need(
+            c.max_answer_length > 0,
+            "max_answer_length must be at least 1, got 0".into(),
+        );
+        need(
+            c.data.max_train_samples != Some(0),
+            "data.max_train_samples must be at least 1 when set, got 0".into(),
+        );
+        need(
+            c.data.max_eval_samples != Some(0),
+            "data.max_eval_samples must be at least 1 when set, got 0".into(),
+        );
+        for (field, source) in [
+            ("data.train", &c.data.train),
+            ("data.validation", &c.data.validation),
+        ] {
             if let DataLocation::File(path) = source.location() {
-                need(path.is_file(), format!("{field}: file {} does not exist (from {source:?})", path.display()));
+                need(
+                    path.is_file(),
+                    format!(
+                        "{field}: file {} does not exist (from {source:?})",
+                        path.display()
+                    ),
+                );
             }
         }
         if p.is_empty() {
             Ok(())
         } else {
-            Err(ConfigError::Invalid { origin: None, problems: p })
+            Err(ConfigError::Invalid {
+                origin: None,
+                problems: p,
+            })
         }
     }
 

@@ -35,7 +35,10 @@ impl<'a> DatasetBuilder<'a> {
     pub fn new(origin: String, options: &'a LoadOptions) -> Self {
         Self {
             options,
-            out: SquadDataset { origin, ..Default::default() },
+            out: SquadDataset {
+                origin,
+                ..Default::default()
+            },
             context_index: HashMap::new(),
             title_index: HashMap::new(),
             ids: HashSet::new(),
@@ -52,7 +55,11 @@ impl<'a> DatasetBuilder<'a> {
         question: String,
         answers: Vec<RawAnswer>,
     ) -> Result<bool> {
-        if self.options.limit.is_some_and(|n| self.out.examples.len() >= n) {
+        if self
+            .options
+            .limit
+            .is_some_and(|n| self.out.examples.len() >= n)
+        {
             return Ok(false);
         }
         match self.check_and_add(title, context, &id, question, answers) {
@@ -115,10 +122,18 @@ impl<'a> DatasetBuilder<'a> {
                     a.text
                 ));
             }
-            answers.push(Answer { text: a.text, answer_start: start });
+            answers.push(Answer {
+                text: a.text,
+                answer_start: start,
+            });
         }
         self.ids.insert(id.to_string());
-        self.out.examples.push(Example { id: id.to_string(), question, context: context_idx, answers });
+        self.out.examples.push(Example {
+            id: id.to_string(),
+            question,
+            context: context_idx,
+            answers,
+        });
         Ok(())
     }
 
@@ -137,7 +152,10 @@ impl<'a> DatasetBuilder<'a> {
             return i;
         }
         let i = self.out.contexts.len() as u32;
-        self.out.contexts.push(Context { title: title_idx, text: context.to_string() });
+        self.out.contexts.push(Context {
+            title: title_idx,
+            text: context.to_string(),
+        });
         self.context_index.insert(key, i);
         i
     }

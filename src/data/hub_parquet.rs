@@ -21,11 +21,19 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<SquadDataset> {
     let reader = SerializedFileReader::new(file)
         .map_err(|e| anyhow!("{origin}: not a readable parquet file: {e}"))?;
     let mut builder = DatasetBuilder::new(origin.clone(), options);
-    let rows = reader.get_row_iter(None).map_err(|e| anyhow!("{origin}: {e}"))?;
+    let rows = reader
+        .get_row_iter(None)
+        .map_err(|e| anyhow!("{origin}: {e}"))?;
     for (n, row) in rows.enumerate() {
         let row = row.map_err(|e| anyhow!("{origin}: row {n}: {e}"))?;
         let record = Record::from_row(&row).map_err(|e| anyhow!("{origin}: row {n}: {e}"))?;
-        if !builder.push(&record.title, &record.context, record.id, record.question, record.answers)? {
+        if !builder.push(
+            &record.title,
+            &record.context,
+            record.id,
+            record.question,
+            record.answers,
+        )? {
             break;
         }
     }
@@ -57,15 +65,24 @@ impl Record {
                 "context" => rec.context = string(field, name)?,
                 "question" => rec.question = string(field, name)?,
                 "answers" => {
-                    let Field::Group(group) = field else { bail!("column answers is not a struct") };
+                    let Field::Group(group) = field else {
+                        bail!("column answers is not a struct")
+                    };
                     for (sub, value) in group.get_column_iter() {
-                        let Field::ListInternal(list) = value else { bail!("answers.{sub} is not a list") };
+                        let Field::ListInternal(list) = value else {
+                            bail!("answers.{sub} is not a list")
+                        };
                         match sub.as_str() {
                             "text" => {
-                                texts = list.elements().iter().map(|f| string(f, "answers.text")).collect::<Result<_>>()?
+                                texts = list
+                                    .elements()
+                                    .iter()
+                                    .map(|f| string(f, "answers.text"))
+                                    .collect::<Result<_>>()?
                             }
                             "answer_start" => {
-                                starts = list.elements().iter().map(integer).collect::<Result<_>>()?
+                                starts =
+                                    list.elements().iter().map(integer).collect::<Result<_>>()?
                             }
                             _ => {}
                         }
@@ -75,7 +92,11 @@ impl Record {
             }
         }
         if texts.len() != starts.len() {
-            bail!("answers.text has {} entries but answers.answer_start {}", texts.len(), starts.len());
+            bail!(
+                "answers.text has {} entries but answers.answer_start {}",
+                texts.len(),
+                starts.len()
+            );
         }
         rec.answers = texts
             .into_iter()

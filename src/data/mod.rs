@@ -6,6 +6,7 @@ mod hub_parquet;
 mod squad;
 pub mod tokenizer;
 pub mod windows;
+mod wordpiece;
 
 pub use builder::LoadOptions;
 pub use squad::{load_json, load_source, Answer, Context, Example, Split, SquadDataset};

@@ -96,16 +96,29 @@ pub fn load_json(path: &Path, options: &LoadOptions) -> Result<SquadDataset> {
         bail!("{origin}: the file is empty; expected SQuAD JSON ({{\"data\": [...]}})");
     }
     let text = std::str::from_utf8(&bytes).map_err(|e| {
-        anyhow::anyhow!("{origin}: not UTF-8: invalid byte at offset {}", e.valid_up_to())
+        anyhow::anyhow!(
+            "{origin}: not UTF-8: invalid byte at offset {}",
+            e.valid_up_to()
+        )
     })?;
     let raw: RawFile = serde_json::from_str(text).map_err(|e| {
-        anyhow::anyhow!("{origin}:{}:{}: malformed SQuAD JSON: {e}", e.line(), e.column())
+        anyhow::anyhow!(
+            "{origin}:{}:{}: malformed SQuAD JSON: {e}",
+            e.line(),
+            e.column()
+        )
     })?;
     let mut builder = DatasetBuilder::new(origin, options);
     'articles: for article in raw.data {
         for paragraph in article.paragraphs {
             for qa in paragraph.qas {
-                if !builder.push(&article.title, &paragraph.context, qa.id, qa.question, qa.answers)? {
+                if !builder.push(
+                    &article.title,
+                    &paragraph.context,
+                    qa.id,
+                    qa.question,
+                    qa.answers,
+                )? {
                     break 'articles;
                 }
             }
@@ -115,7 +128,11 @@ pub fn load_json(path: &Path, options: &LoadOptions) -> Result<SquadDataset> {
 }
 
 /// Loads a split from any source: a local JSON file or the hub dataset's parquet files.
-pub fn load_source(source: &DataSource, split: Split, options: &LoadOptions) -> Result<SquadDataset> {
+pub fn load_source(
+    source: &DataSource,
+    split: Split,
+    options: &LoadOptions,
+) -> Result<SquadDataset> {
     match source.location() {
         DataLocation::File(path) => load_json(&path, options),
         DataLocation::Hub(repo) => {

@@ -22,7 +22,10 @@ pub struct WindowParams {
 
 impl Default for WindowParams {
     fn default() -> Self {
-        Self { max_length: 384, stride: 128 }
+        Self {
+            max_length: 384,
+            stride: 128,
+        }
     }
 }
 
@@ -60,9 +63,17 @@ pub struct WindowTensors {
 }
 
 impl FeatureSet {
-    pub fn build(data: &SquadDataset, tokenizer: &QaTokenizer, params: WindowParams) -> Result<Self> {
+    pub fn build(
+        data: &SquadDataset,
+        tokenizer: &QaTokenizer,
+        params: WindowParams,
+    ) -> Result<Self> {
         if params.stride >= params.max_length {
-            bail!("doc_stride ({}) must be smaller than max_seq_length ({})", params.stride, params.max_length);
+            bail!(
+                "doc_stride ({}) must be smaller than max_seq_length ({})",
+                params.stride,
+                params.max_length
+            );
         }
         let contexts: Vec<Encoded> = data
             .contexts
@@ -78,8 +89,14 @@ impl FeatureSet {
             .into_par_iter()
             .map(|i| {
                 let ex = &data.examples[i];
-                example_windows(i as u32, &questions[i], &contexts[ex.context as usize], ex, params)
-                    .map_err(|e| anyhow::anyhow!("{}: question {:?}: {e}", data.origin, ex.id))
+                example_windows(
+                    i as u32,
+                    &questions[i],
+                    &contexts[ex.context as usize],
+                    ex,
+                    params,
+                )
+                .map_err(|e| anyhow::anyhow!("{}: question {:?}: {e}", data.origin, ex.id))
             })
             .collect::<Result<_>>()?;
         let mut first_window = Vec::with_capacity(per_example.len() + 1);
@@ -114,7 +131,10 @@ impl FeatureSet {
     }
 
     pub fn zero_labelled(&self) -> usize {
-        self.windows.iter().filter(|w| w.start_position == 0 && w.end_position == 0).count()
+        self.windows
+            .iter()
+            .filter(|w| w.start_position == 0 && w.end_position == 0)
+            .count()
     }
 
     /// Positions of the context tokens within window `w` (sequence id 1).
@@ -130,15 +150,20 @@ impl FeatureSet {
         self.context_positions(w).end + 1
     }
 
+    /// Character offsets of the context tokens of window `w`, in position order
+    /// from `context_positions(w).start`.
+    pub fn context_offsets<'a>(&'a self, w: usize, data: &SquadDataset) -> &'a [(u32, u32)] {
+        let win = &self.windows[w];
+        let ctx = data.examples[win.example as usize].context as usize;
+        &self.contexts[ctx].offsets[win.context_start as usize..win.context_end as usize]
+    }
+
     /// Character offsets into the context of position `pos`, `None` outside the context.
     pub fn offset(&self, w: usize, pos: usize, data: &SquadDataset) -> Option<(u32, u32)> {
         let range = self.context_positions(w);
-        if !range.contains(&pos) {
-            return None;
-        }
-        let win = &self.windows[w];
-        let ctx = data.examples[win.example as usize].context as usize;
-        Some(self.contexts[ctx].offsets[win.context_start as usize + pos - range.start])
+        range
+            .contains(&pos)
+            .then(|| self.context_offsets(w, data)[pos - range.start])
     }
 
     /// Window `w` padded to `pad_to` positions (at least its real length).
@@ -146,7 +171,8 @@ impl FeatureSet {
         let win = &self.windows[w];
         let ex = &data.examples[win.example as usize];
         let q = &self.questions[win.example as usize].ids;
-        let c = &self.contexts[ex.context as usize].ids[win.context_start as usize..win.context_end as usize];
+        let c = &self.contexts[ex.context as usize].ids
+            [win.context_start as usize..win.context_end as usize];
         let len = q.len() + c.len() + 3;
         let pad_to = pad_to.max(len);
         let mut input_ids = Vec::with_capacity(pad_to);
@@ -160,7 +186,11 @@ impl FeatureSet {
         token_type_ids[q.len() + 2..len].fill(1);
         let mut attention_mask = vec![0; pad_to];
         attention_mask[..len].fill(1);
-        WindowTensors { input_ids, token_type_ids, attention_mask }
+        WindowTensors {
+            input_ids,
+            token_type_ids,
+            attention_mask,
+        }
     }
 }
 

@@ -5,6 +5,8 @@ mod metric;
 mod postprocess;
 mod predictions;
 
-pub use metric::{exact_match, f1_score, normalize_answer, score, QuestionScore, Scores};
+pub use metric::{
+    exact_match, f1_score, normalize_answer, score, score_predictions, QuestionScore, Scores,
+};
 pub use postprocess::{postprocess, Candidate, PostprocessParams, Prediction, WindowLogits};
 pub use predictions::{load_predictions, predictions_map, write_predictions};

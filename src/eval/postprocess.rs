@@ -15,7 +15,10 @@ pub struct PostprocessParams {
 
 impl Default for PostprocessParams {
     fn default() -> Self {
-        Self { n_best_size: 20, max_answer_length: 30 }
+        Self {
+            n_best_size: 20,
+            max_answer_length: 30,
+        }
     }
 }
 
@@ -63,8 +66,16 @@ pub fn postprocess(
     logits: &WindowLogits,
     params: PostprocessParams,
 ) -> Vec<Prediction> {
-    assert_eq!(logits.start.len(), features.len() * logits.row_len, "one start row per window");
-    assert_eq!(logits.end.len(), features.len() * logits.row_len, "one end row per window");
+    assert_eq!(
+        logits.start.len(),
+        features.len() * logits.row_len,
+        "one start row per window"
+    );
+    assert_eq!(
+        logits.end.len(),
+        features.len() * logits.row_len,
+        "one end row per window"
+    );
     (0..data.examples.len())
         .into_par_iter()
         .map(|i| predict_example(data, features, logits, params, i))
@@ -80,22 +91,28 @@ fn predict_example(
 ) -> Prediction {
     // (score, start_char, end_char) in the reference's enumeration order.
     let mut spans: Vec<(f32, u32, u32)> = Vec::new();
+    let (mut starts, mut ends, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
     for w in features.windows_of(example) {
         let (start_row, end_row) = logits.rows(w);
-        let starts = top_k(start_row, params.n_best_size);
-        let ends = top_k(end_row, params.n_best_size);
+        top_k_into(start_row, params.n_best_size, &mut scratch, &mut starts);
+        top_k_into(end_row, params.n_best_size, &mut scratch, &mut ends);
         let context = features.context_positions(w);
+        let offsets = features.context_offsets(w, data);
         for &s in &starts {
+            if !context.contains(&s) {
+                continue;
+            }
+            let (start_score, start_char) = (start_row[s], offsets[s - context.start].0);
             for &e in &ends {
-                if !context.contains(&s) || !context.contains(&e) {
+                // Inside the context, not reversed, at most max_answer_length tokens.
+                if e < s || e >= context.end || e - s + 1 > params.max_answer_length {
                     continue;
                 }
-                if e < s || e - s + 1 > params.max_answer_length {
-                    continue;
-                }
-                let (start_char, _) = features.offset(w, s, data).expect("inside the context");
-                let (_, end_char) = features.offset(w, e, data).expect("inside the context");
-                spans.push((start_row[s] + end_row[e], start_char, end_char));
+                spans.push((
+                    start_score + end_row[e],
+                    start_char,
+                    offsets[e - context.start].1,
+                ));
             }
         }
     }
@@ -104,11 +121,20 @@ fn predict_example(
     spans.truncate(params.n_best_size);
     let ex = &data.examples[example];
     let context = data.context_of(ex);
-    let bounds = char_boundaries(context);
+    // Character offsets are byte offsets in ASCII text, the common case.
+    let bounds = if context.is_ascii() {
+        Vec::new()
+    } else {
+        char_boundaries(context)
+    };
+    let cut = |s: u32, e: u32| match bounds.is_empty() {
+        true => context.get(s as usize..e as usize).unwrap_or(""),
+        false => char_slice(context, &bounds, s as usize, e as usize),
+    };
     let nbest: Vec<Candidate> = spans
         .into_iter()
         .map(|(score, s, e)| Candidate {
-            text: char_slice(context, &bounds, s as usize, e as usize).to_string(),
+            text: cut(s, e).to_string(),
             score,
             start_char: s as usize,
             end_char: e as usize,
@@ -121,22 +147,53 @@ fn predict_example(
     }
 }
 
-/// Indices of the `k` largest values, largest first. Equal values rank the
-/// later index first, as reversing numpy's ascending `argsort` does.
-pub(crate) fn top_k(row: &[f32], k: usize) -> Vec<usize> {
-    let mut best: Vec<usize> = Vec::with_capacity(k + 1);
-    if k == 0 {
-        return best;
-    }
-    for (i, &v) in row.iter().enumerate() {
-        if best.len() == k && v.total_cmp(&row[best[k - 1]]).is_lt() {
-            continue;
-        }
-        let at = best.partition_point(|&j| row[j].total_cmp(&v).is_gt());
-        best.insert(at, i);
-        best.truncate(k);
-    }
+#[cfg(test)]
+fn top_k(row: &[f32], k: usize) -> Vec<usize> {
+    let mut best = Vec::new();
+    top_k_into(row, k, &mut Vec::new(), &mut best);
     best
+}
+
+/// Indices of the `k` largest values, largest first, into `best`. Equal
+/// values rank the later index first, as reversing numpy's ascending `argsort`
+/// does. `scratch` is reused between calls.
+fn top_k_into(row: &[f32], k: usize, scratch: &mut Vec<(i32, u32)>, best: &mut Vec<usize>) {
+    best.clear();
+    let k = k.min(row.len());
+    if k == 0 {
+        return;
+    }
+    // (value, index) descending is a total order that encodes the tie rule.
+    scratch.clear();
+    scratch.extend(
+        row.iter()
+            .take(4 * k)
+            .enumerate()
+            .map(|(i, &v)| (total_order_key(v), i as u32)),
+    );
+    if row.len() > scratch.len() {
+        // The k-th largest of a prefix bounds the row's from below: keep only
+        // positions that reach it, then select among those.
+        scratch.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+        let floor = scratch[k - 1].0;
+        scratch.clear();
+        scratch.extend(
+            row.iter()
+                .enumerate()
+                .map(|(i, &v)| (total_order_key(v), i as u32))
+                .filter(|&(key, _)| key >= floor),
+        );
+    }
+    scratch.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+    let top = &mut scratch[..k];
+    top.sort_unstable_by(|a, b| b.cmp(a));
+    best.extend(top.iter().map(|&(_, i)| i as usize));
+}
+
+/// The order of `f32::total_cmp`, as an `i32`.
+fn total_order_key(v: f32) -> i32 {
+    let bits = v.to_bits() as i32;
+    bits ^ (((bits >> 31) as u32) >> 1) as i32
 }
 
 #[cfg(test)]
@@ -149,5 +206,12 @@ mod tests {
         assert_eq!(top_k(&row, 3), vec![3, 1, 4]);
         assert_eq!(top_k(&row, 10), vec![3, 1, 4, 0, 2]);
         assert_eq!(top_k(&row, 1), vec![3]);
+        // Rows longer than the prefix that bounds the selection.
+        let long: Vec<f32> = (0..100).map(|i| ((i * 37) % 101) as f32).collect();
+        let mut by_hand: Vec<usize> = (0..100).collect();
+        by_hand.sort_by(|&a, &b| long[b].total_cmp(&long[a]).then(b.cmp(&a)));
+        assert_eq!(top_k(&long, 3), by_hand[..3]);
+        let ties = [1.0f32; 50];
+        assert_eq!(top_k(&ties, 3), vec![49, 48, 47]);
     }
 }

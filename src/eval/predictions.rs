@@ -7,9 +7,15 @@ use std::path::Path;
 
 pub fn load_predictions(path: &Path) -> Result<HashMap<String, String>> {
     let origin = path.display();
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read predictions {origin}"))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| anyhow!("{origin}:{}:{}: malformed predictions JSON: {e}", e.line(), e.column()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read predictions {origin}"))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        anyhow!(
+            "{origin}:{}:{}: malformed predictions JSON: {e}",
+            e.line(),
+            e.column()
+        )
+    })?;
     let serde_json::Value::Object(map) = value else {
         bail!("{origin}: predictions must be a JSON object {{\"question id\": \"answer\"}}");
     };
@@ -22,14 +28,20 @@ pub fn load_predictions(path: &Path) -> Result<HashMap<String, String>> {
 }
 
 pub fn predictions_map(predictions: &[Prediction]) -> HashMap<String, String> {
-    predictions.iter().map(|p| (p.id.clone(), p.text.clone())).collect()
+    predictions
+        .iter()
+        .map(|p| (p.id.clone(), p.text.clone()))
+        .collect()
 }
 
 /// Writes `{id: answer}` in question order, atomically (temp file, then rename).
 pub fn write_predictions(path: &Path, predictions: &[Prediction]) -> Result<()> {
-    let map: serde_json::Map<String, serde_json::Value> =
-        predictions.iter().map(|p| (p.id.clone(), serde_json::Value::String(p.text.clone()))).collect();
+    let map: serde_json::Map<String, serde_json::Value> = predictions
+        .iter()
+        .map(|p| (p.id.clone(), serde_json::Value::String(p.text.clone())))
+        .collect();
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&map)?).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_vec(&map)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }

