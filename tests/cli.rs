@@ -206,3 +206,111 @@ fn bad_data_fails_with_the_file_named() {
         "{err}"
     );
 }
+
+/// Logits that point at each window's label make post-processing return the
+/// labelled span's text: windows, offsets, post-processing and scoring agree.
+#[test]
+fn postprocess_recovers_the_labelled_spans_from_logits() {
+    let Some(dev_path) = common::squad_file("dev-v1.1.json") else {
+        return;
+    };
+    let Some(model) = common::minilm_dir() else {
+        return;
+    };
+    let Some(data) = common::load_squad("dev-v1.1.json", Some(60)) else {
+        return;
+    };
+    let (dev, tok) = (
+        dev_path.to_str().unwrap().to_string(),
+        model.join("tokenizer.json"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("w.jsonl");
+    let args = [
+        "features",
+        "--data",
+        &dev,
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--limit",
+        "60",
+        "--train",
+    ];
+    let out = squadlab(&[&args[..], &["--dump", dump.to_str().unwrap()]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // One window per question here; its labelled span, cut from the context by offsets.
+    let mut logits: Vec<u8> = Vec::new();
+    let mut expected = std::collections::HashMap::new();
+    for line in std::fs::read_to_string(&dump).unwrap().lines() {
+        let w: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (s, e) = (
+            w["start_position"].as_u64().unwrap() as usize,
+            w["end_position"].as_u64().unwrap() as usize,
+        );
+        assert!(s > 0 && e >= s, "a labelled window");
+        for target in [s, e] {
+            for pos in 0..384 {
+                logits.extend(if pos == target { 10.0f32 } else { 0.0 }.to_le_bytes());
+            }
+        }
+        let id = w["example_id"].as_str().unwrap().to_string();
+        let ex = data.examples.iter().find(|x| x.id == id).unwrap();
+        let chars: Vec<char> = data.context_of(ex).chars().collect();
+        let (from, to) = (
+            w["offsets"][s][0].as_u64().unwrap() as usize,
+            w["offsets"][e][1].as_u64().unwrap() as usize,
+        );
+        expected.insert(id, chars[from..to].iter().collect::<String>());
+    }
+    let logits_path = dir.path().join("l.f32");
+    std::fs::write(&logits_path, logits).unwrap();
+    let (pred_path, nbest) = (dir.path().join("pred.json"), dir.path().join("nbest.json"));
+    let out = squadlab(&[
+        "postprocess",
+        "--data",
+        &dev,
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--limit",
+        "60",
+        "--logits",
+        logits_path.to_str().unwrap(),
+        "--predictions-out",
+        pred_path.to_str().unwrap(),
+        "--nbest-out",
+        nbest.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let predictions: std::collections::HashMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(pred_path).unwrap()).unwrap();
+    assert_eq!(predictions, expected);
+
+    // Four gold answers end inside a token ("gold" in "golden", "8" in "18"…):
+    // the token-aligned span then differs, and those four score 0.
+    let j = json_line(&out);
+    assert_eq!(j["total"], 60);
+    assert_eq!(
+        format!("{:.4}", j["exact_match"].as_f64().unwrap()),
+        format!("{:.4}", 100.0 * 56.0 / 60.0)
+    );
+    assert_eq!(predictions["56be4db0acb8001400a502f0"], "golden");
+    let nbest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(nbest).unwrap()).unwrap();
+    let first = &nbest["56be4db0acb8001400a502ec"][0];
+    assert_eq!(first["text"], "Denver Broncos");
+    assert_eq!(
+        (first["start_char"].as_u64(), first["end_char"].as_u64()),
+        (Some(177), Some(191))
+    );
+    assert_eq!(first["score"].as_f64(), Some(20.0));
+}

@@ -4,8 +4,8 @@ use super::inputs::{load_data, load_tokenizer};
 use super::Report;
 use crate::data::{FeatureSet, Split, WindowParams};
 use crate::eval::{
-    load_predictions, postprocess, score, score_predictions, write_predictions, PostprocessParams,
-    Scores, WindowLogits,
+    load_predictions, postprocess, score, score_predictions, write_nbest, write_predictions,
+    PostprocessParams, Scores, WindowLogits,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -92,6 +92,9 @@ pub struct PostprocessArgs {
     /// Write the official `{id: answer}` predictions here.
     #[arg(long)]
     predictions_out: Option<PathBuf>,
+    /// Write each question's n-best candidates (text, score, character span) here.
+    #[arg(long)]
+    nbest_out: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -125,6 +128,9 @@ pub fn run_postprocess(args: &PostprocessArgs) -> Result<Report> {
 
     if let Some(path) = &args.predictions_out {
         write_predictions(path, &predictions)?;
+    }
+    if let Some(path) = &args.nbest_out {
+        write_nbest(path, &predictions)?;
     }
     warn_about(&scores);
     Ok(score_report(

@@ -36,7 +36,7 @@ impl WindowLogits<'_> {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Candidate {
     pub text: String,
     pub score: f32,

@@ -34,14 +34,29 @@ pub fn predictions_map(predictions: &[Prediction]) -> HashMap<String, String> {
         .collect()
 }
 
-/// Writes `{id: answer}` in question order, atomically (temp file, then rename).
+/// Writes `{id: answer}` in question order, atomically.
 pub fn write_predictions(path: &Path, predictions: &[Prediction]) -> Result<()> {
     let map: serde_json::Map<String, serde_json::Value> = predictions
         .iter()
         .map(|p| (p.id.clone(), serde_json::Value::String(p.text.clone())))
         .collect();
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&map)?)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    write_atomically(path, &serde_json::to_vec(&map)?)
+}
+
+/// Writes `{id: [{text, score, start_char, end_char}, …]}`, best first, atomically.
+pub fn write_nbest(path: &Path, predictions: &[Prediction]) -> Result<()> {
+    let map = predictions
+        .iter()
+        .map(|p| Ok((p.id.clone(), serde_json::to_value(&p.nbest)?)))
+        .collect::<Result<serde_json::Map<String, serde_json::Value>>>()?;
+    write_atomically(path, &serde_json::to_vec(&map)?)
+}
+
+/// Temp file beside the target, then rename: a reader never sees half a file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
