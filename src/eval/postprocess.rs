@@ -157,43 +157,41 @@ fn top_k(row: &[f32], k: usize) -> Vec<usize> {
 /// Indices of the `k` largest values, largest first, into `best`. Equal
 /// values rank the later index first, as reversing numpy's ascending `argsort`
 /// does. `scratch` is reused between calls.
-fn top_k_into(row: &[f32], k: usize, scratch: &mut Vec<(i32, u32)>, best: &mut Vec<usize>) {
+fn top_k_into(row: &[f32], k: usize, scratch: &mut Vec<u64>, best: &mut Vec<usize>) {
     best.clear();
     let k = k.min(row.len());
     if k == 0 {
         return;
     }
-    // (value, index) descending is a total order that encodes the tie rule.
+    // Value then index in one integer: its descending order is the reference's ranking.
+    let ranked = |(i, &v): (usize, &f32)| (u64::from(total_order_key(v)) << 32) | i as u64;
     scratch.clear();
-    scratch.extend(
-        row.iter()
-            .take(4 * k)
-            .enumerate()
-            .map(|(i, &v)| (total_order_key(v), i as u32)),
-    );
+    scratch.extend(row.iter().take(4 * k).enumerate().map(ranked));
     if row.len() > scratch.len() {
         // The k-th largest of a prefix bounds the row's from below: keep only
-        // positions that reach it, then select among those.
-        scratch.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
-        let floor = scratch[k - 1].0;
+        // the positions that reach it, then select among those.
+        let n = scratch.len();
+        scratch.select_nth_unstable(n - k);
+        let floor = scratch[n - k];
         scratch.clear();
-        scratch.extend(
-            row.iter()
-                .enumerate()
-                .map(|(i, &v)| (total_order_key(v), i as u32))
-                .filter(|&(key, _)| key >= floor),
-        );
+        for (i, &v) in row.iter().enumerate() {
+            let r = ranked((i, &v));
+            if r >= floor {
+                scratch.push(r);
+            }
+        }
     }
-    scratch.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
-    let top = &mut scratch[..k];
+    let n = scratch.len();
+    scratch.select_nth_unstable(n - k);
+    let top = &mut scratch[n - k..];
     top.sort_unstable_by(|a, b| b.cmp(a));
-    best.extend(top.iter().map(|&(_, i)| i as usize));
+    best.extend(top.iter().map(|&r| (r & 0xffff_ffff) as usize));
 }
 
-/// The order of `f32::total_cmp`, as an `i32`.
-fn total_order_key(v: f32) -> i32 {
+/// The order of `f32::total_cmp`, as an unsigned integer.
+fn total_order_key(v: f32) -> u32 {
     let bits = v.to_bits() as i32;
-    bits ^ (((bits >> 31) as u32) >> 1) as i32
+    ((bits ^ ((((bits >> 31) as u32) >> 1) as i32)) as u32) ^ 0x8000_0000
 }
 
 #[cfg(test)]
