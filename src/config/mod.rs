@@ -66,26 +66,62 @@ pub struct DataConfig {
     pub skip_bad_records: bool,
 }
 
+/// When checkpoints are written, as in Hugging Face: `no`, `epoch` or `steps`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SaveStrategy {
     No,
     Epoch,
     Steps,
 }
 
+/// Compute precision: `f32`, or `bf16`/`f16` autocast with f32 master weights.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DType {
     F32,
     Bf16,
     F16,
 }
 
-/// `Auto` (CUDA when built with it and present, else CPU), `Cpu`, or `Cuda(ordinal)`.
+/// `"auto"` (CUDA when built with it and present, else CPU), `"cpu"`, or `"cuda:N"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum Device {
     Auto,
     Cpu,
     Cuda(usize),
+}
+
+impl std::str::FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(Device::Auto),
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Device::Cuda)
+                .ok_or_else(|| {
+                    format!("unknown device {other:?}: expected \"auto\", \"cpu\" or \"cuda:N\"")
+                }),
+        }
+    }
+}
+
+impl TryFrom<String> for Device {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Device> for String {
+    fn from(d: Device) -> String {
+        d.to_string()
+    }
 }
 
 impl Default for RunConfig {

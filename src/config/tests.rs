@@ -31,6 +31,21 @@ fn defaults_are_the_reference_notebooks() {
 }
 
 #[test]
+fn enums_read_as_hugging_face_writes_them() {
+    let c =
+        parse("RunConfig(device: \"cuda:1\", dtype: bf16, save_strategy: steps, save_steps: 100)")
+            .unwrap();
+    assert_eq!(
+        (c.device, c.dtype, c.save_strategy),
+        (Device::Cuda(1), DType::Bf16, SaveStrategy::Steps)
+    );
+    assert_eq!(
+        parse("RunConfig(device: \"cpu\")").unwrap().device,
+        Device::Cpu
+    );
+}
+
+#[test]
 fn the_printed_config_parses_back_to_itself() {
     let mut c = RunConfig {
         learning_rate: 1e-4,
@@ -51,6 +66,12 @@ fn unknown_fields_and_wrong_types_name_line_and_column() {
 
     let err = parse("RunConfig(\n  per_device_train_batch_size: \"32\",\n)").unwrap_err();
     assert!(err.to_string().starts_with("test.ron:2:"), "{err}");
+
+    let err = parse("RunConfig(\n  device: \"gpu\",\n)").unwrap_err();
+    assert!(
+        err.to_string().starts_with("test.ron:2:") && err.to_string().contains("cuda:N"),
+        "{err}"
+    );
 
     let err = parse("RunConfig(data: (train: \"hub:a/b/c\"))").unwrap_err();
     assert!(err.to_string().contains("invalid hub id"), "{err}");

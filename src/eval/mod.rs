@@ -9,4 +9,4 @@ pub use metric::{
     exact_match, f1_score, normalize_answer, score, score_predictions, QuestionScore, Scores,
 };
 pub use postprocess::{postprocess, Candidate, PostprocessParams, Prediction, WindowLogits};
-pub use predictions::{load_predictions, predictions_map, write_nbest, write_predictions};
+pub use predictions::{load_predictions, write_nbest, write_predictions};

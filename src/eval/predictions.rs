@@ -27,13 +27,6 @@ pub fn load_predictions(path: &Path) -> Result<HashMap<String, String>> {
         .collect()
 }
 
-pub fn predictions_map(predictions: &[Prediction]) -> HashMap<String, String> {
-    predictions
-        .iter()
-        .map(|p| (p.id.clone(), p.text.clone()))
-        .collect()
-}
-
 /// Writes `{id: answer}` in question order, atomically.
 pub fn write_predictions(path: &Path, predictions: &[Prediction]) -> Result<()> {
     let map: serde_json::Map<String, serde_json::Value> = predictions
