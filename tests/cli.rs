@@ -11,6 +11,17 @@ fn squadlab(args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// Runs the binary and fails the test, showing its stderr, unless it succeeds.
+fn squadlab_ok(args: &[&str]) -> Output {
+    let out = squadlab(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 fn json_line(out: &Output) -> serde_json::Value {
     let stdout = String::from_utf8(out.stdout.clone()).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
@@ -32,7 +43,7 @@ fn score_prints_em_f1_and_total() {
     else {
         return;
     };
-    let out = squadlab(&[
+    let out = squadlab_ok(&[
         "score",
         "--data",
         dev.to_str().unwrap(),
@@ -40,11 +51,6 @@ fn score_prints_em_f1_and_total() {
         pred.to_str().unwrap(),
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let j = json_line(&out);
     assert_eq!(
         format!("{:.4}", j["exact_match"].as_f64().unwrap()),
@@ -54,7 +60,7 @@ fn score_prints_em_f1_and_total() {
     assert_eq!(j["total"], 10_570);
 
     // --limit means the first N questions; the rest of the predictions are ignored with a warning.
-    let out = squadlab(&[
+    let out = squadlab_ok(&[
         "score",
         "--data",
         dev.to_str().unwrap(),
@@ -63,7 +69,6 @@ fn score_prints_em_f1_and_total() {
         "--limit",
         "100",
     ]);
-    assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("total: 100"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ignored 10470 predictions"));
 }
@@ -90,12 +95,7 @@ fn features_counts_and_dumps_windows() {
     ];
     let mut with_dump = args.to_vec();
     with_dump.extend(["--train", "--dump", dump.to_str().unwrap(), "--json"]);
-    let out = squadlab(&with_dump);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = squadlab_ok(&with_dump);
     let j = json_line(&out);
     assert_eq!(j["questions"], 40);
     let windows = j["windows"].as_u64().unwrap() as usize;
@@ -127,12 +127,7 @@ fn check_config_prints_presets_in_full() {
     if common::squad_file("dev-v1.1.json").is_none() || common::minilm_dir().is_none() {
         return;
     }
-    let out = squadlab(&["check-config", "experiments/minilm-squad-quick.ron"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = squadlab_ok(&["check-config", "experiments/minilm-squad-quick.ron"]);
     let text = String::from_utf8_lossy(&out.stdout);
     for field in [
         "learning_rate: 0.0001",
@@ -147,12 +142,7 @@ fn check_config_prints_presets_in_full() {
         "experiments/bert-base-squad.ron",
         "experiments/bert-large-squad.ron",
     ] {
-        let out = squadlab(&["check-config", preset, "--json"]);
-        assert!(
-            out.status.success(),
-            "{preset}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = squadlab_ok(&["check-config", preset, "--json"]);
         assert_eq!(json_line(&out)["valid"], true);
     }
 }
@@ -236,12 +226,7 @@ fn postprocess_recovers_the_labelled_spans_from_logits() {
         "60",
         "--train",
     ];
-    let out = squadlab(&[&args[..], &["--dump", dump.to_str().unwrap()]].concat());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    squadlab_ok(&[&args[..], &["--dump", dump.to_str().unwrap()]].concat());
 
     // One window per question here; its labelled span, cut from the context by offsets.
     let mut logits: Vec<u8> = Vec::new();
@@ -270,7 +255,7 @@ fn postprocess_recovers_the_labelled_spans_from_logits() {
     let logits_path = dir.path().join("l.f32");
     std::fs::write(&logits_path, logits).unwrap();
     let (pred_path, nbest) = (dir.path().join("pred.json"), dir.path().join("nbest.json"));
-    let out = squadlab(&[
+    let out = squadlab_ok(&[
         "postprocess",
         "--data",
         &dev,
@@ -286,11 +271,6 @@ fn postprocess_recovers_the_labelled_spans_from_logits() {
         nbest.to_str().unwrap(),
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let predictions: std::collections::HashMap<String, String> =
         serde_json::from_str(&std::fs::read_to_string(pred_path).unwrap()).unwrap();
     assert_eq!(predictions, expected);
