@@ -1,6 +1,7 @@
 //! The official predictions file: one JSON object `{question id: answer text}`.
 
 use super::postprocess::Prediction;
+use crate::fsutil::write_atomically;
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -43,13 +44,4 @@ pub fn write_nbest(path: &Path, predictions: &[Prediction]) -> Result<()> {
         .map(|p| Ok((p.id.clone(), serde_json::to_value(&p.nbest)?)))
         .collect::<Result<serde_json::Map<String, serde_json::Value>>>()?;
     write_atomically(path, &serde_json::to_vec(&map)?)
-}
-
-/// Temp file beside the target, then rename: a reader never sees half a file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -1,7 +1,15 @@
-//! BERT-family models: where they come from and how they are shaped.
+//! BERT-family models: where they come from, how they are shaped, their
+//! trainable parameters and the QA model itself.
 
+mod bert;
 mod bert_config;
+mod checkpoint;
+pub mod layers;
+mod params;
 mod source;
 
+pub use bert::{qa_loss, Batch, BertQa};
 pub use bert_config::BertConfig;
+pub use checkpoint::{load_qa_model, save_pretrained, LoadedModel};
+pub use params::{expected_shapes, LoadReport, Params};
 pub use source::{locate_model, ModelFiles};

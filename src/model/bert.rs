@@ -1,0 +1,179 @@
+//! BERT with a question-answering head, in the layout of Hugging Face's
+//! `BertForQuestionAnswering`, trainable end to end.
+
+use super::layers::{additive_mask, dropout, LayerNorm, Linear, SeededRng};
+use super::params::Params;
+use super::BertConfig;
+use candle_core::{DType, Result, Tensor, D};
+
+pub struct Embeddings {
+    word: Tensor,
+    position: Tensor,
+    token_type: Tensor,
+    norm: LayerNorm,
+}
+
+pub struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attention_out: Linear,
+    attention_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: LayerNorm,
+}
+
+pub struct BertQa {
+    pub config: BertConfig,
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    qa_outputs: Linear,
+}
+
+/// One batch of windows: `[batch, seq]` u32 tensors.
+pub struct Batch<'a> {
+    pub input_ids: &'a Tensor,
+    pub token_type_ids: &'a Tensor,
+    pub attention_mask: &'a Tensor,
+}
+
+impl BertQa {
+    /// Builds the model on the parameters (which hold its weights as trainable variables).
+    pub fn new(config: BertConfig, params: &Params) -> candle_core::Result<Self> {
+        let p = |name: &str| params.tensor(name);
+        let linear = |prefix: &str| -> Result<Linear> {
+            Ok(Linear {
+                weight: p(&format!("{prefix}.weight"))?,
+                bias: p(&format!("{prefix}.bias"))?,
+            })
+        };
+        let norm = |prefix: &str| -> Result<LayerNorm> {
+            Ok(LayerNorm {
+                weight: p(&format!("{prefix}.weight"))?,
+                bias: p(&format!("{prefix}.bias"))?,
+                eps: config.layer_norm_eps,
+            })
+        };
+        let embeddings = Embeddings {
+            word: p("bert.embeddings.word_embeddings.weight")?,
+            position: p("bert.embeddings.position_embeddings.weight")?,
+            token_type: p("bert.embeddings.token_type_embeddings.weight")?,
+            norm: norm("bert.embeddings.LayerNorm")?,
+        };
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| {
+                let l = format!("bert.encoder.layer.{i}");
+                Ok(Layer {
+                    query: linear(&format!("{l}.attention.self.query"))?,
+                    key: linear(&format!("{l}.attention.self.key"))?,
+                    value: linear(&format!("{l}.attention.self.value"))?,
+                    attention_out: linear(&format!("{l}.attention.output.dense"))?,
+                    attention_norm: norm(&format!("{l}.attention.output.LayerNorm"))?,
+                    intermediate: linear(&format!("{l}.intermediate.dense"))?,
+                    output: linear(&format!("{l}.output.dense"))?,
+                    output_norm: norm(&format!("{l}.output.LayerNorm"))?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            qa_outputs: linear("qa_outputs")?,
+            config,
+            embeddings,
+            layers,
+        })
+    }
+
+    /// Start and end logits, each `[batch, seq]`. Dropout is active exactly when
+    /// `rng` is given (training); evaluation passes `None`.
+    pub fn forward(
+        &self,
+        batch: &Batch,
+        mut rng: Option<&mut SeededRng>,
+    ) -> Result<(Tensor, Tensor)> {
+        let c = &self.config;
+        let (b, s) = batch.input_ids.dims2()?;
+        let dtype = self.embeddings.word.dtype();
+        let positions = Tensor::arange(0u32, s as u32, batch.input_ids.device())?;
+        let words = self.embeddings.word.embedding_rows(batch.input_ids)?;
+        let types = self
+            .embeddings
+            .token_type
+            .embedding_rows(batch.token_type_ids)?;
+        let pos = self
+            .embeddings
+            .position
+            .index_select(&positions, 0)?
+            .unsqueeze(0)?;
+        let x = words.add(&types)?.broadcast_add(&pos)?;
+        let mut x = dropout(
+            &self.embeddings.norm.forward(&x)?,
+            c.hidden_dropout_prob,
+            rng.as_deref_mut(),
+        )?;
+
+        let mask = additive_mask(batch.attention_mask, dtype)?;
+        let heads = c.num_attention_heads;
+        let head_dim = c.hidden_size / heads;
+        let split = |t: Tensor| {
+            t.reshape((b, s, heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        for layer in &self.layers {
+            let q = split(layer.query.forward(&x)?)?;
+            let k = split(layer.key.forward(&x)?)?;
+            let v = split(layer.value.forward(&x)?)?;
+            let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?.broadcast_add(&mask)?;
+            let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+            let probs = dropout(&probs, c.attention_probs_dropout_prob, rng.as_deref_mut())?;
+            let context = probs
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .reshape((b, s, c.hidden_size))?;
+            let attended = dropout(
+                &layer.attention_out.forward(&context)?,
+                c.hidden_dropout_prob,
+                rng.as_deref_mut(),
+            )?;
+            let h = layer.attention_norm.forward(&attended.add(&x)?)?;
+            let inner = layer.intermediate.forward(&h)?.gelu_erf()?;
+            let out = dropout(
+                &layer.output.forward(&inner)?,
+                c.hidden_dropout_prob,
+                rng.as_deref_mut(),
+            )?;
+            x = layer.output_norm.forward(&out.add(&h)?)?;
+        }
+        let logits = self.qa_outputs.forward(&x)?;
+        let start = logits.narrow(D::Minus1, 0, 1)?.squeeze(D::Minus1)?;
+        let end = logits.narrow(D::Minus1, 1, 1)?.squeeze(D::Minus1)?;
+        Ok((start.to_dtype(DType::F32)?, end.to_dtype(DType::F32)?))
+    }
+}
+
+/// The mean of the start and end cross-entropies; positions are `[batch]` u32.
+pub fn qa_loss(
+    start: &Tensor,
+    end: &Tensor,
+    start_positions: &Tensor,
+    end_positions: &Tensor,
+) -> Result<Tensor> {
+    let start_loss = candle_nn::loss::cross_entropy(start, start_positions)?;
+    let end_loss = candle_nn::loss::cross_entropy(end, end_positions)?;
+    (start_loss + end_loss)? / 2.0
+}
+
+trait EmbeddingRows {
+    fn embedding_rows(&self, ids: &Tensor) -> Result<Tensor>;
+}
+
+impl EmbeddingRows for Tensor {
+    /// Rows of this `[vocab, hidden]` table for `[b, s]` ids, as `[b, s, hidden]`.
+    fn embedding_rows(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, s) = ids.dims2()?;
+        let hidden = self.dim(1)?;
+        self.index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, s, hidden))
+    }
+}

@@ -1,0 +1,54 @@
+//! A model folder in Hugging Face's layout: config.json, weights, tokenizer.
+
+use super::{BertConfig, BertQa, LoadReport, Params};
+use crate::fsutil::{temp_path, write_atomically};
+use anyhow::{Context, Result};
+use candle_core::Device;
+use std::path::Path;
+
+pub struct LoadedModel {
+    pub config: BertConfig,
+    pub params: Params,
+    pub model: BertQa,
+    pub report: LoadReport,
+}
+
+/// Loads the BERT QA model from a folder holding config.json and weights.
+/// `seed` initialises a missing QA head.
+pub fn load_qa_model(dir: &Path, device: &Device, seed: u64) -> Result<LoadedModel> {
+    let config = BertConfig::load(&dir.join("config.json"))?;
+    let (params, report) = Params::load(dir, &config, device, seed)?;
+    let model = BertQa::new(config.clone(), &params)?;
+    Ok(LoadedModel {
+        config,
+        params,
+        model,
+        report,
+    })
+}
+
+/// Saves a `BertForQuestionAnswering` folder that Python's transformers loads:
+/// model.safetensors, config.json with `architectures`, and the tokenizer.
+pub fn save_pretrained(
+    dir: &Path,
+    config: &BertConfig,
+    params: &Params,
+    tokenizer: Option<&Path>,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut json = serde_json::to_value(config)?;
+    json["architectures"] = serde_json::json!(["BertForQuestionAnswering"]);
+    json["model_type"] = serde_json::json!("bert");
+    let weights = dir.join("model.safetensors");
+    params.save_safetensors(&temp_path(&weights))?;
+    std::fs::rename(temp_path(&weights), &weights)
+        .with_context(|| format!("cannot write {}", weights.display()))?;
+    write_atomically(&dir.join("config.json"), &serde_json::to_vec_pretty(&json)?)?;
+    if let Some(src) = tokenizer {
+        let name = src.file_name().unwrap_or_default();
+        let bytes = std::fs::read(src)
+            .with_context(|| format!("cannot read tokenizer {}", src.display()))?;
+        write_atomically(&dir.join(name), &bytes)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! The layers BERT needs, written so every one is differentiable: candle-nn's
+//! fused LayerNorm records no backward pass, and its dropout is not seeded.
+
+use candle_core::{DType, Device, Result, Tensor, D};
+
+/// `x · Wᵀ + b` with a Hugging Face `[out, in]` weight.
+#[derive(Clone, Debug)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Tensor,
+}
+
+impl Linear {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let w = self.weight.t()?;
+        let y = match x.dims() {
+            [b, s, h] => x.reshape((b * s, *h))?.matmul(&w)?.reshape((*b, *s, ()))?,
+            _ => x.matmul(&w)?,
+        };
+        y.broadcast_add(&self.bias)
+    }
+}
+
+/// LayerNorm over the last dimension, from primitive (differentiable) ops.
+#[derive(Clone, Debug)]
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centered = x.broadcast_sub(&mean)?;
+        let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centered.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        normed
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+/// A small seeded generator (SplitMix64) for dropout masks and head init, so a
+/// run's randomness comes from its seed alone and can be saved and resumed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SeededRng {
+    pub state: u64,
+}
+
+impl SeededRng {
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// Standard normal (Box–Muller).
+    pub fn next_normal(&mut self) -> f64 {
+        let u1 = ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
+        let u2 = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+}
+
+/// Inverted dropout: in training, zero each element with probability `p` and
+/// scale the rest by 1/(1-p); in evaluation, the identity.
+pub fn dropout(x: &Tensor, p: f64, rng: Option<&mut SeededRng>) -> Result<Tensor> {
+    let Some(rng) = rng else { return Ok(x.clone()) };
+    if p <= 0.0 {
+        return Ok(x.clone());
+    }
+    let scale = (1.0 / (1.0 - p)) as f32;
+    let p = p as f32;
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| if rng.next_f32() < p { 0.0 } else { scale })
+        .collect();
+    let mask = Tensor::from_vec(mask, x.shape(), &Device::Cpu)?
+        .to_device(x.device())?
+        .to_dtype(x.dtype())?;
+    x.mul(&mask)
+}
+
+/// The additive attention mask, `[b, 1, 1, s]`: 0 where attended, the dtype's
+/// lowest finite value where masked (so a fully masked row stays finite).
+pub fn additive_mask(attention_mask: &Tensor, dtype: DType) -> Result<Tensor> {
+    let (b, s) = attention_mask.dims2()?;
+    let lowest = match dtype {
+        DType::BF16 => half::bf16::MIN.to_f64(),
+        DType::F16 => half::f16::MIN.to_f64(),
+        DType::F64 => f64::MIN,
+        _ => f32::MIN as f64,
+    };
+    // lowest · (1 - keep): 0 for kept positions, `lowest` for masked ones.
+    let keep = attention_mask.to_dtype(DType::F32)?;
+    keep.affine(-lowest, lowest)?
+        .to_dtype(dtype)?
+        .reshape((b, 1, 1, s))
+}
