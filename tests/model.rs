@@ -82,6 +82,19 @@ fn every_parameter_gets_a_nonzero_gradient() {
         checked += 1;
     }
     assert_eq!(checked, params.len());
+    // As with PyTorch's padding_idx, the [PAD] row (id 0, used by the padding) learns nothing.
+    let word = grads
+        .get(
+            params
+                .var("bert.embeddings.word_embeddings.weight")
+                .unwrap()
+                .as_tensor(),
+        )
+        .unwrap();
+    let pad_row: Vec<f32> = word.get(0).unwrap().to_vec1().unwrap();
+    assert!(pad_row.iter().all(|&v| v == 0.0));
+    let used_row: Vec<f32> = word.get(3).unwrap().to_vec1().unwrap();
+    assert!(used_row.iter().any(|&v| v != 0.0));
     assert_eq!(checked, 5 + 2 * 16 + 2);
 }
 

@@ -95,7 +95,7 @@ impl BertQa {
         let (b, s) = batch.input_ids.dims2()?;
         let dtype = self.embeddings.word.dtype();
         let positions = Tensor::arange(0u32, s as u32, batch.input_ids.device())?;
-        let words = self.embeddings.word.embedding_rows(batch.input_ids)?;
+        let words = self.word_embeddings(batch.input_ids)?;
         let types = self
             .embeddings
             .token_type
@@ -149,6 +149,19 @@ impl BertQa {
         let start = logits.narrow(D::Minus1, 0, 1)?.squeeze(D::Minus1)?;
         let end = logits.narrow(D::Minus1, 1, 1)?.squeeze(D::Minus1)?;
         Ok((start.to_dtype(DType::F32)?, end.to_dtype(DType::F32)?))
+    }
+}
+
+impl BertQa {
+    /// Word embeddings whose `[PAD]` row gets no gradient, as with PyTorch's
+    /// `padding_idx`: padded positions read the row detached from the graph.
+    fn word_embeddings(&self, ids: &Tensor) -> Result<Tensor> {
+        let rows = self.embeddings.word.embedding_rows(ids)?;
+        let pad = self.config.pad_token_id as u32;
+        let is_pad = ids.eq(pad)?.to_dtype(rows.dtype())?.unsqueeze(D::Minus1)?;
+        let keep = (1.0 - &is_pad)?;
+        rows.broadcast_mul(&keep)?
+            .add(&rows.detach().broadcast_mul(&is_pad)?)
     }
 }
 

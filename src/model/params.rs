@@ -92,6 +92,10 @@ impl Params {
             .ok_or_else(|| candle_core::Error::Msg(format!("no parameter named {name}")))
     }
 
+    pub fn var(&self, name: &str) -> Option<&Var> {
+        self.vars.get(name)
+    }
+
     pub fn vars(&self) -> impl Iterator<Item = (&String, &Var)> {
         self.vars.iter()
     }
