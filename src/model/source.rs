@@ -47,10 +47,10 @@ pub fn locate_model(source: &ModelSource, download: bool) -> Result<ModelFiles> 
                 })?
             };
             if download {
-                // BERT checkpoints ship tokenizer.json, older ones only vocab.txt.
-                if repo.fetch("tokenizer.json").is_err() {
-                    repo.fetch("vocab.txt")?;
-                }
+                // BERT checkpoints ship tokenizer.json (older ones only vocab.txt),
+                // and safetensors (older ones a pickle).
+                fetch_first(&repo, &["tokenizer.json", "vocab.txt"])?;
+                fetch_first(&repo, &["model.safetensors", "pytorch_model.bin"])?;
             }
             let dir = config
                 .parent()
@@ -59,6 +59,22 @@ pub fn locate_model(source: &ModelSource, download: bool) -> Result<ModelFiles> 
             Ok(ModelFiles { dir })
         }
     }
+}
+
+/// The first of `names` that the cache holds or the hub serves.
+fn fetch_first(repo: &crate::hub::HubRepo, names: &[&str]) -> Result<PathBuf> {
+    if let Some(path) = names.iter().find_map(|n| repo.cached(n)) {
+        return Ok(path);
+    }
+    let mut last = None;
+    for name in names {
+        match repo.fetch(name) {
+            Ok(path) => return Ok(path),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("at least one name"))
+        .with_context(|| format!("hub model {} has none of {names:?}", repo.id))
 }
 
 /// The model folder inside an installed Python package (`PACKAGE/model/` or `PACKAGE/`).
