@@ -4,6 +4,7 @@
 mod check_config;
 mod features;
 mod inputs;
+mod predict;
 mod score;
 
 use clap::{Parser, Subcommand};
@@ -33,6 +34,8 @@ enum Command {
     Postprocess(score::PostprocessArgs),
     /// Validate a run config and print it in full, defaults included.
     CheckConfig(check_config::CheckConfigArgs),
+    /// Answer a question about a passage with a fine-tuned model.
+    Predict(predict::PredictArgs),
 }
 
 /// What a command prints: text for people, one JSON object for scripts.
@@ -63,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Features(a) => (a.json, features::run(&a)),
         Command::Postprocess(a) => (a.json, score::run_postprocess(&a)),
         Command::CheckConfig(a) => (a.json, check_config::run(&a)),
+        Command::Predict(a) => (a.json, predict::run(&a)),
     };
     match result {
         Ok(report) if json => {

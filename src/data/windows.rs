@@ -222,15 +222,22 @@ fn example_windows(
         }
         keep
     };
-    let answer = &ex.answers[0];
-    let start_char = answer.answer_start as u32;
-    let end_char = start_char + answer.text.chars().count() as u32;
+    // Labels follow the first answer; a question without one (at inference) gets (0, 0).
+    let span = ex.answers.first().map(|a| {
+        let start = a.answer_start as u32;
+        (start, start + a.text.chars().count() as u32)
+    });
     let step = keep - params.stride;
     let mut out = Vec::new();
     let mut start = 0;
     loop {
         let stop = (start + keep).min(c);
-        let (s, e) = label(&context.offsets[start..stop], q + 2, start_char, end_char);
+        let (s, e) = match span {
+            Some((start_char, end_char)) => {
+                label(&context.offsets[start..stop], q + 2, start_char, end_char)
+            }
+            None => (0, 0),
+        };
         out.push(Window {
             example,
             context_start: start as u32,

@@ -1,0 +1,118 @@
+//! `squadlab predict`: answer one question about one passage with a model.
+
+use super::Report;
+use crate::config::ModelSource;
+use crate::data::{Context, Example, FeatureSet, QaTokenizer, SquadDataset, WindowParams};
+use crate::eval::{postprocess, window_logits, PostprocessParams, WindowLogits};
+use crate::model::{load_qa_model, locate_model};
+use anyhow::{anyhow, bail, Result};
+use candle_core::Device;
+use clap::Args;
+use serde_json::json;
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A fine-tuned model: a folder, a hub id, or `pip:PACKAGE`.
+    #[arg(long)]
+    model: String,
+    #[arg(long)]
+    question: String,
+    /// The passage; longer ones are cut into overlapping windows.
+    #[arg(long)]
+    context: String,
+    #[arg(long, default_value_t = 384)]
+    max_length: usize,
+    #[arg(long, default_value_t = 128)]
+    stride: usize,
+    #[arg(long, default_value_t = 20)]
+    n_best: usize,
+    #[arg(long, default_value_t = 30)]
+    max_answer_length: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &PredictArgs) -> Result<Report> {
+    if args.question.trim().is_empty() || args.context.trim().is_empty() {
+        bail!("--question and --context must not be empty");
+    }
+    if args.n_best == 0 || args.max_answer_length == 0 {
+        bail!("--n-best and --max-answer-length must be at least 1");
+    }
+    let source = ModelSource::try_from(args.model.clone())
+        .map_err(|e| anyhow!("--model {:?}: {e}", args.model))?;
+    let files = locate_model(&source, true)?;
+    let tokenizer = QaTokenizer::from_path(&files.tokenizer())?;
+    let device = Device::Cpu;
+    let loaded = load_qa_model(&files.dir, &device, 0)?;
+    if !loaded.report.initialised.is_empty() {
+        eprintln!(
+            "warning: {} has no trained QA head ({} freshly initialised): its answers are arbitrary",
+            files.dir.display(),
+            loaded.report.initialised.join(", ")
+        );
+    }
+    if args.max_length > loaded.config.max_position_embeddings {
+        bail!(
+            "--max-length {} exceeds the model's max_position_embeddings ({})",
+            args.max_length,
+            loaded.config.max_position_embeddings
+        );
+    }
+    let data = SquadDataset {
+        origin: "the command line".into(),
+        titles: vec![String::new()],
+        contexts: vec![Context {
+            title: 0,
+            text: args.context.clone(),
+        }],
+        examples: vec![Example {
+            id: "question".into(),
+            question: args.question.clone(),
+            context: 0,
+            answers: vec![],
+        }],
+        skipped: vec![],
+    };
+    let params = WindowParams {
+        max_length: args.max_length,
+        stride: args.stride,
+    };
+    let features = FeatureSet::build(&data, &tokenizer, params)?;
+    let (start, end) = window_logits(&loaded.model, &data, &features, 32, &device)?;
+    let logits = WindowLogits {
+        start: &start,
+        end: &end,
+        row_len: args.max_length,
+    };
+    let pp = PostprocessParams {
+        n_best_size: args.n_best,
+        max_answer_length: args.max_answer_length,
+    };
+    let prediction = postprocess(&data, &features, &logits, pp).remove(0);
+    let best = prediction.best();
+    let mut text = match best {
+        Some(b) => format!(
+            "answer: {}\nscore: {}\nspan: {}..{}\n",
+            b.text, b.score, b.start_char, b.end_char
+        ),
+        None => "answer: (none: no span qualified)\n".into(),
+    };
+    text.push_str(&format!("windows: {}\ncandidates:\n", features.len()));
+    for c in prediction.nbest.iter().take(5) {
+        text.push_str(&format!(
+            "  {:>8.3}  {:?} [{}..{}]\n",
+            c.score, c.text, c.start_char, c.end_char
+        ));
+    }
+    Ok(Report {
+        text,
+        json: json!({
+            "answer": prediction.text,
+            "score": best.map(|b| b.score),
+            "start_char": best.map(|b| b.start_char),
+            "end_char": best.map(|b| b.end_char),
+            "candidates": prediction.nbest,
+        }),
+    })
+}
