@@ -294,3 +294,90 @@ fn postprocess_recovers_the_labelled_spans_from_logits() {
     );
     assert_eq!(first["score"].as_f64(), Some(20.0));
 }
+
+#[test]
+fn predict_answers_with_a_span_of_the_passage() {
+    use candle_core::Device;
+    use squadlab::model::{save_pretrained, BertConfig, Params};
+    // A tiny random model saved as a checkpoint folder with a WordPiece vocab.
+    let dir = tempfile::tempdir().unwrap();
+    let words = [
+        "the", "river", "flows", "through", "basel", "and", "cologne", "which", "city", "does",
+        "reach", "last", "?", ".",
+    ];
+    let vocab: String = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .chain(&words)
+        .map(|w| format!("{w}\n"))
+        .collect();
+    let vocab_path = dir.path().join("vocab.txt");
+    std::fs::write(&vocab_path, vocab).unwrap();
+    let config = BertConfig {
+        vocab_size: 5 + words.len(),
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        intermediate_size: 64,
+        max_position_embeddings: 64,
+        ..Default::default()
+    };
+    let params = Params::random(&config, &Device::Cpu, 9).unwrap();
+    let model_dir = dir.path().join("model");
+    save_pretrained(&model_dir, &config, &params, Some(&vocab_path)).unwrap();
+
+    // Longer than one 32-token window: several windows, one answer.
+    let context = "The river flows through Basel and Cologne. ".repeat(6);
+    let out = squadlab_ok(&[
+        "predict",
+        "--model",
+        model_dir.to_str().unwrap(),
+        "--question",
+        "Which city does the river reach last?",
+        "--context",
+        &context,
+        "--max-length",
+        "32",
+        "--stride",
+        "8",
+        "--json",
+    ]);
+    let j = json_line(&out);
+    let (start, end) = (
+        j["start_char"].as_u64().unwrap() as usize,
+        j["end_char"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(j["answer"].as_str().unwrap(), &context[start..end]);
+    let candidates = j["candidates"].as_array().unwrap();
+    assert!(!candidates.is_empty() && candidates.len() <= 20);
+    assert_eq!(candidates[0]["text"], j["answer"]);
+    let scores: Vec<f64> = candidates
+        .iter()
+        .map(|c| c["score"].as_f64().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]));
+
+    // A model longer than its positions allow, and a missing model, are clear errors.
+    let out = squadlab(&[
+        "predict",
+        "--model",
+        model_dir.to_str().unwrap(),
+        "--question",
+        "q",
+        "--context",
+        "c",
+        "--max-length",
+        "128",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("exceeds the model's max_position_embeddings (64)"));
+    let out = squadlab(&[
+        "predict",
+        "--model",
+        "./no/such/model",
+        "--question",
+        "q",
+        "--context",
+        "c",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no config.json"));
+}

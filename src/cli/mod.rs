@@ -1,6 +1,7 @@
 //! The command line. Every command takes `--json` to print exactly one JSON
 //! line on stdout; progress and logs go to stderr.
 
+mod bench;
 mod check_config;
 mod features;
 mod inputs;
@@ -36,6 +37,8 @@ enum Command {
     CheckConfig(check_config::CheckConfigArgs),
     /// Answer a question about a passage with a fine-tuned model.
     Predict(predict::PredictArgs),
+    /// Time our side of a benchmark case (bench/*.py prints it beside the peer's).
+    Bench(bench::BenchArgs),
 }
 
 /// What a command prints: text for people, one JSON object for scripts.
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Postprocess(a) => (a.json, score::run_postprocess(&a)),
         Command::CheckConfig(a) => (a.json, check_config::run(&a)),
         Command::Predict(a) => (a.json, predict::run(&a)),
+        Command::Bench(a) => (a.json, bench::run(&a)),
     };
     match result {
         Ok(report) if json => {
