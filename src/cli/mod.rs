@@ -3,6 +3,7 @@
 
 mod bench;
 mod check_config;
+mod convert;
 mod features;
 mod inputs;
 mod predict;
@@ -37,6 +38,8 @@ enum Command {
     CheckConfig(check_config::CheckConfigArgs),
     /// Answer a question about a passage with a fine-tuned model.
     Predict(predict::PredictArgs),
+    /// Re-save a checkpoint as a Hugging Face BertForQuestionAnswering safetensors folder.
+    Convert(convert::ConvertArgs),
     /// Time our side of a benchmark case (bench/*.py prints it beside the peer's).
     Bench(bench::BenchArgs),
 }
@@ -71,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig(a) => (a.json, check_config::run(&a)),
         Command::Predict(a) => (a.json, predict::run(&a)),
         Command::Bench(a) => (a.json, bench::run(&a)),
+        Command::Convert(a) => (a.json, convert::run(&a)),
     };
     match result {
         Ok(report) if json => {
