@@ -91,11 +91,14 @@ fn minilm_matches_pytorch_on_real_windows() {
         loaded.params.var(&name).unwrap().set(&t).unwrap();
     }
 
-    // (a) logits, eval mode.
+    // (a) logits, eval mode: the differentiable path and the inference one.
     let (start, end) = loaded.model.forward(&batch, None).unwrap();
+    let (inference_start, inference_end) = loaded.model.forward_inference(&batch).unwrap();
     for (got, want) in [
         (start.clone(), &fx["start_logits"]),
         (end.clone(), &fx["end_logits"]),
+        (inference_start, &fx["start_logits"]),
+        (inference_end, &fx["end_logits"]),
     ] {
         let got: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
         let want = floats(want);

@@ -36,7 +36,7 @@ pub fn window_logits(
             token_type_ids: &types,
             attention_mask: &mask,
         };
-        let (s, e) = model.forward(&batch, None)?;
+        let (s, e) = model.forward_inference(&batch)?;
         starts.extend(s.detach().flatten_all()?.to_vec1::<f32>()?);
         ends.extend(e.detach().flatten_all()?.to_vec1::<f32>()?);
     }

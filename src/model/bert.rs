@@ -84,13 +84,19 @@ impl BertQa {
         })
     }
 
-    /// Start and end logits, each `[batch, seq]`. Dropout is active exactly when
-    /// `rng` is given (training); evaluation passes `None`.
-    pub fn forward(
-        &self,
-        batch: &Batch,
-        mut rng: Option<&mut SeededRng>,
-    ) -> Result<(Tensor, Tensor)> {
+    /// Start and end logits, each `[batch, seq]`, differentiable. Dropout is
+    /// active exactly when `rng` is given (training).
+    pub fn forward(&self, batch: &Batch, rng: Option<&mut SeededRng>) -> Result<(Tensor, Tensor)> {
+        self.run(batch, Mode::Graph(rng))
+    }
+
+    /// The same logits for inference: candle's fused softmax and LayerNorm
+    /// kernels (which record no backward) and no dropout. Never differentiate these.
+    pub fn forward_inference(&self, batch: &Batch) -> Result<(Tensor, Tensor)> {
+        self.run(batch, Mode::Inference)
+    }
+
+    fn run(&self, batch: &Batch, mut mode: Mode) -> Result<(Tensor, Tensor)> {
         let c = &self.config;
         let (b, s) = batch.input_ids.dims2()?;
         let dtype = self.embeddings.word.dtype();
@@ -106,10 +112,9 @@ impl BertQa {
             .index_select(&positions, 0)?
             .unsqueeze(0)?;
         let x = words.add(&types)?.broadcast_add(&pos)?;
-        let mut x = dropout(
-            &self.embeddings.norm.forward(&x)?,
+        let mut x = mode.dropout(
+            &mode.norm(&self.embeddings.norm, &x)?,
             c.hidden_dropout_prob,
-            rng.as_deref_mut(),
         )?;
 
         let mask = additive_mask(batch.attention_mask, dtype)?;
@@ -120,35 +125,63 @@ impl BertQa {
                 .transpose(1, 2)?
                 .contiguous()
         };
+        let scale = 1.0 / (head_dim as f64).sqrt();
         for layer in &self.layers {
-            let q = split(layer.query.forward(&x)?)?;
+            // Scaling q (b·h·s·d values) is cheaper than scaling the scores (b·h·s·s).
+            let q = split((layer.query.forward(&x)? * scale)?)?;
             let k = split(layer.key.forward(&x)?)?;
             let v = split(layer.value.forward(&x)?)?;
-            let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?.broadcast_add(&mask)?;
-            let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
-            let probs = dropout(&probs, c.attention_probs_dropout_prob, rng.as_deref_mut())?;
+            let scores = q.matmul(&k.t()?)?.broadcast_add(&mask)?;
+            let probs = mode.dropout(&mode.softmax(&scores)?, c.attention_probs_dropout_prob)?;
             let context = probs
                 .matmul(&v)?
                 .transpose(1, 2)?
                 .reshape((b, s, c.hidden_size))?;
-            let attended = dropout(
+            let attended = mode.dropout(
                 &layer.attention_out.forward(&context)?,
                 c.hidden_dropout_prob,
-                rng.as_deref_mut(),
             )?;
-            let h = layer.attention_norm.forward(&attended.add(&x)?)?;
+            let h = mode.norm(&layer.attention_norm, &attended.add(&x)?)?;
             let inner = layer.intermediate.forward(&h)?.gelu_erf()?;
-            let out = dropout(
-                &layer.output.forward(&inner)?,
-                c.hidden_dropout_prob,
-                rng.as_deref_mut(),
-            )?;
-            x = layer.output_norm.forward(&out.add(&h)?)?;
+            let out = mode.dropout(&layer.output.forward(&inner)?, c.hidden_dropout_prob)?;
+            x = mode.norm(&layer.output_norm, &out.add(&h)?)?;
         }
         let logits = self.qa_outputs.forward(&x)?;
         let start = logits.narrow(D::Minus1, 0, 1)?.squeeze(D::Minus1)?;
         let end = logits.narrow(D::Minus1, 1, 1)?.squeeze(D::Minus1)?;
         Ok((start.to_dtype(DType::F32)?, end.to_dtype(DType::F32)?))
+    }
+}
+
+/// How a forward pass computes: a differentiable graph (with dropout when an
+/// RNG is given) or inference with fused kernels.
+enum Mode<'a> {
+    Graph(Option<&'a mut SeededRng>),
+    Inference,
+}
+
+impl Mode<'_> {
+    fn dropout(&mut self, x: &Tensor, p: f64) -> Result<Tensor> {
+        match self {
+            Mode::Graph(rng) => dropout(x, p, rng.as_deref_mut()),
+            Mode::Inference => Ok(x.clone()),
+        }
+    }
+
+    fn softmax(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Mode::Graph(_) => candle_nn::ops::softmax(x, D::Minus1),
+            Mode::Inference => candle_nn::ops::softmax_last_dim(x),
+        }
+    }
+
+    fn norm(&self, norm: &LayerNorm, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Mode::Graph(_) => norm.forward(x),
+            Mode::Inference => {
+                candle_nn::ops::layer_norm(x, &norm.weight, &norm.bias, norm.eps as f32)
+            }
+        }
     }
 }
 
