@@ -107,6 +107,7 @@ fn minilm_matches_pytorch_on_real_windows() {
             .zip(&want)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f32::max);
+        eprintln!("max |logit difference| against PyTorch: {max_diff:e}");
         assert!(max_diff <= 1e-4, "logits differ by {max_diff}");
     }
 
@@ -128,6 +129,7 @@ fn minilm_matches_pytorch_on_real_windows() {
     )
     .unwrap();
     let loss_value: f32 = loss.to_scalar().unwrap();
+    eprintln!("loss {loss_value} vs PyTorch {}", fx["loss"]);
     assert!(
         close_rel(loss_value, fx["loss"].as_f64().unwrap() as f32, 1e-3),
         "loss {loss_value} vs {}",
@@ -148,6 +150,7 @@ fn minilm_matches_pytorch_on_real_windows() {
             .to_scalar()
             .unwrap();
         let want_norm = want["norm"].as_f64().unwrap() as f32;
+        eprintln!("{name}: gradient norm {norm} vs PyTorch {want_norm}");
         assert!(
             close_rel(norm, want_norm, 1e-3),
             "{name}: gradient norm {norm} vs {want_norm}"
