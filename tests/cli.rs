@@ -298,7 +298,7 @@ fn postprocess_recovers_the_labelled_spans_from_logits() {
 #[test]
 fn predict_answers_with_a_span_of_the_passage() {
     use candle_core::Device;
-    use squadlab::model::{save_pretrained, BertConfig, Params};
+    use squadlab::model::{save_pretrained, Params};
     // A tiny random model saved as a checkpoint folder with a WordPiece vocab.
     let dir = tempfile::tempdir().unwrap();
     let words = [
@@ -312,15 +312,7 @@ fn predict_answers_with_a_span_of_the_passage() {
         .collect();
     let vocab_path = dir.path().join("vocab.txt");
     std::fs::write(&vocab_path, vocab).unwrap();
-    let config = BertConfig {
-        vocab_size: 5 + words.len(),
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        intermediate_size: 64,
-        max_position_embeddings: 64,
-        ..Default::default()
-    };
+    let config = common::tiny_bert_config(5 + words.len());
     let params = Params::random(&config, &Device::Cpu, 9).unwrap();
     let model_dir = dir.path().join("model");
     save_pretrained(&model_dir, &config, &params, Some(&vocab_path)).unwrap();

@@ -1,20 +1,14 @@
 //! The BERT QA model on a tiny random config, so CI exercises building,
 //! gradients, training steps, saving and loading in seconds.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor};
 use squadlab::model::layers::SeededRng;
 use squadlab::model::{load_qa_model, qa_loss, save_pretrained, Batch, BertConfig, BertQa, Params};
 
 fn tiny_config() -> BertConfig {
-    BertConfig {
-        vocab_size: 100,
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        intermediate_size: 64,
-        max_position_embeddings: 64,
-        ..Default::default()
-    }
+    common::tiny_bert_config(100)
 }
 
 struct Inputs {

@@ -1,8 +1,9 @@
 //! `squadlab features`: windows of a SQuAD file, counted and optionally dumped.
 
+use super::args::WindowArgs;
 use super::inputs::{load_data, load_tokenizer};
 use super::Report;
-use crate::data::{FeatureSet, Split, SquadDataset, WindowParams};
+use crate::data::{FeatureSet, Split, SquadDataset};
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
@@ -18,10 +19,8 @@ pub struct FeaturesArgs {
     /// tokenizer.json, vocab.txt, a model folder, or a model source such as `pip:PACKAGE`.
     #[arg(long)]
     tokenizer: String,
-    #[arg(long, default_value_t = 384)]
-    max_length: usize,
-    #[arg(long, default_value_t = 128)]
-    stride: usize,
+    #[command(flatten)]
+    window: WindowArgs,
     /// Training windows: dump start/end labels (and read the train split from the hub).
     #[arg(long)]
     train: bool,
@@ -46,10 +45,7 @@ pub fn run(args: &FeaturesArgs) -> Result<Report> {
     };
     let data = load_data(&args.data, split, args.limit, args.skip_bad_records)?;
     let tokenizer = load_tokenizer(&args.tokenizer)?;
-    let params = WindowParams {
-        max_length: args.max_length,
-        stride: args.stride,
-    };
+    let params = args.window.params();
 
     // Timed: windowing only, not loading the file or the tokenizer.
     let timer = Instant::now();

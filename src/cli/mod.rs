@@ -1,6 +1,7 @@
 //! The command line. Every command takes `--json` to print exactly one JSON
 //! line on stdout; progress and logs go to stderr.
 
+mod args;
 mod bench;
 mod check_config;
 mod convert;

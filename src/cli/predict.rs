@@ -1,9 +1,10 @@
 //! `squadlab predict`: answer one question about one passage with a model.
 
+use super::args::{AnswerArgs, WindowArgs};
 use super::Report;
 use crate::config::ModelSource;
-use crate::data::{Context, Example, FeatureSet, QaTokenizer, SquadDataset, WindowParams};
-use crate::eval::{postprocess, window_logits, PostprocessParams, WindowLogits};
+use crate::data::{Context, Example, FeatureSet, QaTokenizer, SquadDataset};
+use crate::eval::{postprocess, window_logits, WindowLogits};
 use crate::model::{load_qa_model, locate_model};
 use anyhow::{anyhow, bail, Result};
 use candle_core::Device;
@@ -20,14 +21,10 @@ pub struct PredictArgs {
     /// The passage; longer ones are cut into overlapping windows.
     #[arg(long)]
     context: String,
-    #[arg(long, default_value_t = 384)]
-    max_length: usize,
-    #[arg(long, default_value_t = 128)]
-    stride: usize,
-    #[arg(long, default_value_t = 20)]
-    n_best: usize,
-    #[arg(long, default_value_t = 30)]
-    max_answer_length: usize,
+    #[command(flatten)]
+    window: WindowArgs,
+    #[command(flatten)]
+    answer: AnswerArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -36,9 +33,7 @@ pub fn run(args: &PredictArgs) -> Result<Report> {
     if args.question.trim().is_empty() || args.context.trim().is_empty() {
         bail!("--question and --context must not be empty");
     }
-    if args.n_best == 0 || args.max_answer_length == 0 {
-        bail!("--n-best and --max-answer-length must be at least 1");
-    }
+    let pp = args.answer.params()?;
     let source = ModelSource::try_from(args.model.clone())
         .map_err(|e| anyhow!("--model {:?}: {e}", args.model))?;
     let files = locate_model(&source, true)?;
@@ -52,10 +47,10 @@ pub fn run(args: &PredictArgs) -> Result<Report> {
             loaded.report.initialised.join(", ")
         );
     }
-    if args.max_length > loaded.config.max_position_embeddings {
+    if args.window.max_length > loaded.config.max_position_embeddings {
         bail!(
             "--max-length {} exceeds the model's max_position_embeddings ({})",
-            args.max_length,
+            args.window.max_length,
             loaded.config.max_position_embeddings
         );
     }
@@ -74,20 +69,13 @@ pub fn run(args: &PredictArgs) -> Result<Report> {
         }],
         skipped: vec![],
     };
-    let params = WindowParams {
-        max_length: args.max_length,
-        stride: args.stride,
-    };
+    let params = args.window.params();
     let features = FeatureSet::build(&data, &tokenizer, params)?;
     let (start, end) = window_logits(&loaded.model, &data, &features, 32, &device)?;
     let logits = WindowLogits {
         start: &start,
         end: &end,
-        row_len: args.max_length,
-    };
-    let pp = PostprocessParams {
-        n_best_size: args.n_best,
-        max_answer_length: args.max_answer_length,
+        row_len: args.window.max_length,
     };
     let prediction = postprocess(&data, &features, &logits, pp).remove(0);
     let best = prediction.best();

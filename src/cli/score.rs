@@ -1,11 +1,12 @@
 //! `squadlab score` and `squadlab postprocess`.
 
+use super::args::{AnswerArgs, WindowArgs};
 use super::inputs::{load_data, load_tokenizer};
 use super::Report;
-use crate::data::{FeatureSet, Split, WindowParams};
+use crate::data::{FeatureSet, Split};
 use crate::eval::{
     load_predictions, postprocess, score, score_predictions, write_nbest, write_predictions,
-    PostprocessParams, Scores, WindowLogits,
+    Scores, WindowLogits,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -79,14 +80,10 @@ pub struct PostprocessArgs {
     /// Raw little-endian f32 logits, shape [windows, 2, max_length]: start row then end row.
     #[arg(long)]
     logits: PathBuf,
-    #[arg(long, default_value_t = 384)]
-    max_length: usize,
-    #[arg(long, default_value_t = 128)]
-    stride: usize,
-    #[arg(long, default_value_t = 20)]
-    n_best: usize,
-    #[arg(long, default_value_t = 30)]
-    max_answer_length: usize,
+    #[command(flatten)]
+    window: WindowArgs,
+    #[command(flatten)]
+    answer: AnswerArgs,
     #[arg(long)]
     limit: Option<usize>,
     /// Write the official `{id: answer}` predictions here.
@@ -100,25 +97,16 @@ pub struct PostprocessArgs {
 }
 
 pub fn run_postprocess(args: &PostprocessArgs) -> Result<Report> {
-    if args.n_best == 0 || args.max_answer_length == 0 {
-        bail!("--n-best and --max-answer-length must be at least 1");
-    }
+    let pp = args.answer.params()?;
     let data = load_data(&args.data, Split::Validation, args.limit, false)?;
     let tokenizer = load_tokenizer(&args.tokenizer)?;
-    let params = WindowParams {
-        max_length: args.max_length,
-        stride: args.stride,
-    };
+    let params = args.window.params();
     let features = FeatureSet::build(&data, &tokenizer, params)?;
-    let (start, end) = read_logits(&args.logits, features.len(), args.max_length)?;
+    let (start, end) = read_logits(&args.logits, features.len(), args.window.max_length)?;
     let logits = WindowLogits {
         start: &start,
         end: &end,
-        row_len: args.max_length,
-    };
-    let pp = PostprocessParams {
-        n_best_size: args.n_best,
-        max_answer_length: args.max_answer_length,
+        row_len: args.window.max_length,
     };
 
     let timer = Instant::now();

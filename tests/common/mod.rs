@@ -58,3 +58,16 @@ pub fn bert_uncased_tokenizer() -> Option<QaTokenizer> {
     let dir = minilm_dir()?;
     Some(QaTokenizer::from_path(&dir.join("tokenizer.json")).expect("tokenizer loads"))
 }
+
+/// A tiny random-weight BERT shape: CI trains and saves it in milliseconds.
+pub fn tiny_bert_config(vocab_size: usize) -> squadlab::model::BertConfig {
+    squadlab::model::BertConfig {
+        vocab_size,
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        intermediate_size: 64,
+        max_position_embeddings: 64,
+        ..Default::default()
+    }
+}
