@@ -2,17 +2,16 @@
 //! Hugging Face cache (no network): `datasets--rajpurkar--squad/refs/main` and
 //! `snapshots/<commit>/plain_text/*.parquet`. One test, since it sets env vars.
 
+mod common;
+
 use squadlab::config::DataSource;
 use squadlab::data::{load_source, LoadOptions, Split};
 
 #[test]
 fn hub_dataset_loads_from_the_cache_and_offline_misses_say_what_to_fetch() {
     let cache = tempfile::tempdir().unwrap();
-    let repo = cache.path().join("datasets--rajpurkar--squad");
-    let commit = "0123456789abcdef0123456789abcdef01234567";
-    std::fs::create_dir_all(repo.join("refs")).unwrap();
-    std::fs::write(repo.join("refs/main"), commit).unwrap();
-    let snapshot = repo.join("snapshots").join(commit).join("plain_text");
+    let snapshot =
+        common::fake_hub_repo(cache.path(), "datasets--rajpurkar--squad").join("plain_text");
     std::fs::create_dir_all(&snapshot).unwrap();
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -3,6 +3,8 @@
 //! pytorch_model.bin with legacy gamma/beta names (tools/reference/tiny_bin_fixture.py).
 //! One test, since it sets environment variables.
 
+mod common;
+
 use candle_core::{Device, Tensor};
 use squadlab::config::ModelSource;
 use squadlab::model::{load_qa_model, locate_model, Batch};
@@ -20,12 +22,7 @@ fn row(v: &serde_json::Value) -> Vec<u32> {
 #[test]
 fn a_pickled_checkpoint_from_the_hub_cache_matches_pytorch() {
     let cache = tempfile::tempdir().unwrap();
-    let repo = cache.path().join("models--tiny--bert");
-    let commit = "fedcba9876543210fedcba9876543210fedcba98";
-    std::fs::create_dir_all(repo.join("refs")).unwrap();
-    std::fs::write(repo.join("refs/main"), commit).unwrap();
-    let snapshot = repo.join("snapshots").join(commit);
-    std::fs::create_dir_all(&snapshot).unwrap();
+    let snapshot = common::fake_hub_repo(cache.path(), "models--tiny--bert");
     for file in ["config.json", "pytorch_model.bin"] {
         std::fs::copy(format!("{TINY}/{file}"), snapshot.join(file)).unwrap();
     }

@@ -71,3 +71,16 @@ pub fn tiny_bert_config(vocab_size: usize) -> squadlab::model::BertConfig {
         ..Default::default()
     }
 }
+
+/// A repository in a folder laid out like the Hugging Face hub cache
+/// (`<folder>/refs/main` naming a commit, files under `snapshots/<commit>/`),
+/// as hf-hub reads it offline. Returns the snapshot folder.
+pub fn fake_hub_repo(cache: &std::path::Path, folder: &str) -> PathBuf {
+    let repo = cache.join(folder);
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    snapshot
+}
