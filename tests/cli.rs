@@ -348,6 +348,23 @@ fn predict_answers_with_a_span_of_the_passage() {
         .collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]));
 
+    // A tokenizer larger than the model's vocabulary is named.
+    let small = common::tiny_bert_config(10);
+    let small_dir = dir.path().join("small");
+    let small_params = Params::random(&small, &Device::Cpu, 9).unwrap();
+    save_pretrained(&small_dir, &small, &small_params, Some(&vocab_path)).unwrap();
+    let out = squadlab(&[
+        "predict",
+        "--model",
+        small_dir.to_str().unwrap(),
+        "--question",
+        "q",
+        "--context",
+        "c",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("has 19 tokens but the model's vocab_size is 10"));
+
     // A model longer than its positions allow, and a missing model, are clear errors.
     let out = squadlab(&[
         "predict",

@@ -274,6 +274,16 @@ fn bare_and_legacy_checkpoints_load_with_a_fresh_qa_head() {
     }
 }
 
+/// The full error chain of loading the model folder `dir`, which must fail.
+fn load_error(dir: &std::path::Path) -> String {
+    format!(
+        "{:#}",
+        load_qa_model(dir, &Device::Cpu, 0)
+            .err()
+            .expect("loading must fail")
+    )
+}
+
 #[test]
 fn a_missing_or_misshapen_tensor_is_named() {
     let config = tiny_config();
@@ -282,10 +292,7 @@ fn a_missing_or_misshapen_tensor_is_named() {
     write_bare(dir.path(), &config, &params, false, |m| {
         m.remove("encoder.layer.1.attention.self.key.bias");
     });
-    let err = format!(
-        "{:#}",
-        load_qa_model(dir.path(), &Device::Cpu, 0).err().unwrap()
-    );
+    let err = load_error(dir.path());
     assert!(
         err.contains("missing tensor bert.encoder.layer.1.attention.self.key.bias")
             && err.contains("[32]"),
@@ -298,10 +305,7 @@ fn a_missing_or_misshapen_tensor_is_named() {
             Tensor::zeros((99, 32), DType::F32, &Device::Cpu).unwrap(),
         );
     });
-    let err = format!(
-        "{:#}",
-        load_qa_model(dir.path(), &Device::Cpu, 0).err().unwrap()
-    );
+    let err = load_error(dir.path());
     assert!(
         err.contains("bert.embeddings.word_embeddings.weight has shape [99, 32]")
             && err.contains("[100, 32]"),
@@ -309,20 +313,14 @@ fn a_missing_or_misshapen_tensor_is_named() {
     );
 
     std::fs::write(dir.path().join("model.safetensors"), b"truncated").unwrap();
-    let err = format!(
-        "{:#}",
-        load_qa_model(dir.path(), &Device::Cpu, 0).err().unwrap()
-    );
+    let err = load_error(dir.path());
     assert!(
         err.contains("model.safetensors: not a readable safetensors file"),
         "{err}"
     );
 
     std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
-    let err = format!(
-        "{:#}",
-        load_qa_model(dir.path(), &Device::Cpu, 0).err().unwrap()
-    );
+    let err = load_error(dir.path());
     assert!(
         err.contains("no model.safetensors or pytorch_model.bin"),
         "{err}"

@@ -44,6 +44,13 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
     let files = locate_model(&source, true)?;
     let device = Device::Cpu;
     let loaded = load_qa_model(&files.dir, &device, 0)?;
+    if args.seq > loaded.config.max_position_embeddings {
+        bail!(
+            "--seq {} exceeds the model's max_position_embeddings ({})",
+            args.seq,
+            loaded.config.max_position_embeddings
+        );
+    }
     let vocab = loaded.config.vocab_size as u32;
     // Fixed pseudo-random ids; every position real, as with padding to max_length.
     let ids: Vec<u32> = (0..args.batch * args.seq)
