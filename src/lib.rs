@@ -9,4 +9,6 @@ pub mod eval;
 pub mod fsutil;
 pub mod hub;
 pub mod model;
+pub mod store;
 pub mod text;
+pub mod train;

@@ -5,10 +5,13 @@ mod args;
 mod bench;
 mod check_config;
 mod convert;
+mod eval;
 mod features;
 mod inputs;
 mod predict;
+mod progress;
 mod score;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -41,6 +44,10 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Re-save a checkpoint as a Hugging Face BertForQuestionAnswering safetensors folder.
     Convert(convert::ConvertArgs),
+    /// Fine-tune a model as a run config says, then evaluate it.
+    Train(train::TrainArgs),
+    /// Evaluate a model on SQuAD questions: EM, F1, predictions and n-best lists.
+    Eval(eval::EvalArgs),
     /// Time our side of a benchmark case (bench/*.py prints it beside the peer's).
     Bench(bench::BenchArgs),
 }
@@ -76,6 +83,8 @@ pub fn main() -> ExitCode {
         Command::Predict(a) => (a.json, predict::run(&a)),
         Command::Bench(a) => (a.json, bench::run(&a)),
         Command::Convert(a) => (a.json, convert::run(&a)),
+        Command::Train(a) => (a.json, train::run(&a)),
+        Command::Eval(a) => (a.json, eval::run(&a)),
     };
     match result {
         Ok(report) if json => {

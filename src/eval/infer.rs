@@ -1,9 +1,9 @@
 //! Batched inference: windows through the model in eval mode, no graph kept.
 
 use crate::data::{FeatureSet, SquadDataset};
-use crate::model::{Batch, BertQa};
+use crate::model::{BertQa, WindowBatch};
 use anyhow::Result;
-use candle_core::{Device, Tensor};
+use candle_core::Device;
 
 /// Start and end logits of every window, rows padded to `max_length`, in window order.
 pub fn window_logits(
@@ -18,25 +18,10 @@ pub fn window_logits(
         Vec::with_capacity(features.len() * len),
         Vec::with_capacity(features.len() * len),
     );
-    for first in (0..features.len()).step_by(batch_size.max(1)) {
-        let windows = first..(first + batch_size).min(features.len());
-        let n = windows.len();
-        let (mut ids, mut types, mut mask) = (Vec::new(), Vec::new(), Vec::new());
-        for w in windows {
-            let t = features.tensors(w, data, len);
-            ids.extend(t.input_ids);
-            types.extend(t.token_type_ids);
-            mask.extend(t.attention_mask);
-        }
-        let ids = Tensor::from_vec(ids, (n, len), device)?;
-        let types = Tensor::from_vec(types, (n, len), device)?;
-        let mask = Tensor::from_vec(mask, (n, len), device)?;
-        let batch = Batch {
-            input_ids: &ids,
-            token_type_ids: &types,
-            attention_mask: &mask,
-        };
-        let (s, e) = model.forward_inference(&batch)?;
+    let all: Vec<usize> = (0..features.len()).collect();
+    for windows in all.chunks(batch_size.max(1)) {
+        let batch = WindowBatch::new(features, data, windows, len, device)?;
+        let (s, e) = model.forward_inference(&batch.as_batch())?;
         starts.extend(s.detach().flatten_all()?.to_vec1::<f32>()?);
         ends.extend(e.detach().flatten_all()?.to_vec1::<f32>()?);
     }

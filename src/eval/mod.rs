@@ -1,11 +1,13 @@
 //! From logits to answers (post-processing) and from answers to the official
 //! SQuAD v1.1 scores.
 
+mod evaluate;
 mod infer;
 mod metric;
 mod postprocess;
 mod predictions;
 
+pub use evaluate::{evaluate, EvalOutput};
 pub use infer::window_logits;
 pub use metric::{
     exact_match, f1_score, normalize_answer, score, score_predictions, QuestionScore, Scores,

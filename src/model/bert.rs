@@ -26,6 +26,8 @@ pub struct Layer {
 
 pub struct BertQa {
     pub config: BertConfig,
+    /// The dtype of the matrix products; LayerNorm, softmax and the embeddings stay f32.
+    compute: DType,
     embeddings: Embeddings,
     layers: Vec<Layer>,
     qa_outputs: Linear,
@@ -41,11 +43,23 @@ pub struct Batch<'a> {
 impl BertQa {
     /// Builds the model on the parameters (which hold its weights as trainable variables).
     pub fn new(config: BertConfig, params: &Params) -> candle_core::Result<Self> {
+        Self::with_dtype(config, params, DType::F32)
+    }
+
+    /// The model computing its matrix products in `compute` (autocast): the
+    /// linear weights are cast copies of the f32 master weights, and gradients
+    /// flow back through the casts to them. Rebuild after each optimizer step
+    /// unless `compute` is f32 (then the weights are shared, not copied).
+    pub fn with_dtype(
+        config: BertConfig,
+        params: &Params,
+        compute: DType,
+    ) -> candle_core::Result<Self> {
         let p = |name: &str| params.tensor(name);
         let linear = |prefix: &str| -> Result<Linear> {
             Ok(Linear {
-                weight: p(&format!("{prefix}.weight"))?,
-                bias: p(&format!("{prefix}.bias"))?,
+                weight: p(&format!("{prefix}.weight"))?.to_dtype(compute)?,
+                bias: p(&format!("{prefix}.bias"))?.to_dtype(compute)?,
             })
         };
         let norm = |prefix: &str| -> Result<LayerNorm> {
@@ -78,6 +92,7 @@ impl BertQa {
             .collect::<Result<_>>()?;
         Ok(Self {
             qa_outputs: linear("qa_outputs")?,
+            compute,
             config,
             embeddings,
             layers,
@@ -99,7 +114,7 @@ impl BertQa {
     fn run(&self, batch: &Batch, mut mode: Mode) -> Result<(Tensor, Tensor)> {
         let c = &self.config;
         let (b, s) = batch.input_ids.dims2()?;
-        let dtype = self.embeddings.word.dtype();
+        let dtype = self.compute;
         let positions = Tensor::arange(0u32, s as u32, batch.input_ids.device())?;
         let words = self.word_embeddings(batch.input_ids)?;
         let types = self
@@ -113,7 +128,7 @@ impl BertQa {
             .unsqueeze(0)?;
         let x = words.add(&types)?.broadcast_add(&pos)?;
         let mut x = mode.dropout(
-            &mode.norm(&self.embeddings.norm, &x)?,
+            &mode.norm(&self.embeddings.norm, &x, dtype)?,
             c.hidden_dropout_prob,
         )?;
 
@@ -141,10 +156,10 @@ impl BertQa {
                 &layer.attention_out.forward(&context)?,
                 c.hidden_dropout_prob,
             )?;
-            let h = mode.norm(&layer.attention_norm, &attended.add(&x)?)?;
+            let h = mode.norm(&layer.attention_norm, &attended.add(&x)?, dtype)?;
             let inner = layer.intermediate.forward(&h)?.gelu_erf()?;
             let out = mode.dropout(&layer.output.forward(&inner)?, c.hidden_dropout_prob)?;
-            x = mode.norm(&layer.output_norm, &out.add(&h)?)?;
+            x = mode.norm(&layer.output_norm, &out.add(&h)?, dtype)?;
         }
         let logits = self.qa_outputs.forward(&x)?;
         let start = logits.narrow(D::Minus1, 0, 1)?.squeeze(D::Minus1)?;
@@ -168,20 +183,26 @@ impl Mode<'_> {
         }
     }
 
+    /// Softmax in f32 whatever the compute dtype, as autocast does.
     fn softmax(&self, x: &Tensor) -> Result<Tensor> {
+        let x32 = x.to_dtype(DType::F32)?;
         match self {
-            Mode::Graph(_) => candle_nn::ops::softmax(x, D::Minus1),
-            Mode::Inference => candle_nn::ops::softmax_last_dim(x),
-        }
+            Mode::Graph(_) => candle_nn::ops::softmax(&x32, D::Minus1),
+            Mode::Inference => candle_nn::ops::softmax_last_dim(&x32),
+        }?
+        .to_dtype(x.dtype())
     }
 
-    fn norm(&self, norm: &LayerNorm, x: &Tensor) -> Result<Tensor> {
+    /// LayerNorm in f32 with f32 parameters, its output in the compute dtype.
+    fn norm(&self, norm: &LayerNorm, x: &Tensor, compute: DType) -> Result<Tensor> {
+        let x32 = x.to_dtype(DType::F32)?;
         match self {
-            Mode::Graph(_) => norm.forward(x),
+            Mode::Graph(_) => norm.forward(&x32),
             Mode::Inference => {
-                candle_nn::ops::layer_norm(x, &norm.weight, &norm.bias, norm.eps as f32)
+                candle_nn::ops::layer_norm(&x32, &norm.weight, &norm.bias, norm.eps as f32)
             }
-        }
+        }?
+        .to_dtype(compute)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The layers BERT needs, written so every one is differentiable: candle-nn's
 //! fused LayerNorm records no backward pass, and its dropout is not seeded.
 
-use candle_core::{DType, Device, Result, Tensor, D};
+use candle_core::{DType, Result, Tensor, D};
 
 /// `x · Wᵀ + b` with a Hugging Face `[out, in]` weight.
 #[derive(Clone, Debug)]
@@ -76,20 +76,43 @@ impl SeededRng {
 
 /// Inverted dropout: in training, zero each element with probability `p` and
 /// scale the rest by 1/(1-p); in evaluation, the identity.
+///
+/// On the CPU the mask comes from `rng` alone, so a run resumed from its saved
+/// RNG state draws the same masks; chunks draw from streams derived from one
+/// seed, in parallel, with the same result whatever the thread count. On CUDA
+/// the mask is drawn on the device from the device's seeded generator.
 pub fn dropout(x: &Tensor, p: f64, rng: Option<&mut SeededRng>) -> Result<Tensor> {
     let Some(rng) = rng else { return Ok(x.clone()) };
     if p <= 0.0 {
         return Ok(x.clone());
     }
-    let scale = (1.0 / (1.0 - p)) as f32;
-    let p = p as f32;
-    let mask: Vec<f32> = (0..x.elem_count())
-        .map(|_| if rng.next_f32() < p { 0.0 } else { scale })
-        .collect();
-    let mask = Tensor::from_vec(mask, x.shape(), &Device::Cpu)?
-        .to_device(x.device())?
-        .to_dtype(x.dtype())?;
-    x.mul(&mask)
+    let scale = 1.0 / (1.0 - p);
+    let mask = if x.device().is_cpu() {
+        let values = cpu_mask(x.elem_count(), p as f32, scale as f32, rng.next_u64());
+        Tensor::from_vec(values, x.shape(), x.device())?
+    } else {
+        (Tensor::rand(0f32, 1f32, x.shape(), x.device())?
+            .ge(p)?
+            .to_dtype(DType::F32)?
+            * scale)?
+    };
+    x.mul(&mask.to_dtype(x.dtype())?)
+}
+
+/// `scale` (keep) or 0 (drop) per element, from the streams seeded by `seed`.
+fn cpu_mask(n: usize, p: f32, scale: f32, seed: u64) -> Vec<f32> {
+    use rayon::prelude::*;
+    const CHUNK: usize = 1 << 16;
+    let mut mask = vec![0f32; n];
+    mask.par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(i, chunk)| {
+            let mut rng = SeededRng::new(SeededRng::new(seed ^ i as u64).next_u64());
+            for m in chunk {
+                *m = if rng.next_f32() < p { 0.0 } else { scale };
+            }
+        });
+    mask
 }
 
 /// The additive attention mask, `[b, 1, 1, s]`: 0 where attended, the dtype's

@@ -92,6 +92,15 @@ impl Params {
             .ok_or_else(|| candle_core::Error::Msg(format!("no parameter named {name}")))
     }
 
+    /// Parameters from named tensors (copied into fresh variables).
+    pub fn from_tensors(tensors: impl IntoIterator<Item = (String, Tensor)>) -> Result<Self> {
+        let vars = tensors
+            .into_iter()
+            .map(|(name, t)| Ok((name, Var::from_tensor(&t)?)))
+            .collect::<Result<_>>()?;
+        Ok(Self { vars })
+    }
+
     pub fn var(&self, name: &str) -> Option<&Var> {
         self.vars.get(name)
     }

@@ -84,3 +84,104 @@ pub fn fake_hub_repo(cache: &std::path::Path, folder: &str) -> PathBuf {
     std::fs::create_dir_all(&snapshot).unwrap();
     snapshot
 }
+
+/// A tiny SQuAD-format task written from scratch (no SQuAD text): each context
+/// holds a few facts, exactly one of them with a color, at a varying position;
+/// the question asks for that color. (A 2-layer BERT from random weights does
+/// not learn to bind facts across question and context within a test's budget,
+/// in PyTorch either; finding the one color word it learns in seconds.)
+/// Returns the JSON file and a model folder with a tiny random BERT and its vocab.txt.
+pub fn tiny_task(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let adjectives = ["big", "small", "old", "young", "happy", "sad"];
+    let nouns = ["cat", "dog", "bird", "fish", "horse", "cow"];
+    let colors = ["red", "blue", "green", "yellow", "black", "white", "pink", "brown"];
+    let mut paragraphs = Vec::new();
+    for c in 0..48usize {
+        let mut context = String::new();
+        let fillers = c % 4;
+        for f in 0..fillers {
+            let adj = adjectives[(c + f * 5) % adjectives.len()];
+            let noun = nouns[(c * 7 + f + 1) % nouns.len()];
+            context.push_str(&format!("the {adj} {noun} is here . "));
+        }
+        let adj = adjectives[c % adjectives.len()];
+        let noun = nouns[(c * 7) % nouns.len()];
+        let color = colors[(c * 3) % colors.len()];
+        context.push_str(&format!("the {adj} {noun} is "));
+        let answer_start = context.len();
+        context.push_str(&format!("{color} ."));
+        let qas = vec![serde_json::json!({
+            "id": format!("q{c}"),
+            "question": format!("what color is the {adj} {noun} ?"),
+            "answers": [{"text": color, "answer_start": answer_start}],
+        })];
+        paragraphs.push(serde_json::json!({"context": context, "qas": qas}));
+    }
+    let squad = serde_json::json!({"version": "1.1", "data": [{"title": "colors", "paragraphs": paragraphs}]});
+    let json = dir.join("tiny-squad.json");
+    std::fs::write(&json, serde_json::to_vec(&squad).unwrap()).unwrap();
+
+    let mut vocab: Vec<&str> = vec!["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "is", "here", "what", "color", "?", "."];
+    vocab.extend(adjectives);
+    vocab.extend(nouns);
+    vocab.extend(colors);
+    let model = dir.join("tiny-bert");
+    std::fs::create_dir_all(&model).unwrap();
+    let vocab_file = dir.join("vocab.txt");
+    std::fs::write(&vocab_file, vocab.join("\n") + "\n").unwrap();
+    let config = task_bert_config(vocab.len());
+    let params = squadlab::model::Params::random(&config, &candle_core::Device::Cpu, 1).unwrap();
+    squadlab::model::save_pretrained(&model, &config, &params, Some(&vocab_file)).unwrap();
+    (json, model)
+}
+
+/// The tiny task's model: small, but with room to match question and context.
+pub fn task_bert_config(vocab_size: usize) -> squadlab::model::BertConfig {
+    squadlab::model::BertConfig {
+        hidden_size: 64,
+        intermediate_size: 128,
+        num_hidden_layers: 2,
+        ..tiny_bert_config(vocab_size)
+    }
+}
+
+/// A CPU run config for the tiny task.
+pub fn tiny_run_config(json: &std::path::Path, model: &std::path::Path) -> squadlab::config::RunConfig {
+    use squadlab::config::{DataConfig, DataSource, Device, RunConfig, SaveStrategy};
+    let data = DataSource::try_from(json.display().to_string()).unwrap();
+    RunConfig {
+        name: "tiny".into(),
+        model: ModelSource::try_from(model.display().to_string()).unwrap(),
+        data: DataConfig {
+            train: data.clone(),
+            validation: data,
+            ..DataConfig::default()
+        },
+        max_seq_length: 64,
+        doc_stride: 16,
+        per_device_train_batch_size: 8,
+        per_device_eval_batch_size: 16,
+        num_train_epochs: 20.0,
+        learning_rate: 1e-3,
+        warmup_ratio: 0.1,
+        save_strategy: SaveStrategy::Epoch,
+        save_total_limit: Some(2),
+        device: Device::Cpu,
+        ..RunConfig::default()
+    }
+}
+
+/// Every event of a run, in order, up to and including the terminal one.
+pub fn run_events(request: squadlab::train::RunRequest) -> Vec<squadlab::train::TrainEvent> {
+    let handle = squadlab::train::TrainerHandle::spawn(request).unwrap();
+    let mut events = Vec::new();
+    for e in handle.events.iter() {
+        let end = e.is_terminal();
+        events.push(e);
+        if end {
+            break;
+        }
+    }
+    handle.join();
+    events
+}

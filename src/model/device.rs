@@ -1,0 +1,44 @@
+//! From the config's device and precision to candle's.
+
+use crate::config;
+use anyhow::{bail, Result};
+use candle_core::{DType, Device};
+
+/// `auto` is the first CUDA device when this build has CUDA and one is present.
+pub fn select_device(choice: config::Device) -> Result<Device> {
+    match choice {
+        config::Device::Cpu => Ok(Device::Cpu),
+        config::Device::Auto if candle_core::utils::cuda_is_available() => {
+            Ok(Device::new_cuda(0)?)
+        }
+        config::Device::Auto => Ok(Device::Cpu),
+        config::Device::Cuda(n) => {
+            if !candle_core::utils::cuda_is_available() {
+                bail!("device cuda:{n}: this build has no CUDA support; rebuild with `--features cuda`, or set device: \"cpu\"");
+            }
+            Device::new_cuda(n).map_err(|e| anyhow::anyhow!("device cuda:{n}: {e}"))
+        }
+    }
+}
+
+/// The compute dtype. bf16 and f16 autocast need CUDA: the CPU trains in f32.
+pub fn compute_dtype(choice: config::DType, device: &Device) -> Result<DType> {
+    match (choice, device.is_cpu()) {
+        (config::DType::F32, _) => Ok(DType::F32),
+        (other, true) => bail!(
+            "dtype {other:?} needs a CUDA device; on the CPU use dtype: f32",
+        ),
+        (config::DType::Bf16, false) => Ok(DType::BF16),
+        (config::DType::F16, false) => Ok(DType::F16),
+    }
+}
+
+/// The device and dtype as the app shows them: `cpu`, `cuda:0`, `bf16`.
+pub fn describe(device: &Device, dtype: DType) -> (String, String) {
+    let name = match device.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".to_string(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        candle_core::DeviceLocation::Metal { gpu_id } => format!("metal:{gpu_id}"),
+    };
+    (name, dtype.as_str().to_string())
+}

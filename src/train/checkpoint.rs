@@ -1,0 +1,171 @@
+//! Checkpoints: a Hugging Face model folder plus everything needed to resume
+//! the run exactly (optimizer moments, step, epoch, RNG state, data order).
+//!
+//! A checkpoint is written into `checkpoint-N.tmp/`, each file atomically, and
+//! only then renamed to `checkpoint-N/`: a crash never leaves a half checkpoint
+//! under a real name.
+
+use super::events::{EpochLog, StepLog};
+use super::optimizer::AdamW;
+use crate::config::RunConfig;
+use crate::fsutil::write_atomically;
+use crate::model::layers::SeededRng;
+use crate::model::{save_pretrained, BertConfig, Params};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const STATE_FILE: &str = "trainer_state.json";
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const RUN_CONFIG_FILE: &str = "run_config.ron";
+const FORMAT_VERSION: u32 = 1;
+
+/// Where a run stands, saved with every checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    pub format_version: u32,
+    pub global_step: u64,
+    /// The epoch in progress, 0-based.
+    pub epoch: u32,
+    /// Optimizer steps already taken in that epoch.
+    pub steps_done_in_epoch: u64,
+    /// That epoch's window order.
+    pub epoch_order: Vec<u32>,
+    pub dropout_rng: SeededRng,
+    pub train_seconds: f64,
+    pub samples_seen: u64,
+    pub total_flos: f64,
+    pub step_history: Vec<StepLog>,
+    pub epoch_history: Vec<EpochLog>,
+}
+
+impl TrainerState {
+    pub fn new(dropout_rng: SeededRng) -> Self {
+        Self {
+            format_version: FORMAT_VERSION,
+            global_step: 0,
+            epoch: 0,
+            steps_done_in_epoch: 0,
+            epoch_order: Vec::new(),
+            dropout_rng,
+            train_seconds: 0.0,
+            samples_seen: 0,
+            total_flos: 0.0,
+            step_history: Vec::new(),
+            epoch_history: Vec::new(),
+        }
+    }
+}
+
+/// The folder for the checkpoint at `step`.
+pub fn checkpoint_dir(run_dir: &Path, step: u64) -> PathBuf {
+    run_dir.join("checkpoints").join(format!("checkpoint-{step}"))
+}
+
+/// Everything a checkpoint holds besides the trainer state.
+pub struct CheckpointParts<'a> {
+    pub config: &'a RunConfig,
+    pub model_config: &'a BertConfig,
+    pub params: &'a Params,
+    pub optimizer: &'a AdamW,
+    pub tokenizer: &'a Path,
+}
+
+pub fn save_checkpoint(run_dir: &Path, state: &TrainerState, parts: &CheckpointParts) -> Result<PathBuf> {
+    let dir = checkpoint_dir(run_dir, state.global_step);
+    let staging = dir.with_extension("tmp");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("cannot clear {}", staging.display()))?;
+    }
+    save_pretrained(&staging, parts.model_config, parts.params, Some(parts.tokenizer))?;
+    let optimizer = staging.join(OPTIMIZER_FILE);
+    let tmp = crate::fsutil::temp_path(&optimizer);
+    parts.optimizer.save(&tmp)?;
+    std::fs::rename(&tmp, &optimizer)
+        .with_context(|| format!("cannot write {}", optimizer.display()))?;
+    write_atomically(&staging.join(RUN_CONFIG_FILE), parts.config.to_ron().as_bytes())?;
+    write_atomically(&staging.join(STATE_FILE), &serde_json::to_vec(state)?)?;
+    // Replace an older checkpoint of the same step (a resumed run passing it again).
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot replace {}", dir.display()))?;
+    }
+    std::fs::rename(&staging, &dir).with_context(|| format!("cannot write {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Checkpoints of a run, oldest first.
+pub fn list_checkpoints(run_dir: &Path) -> Vec<(u64, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let step = name.strip_prefix("checkpoint-")?.parse().ok()?;
+            e.path().join(STATE_FILE).is_file().then(|| (step, e.path()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Deletes the oldest checkpoints beyond `keep`, never the one at `protect`.
+pub fn rotate_checkpoints(run_dir: &Path, keep: usize, protect: &Path) -> Result<()> {
+    let all = list_checkpoints(run_dir);
+    let excess = all.len().saturating_sub(keep.max(1));
+    for (_, dir) in all.into_iter().filter(|(_, d)| d != protect).take(excess) {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot delete old checkpoint {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+pub fn load_state(dir: &Path) -> Result<TrainerState> {
+    let path = dir.join(STATE_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{} is not a training checkpoint: cannot read {STATE_FILE}",
+            dir.display()
+        )
+    })?;
+    let state: TrainerState = serde_json::from_str(&text).map_err(|e| {
+        anyhow!("{}:{}:{}: bad trainer state: {e}", path.display(), e.line(), e.column())
+    })?;
+    if state.format_version != FORMAT_VERSION {
+        bail!(
+            "{}: trainer state format {} is not the supported {FORMAT_VERSION}",
+            path.display(),
+            state.format_version
+        );
+    }
+    Ok(state)
+}
+
+pub fn load_run_config(dir: &Path) -> Result<RunConfig> {
+    RunConfig::load(&dir.join(RUN_CONFIG_FILE))
+}
+
+/// Refuses to resume with settings that would change the run's course.
+/// Only presentation, device and saving settings may differ.
+pub fn check_resumable(saved: &RunConfig, now: &RunConfig, dir: &Path) -> Result<()> {
+    let neutral = |c: &RunConfig| RunConfig {
+        name: String::new(),
+        device: crate::config::Device::Auto,
+        logging_steps: 1,
+        save_strategy: crate::config::SaveStrategy::No,
+        save_steps: 1,
+        save_total_limit: None,
+        per_device_eval_batch_size: 1,
+        ..c.clone()
+    };
+    if neutral(saved) != neutral(now) {
+        bail!(
+            "the config differs from the one checkpoint {} was trained with ({}); resume with that config",
+            dir.display(),
+            dir.join(RUN_CONFIG_FILE).display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! The one stream a run reports through. The trainer emits `TrainEvent`s and
+//! knows nothing of who listens: the CLI's progress bar, the run store and the
+//! GUI are all consumers of the same stream.
+
+use crate::config::RunConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TrainEvent {
+    /// Progress while data and model are prepared, before `Started`.
+    Status { message: String },
+    Started(Box<StartInfo>),
+    Step(StepLog),
+    EpochEnd(EpochLog),
+    CheckpointSaved { step: u64, path: PathBuf },
+    Paused { step: u64 },
+    Resumed { step: u64 },
+    Evaluated(EvalSummary),
+    /// Training and evaluation are done; always the last event of a good run.
+    Finished(Box<TrainSummary>),
+    /// A loss or gradient became NaN or infinite; no checkpoint is written for
+    /// that step, so the last one on disk is the last good state.
+    Diverged {
+        step: u64,
+        loss: f64,
+        grad_norm: f64,
+        last_checkpoint: Option<PathBuf>,
+    },
+    /// Stopped on request at a step boundary, with a checkpoint to resume from.
+    Cancelled {
+        step: u64,
+        checkpoint: Option<PathBuf>,
+    },
+    Failed { error: String },
+}
+
+impl TrainEvent {
+    /// Whether the stream ends with this event.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            TrainEvent::Finished(_)
+                | TrainEvent::Diverged { .. }
+                | TrainEvent::Cancelled { .. }
+                | TrainEvent::Failed { .. }
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartInfo {
+    pub config: RunConfig,
+    pub run_dir: PathBuf,
+    pub total_steps: u64,
+    pub steps_per_epoch: u64,
+    pub warmup_steps: u64,
+    pub train_examples: usize,
+    pub train_windows: usize,
+    pub eval_examples: usize,
+    pub eval_windows: usize,
+    /// Windows per optimizer step: batch size × accumulation.
+    pub effective_batch_size: usize,
+    pub device: String,
+    pub dtype: String,
+    pub parameters: usize,
+    /// The step a resumed run continues from (0 for a fresh run).
+    pub resumed_from_step: u64,
+}
+
+/// One optimizer step. `learning_rate` is the rate this step used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepLog {
+    pub step: u64,
+    /// Fractional: 1.5 is halfway through the second epoch.
+    pub epoch: f64,
+    pub loss: f64,
+    /// The global gradient norm before clipping.
+    pub grad_norm: f64,
+    pub learning_rate: f64,
+    /// Windows per second of training time so far in this session.
+    pub samples_per_second: f64,
+    /// Seconds of training so far, pauses excluded, earlier sessions included.
+    pub elapsed_seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// 1-based: the epoch that just ended.
+    pub epoch: u32,
+    pub step: u64,
+    pub mean_loss: f64,
+    pub mean_grad_norm: f64,
+    pub learning_rate: f64,
+    pub elapsed_seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalSummary {
+    pub exact_match: f64,
+    pub f1: f64,
+    /// Questions scored.
+    pub total: usize,
+    pub windows: usize,
+    pub seconds: f64,
+}
+
+/// What Hugging Face's `TrainOutput` reports, plus the evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub run_dir: PathBuf,
+    pub global_step: u64,
+    pub epoch: f64,
+    pub train_runtime: f64,
+    pub train_samples_per_second: f64,
+    pub train_steps_per_second: f64,
+    /// Hugging Face's estimate: 6 × non-embedding parameters × padded tokens.
+    pub total_flos: f64,
+    /// The mean loss over all steps.
+    pub train_loss: f64,
+    pub log_history: Vec<EpochLog>,
+    pub eval: Option<EvalSummary>,
+}
+
+/// Requests from the front end, read by the trainer at step boundaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    Pause,
+    Resume,
+    /// Stop at the next step boundary and save a checkpoint.
+    Cancel,
+}
+
+/// A consumer of the event stream (progress bar, run store, GUI).
+pub trait EventSink {
+    fn on_event(&mut self, event: &TrainEvent) -> anyhow::Result<()>;
+}

@@ -1,0 +1,105 @@
+//! Everything a run needs before its first step: data, windows, tokenizer,
+//! model (fresh from its source, or from a checkpoint when resuming), device.
+
+use super::checkpoint::{check_resumable, load_run_config, load_state, TrainerState};
+use crate::config::RunConfig;
+use crate::data::{load_source, FeatureSet, LoadOptions, QaTokenizer, Split, SquadDataset, WindowParams};
+use crate::model::{compute_dtype, load_qa_model, locate_model, select_device, LoadedModel};
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device};
+use std::path::{Path, PathBuf};
+
+pub struct Prepared {
+    pub config: RunConfig,
+    pub train: SquadDataset,
+    pub train_features: FeatureSet,
+    pub eval: SquadDataset,
+    pub eval_features: FeatureSet,
+    /// The tokenizer file copied into every checkpoint.
+    pub tokenizer_path: PathBuf,
+    pub model: LoadedModel,
+    pub device: Device,
+    pub compute: DType,
+    /// The checkpoint and its state when resuming.
+    pub resume: Option<(PathBuf, TrainerState)>,
+}
+
+pub fn prepare(
+    config: &RunConfig,
+    resume: Option<&Path>,
+    status: &mut dyn FnMut(String),
+) -> Result<Prepared> {
+    config.validate()?;
+    let resume = match resume {
+        Some(dir) => {
+            check_resumable(&load_run_config(dir)?, config, dir)?;
+            Some((dir.to_path_buf(), load_state(dir)?))
+        }
+        None => None,
+    };
+    let device = select_device(config.device)?;
+    let compute = compute_dtype(config.dtype, &device)?;
+
+    status(format!("locating model {}", config.model.as_str()));
+    let files = locate_model(&config.model, true)?;
+    let model_dir = resume.as_ref().map_or(files.dir.clone(), |(d, _)| d.clone());
+    let tokenizer_path = match &resume {
+        Some((dir, _)) if dir.join("tokenizer.json").is_file() => dir.join("tokenizer.json"),
+        _ => files.tokenizer(),
+    };
+    let tokenizer = QaTokenizer::from_path(&tokenizer_path)?;
+    status(format!("loading model weights from {}", model_dir.display()));
+    let model = load_qa_model(&model_dir, &device, config.seed)
+        .with_context(|| format!("loading model {}", model_dir.display()))?;
+    config
+        .validate_positions(model.config.max_position_embeddings)
+        .map_err(anyhow::Error::from)?;
+    if tokenizer.vocab_size > model.config.vocab_size {
+        bail!(
+            "tokenizer {} has {} tokens but the model's vocab_size is {}: they do not belong together",
+            tokenizer.origin.display(),
+            tokenizer.vocab_size,
+            model.config.vocab_size
+        );
+    }
+
+    let params = WindowParams {
+        max_length: config.max_seq_length,
+        stride: config.doc_stride,
+    };
+    let load = |split: Split, limit: Option<usize>, status: &mut dyn FnMut(String)| {
+        let source = match split {
+            Split::Train => &config.data.train,
+            Split::Validation => &config.data.validation,
+        };
+        status(format!("loading {split:?} data from {}", source.as_str()));
+        let data = load_source(
+            source,
+            split,
+            &LoadOptions {
+                limit,
+                skip_bad_records: config.data.skip_bad_records,
+            },
+        )?;
+        if data.is_empty() {
+            bail!("{}: no questions to use", data.origin);
+        }
+        status(format!("windowing {} questions of {}", data.len(), data.origin));
+        let features = FeatureSet::build(&data, &tokenizer, params)?;
+        Ok::<_, anyhow::Error>((data, features))
+    };
+    let (train, train_features) = load(Split::Train, config.data.max_train_samples, status)?;
+    let (eval, eval_features) = load(Split::Validation, config.data.max_eval_samples, status)?;
+    Ok(Prepared {
+        config: config.clone(),
+        train,
+        train_features,
+        eval,
+        eval_features,
+        tokenizer_path,
+        model,
+        device,
+        compute,
+        resume,
+    })
+}

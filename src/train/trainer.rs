@@ -1,0 +1,409 @@
+//! The training loop: epochs of seeded shuffles, accumulated micro-batches,
+//! clipped AdamW steps on a linear schedule, checkpoints, then evaluation.
+
+use super::checkpoint::{
+    list_checkpoints, rotate_checkpoints, save_checkpoint, CheckpointParts, TrainerState,
+};
+use super::events::{
+    Control, EpochLog, EvalSummary, StartInfo, StepLog, TrainEvent, TrainSummary,
+};
+use super::optimizer::{clip_grad_norm, AdamW, AdamWParams, Grads};
+use super::prepare::Prepared;
+use super::schedule::LinearSchedule;
+use crate::config::SaveStrategy;
+use crate::eval::{evaluate, PostprocessParams};
+use crate::model::layers::SeededRng;
+use crate::model::{describe, qa_loss, save_pretrained, BertQa, WindowBatch};
+use anyhow::Result;
+use candle_core::DType;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// How many steps a run takes, from its windows and batch settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepPlan {
+    pub micro_batches_per_epoch: u64,
+    pub steps_per_epoch: u64,
+    pub total_steps: u64,
+}
+
+impl StepPlan {
+    /// Micro-batches per epoch are `ceil(windows / batch)`; an optimizer step
+    /// takes `gradient_accumulation_steps` of them (the epoch's last step takes
+    /// what remains); total steps are `max_steps`, else `ceil(epochs × steps per epoch)`.
+    pub fn new(config: &crate::config::RunConfig, windows: usize) -> Self {
+        let micro = (windows as u64).div_ceil(config.per_device_train_batch_size as u64);
+        let steps_per_epoch = micro.div_ceil(config.gradient_accumulation_steps as u64).max(1);
+        let total_steps = config
+            .max_steps
+            .unwrap_or_else(|| (config.num_train_epochs * steps_per_epoch as f64).ceil() as u64);
+        Self {
+            micro_batches_per_epoch: micro,
+            steps_per_epoch,
+            total_steps,
+        }
+    }
+}
+
+/// The window order of epoch `epoch`: a Fisher–Yates shuffle seeded by the run's seed.
+pub fn epoch_order(windows: usize, seed: u64, epoch: u32) -> Vec<u32> {
+    let mut rng = SeededRng::new(seed ^ 0x5348_5546_0000_0000 ^ u64::from(epoch));
+    let mut order: Vec<u32> = (0..windows as u32).collect();
+    for i in (1..order.len()).rev() {
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+/// The dropout stream's starting state, distinct from the shuffle's and the head's.
+pub fn dropout_rng(seed: u64) -> SeededRng {
+    SeededRng::new(seed ^ 0x4452_4F50_0000_0000)
+}
+
+/// Parameters Hugging Face counts for FLOPs: all but the embedding tables.
+fn non_embedding_parameters(p: &Prepared) -> usize {
+    p.model
+        .params
+        .vars()
+        .filter(|(name, _)| !name.contains("_embeddings."))
+        .map(|(_, v)| v.elem_count())
+        .sum()
+}
+
+enum Next {
+    Continue,
+    Cancel,
+}
+
+pub struct Trainer<'a> {
+    p: Prepared,
+    run_dir: PathBuf,
+    events: &'a Sender<TrainEvent>,
+    control: &'a Receiver<Control>,
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(
+        p: Prepared,
+        run_dir: &Path,
+        events: &'a Sender<TrainEvent>,
+        control: &'a Receiver<Control>,
+    ) -> Self {
+        Self {
+            p,
+            run_dir: run_dir.to_path_buf(),
+            events,
+            control,
+        }
+    }
+
+    fn emit(&self, event: TrainEvent) {
+        // A front end that stopped listening must not stop the run.
+        let _ = self.events.send(event);
+    }
+
+    pub fn run(mut self) -> Result<()> {
+        let c = self.p.config.clone();
+        let plan = StepPlan::new(&c, self.p.train_features.len());
+        let warmup_steps = c.warmup_steps_for(plan.total_steps);
+        let schedule = LinearSchedule {
+            base_lr: c.learning_rate,
+            warmup_steps,
+            total_steps: plan.total_steps,
+        };
+        let mut optimizer = AdamW::new(
+            &self.p.model.params,
+            AdamWParams {
+                beta1: c.adam_beta1,
+                beta2: c.adam_beta2,
+                eps: c.adam_epsilon,
+                weight_decay: c.weight_decay,
+            },
+        )?;
+        let mut state = match self.p.resume.take() {
+            Some((dir, state)) => {
+                optimizer.load(
+                    &dir.join(super::checkpoint::OPTIMIZER_FILE),
+                    state.global_step,
+                    &self.p.device,
+                )?;
+                state
+            }
+            None => TrainerState::new(dropout_rng(c.seed)),
+        };
+        if !self.p.device.is_cpu() {
+            self.p.device.set_seed(c.seed ^ state.global_step)?;
+        }
+        let (device_name, dtype_name) = describe(&self.p.device, self.p.compute);
+        self.emit(TrainEvent::Started(Box::new(StartInfo {
+            config: c.clone(),
+            run_dir: self.run_dir.clone(),
+            total_steps: plan.total_steps,
+            steps_per_epoch: plan.steps_per_epoch,
+            warmup_steps,
+            train_examples: self.p.train.len(),
+            train_windows: self.p.train_features.len(),
+            eval_examples: self.p.eval.len(),
+            eval_windows: self.p.eval_features.len(),
+            effective_batch_size: c.per_device_train_batch_size * c.gradient_accumulation_steps,
+            device: device_name,
+            dtype: dtype_name,
+            parameters: self.p.model.params.vars().map(|(_, v)| v.elem_count()).sum(),
+            resumed_from_step: state.global_step,
+        })));
+
+        let flops_per_window = 6.0 * non_embedding_parameters(&self.p) as f64 * c.max_seq_length as f64;
+        let f32_model = BertQa::new(self.p.model.config.clone(), &self.p.model.params)?;
+        let (mut session_samples, mut session_seconds) = (0u64, 0f64);
+        let windows = self.p.train_features.len();
+        while state.global_step < plan.total_steps {
+            if state.epoch_order.is_empty() {
+                state.epoch_order = epoch_order(windows, c.seed, state.epoch);
+                state.steps_done_in_epoch = 0;
+            }
+            let order = state.epoch_order.clone();
+            let micro_batches: Vec<&[u32]> = order.chunks(c.per_device_train_batch_size).collect();
+            for group in micro_batches
+                .chunks(c.gradient_accumulation_steps)
+                .skip(state.steps_done_in_epoch as usize)
+            {
+                if state.global_step >= plan.total_steps {
+                    break;
+                }
+                if let Next::Cancel = self.poll_control(state.global_step) {
+                    let checkpoint = Some(self.save(&state, &optimizer, &c)?);
+                    self.emit(TrainEvent::Cancelled {
+                        step: state.global_step,
+                        checkpoint,
+                    });
+                    return Ok(());
+                }
+                let started = Instant::now();
+                let autocast;
+                let model = if self.p.compute == DType::F32 {
+                    &f32_model
+                } else {
+                    autocast = BertQa::with_dtype(
+                        self.p.model.config.clone(),
+                        &self.p.model.params,
+                        self.p.compute,
+                    )?;
+                    &autocast
+                };
+                let mut grads = Grads::new();
+                let (mut loss_sum, mut step_windows) = (0f64, 0usize);
+                for mb in group {
+                    let ids: Vec<usize> = mb.iter().map(|&w| w as usize).collect();
+                    let batch = WindowBatch::new(
+                        &self.p.train_features,
+                        &self.p.train,
+                        &ids,
+                        c.max_seq_length,
+                        &self.p.device,
+                    )?;
+                    let (start, end) = model.forward(&batch.as_batch(), Some(&mut state.dropout_rng))?;
+                    let loss = qa_loss(&start, &end, &batch.start_positions, &batch.end_positions)?;
+                    let value = f64::from(loss.to_scalar::<f32>()?);
+                    if !value.is_finite() {
+                        return self.diverged(state.global_step + 1, value, f64::NAN);
+                    }
+                    let step_grads = (loss / group.len() as f64)?.backward()?;
+                    for (name, var) in self.p.model.params.vars() {
+                        if let Some(g) = step_grads.get(var) {
+                            let g = g.to_dtype(DType::F32)?;
+                            let sum = match grads.remove(name) {
+                                Some(acc) => (acc + g)?,
+                                None => g,
+                            };
+                            grads.insert(name.clone(), sum);
+                        }
+                    }
+                    loss_sum += value;
+                    step_windows += mb.len();
+                }
+                let loss = loss_sum / group.len() as f64;
+                let lr = schedule.lr(state.global_step);
+                let grad_norm = clip_grad_norm(&mut grads, c.max_grad_norm)?;
+                if !grad_norm.is_finite() {
+                    return self.diverged(state.global_step + 1, loss, grad_norm);
+                }
+                optimizer.step(&grads, lr)?;
+                drop(grads);
+
+                let seconds = started.elapsed().as_secs_f64();
+                session_seconds += seconds;
+                session_samples += step_windows as u64;
+                state.train_seconds += seconds;
+                state.samples_seen += step_windows as u64;
+                state.total_flos += flops_per_window * step_windows as f64;
+                state.global_step += 1;
+                state.steps_done_in_epoch += 1;
+                let log = StepLog {
+                    step: state.global_step,
+                    epoch: state.epoch as f64
+                        + state.steps_done_in_epoch as f64 / plan.steps_per_epoch as f64,
+                    loss,
+                    grad_norm,
+                    learning_rate: lr,
+                    samples_per_second: session_samples as f64 / session_seconds.max(1e-9),
+                    elapsed_seconds: state.train_seconds,
+                };
+                state.step_history.push(log.clone());
+                self.emit(TrainEvent::Step(log));
+                let epoch_ended = state.steps_done_in_epoch == plan.steps_per_epoch;
+                if epoch_ended {
+                    self.end_epoch(&mut state, lr);
+                }
+                let save = match c.save_strategy {
+                    SaveStrategy::Epoch => epoch_ended,
+                    SaveStrategy::Steps => state.global_step % c.save_steps == 0,
+                    SaveStrategy::No => false,
+                };
+                if save {
+                    self.save(&state, &optimizer, &c)?;
+                }
+            }
+        }
+        self.finish(&state)
+    }
+
+    fn end_epoch(&self, state: &mut TrainerState, lr: f64) {
+        let this_epoch: Vec<&StepLog> = state
+            .step_history
+            .iter()
+            .rev()
+            .take(state.steps_done_in_epoch as usize)
+            .collect();
+        let n = this_epoch.len().max(1) as f64;
+        let log = EpochLog {
+            epoch: state.epoch + 1,
+            step: state.global_step,
+            mean_loss: this_epoch.iter().map(|s| s.loss).sum::<f64>() / n,
+            mean_grad_norm: this_epoch.iter().map(|s| s.grad_norm).sum::<f64>() / n,
+            learning_rate: lr,
+            elapsed_seconds: state.train_seconds,
+        };
+        state.epoch_history.push(log.clone());
+        state.epoch += 1;
+        state.epoch_order.clear();
+        state.steps_done_in_epoch = 0;
+        self.emit(TrainEvent::EpochEnd(log));
+    }
+
+    /// Reads pending control requests; blocks while paused.
+    fn poll_control(&self, step: u64) -> Next {
+        loop {
+            match self.control.try_recv() {
+                Ok(Control::Cancel) => return Next::Cancel,
+                Ok(Control::Resume) => {}
+                Ok(Control::Pause) => {
+                    self.emit(TrainEvent::Paused { step });
+                    loop {
+                        match self.control.recv() {
+                            Ok(Control::Resume) => break,
+                            Ok(Control::Pause) => {}
+                            // A controller that vanished while paused cannot resume us.
+                            Ok(Control::Cancel) | Err(_) => return Next::Cancel,
+                        }
+                    }
+                    self.emit(TrainEvent::Resumed { step });
+                }
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return Next::Continue,
+            }
+        }
+    }
+
+    fn save(
+        &self,
+        state: &TrainerState,
+        optimizer: &AdamW,
+        config: &crate::config::RunConfig,
+    ) -> Result<PathBuf> {
+        let dir = save_checkpoint(
+            &self.run_dir,
+            state,
+            &CheckpointParts {
+                config,
+                model_config: &self.p.model.config,
+                params: &self.p.model.params,
+                optimizer,
+                tokenizer: &self.p.tokenizer_path,
+            },
+        )?;
+        if let Some(keep) = config.save_total_limit {
+            rotate_checkpoints(&self.run_dir, keep, &dir)?;
+        }
+        self.emit(TrainEvent::CheckpointSaved {
+            step: state.global_step,
+            path: dir.clone(),
+        });
+        Ok(dir)
+    }
+
+    fn diverged(&self, step: u64, loss: f64, grad_norm: f64) -> Result<()> {
+        self.emit(TrainEvent::Diverged {
+            step,
+            loss,
+            grad_norm,
+            last_checkpoint: list_checkpoints(&self.run_dir).pop().map(|(_, d)| d),
+        });
+        Ok(())
+    }
+
+    /// Saves the final model, evaluates it, and reports the run's summary.
+    fn finish(&self, state: &TrainerState) -> Result<()> {
+        let c = &self.p.config;
+        save_pretrained(
+            &self.run_dir.join("model"),
+            &self.p.model.config,
+            &self.p.model.params,
+            Some(&self.p.tokenizer_path),
+        )?;
+        self.emit(TrainEvent::Status {
+            message: format!(
+                "evaluating on {} questions ({} windows)",
+                self.p.eval.len(),
+                self.p.eval_features.len()
+            ),
+        });
+        let model = BertQa::with_dtype(self.p.model.config.clone(), &self.p.model.params, self.p.compute)?;
+        let out = evaluate(
+            &model,
+            &self.p.eval,
+            &self.p.eval_features,
+            PostprocessParams {
+                n_best_size: c.n_best_size,
+                max_answer_length: c.max_answer_length,
+            },
+            c.per_device_eval_batch_size,
+            &self.p.device,
+        )?;
+        out.write_to_dir(&self.run_dir)?;
+        let eval = EvalSummary {
+            exact_match: out.scores.exact_match,
+            f1: out.scores.f1,
+            total: out.scores.total,
+            windows: out.windows,
+            seconds: out.seconds,
+        };
+        self.emit(TrainEvent::Evaluated(eval.clone()));
+        let runtime = state.train_seconds.max(1e-9);
+        let steps = state.step_history.len().max(1) as f64;
+        let plan = StepPlan::new(c, self.p.train_features.len());
+        self.emit(TrainEvent::Finished(Box::new(TrainSummary {
+            run_dir: self.run_dir.clone(),
+            global_step: state.global_step,
+            epoch: state.global_step as f64 / plan.steps_per_epoch as f64,
+            train_runtime: state.train_seconds,
+            train_samples_per_second: state.samples_seen as f64 / runtime,
+            train_steps_per_second: state.global_step as f64 / runtime,
+            total_flos: state.total_flos,
+            train_loss: state.step_history.iter().map(|s| s.loss).sum::<f64>() / steps,
+            log_history: state.epoch_history.clone(),
+            eval: Some(eval),
+        })));
+        Ok(())
+    }
+}
