@@ -3,10 +3,10 @@
 //! tools/reference/adamw_fixture.py).
 
 use candle_core::{Device, Tensor};
+use serde_json::Value;
 use squadlab::model::Params;
 use squadlab::train::optimizer::{clip_grad_norm, decays, grad_norm, AdamW, AdamWParams, Grads};
 use squadlab::train::schedule::LinearSchedule;
-use serde_json::Value;
 
 fn tensor(values: &Value, shape: &[usize]) -> Tensor {
     let v: Vec<f32> = values
@@ -28,7 +28,11 @@ fn adamw_schedule_and_clipping_match_torch() {
         .unwrap()
         .iter()
         .map(|(n, v)| {
-            let shape = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize);
+            let shape = v["shape"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_u64().unwrap() as usize);
             (n.clone(), shape.collect())
         })
         .collect();
@@ -57,7 +61,10 @@ fn adamw_schedule_and_clipping_match_torch() {
     for (i, step) in fixture["steps"].as_array().unwrap().iter().enumerate() {
         let lr = schedule.lr(i as u64);
         let want_lr = step["lr"].as_f64().unwrap();
-        assert!((lr - want_lr).abs() < 1e-12, "step {i}: lr {lr} vs torch {want_lr}");
+        assert!(
+            (lr - want_lr).abs() < 1e-12,
+            "step {i}: lr {lr} vs torch {want_lr}"
+        );
         let mut grads: Grads = shapes
             .iter()
             .map(|(n, s)| (n.clone(), tensor(&step["grads"][n], s)))
@@ -77,8 +84,18 @@ fn adamw_schedule_and_clipping_match_torch() {
         }
         adamw.step(&grads, lr).unwrap();
         for (n, s) in &shapes {
-            let ours: Vec<f32> = params.tensor(n).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-            let want: Vec<f32> = tensor(&step["params_after"][n], s).flatten_all().unwrap().to_vec1().unwrap();
+            let ours: Vec<f32> = params
+                .tensor(n)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let want: Vec<f32> = tensor(&step["params_after"][n], s)
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
             for (k, (a, b)) in ours.iter().zip(&want).enumerate() {
                 assert!(
                     (a - b).abs() <= 2e-6 * b.abs().max(1.0),
@@ -87,7 +104,10 @@ fn adamw_schedule_and_clipping_match_torch() {
             }
         }
     }
-    assert!(clipped >= 2 && unclipped >= 2, "the fixture exercises both sides of clipping");
+    assert!(
+        clipped >= 2 && unclipped >= 2,
+        "the fixture exercises both sides of clipping"
+    );
 }
 
 #[test]
@@ -103,8 +123,14 @@ fn hugging_face_decay_groups() {
 #[test]
 fn clipping_leaves_small_gradients_alone() {
     let mut grads: Grads = [
-        ("a".to_string(), Tensor::new(&[0.3f32, 0.0], &Device::Cpu).unwrap()),
-        ("b".to_string(), Tensor::new(&[0.4f32], &Device::Cpu).unwrap()),
+        (
+            "a".to_string(),
+            Tensor::new(&[0.3f32, 0.0], &Device::Cpu).unwrap(),
+        ),
+        (
+            "b".to_string(),
+            Tensor::new(&[0.4f32], &Device::Cpu).unwrap(),
+        ),
     ]
     .into_iter()
     .collect();
@@ -112,6 +138,9 @@ fn clipping_leaves_small_gradients_alone() {
     assert!((norm - 0.5).abs() < 1e-7);
     assert_eq!(grads["a"].to_vec1::<f32>().unwrap(), vec![0.3, 0.0]);
     let norm = clip_grad_norm(&mut grads, 0.25).unwrap();
-    assert!((norm - 0.5).abs() < 1e-7, "the reported norm is the one before clipping");
+    assert!(
+        (norm - 0.5).abs() < 1e-7,
+        "the reported norm is the one before clipping"
+    );
     assert!((grad_norm(&grads).unwrap() - 0.25).abs() < 1e-6);
 }

@@ -38,20 +38,39 @@ fn a_tiny_bert_learns_the_task_and_the_run_folder_holds_everything() {
         run_dir: run_dir.clone(),
         resume: None,
     });
-    let TrainEvent::Started(info) = events.iter().find(|e| matches!(e, TrainEvent::Started(_))).unwrap() else {
+    let TrainEvent::Started(info) = events
+        .iter()
+        .find(|e| matches!(e, TrainEvent::Started(_)))
+        .unwrap()
+    else {
         unreachable!()
     };
     let epochs = config.num_train_epochs as u64;
     let total = 6 * epochs;
     // 48 questions, one window each; 6 steps of 8 per epoch, 10% warmup.
-    assert_eq!((info.train_windows, info.steps_per_epoch, info.total_steps), (48, 6, total));
+    assert_eq!(
+        (info.train_windows, info.steps_per_epoch, info.total_steps),
+        (48, 6, total)
+    );
     assert_eq!(info.warmup_steps, total / 10);
     let log = steps(&events);
     assert_eq!(log.len() as u64, total);
-    assert_eq!(log[0].learning_rate, 0.0, "Hugging Face's warmup starts at 0");
-    assert!(log.iter().all(|s| s.grad_norm.is_finite() && s.grad_norm > 0.0));
+    assert_eq!(
+        log[0].learning_rate, 0.0,
+        "Hugging Face's warmup starts at 0"
+    );
+    assert!(log
+        .iter()
+        .all(|s| s.grad_norm.is_finite() && s.grad_norm > 0.0));
     let s = summary(&events);
-    eprintln!("eval {:?} losses {:?}", s.eval, s.log_history.iter().map(|e| e.mean_loss).collect::<Vec<_>>());
+    eprintln!(
+        "eval {:?} losses {:?}",
+        s.eval,
+        s.log_history
+            .iter()
+            .map(|e| e.mean_loss)
+            .collect::<Vec<_>>()
+    );
     let first = &s.log_history[0];
     let last = s.log_history.last().unwrap();
     assert_eq!(s.log_history.len() as u64, epochs);
@@ -63,14 +82,21 @@ fn a_tiny_bert_learns_the_task_and_the_run_folder_holds_everything() {
     );
     let eval = s.eval.as_ref().unwrap();
     // Chance is about 1 in 30 positions; the model must have learned the questions.
-    assert!(eval.exact_match >= 50.0, "EM {:.1} on the training questions", eval.exact_match);
+    assert!(
+        eval.exact_match >= 50.0,
+        "EM {:.1} on the training questions",
+        eval.exact_match
+    );
     assert_eq!(eval.total, 48);
     // HF's FLOPs estimate: 6 × non-embedding parameters × padded tokens.
     let c = common::task_bert_config(0);
     let (h, i, l) = (c.hidden_size, c.intermediate_size, c.num_hidden_layers);
     let per_layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 4 * h;
     let non_embedding = l * per_layer + 2 * h + (2 * h + 2);
-    assert_eq!(s.total_flos, (6 * non_embedding * 48 * 64) as f64 * epochs as f64);
+    assert_eq!(
+        s.total_flos,
+        (6 * non_embedding * 48 * 64) as f64 * epochs as f64
+    );
 
     // The folder: final model, evaluation outputs, the two newest checkpoints.
     let predictions: serde_json::Value =
@@ -78,9 +104,15 @@ fn a_tiny_bert_learns_the_task_and_the_run_folder_holds_everything() {
     assert_eq!(predictions.as_object().unwrap().len(), 48);
     assert!(run_dir.join("nbest.json").is_file() && run_dir.join("eval_scores.json").is_file());
     assert!(run_dir.join("model/model.safetensors").is_file());
-    let kept: Vec<u64> = checkpoint::list_checkpoints(&run_dir).iter().map(|(s, _)| *s).collect();
+    let kept: Vec<u64> = checkpoint::list_checkpoints(&run_dir)
+        .iter()
+        .map(|(s, _)| *s)
+        .collect();
     assert_eq!(kept, vec![total - 6, total]);
-    let saved = events.iter().filter(|e| matches!(e, TrainEvent::CheckpointSaved { .. })).count();
+    let saved = events
+        .iter()
+        .filter(|e| matches!(e, TrainEvent::CheckpointSaved { .. }))
+        .count();
     assert_eq!(saved as u64, epochs, "one checkpoint per epoch");
 
     // `squadlab eval` on the final model agrees with the trainer's evaluation.
@@ -89,10 +121,22 @@ fn a_tiny_bert_learns_the_task_and_the_run_folder_holds_everything() {
         .arg(run_dir.join("model"))
         .arg("--data")
         .arg(&json)
-        .args(["--max-length", "64", "--stride", "16", "--device", "cpu", "--json"])
+        .args([
+            "--max-length",
+            "64",
+            "--stride",
+            "16",
+            "--device",
+            "cpu",
+            "--json",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!((cli["exact_match"].as_f64().unwrap() - eval.exact_match).abs() < 1e-9);
     assert_eq!(cli["total"], 48);
@@ -130,7 +174,10 @@ fn resuming_from_a_mid_epoch_checkpoint_reproduces_the_run() {
         assert_eq!(x.learning_rate, y.learning_rate, "step {}", x.step);
     }
     let (sa, sb) = (summary(&full), summary(&resumed));
-    assert_eq!(sa.train_loss, sb.train_loss, "the summary counts the steps before the checkpoint too");
+    assert_eq!(
+        sa.train_loss, sb.train_loss,
+        "the summary counts the steps before the checkpoint too"
+    );
     assert_eq!(sa.eval.unwrap().f1, sb.eval.unwrap().f1);
 
     // A config that would change the run's course is refused.
@@ -196,7 +243,10 @@ fn pause_resume_and_cancel_with_a_checkpoint() {
     assert_eq!(state.global_step, *step);
     assert_eq!(state.step_history.len() as u64, *step);
     assert!(dir.join("model.safetensors").is_file() && dir.join("optimizer.safetensors").is_file());
-    assert!(!run_dir.join("predictions.json").exists(), "a cancelled run is not evaluated");
+    assert!(
+        !run_dir.join("predictions.json").exists(),
+        "a cancelled run is not evaluated"
+    );
 }
 
 #[test]
@@ -227,7 +277,9 @@ fn a_non_finite_loss_stops_the_run_as_diverged_and_keeps_the_last_good_checkpoin
     };
     assert!(!loss.is_finite() || !grad_norm.is_finite());
     assert!(*step >= 2, "step 1 starts from good weights");
-    let good = last_checkpoint.clone().expect("earlier steps were checkpointed");
+    let good = last_checkpoint
+        .clone()
+        .expect("earlier steps were checkpointed");
     assert_eq!(good, checkpoint::checkpoint_dir(&run_dir, step - 1));
     assert!(!checkpoint::checkpoint_dir(&run_dir, *step).exists());
     assert_eq!(steps(&events).len() as u64, step - 1);

@@ -50,7 +50,11 @@ pub fn run(args: &EvalArgs) -> Result<Report> {
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
-    let device = select_device(args.device.parse::<Device>().map_err(|e| anyhow!("--device: {e}"))?)?;
+    let device = select_device(
+        args.device
+            .parse::<Device>()
+            .map_err(|e| anyhow!("--device: {e}"))?,
+    )?;
     let dir = model_dir(&args.model)?;
     let loaded = load_qa_model(&dir, &device, 0)?;
     if !loaded.report.initialised.is_empty() {
@@ -60,7 +64,8 @@ pub fn run(args: &EvalArgs) -> Result<Report> {
             loaded.report.initialised.join(", ")
         );
     }
-    let tokenizer = QaTokenizer::from_path(&crate::model::ModelFiles { dir: dir.clone() }.tokenizer())?;
+    let tokenizer =
+        QaTokenizer::from_path(&crate::model::ModelFiles { dir: dir.clone() }.tokenizer())?;
     if tokenizer.vocab_size > loaded.config.vocab_size {
         bail!(
             "tokenizer {} has {} tokens but the model's vocab_size is {}",
@@ -76,9 +81,21 @@ pub fn run(args: &EvalArgs) -> Result<Report> {
             loaded.config.max_position_embeddings
         );
     }
-    let data = load_data(&args.data, Split::Validation, args.limit, args.skip_bad_records)?;
+    let data = load_data(
+        &args.data,
+        Split::Validation,
+        args.limit,
+        args.skip_bad_records,
+    )?;
     let features = FeatureSet::build(&data, &tokenizer, args.window.params())?;
-    let out = evaluate(&loaded.model, &data, &features, pp, args.batch_size, &device)?;
+    let out = evaluate(
+        &loaded.model,
+        &data,
+        &features,
+        pp,
+        args.batch_size,
+        &device,
+    )?;
     if let Some(path) = &args.out {
         out.write(path, &sibling(path, "nbest"), &sibling(path, "scores"))?;
     }
@@ -131,6 +148,7 @@ fn model_dir(spec: &str) -> Result<PathBuf> {
             );
         }
     }
-    let source = ModelSource::try_from(spec.to_string()).map_err(|e| anyhow!("--model {spec:?}: {e}"))?;
+    let source =
+        ModelSource::try_from(spec.to_string()).map_err(|e| anyhow!("--model {spec:?}: {e}"))?;
     Ok(locate_model(&source, true)?.dir)
 }

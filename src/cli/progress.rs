@@ -39,10 +39,8 @@ impl EventSink for ProgressReporter {
                 }
                 let bar = ProgressBar::new(info.total_steps);
                 bar.set_style(
-                    ProgressStyle::with_template(
-                        "{bar:28} {pos}/{len} steps  {msg}  ETA {eta}",
-                    )
-                    .expect("valid template"),
+                    ProgressStyle::with_template("{bar:28} {pos}/{len} steps  {msg}  ETA {eta}")
+                        .expect("valid template"),
                 );
                 bar.set_position(info.resumed_from_step);
                 bar.reset_eta();

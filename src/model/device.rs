@@ -8,9 +8,7 @@ use candle_core::{DType, Device};
 pub fn select_device(choice: config::Device) -> Result<Device> {
     match choice {
         config::Device::Cpu => Ok(Device::Cpu),
-        config::Device::Auto if candle_core::utils::cuda_is_available() => {
-            Ok(Device::new_cuda(0)?)
-        }
+        config::Device::Auto if candle_core::utils::cuda_is_available() => Ok(Device::new_cuda(0)?),
         config::Device::Auto => Ok(Device::Cpu),
         config::Device::Cuda(n) => {
             if !candle_core::utils::cuda_is_available() {
@@ -25,9 +23,7 @@ pub fn select_device(choice: config::Device) -> Result<Device> {
 pub fn compute_dtype(choice: config::DType, device: &Device) -> Result<DType> {
     match (choice, device.is_cpu()) {
         (config::DType::F32, _) => Ok(DType::F32),
-        (other, true) => bail!(
-            "dtype {other:?} needs a CUDA device; on the CPU use dtype: f32",
-        ),
+        (other, true) => bail!("dtype {other:?} needs a CUDA device; on the CPU use dtype: f32",),
         (config::DType::Bf16, false) => Ok(DType::BF16),
         (config::DType::F16, false) => Ok(DType::F16),
     }

@@ -29,9 +29,17 @@ pub fn store_root(explicit: Option<&Path>) -> PathBuf {
 pub fn new_run_dir(store: &Path, config: &RunConfig) -> Result<PathBuf> {
     let runs = store.join("runs");
     std::fs::create_dir_all(&runs).with_context(|| format!("cannot create {}", runs.display()))?;
-    let base = format!("{}-{}", utc_stamp(std::time::SystemTime::now()), slug(&config.name));
+    let base = format!(
+        "{}-{}",
+        utc_stamp(std::time::SystemTime::now()),
+        slug(&config.name)
+    );
     for n in 0.. {
-        let id = if n == 0 { base.clone() } else { format!("{base}-{n}") };
+        let id = if n == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
         let dir = runs.join(id);
         // create_dir fails if it exists, so two launches never share a folder.
         match std::fs::create_dir(&dir) {

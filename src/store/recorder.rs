@@ -37,7 +37,9 @@ impl EventSink for RunRecorder {
         self.log
             .write_all(&line)
             .and_then(|()| self.log.flush())
-            .with_context(|| format!("cannot append to {}", self.dir.join(EVENTS_FILE).display()))?;
+            .with_context(|| {
+                format!("cannot append to {}", self.dir.join(EVENTS_FILE).display())
+            })?;
         if let TrainEvent::Finished(summary) = event {
             write_atomically(
                 &self.dir.join("summary.json"),

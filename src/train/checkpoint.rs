@@ -59,7 +59,9 @@ impl TrainerState {
 
 /// The folder for the checkpoint at `step`.
 pub fn checkpoint_dir(run_dir: &Path, step: u64) -> PathBuf {
-    run_dir.join("checkpoints").join(format!("checkpoint-{step}"))
+    run_dir
+        .join("checkpoints")
+        .join(format!("checkpoint-{step}"))
 }
 
 /// Everything a checkpoint holds besides the trainer state.
@@ -71,24 +73,37 @@ pub struct CheckpointParts<'a> {
     pub tokenizer: &'a Path,
 }
 
-pub fn save_checkpoint(run_dir: &Path, state: &TrainerState, parts: &CheckpointParts) -> Result<PathBuf> {
+pub fn save_checkpoint(
+    run_dir: &Path,
+    state: &TrainerState,
+    parts: &CheckpointParts,
+) -> Result<PathBuf> {
     let dir = checkpoint_dir(run_dir, state.global_step);
     let staging = dir.with_extension("tmp");
     if staging.exists() {
         std::fs::remove_dir_all(&staging)
             .with_context(|| format!("cannot clear {}", staging.display()))?;
     }
-    save_pretrained(&staging, parts.model_config, parts.params, Some(parts.tokenizer))?;
+    save_pretrained(
+        &staging,
+        parts.model_config,
+        parts.params,
+        Some(parts.tokenizer),
+    )?;
     let optimizer = staging.join(OPTIMIZER_FILE);
     let tmp = crate::fsutil::temp_path(&optimizer);
     parts.optimizer.save(&tmp)?;
     std::fs::rename(&tmp, &optimizer)
         .with_context(|| format!("cannot write {}", optimizer.display()))?;
-    write_atomically(&staging.join(RUN_CONFIG_FILE), parts.config.to_ron().as_bytes())?;
+    write_atomically(
+        &staging.join(RUN_CONFIG_FILE),
+        parts.config.to_ron().as_bytes(),
+    )?;
     write_atomically(&staging.join(STATE_FILE), &serde_json::to_vec(state)?)?;
     // Replace an older checkpoint of the same step (a resumed run passing it again).
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot replace {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot replace {}", dir.display()))?;
     }
     std::fs::rename(&staging, &dir).with_context(|| format!("cannot write {}", dir.display()))?;
     Ok(dir)
@@ -104,7 +119,10 @@ pub fn list_checkpoints(run_dir: &Path) -> Vec<(u64, PathBuf)> {
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let step = name.strip_prefix("checkpoint-")?.parse().ok()?;
-            e.path().join(STATE_FILE).is_file().then(|| (step, e.path()))
+            e.path()
+                .join(STATE_FILE)
+                .is_file()
+                .then(|| (step, e.path()))
         })
         .collect();
     found.sort();
@@ -131,7 +149,12 @@ pub fn load_state(dir: &Path) -> Result<TrainerState> {
         )
     })?;
     let state: TrainerState = serde_json::from_str(&text).map_err(|e| {
-        anyhow!("{}:{}:{}: bad trainer state: {e}", path.display(), e.line(), e.column())
+        anyhow!(
+            "{}:{}:{}: bad trainer state: {e}",
+            path.display(),
+            e.line(),
+            e.column()
+        )
     })?;
     if state.format_version != FORMAT_VERSION {
         bail!(

@@ -10,13 +10,22 @@ use std::path::PathBuf;
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum TrainEvent {
     /// Progress while data and model are prepared, before `Started`.
-    Status { message: String },
+    Status {
+        message: String,
+    },
     Started(Box<StartInfo>),
     Step(StepLog),
     EpochEnd(EpochLog),
-    CheckpointSaved { step: u64, path: PathBuf },
-    Paused { step: u64 },
-    Resumed { step: u64 },
+    CheckpointSaved {
+        step: u64,
+        path: PathBuf,
+    },
+    Paused {
+        step: u64,
+    },
+    Resumed {
+        step: u64,
+    },
     Evaluated(EvalSummary),
     /// Training and evaluation are done; always the last event of a good run.
     Finished(Box<TrainSummary>),
@@ -33,7 +42,9 @@ pub enum TrainEvent {
         step: u64,
         checkpoint: Option<PathBuf>,
     },
-    Failed { error: String },
+    Failed {
+        error: String,
+    },
 }
 
 impl TrainEvent {

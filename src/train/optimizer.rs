@@ -142,7 +142,11 @@ impl AdamW {
 pub fn grad_norm(grads: &Grads) -> Result<f64> {
     let mut total = 0f64;
     for g in grads.values() {
-        total += g.sqr()?.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        total += g
+            .sqr()?
+            .sum_all()?
+            .to_dtype(DType::F64)?
+            .to_scalar::<f64>()?;
     }
     Ok(total.sqrt())
 }

@@ -3,7 +3,9 @@
 
 use super::checkpoint::{check_resumable, load_run_config, load_state, TrainerState};
 use crate::config::RunConfig;
-use crate::data::{load_source, FeatureSet, LoadOptions, QaTokenizer, Split, SquadDataset, WindowParams};
+use crate::data::{
+    load_source, FeatureSet, LoadOptions, QaTokenizer, Split, SquadDataset, WindowParams,
+};
 use crate::model::{compute_dtype, load_qa_model, locate_model, select_device, LoadedModel};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
@@ -42,13 +44,18 @@ pub fn prepare(
 
     status(format!("locating model {}", config.model.as_str()));
     let files = locate_model(&config.model, true)?;
-    let model_dir = resume.as_ref().map_or(files.dir.clone(), |(d, _)| d.clone());
+    let model_dir = resume
+        .as_ref()
+        .map_or(files.dir.clone(), |(d, _)| d.clone());
     let tokenizer_path = match &resume {
         Some((dir, _)) if dir.join("tokenizer.json").is_file() => dir.join("tokenizer.json"),
         _ => files.tokenizer(),
     };
     let tokenizer = QaTokenizer::from_path(&tokenizer_path)?;
-    status(format!("loading model weights from {}", model_dir.display()));
+    status(format!(
+        "loading model weights from {}",
+        model_dir.display()
+    ));
     let model = load_qa_model(&model_dir, &device, config.seed)
         .with_context(|| format!("loading model {}", model_dir.display()))?;
     config
@@ -84,7 +91,11 @@ pub fn prepare(
         if data.is_empty() {
             bail!("{}: no questions to use", data.origin);
         }
-        status(format!("windowing {} questions of {}", data.len(), data.origin));
+        status(format!(
+            "windowing {} questions of {}",
+            data.len(),
+            data.origin
+        ));
         let features = FeatureSet::build(&data, &tokenizer, params)?;
         Ok::<_, anyhow::Error>((data, features))
     };

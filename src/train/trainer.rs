@@ -4,9 +4,7 @@
 use super::checkpoint::{
     list_checkpoints, rotate_checkpoints, save_checkpoint, CheckpointParts, TrainerState,
 };
-use super::events::{
-    Control, EpochLog, EvalSummary, StartInfo, StepLog, TrainEvent, TrainSummary,
-};
+use super::events::{Control, EpochLog, EvalSummary, StartInfo, StepLog, TrainEvent, TrainSummary};
 use super::optimizer::{clip_grad_norm, AdamW, AdamWParams, Grads};
 use super::prepare::Prepared;
 use super::schedule::LinearSchedule;
@@ -34,7 +32,9 @@ impl StepPlan {
     /// what remains); total steps are `max_steps`, else `ceil(epochs × steps per epoch)`.
     pub fn new(config: &crate::config::RunConfig, windows: usize) -> Self {
         let micro = (windows as u64).div_ceil(config.per_device_train_batch_size as u64);
-        let steps_per_epoch = micro.div_ceil(config.gradient_accumulation_steps as u64).max(1);
+        let steps_per_epoch = micro
+            .div_ceil(config.gradient_accumulation_steps as u64)
+            .max(1);
         let total_steps = config
             .max_steps
             .unwrap_or_else(|| (config.num_train_epochs * steps_per_epoch as f64).ceil() as u64);
@@ -150,11 +150,18 @@ impl<'a> Trainer<'a> {
             effective_batch_size: c.per_device_train_batch_size * c.gradient_accumulation_steps,
             device: device_name,
             dtype: dtype_name,
-            parameters: self.p.model.params.vars().map(|(_, v)| v.elem_count()).sum(),
+            parameters: self
+                .p
+                .model
+                .params
+                .vars()
+                .map(|(_, v)| v.elem_count())
+                .sum(),
             resumed_from_step: state.global_step,
         })));
 
-        let flops_per_window = 6.0 * non_embedding_parameters(&self.p) as f64 * c.max_seq_length as f64;
+        let flops_per_window =
+            6.0 * non_embedding_parameters(&self.p) as f64 * c.max_seq_length as f64;
         let f32_model = BertQa::new(self.p.model.config.clone(), &self.p.model.params)?;
         let (mut session_samples, mut session_seconds) = (0u64, 0f64);
         let windows = self.p.train_features.len();
@@ -203,7 +210,8 @@ impl<'a> Trainer<'a> {
                         c.max_seq_length,
                         &self.p.device,
                     )?;
-                    let (start, end) = model.forward(&batch.as_batch(), Some(&mut state.dropout_rng))?;
+                    let (start, end) =
+                        model.forward(&batch.as_batch(), Some(&mut state.dropout_rng))?;
                     let loss = qa_loss(&start, &end, &batch.start_positions, &batch.end_positions)?;
                     let value = f64::from(loss.to_scalar::<f32>()?);
                     if !value.is_finite() {
@@ -310,7 +318,9 @@ impl<'a> Trainer<'a> {
                     }
                     self.emit(TrainEvent::Resumed { step });
                 }
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return Next::Continue,
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => {
+                    return Next::Continue
+                }
             }
         }
     }
@@ -368,7 +378,11 @@ impl<'a> Trainer<'a> {
                 self.p.eval_features.len()
             ),
         });
-        let model = BertQa::with_dtype(self.p.model.config.clone(), &self.p.model.params, self.p.compute)?;
+        let model = BertQa::with_dtype(
+            self.p.model.config.clone(),
+            &self.p.model.params,
+            self.p.compute,
+        )?;
         let out = evaluate(
             &model,
             &self.p.eval,

@@ -94,7 +94,9 @@ pub fn fake_hub_repo(cache: &std::path::Path, folder: &str) -> PathBuf {
 pub fn tiny_task(dir: &std::path::Path) -> (PathBuf, PathBuf) {
     let adjectives = ["big", "small", "old", "young", "happy", "sad"];
     let nouns = ["cat", "dog", "bird", "fish", "horse", "cow"];
-    let colors = ["red", "blue", "green", "yellow", "black", "white", "pink", "brown"];
+    let colors = [
+        "red", "blue", "green", "yellow", "black", "white", "pink", "brown",
+    ];
     let mut paragraphs = Vec::new();
     for c in 0..48usize {
         let mut context = String::new();
@@ -121,7 +123,10 @@ pub fn tiny_task(dir: &std::path::Path) -> (PathBuf, PathBuf) {
     let json = dir.join("tiny-squad.json");
     std::fs::write(&json, serde_json::to_vec(&squad).unwrap()).unwrap();
 
-    let mut vocab: Vec<&str> = vec!["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "is", "here", "what", "color", "?", "."];
+    let mut vocab: Vec<&str> = vec![
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "is", "here", "what", "color", "?",
+        ".",
+    ];
     vocab.extend(adjectives);
     vocab.extend(nouns);
     vocab.extend(colors);
@@ -146,7 +151,10 @@ pub fn task_bert_config(vocab_size: usize) -> squadlab::model::BertConfig {
 }
 
 /// A CPU run config for the tiny task.
-pub fn tiny_run_config(json: &std::path::Path, model: &std::path::Path) -> squadlab::config::RunConfig {
+pub fn tiny_run_config(
+    json: &std::path::Path,
+    model: &std::path::Path,
+) -> squadlab::config::RunConfig {
     use squadlab::config::{DataConfig, DataSource, Device, RunConfig, SaveStrategy};
     let data = DataSource::try_from(json.display().to_string()).unwrap();
     RunConfig {
