@@ -66,21 +66,9 @@ pub fn run(args: &EvalArgs) -> Result<Report> {
     }
     let tokenizer =
         QaTokenizer::from_path(&crate::model::ModelFiles { dir: dir.clone() }.tokenizer())?;
-    if tokenizer.vocab_size > loaded.config.vocab_size {
-        bail!(
-            "tokenizer {} has {} tokens but the model's vocab_size is {}",
-            tokenizer.origin.display(),
-            tokenizer.vocab_size,
-            loaded.config.vocab_size
-        );
-    }
-    if args.window.max_length > loaded.config.max_position_embeddings {
-        bail!(
-            "--max-length {} exceeds the model's max_position_embeddings ({})",
-            args.window.max_length,
-            loaded.config.max_position_embeddings
-        );
-    }
+    loaded
+        .config
+        .check_inputs(&tokenizer, args.window.max_length, "--max-length")?;
     let data = load_data(
         &args.data,
         Split::Validation,

@@ -47,21 +47,9 @@ pub fn run(args: &PredictArgs) -> Result<Report> {
             loaded.report.initialised.join(", ")
         );
     }
-    if tokenizer.vocab_size > loaded.config.vocab_size {
-        bail!(
-            "tokenizer {} has {} tokens but the model's vocab_size is {}: they do not belong together",
-            tokenizer.origin.display(),
-            tokenizer.vocab_size,
-            loaded.config.vocab_size
-        );
-    }
-    if args.window.max_length > loaded.config.max_position_embeddings {
-        bail!(
-            "--max-length {} exceeds the model's max_position_embeddings ({})",
-            args.window.max_length,
-            loaded.config.max_position_embeddings
-        );
-    }
+    loaded
+        .config
+        .check_inputs(&tokenizer, args.window.max_length, "--max-length")?;
     let data = SquadDataset {
         origin: "the command line".into(),
         titles: vec![String::new()],

@@ -26,6 +26,33 @@ pub struct BertConfig {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl BertConfig {
+    /// Refuses a tokenizer with ids beyond the embedding table, or windows
+    /// longer than the learned positions (`what` names the length's origin).
+    pub fn check_inputs(
+        &self,
+        tokenizer: &crate::data::QaTokenizer,
+        max_length: usize,
+        what: &str,
+    ) -> Result<()> {
+        if tokenizer.vocab_size > self.vocab_size {
+            bail!(
+                "tokenizer {} has {} tokens but the model's vocab_size is {}: they do not belong together",
+                tokenizer.origin.display(),
+                tokenizer.vocab_size,
+                self.vocab_size
+            );
+        }
+        if max_length > self.max_position_embeddings {
+            bail!(
+                "{what} {max_length} exceeds the model's max_position_embeddings ({})",
+                self.max_position_embeddings
+            );
+        }
+        Ok(())
+    }
+}
+
 impl Default for BertConfig {
     fn default() -> Self {
         Self {

@@ -58,17 +58,9 @@ pub fn prepare(
     ));
     let model = load_qa_model(&model_dir, &device, config.seed)
         .with_context(|| format!("loading model {}", model_dir.display()))?;
-    config
-        .validate_positions(model.config.max_position_embeddings)
-        .map_err(anyhow::Error::from)?;
-    if tokenizer.vocab_size > model.config.vocab_size {
-        bail!(
-            "tokenizer {} has {} tokens but the model's vocab_size is {}: they do not belong together",
-            tokenizer.origin.display(),
-            tokenizer.vocab_size,
-            model.config.vocab_size
-        );
-    }
+    model
+        .config
+        .check_inputs(&tokenizer, config.max_seq_length, "max_seq_length")?;
 
     let params = WindowParams {
         max_length: config.max_seq_length,

@@ -11,7 +11,9 @@ use super::schedule::LinearSchedule;
 use crate::config::SaveStrategy;
 use crate::eval::{evaluate, PostprocessParams};
 use crate::model::layers::SeededRng;
-use crate::model::{describe, qa_loss, save_pretrained, BertQa, WindowBatch};
+use crate::model::{
+    describe, expected_shapes, qa_loss, save_pretrained, BertConfig, BertQa, WindowBatch,
+};
 use anyhow::Result;
 use candle_core::DType;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -62,14 +64,15 @@ pub fn dropout_rng(seed: u64) -> SeededRng {
     SeededRng::new(seed ^ 0x4452_4F50_0000_0000)
 }
 
-/// Parameters Hugging Face counts for FLOPs: all but the embedding tables.
-fn non_embedding_parameters(p: &Prepared) -> usize {
-    p.model
-        .params
-        .vars()
+/// Hugging Face's FLOPs estimate for one window of `seq_len` padded tokens:
+/// 6 × the parameters outside the embedding tables (forward and backward).
+pub fn flops_per_window(config: &BertConfig, seq_len: usize) -> f64 {
+    let non_embedding: usize = expected_shapes(config)
+        .iter()
         .filter(|(name, _)| !name.contains("_embeddings."))
-        .map(|(_, v)| v.elem_count())
-        .sum()
+        .map(|(_, shape)| shape.iter().product::<usize>())
+        .sum();
+    6.0 * non_embedding as f64 * seq_len as f64
 }
 
 enum Next {
@@ -160,8 +163,7 @@ impl<'a> Trainer<'a> {
             resumed_from_step: state.global_step,
         })));
 
-        let flops_per_window =
-            6.0 * non_embedding_parameters(&self.p) as f64 * c.max_seq_length as f64;
+        let flops_per_window = flops_per_window(&self.p.model.config, c.max_seq_length);
         let f32_model = BertQa::new(self.p.model.config.clone(), &self.p.model.params)?;
         let (mut session_samples, mut session_seconds) = (0u64, 0f64);
         let windows = self.p.train_features.len();
@@ -419,5 +421,46 @@ impl<'a> Trainer<'a> {
             eval: Some(eval),
         })));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn total_flos_of_the_reference_bert_base_run() {
+        // 3 epochs of 88,524 windows of 384 tokens: the notebook reports 5.20e16.
+        let total = flops_per_window(&BertConfig::default(), 384) * 88_524.0 * 3.0;
+        assert_eq!(format!("{total:.2e}"), "5.20e16");
+    }
+
+    #[test]
+    fn steps_follow_hugging_face() {
+        let mut c = crate::config::RunConfig {
+            per_device_train_batch_size: 16,
+            num_train_epochs: 1.0,
+            ..Default::default()
+        };
+        // The CPU protocol: 2,564 windows at batch 16.
+        assert_eq!(StepPlan::new(&c, 2564).total_steps, 161);
+        c.per_device_train_batch_size = 8;
+        c.gradient_accumulation_steps = 4;
+        c.num_train_epochs = 2.5;
+        let plan = StepPlan::new(&c, 100); // 13 micro-batches → 4 steps per epoch
+        assert_eq!((plan.steps_per_epoch, plan.total_steps), (4, 10));
+        c.max_steps = Some(7);
+        assert_eq!(StepPlan::new(&c, 100).total_steps, 7);
+    }
+
+    #[test]
+    fn epoch_orders_are_seeded_permutations() {
+        let a = epoch_order(1000, 42, 0);
+        assert_eq!(a, epoch_order(1000, 42, 0));
+        assert_ne!(a, epoch_order(1000, 42, 1));
+        assert_ne!(a, epoch_order(1000, 43, 0));
+        let mut sorted = a.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..1000).collect::<Vec<u32>>());
     }
 }

@@ -1,0 +1,161 @@
+//! `squadlab train` and `squadlab eval` as a user runs them.
+
+mod common;
+
+use common::{tiny_run_config, tiny_task};
+use std::process::{Command, Stdio};
+
+fn squadlab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_squadlab"))
+}
+
+#[test]
+fn train_prints_the_summary_as_one_json_line_and_never_reuses_a_run_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = tiny_task(tmp.path());
+    let mut config = tiny_run_config(&json, &model);
+    config.num_train_epochs = 2.0;
+    let config_file = tmp.path().join("tiny.ron");
+    std::fs::write(&config_file, config.to_ron()).unwrap();
+    let out_dir = tmp.path().join("run");
+    let out = squadlab()
+        .arg("train")
+        .arg(&config_file)
+        .arg("--out")
+        .arg(&out_dir)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for key in [
+        "exact_match",
+        "f1",
+        "train_runtime",
+        "train_samples_per_second",
+        "train_loss",
+        "run_dir",
+    ] {
+        assert!(summary.get(key).is_some(), "{key} missing from {summary}");
+    }
+    assert_eq!(summary["global_step"], 12);
+    assert_eq!(summary["run_dir"], out_dir.display().to_string());
+    let events = std::fs::read_to_string(out_dir.join("metrics.jsonl")).unwrap();
+    let steps = events
+        .lines()
+        .filter(|l| l.contains(r#""event":"step""#))
+        .count();
+    assert_eq!(steps, 12, "every step is in the event log");
+    assert!(events
+        .lines()
+        .last()
+        .unwrap()
+        .contains(r#""event":"finished""#));
+    let saved_config = std::fs::read_to_string(out_dir.join("config.ron")).unwrap();
+
+    // The same folder again is refused, and the first run is untouched.
+    let again = squadlab()
+        .arg("train")
+        .arg(&config_file)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("already holds a run"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("metrics.jsonl")).unwrap(),
+        events
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("config.ron")).unwrap(),
+        saved_config
+    );
+
+    // eval on the run folder finds its final model and writes the three files.
+    let pred = tmp.path().join("pred.json");
+    let eval = squadlab()
+        .args(["eval", "--model"])
+        .arg(&out_dir)
+        .arg("--data")
+        .arg(&json)
+        .args([
+            "--limit",
+            "10",
+            "--max-length",
+            "64",
+            "--stride",
+            "16",
+            "--device",
+            "cpu",
+            "--out",
+        ])
+        .arg(&pred)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    let scores: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(scores["total"], 10);
+    for file in ["pred.json", "pred.nbest.json", "pred.scores.json"] {
+        assert!(tmp.path().join(file).is_file(), "{file}");
+    }
+}
+
+#[test]
+fn ctrl_c_cancels_at_a_step_boundary_with_a_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = tiny_task(tmp.path());
+    let mut config = tiny_run_config(&json, &model);
+    config.num_train_epochs = 2000.0; // far longer than the test waits
+    let config_file = tmp.path().join("long.ron");
+    std::fs::write(&config_file, config.to_ron()).unwrap();
+    let out_dir = tmp.path().join("run");
+    let child = squadlab()
+        .arg("train")
+        .arg(&config_file)
+        .arg("--out")
+        .arg(&out_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = out_dir.join("metrics.jsonl");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&log).is_ok_and(|t| t.contains(r#""event":"step""#)) {
+        assert!(started.elapsed().as_secs() < 60, "no step within a minute");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "a cancelled run exits with failure");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cancelled at step"), "{err}");
+    let (_, ckpt) = squadlab::train::checkpoint::list_checkpoints(&out_dir)
+        .pop()
+        .expect("a checkpoint");
+    assert!(
+        err.contains(&ckpt.display().to_string()),
+        "the message names the checkpoint: {err}"
+    );
+    assert!(std::fs::read_to_string(&log)
+        .unwrap()
+        .contains(r#""event":"cancelled""#));
+    let state = squadlab::train::checkpoint::load_state(&ckpt).unwrap();
+    assert!(state.global_step >= 1);
+}
