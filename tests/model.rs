@@ -326,3 +326,40 @@ fn a_missing_or_misshapen_tensor_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn inference_keeps_no_graph_and_matches_the_differentiable_pass() {
+    let config = tiny_config();
+    let params = Params::random(&config, &Device::Cpu, 3).unwrap();
+    let model = BertQa::new(config, &params).unwrap();
+    let i = inputs();
+    let (s, e) = model.forward(&batch(&i), None).unwrap();
+    assert!(s.track_op(), "the training pass records a graph");
+    let (si, ei) = model.forward_inference(&batch(&i)).unwrap();
+    assert!(
+        !si.track_op() && !ei.track_op(),
+        "inference records no graph"
+    );
+    let max_diff = (s - si)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+        .max(
+            (e - ei)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+        );
+    assert!(
+        max_diff < 1e-4,
+        "fused inference kernels differ by {max_diff}"
+    );
+}

@@ -106,9 +106,48 @@ impl BertQa {
     }
 
     /// The same logits for inference: candle's fused softmax and LayerNorm
-    /// kernels (which record no backward) and no dropout. Never differentiate these.
+    /// kernels and no dropout, on weights detached from the trainable
+    /// variables, so no graph is recorded. Never differentiate these.
     pub fn forward_inference(&self, batch: &Batch) -> Result<(Tensor, Tensor)> {
-        self.run(batch, Mode::Inference)
+        self.detached().run(batch, Mode::Inference)
+    }
+
+    /// This model on detached weights (shared storage, no autograd tracking).
+    fn detached(&self) -> Self {
+        let linear = |l: &Linear| Linear {
+            weight: l.weight.detach(),
+            bias: l.bias.detach(),
+        };
+        let norm = |n: &LayerNorm| LayerNorm {
+            weight: n.weight.detach(),
+            bias: n.bias.detach(),
+            eps: n.eps,
+        };
+        Self {
+            config: self.config.clone(),
+            compute: self.compute,
+            embeddings: Embeddings {
+                word: self.embeddings.word.detach(),
+                position: self.embeddings.position.detach(),
+                token_type: self.embeddings.token_type.detach(),
+                norm: norm(&self.embeddings.norm),
+            },
+            layers: self
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    query: linear(&l.query),
+                    key: linear(&l.key),
+                    value: linear(&l.value),
+                    attention_out: linear(&l.attention_out),
+                    attention_norm: norm(&l.attention_norm),
+                    intermediate: linear(&l.intermediate),
+                    output: linear(&l.output),
+                    output_norm: norm(&l.output_norm),
+                })
+                .collect(),
+            qa_outputs: linear(&self.qa_outputs),
+        }
     }
 
     fn run(&self, batch: &Batch, mut mode: Mode) -> Result<(Tensor, Tensor)> {
