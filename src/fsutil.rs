@@ -22,3 +22,15 @@ pub fn temp_path(path: &Path) -> PathBuf {
     tmp.push(".tmp");
     PathBuf::from(tmp)
 }
+
+/// Flushes every file directly inside `dir`, then the folder itself, to disk.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let sync = |p: &Path| std::fs::File::open(p).and_then(|f| f.sync_all());
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_file() {
+            sync(&path).with_context(|| format!("cannot sync {}", path.display()))?;
+        }
+    }
+    sync(dir).with_context(|| format!("cannot sync {}", dir.display()))
+}

@@ -100,12 +100,19 @@ pub fn save_checkpoint(
         parts.config.to_ron().as_bytes(),
     )?;
     write_atomically(&staging.join(STATE_FILE), &serde_json::to_vec(state)?)?;
+    // On disk before it gets its real name, and before rotation deletes older ones.
+    crate::fsutil::sync_dir(&staging)?;
     // Replace an older checkpoint of the same step (a resumed run passing it again).
     if dir.exists() {
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot replace {}", dir.display()))?;
     }
     std::fs::rename(&staging, &dir).with_context(|| format!("cannot write {}", dir.display()))?;
+    if let Some(parent) = dir.parent() {
+        std::fs::File::open(parent)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot sync {}", parent.display()))?;
+    }
     Ok(dir)
 }
 
