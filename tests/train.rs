@@ -116,28 +116,19 @@ fn a_tiny_bert_learns_the_task_and_the_run_folder_holds_everything() {
     assert_eq!(saved as u64, epochs, "one checkpoint per epoch");
 
     // `squadlab eval` on the final model agrees with the trainer's evaluation.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squadlab"))
-        .args(["eval", "--model"])
-        .arg(run_dir.join("model"))
-        .arg("--data")
-        .arg(&json)
-        .args([
-            "--max-length",
-            "64",
-            "--stride",
-            "16",
-            "--device",
-            "cpu",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cli = common::squadlab_json(&[
+        "eval",
+        "--model",
+        &run_dir.join("model").display().to_string(),
+        "--data",
+        &json.display().to_string(),
+        "--max-length",
+        "64",
+        "--stride",
+        "16",
+        "--device",
+        "cpu",
+    ]);
     assert!((cli["exact_match"].as_f64().unwrap() - eval.exact_match).abs() < 1e-9);
     assert_eq!(cli["total"], 48);
     assert_eq!(cli["windows"], 48);

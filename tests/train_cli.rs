@@ -18,22 +18,12 @@ fn train_prints_the_summary_as_one_json_line_and_never_reuses_a_run_folder() {
     let config_file = tmp.path().join("tiny.ron");
     std::fs::write(&config_file, config.to_ron()).unwrap();
     let out_dir = tmp.path().join("run");
-    let out = squadlab()
-        .arg("train")
-        .arg(&config_file)
-        .arg("--out")
-        .arg(&out_dir)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
-    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let summary = common::squadlab_json(&[
+        "train",
+        &config_file.display().to_string(),
+        "--out",
+        &out_dir.display().to_string(),
+    ]);
     for key in [
         "exact_match",
         "f1",
@@ -81,32 +71,23 @@ fn train_prints_the_summary_as_one_json_line_and_never_reuses_a_run_folder() {
 
     // eval on the run folder finds its final model and writes the three files.
     let pred = tmp.path().join("pred.json");
-    let eval = squadlab()
-        .args(["eval", "--model"])
-        .arg(&out_dir)
-        .arg("--data")
-        .arg(&json)
-        .args([
-            "--limit",
-            "10",
-            "--max-length",
-            "64",
-            "--stride",
-            "16",
-            "--device",
-            "cpu",
-            "--out",
-        ])
-        .arg(&pred)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        eval.status.success(),
-        "{}",
-        String::from_utf8_lossy(&eval.stderr)
-    );
-    let scores: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    let scores = common::squadlab_json(&[
+        "eval",
+        "--model",
+        &out_dir.display().to_string(),
+        "--data",
+        &json.display().to_string(),
+        "--limit",
+        "10",
+        "--max-length",
+        "64",
+        "--stride",
+        "16",
+        "--device",
+        "cpu",
+        "--out",
+        &pred.display().to_string(),
+    ]);
     assert_eq!(scores["total"], 10);
     for file in ["pred.json", "pred.nbest.json", "pred.scores.json"] {
         assert!(tmp.path().join(file).is_file(), "{file}");

@@ -193,3 +193,21 @@ pub fn run_events(request: squadlab::train::RunRequest) -> Vec<squadlab::train::
     handle.join();
     events
 }
+
+/// Runs the squadlab binary, requires success (showing its stderr if not),
+/// and parses its stdout as the one JSON line `--json` prints.
+pub fn squadlab_json(args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squadlab"))
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
+    serde_json::from_str(&stdout).unwrap()
+}
