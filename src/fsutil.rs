@@ -34,3 +34,36 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     }
     sync(dir).with_context(|| format!("cannot sync {}", dir.display()))
 }
+
+/// Serializes `value` as pretty RON (nested `depth` levels, then one line
+/// each) and writes it atomically.
+pub fn write_ron<T: serde::Serialize>(path: &Path, value: &T, depth: usize) -> Result<()> {
+    let pretty = ron::ser::PrettyConfig::new()
+        .struct_names(true)
+        .depth_limit(depth);
+    let text = ron::ser::to_string_pretty(value, pretty)
+        .with_context(|| format!("cannot serialize {}", path.display()))?;
+    write_atomically(path, text.as_bytes())
+}
+
+/// Reads a RON file; a parse error names `path:line:col`.
+pub fn read_ron<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    ron::Options::default().from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}:{}:{}: {}",
+            path.display(),
+            e.span.start.line,
+            e.span.start.col,
+            e.code
+        )
+    })
+}
+
+/// Flushes a folder's entries (a rename into it) to disk.
+pub fn sync_dir_only(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
+}

@@ -9,6 +9,7 @@ pub mod eval;
 pub mod fsutil;
 pub mod hub;
 pub mod model;
+pub mod report;
 pub mod store;
 pub mod text;
 pub mod train;

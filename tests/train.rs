@@ -102,7 +102,7 @@ fn a_tiny_bert_learns_the_task_and_the_run_folder_holds_everything() {
     let predictions: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("predictions.json")).unwrap()).unwrap();
     assert_eq!(predictions.as_object().unwrap().len(), 48);
-    assert!(run_dir.join("nbest.json").is_file() && run_dir.join("eval_scores.json").is_file());
+    assert!(run_dir.join("nbest.json").is_file() && run_dir.join("results.ron").is_file());
     assert!(run_dir.join("model/model.safetensors").is_file());
     let kept: Vec<u64> = checkpoint::list_checkpoints(&run_dir)
         .iter()

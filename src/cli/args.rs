@@ -47,3 +47,17 @@ impl AnswerArgs {
         })
     }
 }
+
+/// Which store holds the runs.
+#[derive(Args)]
+pub struct StoreArgs {
+    /// The store holding `runs/` (default: $SQUADLAB_HOME, else experiments/).
+    #[arg(long)]
+    pub store: Option<std::path::PathBuf>,
+}
+
+impl StoreArgs {
+    pub fn open(&self) -> crate::store::Store {
+        crate::store::Store::open(self.store.as_deref())
+    }
+}

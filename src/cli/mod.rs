@@ -4,12 +4,15 @@
 mod args;
 mod bench;
 mod check_config;
+mod compare;
 mod convert;
 mod eval;
 mod features;
 mod inputs;
+mod manage;
 mod predict;
 mod progress;
+mod runs;
 mod score;
 mod train;
 
@@ -48,6 +51,26 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a model on SQuAD questions: EM, F1, predictions and n-best lists.
     Eval(eval::EvalArgs),
+    /// Continue an unfinished run (interrupted, cancelled, failed) from its last checkpoint.
+    Resume(train::ResumeArgs),
+    /// List the runs in the store: status, steps, EM, F1, runtime, disk use.
+    Runs(runs::RunsArgs),
+    /// One run in full: record, config, summary, last metrics, files.
+    Show(runs::ShowArgs),
+    /// Runs side by side: the config keys that differ, EM/F1 and deltas against the paper.
+    Compare(compare::CompareArgs),
+    /// Questions one run gets right and the other wrong.
+    Diff(compare::DiffArgs),
+    /// The comparison table with the published rows, as md, csv, tex or json.
+    Export(compare::ExportArgs),
+    /// A run's metric history, one row per step, as csv or jsonl.
+    ExportMetrics(compare::ExportMetricsArgs),
+    /// Score another system's predictions file and keep it as a read-only run.
+    ImportPredictions(manage::ImportArgs),
+    /// Delete runs (asks first, unless --yes).
+    Rm(manage::RmArgs),
+    /// Delete a run's checkpoints except the newest or best N.
+    Prune(manage::PruneArgs),
     /// Time our side of a benchmark case (bench/*.py prints it beside the peer's).
     Bench(bench::BenchArgs),
 }
@@ -85,6 +108,16 @@ pub fn main() -> ExitCode {
         Command::Convert(a) => (a.json, convert::run(&a)),
         Command::Train(a) => (a.json, train::run(&a)),
         Command::Eval(a) => (a.json, eval::run(&a)),
+        Command::Resume(a) => (a.json, train::resume(&a)),
+        Command::Runs(a) => (a.json, runs::runs(&a)),
+        Command::Show(a) => (a.json, runs::show(&a)),
+        Command::Compare(a) => (a.json, compare::compare(&a)),
+        Command::Diff(a) => (a.json, compare::diff(&a)),
+        Command::Export(a) => (a.json, compare::export(&a)),
+        Command::ExportMetrics(a) => (a.json, compare::export_metrics(&a)),
+        Command::ImportPredictions(a) => (a.json, manage::import_predictions(&a)),
+        Command::Rm(a) => (a.json, manage::rm(&a)),
+        Command::Prune(a) => (a.json, manage::prune(&a)),
     };
     match result {
         Ok(report) if json => {

@@ -1,11 +1,14 @@
-//! `squadlab train`: one run from a config, with a progress bar, then
-//! evaluation; Ctrl-C cancels at the next step with a checkpoint.
+//! `squadlab train` and `squadlab resume`: a run in the store, with a
+//! progress bar, then evaluation; Ctrl-C cancels at the next step with a
+//! checkpoint.
 
+use super::args::StoreArgs;
 use super::progress::ProgressReporter;
 use super::Report;
 use crate::config::{Device, RunConfig};
-use crate::store::{self, RunRecorder};
-use crate::train::{checkpoint, Control, EventSink, RunRequest, TrainEvent, TrainerHandle};
+use crate::store::{self, RunEntry, RunKind, RunRecord, RunRecorder, RunStatus, Shown};
+use crate::train::checkpoint::{self, list_checkpoints};
+use crate::train::{Control, EventSink, RunRequest, TrainEvent, TrainerHandle};
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use serde_json::json;
@@ -18,9 +21,8 @@ pub struct TrainArgs {
     /// The folder the run writes; default: a new run folder in the store.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// The store holding run folders (default: $SQUADLAB_HOME, else experiments/).
-    #[arg(long)]
-    store: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Continue from a checkpoint folder (`<run>/checkpoints/checkpoint-N`).
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -28,6 +30,28 @@ pub struct TrainArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Override the config's device: auto, cpu or cuda:N.
+    #[arg(long)]
+    device: Option<String>,
+    /// The run's name in listings (default: the config's `name`).
+    #[arg(long)]
+    name: Option<String>,
+    /// A tag for the run; repeat for several.
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Free-text notes kept with the run.
+    #[arg(long, default_value = "")]
+    notes: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ResumeArgs {
+    /// The run: its id (or a unique prefix), name, folder, or `latest`.
+    run: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Override the device: auto, cpu or cuda:N.
     #[arg(long)]
     device: Option<String>,
     #[arg(long)]
@@ -43,21 +67,97 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
-    if let Some(device) = &args.device {
+    if let Some(name) = &args.name {
+        config.name = name.clone();
+    }
+    override_device(&mut config, args.device.as_deref())?;
+    config.validate()?;
+    let (id, run_dir) = match (&args.out, &args.resume) {
+        (Some(out), None) => {
+            store::claim_run_dir(out)?;
+            (folder_name(out), out.clone())
+        }
+        (Some(out), Some(_)) => {
+            std::fs::create_dir_all(out)?;
+            (folder_name(out), out.clone())
+        }
+        (None, Some(ckpt)) => {
+            let dir = run_of_checkpoint(ckpt)?;
+            (folder_name(&dir), dir)
+        }
+        (None, None) => args.store.open().new_run_dir()?,
+    };
+    let mut record = match RunRecord::load(&run_dir) {
+        Ok(existing) if args.resume.is_some() => existing,
+        _ => RunRecord {
+            id,
+            name: config.name.clone(),
+            tags: args.tags.clone(),
+            notes: args.notes.clone(),
+            ..RunRecord::default()
+        },
+    };
+    record.status = RunStatus::Queued;
+    record.config = Some(config.clone());
+    launch(&run_dir, record, config, args.resume.clone())
+}
+
+/// Continues an unfinished run from its newest checkpoint.
+pub fn resume(args: &ResumeArgs) -> Result<Report> {
+    let dir = args.store.open().find(&args.run)?;
+    let entry = RunEntry::load(&dir);
+    let Some(mut record) = entry.record.clone() else {
+        bail!("{} is damaged: {}", dir.display(), entry.problems.join("; "));
+    };
+    if let RunKind::Imported { .. } = record.kind {
+        bail!("{} holds imported predictions; there is nothing to resume", entry.id);
+    }
+    match entry.shown {
+        Shown::Is(RunStatus::Finished) => bail!("run {} already finished", entry.id),
+        Shown::Is(s) if s.is_active() => {
+            bail!("run {} is {} in a live process", entry.id, s.as_str())
+        }
+        _ => {}
+    }
+    let mut config = record
+        .config
+        .clone()
+        .ok_or_else(|| anyhow!("{}: run.ron holds no config to resume with", dir.display()))?;
+    override_device(&mut config, args.device.as_deref())?;
+    let checkpoint = list_checkpoints(&dir).pop().map(|(_, path)| path);
+    if checkpoint.is_none() {
+        eprintln!("run {} has no checkpoint: training it again from step 0", entry.id);
+    }
+    record.status = RunStatus::Queued;
+    launch(&dir, record, config, checkpoint)
+}
+
+fn override_device(config: &mut RunConfig, device: Option<&str>) -> Result<()> {
+    if let Some(device) = device {
         config.device = device
             .parse::<Device>()
             .map_err(|e| anyhow!("--device: {e}"))?;
     }
-    let run_dir = run_dir(args, &config)?;
-    store::write_config(&run_dir, &config)?;
+    Ok(())
+}
+
+/// Runs the trainer on its thread, feeding its events to the run store and
+/// the progress bar, and reports how the run ended.
+fn launch(
+    run_dir: &Path,
+    record: RunRecord,
+    config: RunConfig,
+    resume: Option<PathBuf>,
+) -> Result<Report> {
+    let id = record.id.clone();
+    // Takes the run's lock first: a run is never written by two processes.
+    let mut recorder = RunRecorder::open(run_dir, record)?;
     let handle = TrainerHandle::spawn(RunRequest {
         config,
-        run_dir: run_dir.clone(),
-        resume: args.resume.clone(),
+        run_dir: run_dir.to_path_buf(),
+        resume,
     })?;
     cancel_on_ctrl_c(handle.controller());
-
-    let mut recorder = RunRecorder::open(&run_dir)?;
     let mut progress = ProgressReporter::default();
     let mut last = None;
     for event in handle.events.iter() {
@@ -73,7 +173,7 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
         Some(TrainEvent::Finished(s)) => {
             let eval = s.eval.clone().ok_or_else(|| anyhow!("the run ended without evaluation"))?;
             let text = format!(
-                "run: {}\nsteps: {} ({:.2} epochs)\ntrain_runtime: {:.1} s\ntrain_samples_per_second: {:.3}\ntrain_steps_per_second: {:.3}\ntotal_flos: {:.3e}\ntrain_loss: {:.4}\nexact_match: {:.2}\nf1: {:.2}\n",
+                "run: {id} ({})\nsteps: {} ({:.2} epochs)\ntrain_runtime: {:.1} s\ntrain_samples_per_second: {:.3}\ntrain_steps_per_second: {:.3}\ntotal_flos: {:.3e}\ntrain_loss: {:.4}\nexact_match: {:.2}\nf1: {:.2}\n",
                 s.run_dir.display(),
                 s.global_step,
                 s.epoch,
@@ -88,6 +188,7 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
             Ok(Report {
                 text,
                 json: json!({
+                    "run_id": id,
                     "exact_match": eval.exact_match,
                     "f1": eval.f1,
                     "train_runtime": s.train_runtime,
@@ -102,9 +203,9 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
         }
         Some(TrainEvent::Cancelled { step, checkpoint }) => match checkpoint {
             Some(c) => bail!(
-                "cancelled at step {step}; checkpoint {} (continue with: squadlab train --resume {})",
+                "cancelled at step {step}; checkpoint {} (continue with: squadlab resume {})",
                 c.display(),
-                c.display()
+                run_dir.display()
             ),
             None => bail!("cancelled at step {step}"),
         },
@@ -122,20 +223,11 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
     }
 }
 
-/// `--out`, else the run folder of the resumed checkpoint, else a new one in the store.
-fn run_dir(args: &TrainArgs, config: &RunConfig) -> Result<PathBuf> {
-    match (&args.out, &args.resume) {
-        (Some(out), None) => {
-            store::claim_run_dir(out)?;
-            Ok(out.clone())
-        }
-        (Some(out), Some(_)) => {
-            std::fs::create_dir_all(out)?;
-            Ok(out.clone())
-        }
-        (None, Some(ckpt)) => run_of_checkpoint(ckpt),
-        (None, None) => store::new_run_dir(&store::store_root(args.store.as_deref()), config),
-    }
+fn folder_name(dir: &Path) -> String {
+    std::path::absolute(dir)
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "run".into())
 }
 
 fn run_of_checkpoint(ckpt: &Path) -> Result<PathBuf> {

@@ -2,6 +2,7 @@
 //! files a researcher reads afterwards.
 
 use super::{
+    EvalResults, RESULTS_FILE,
     postprocess, score_predictions, window_logits, write_nbest, write_predictions,
     PostprocessParams, Prediction, Scores, WindowLogits,
 };
@@ -13,6 +14,9 @@ use candle_core::Device;
 use serde_json::json;
 use std::path::Path;
 use std::time::Instant;
+
+pub const PREDICTIONS_FILE: &str = "predictions.json";
+pub const NBEST_FILE: &str = "nbest.json";
 
 pub struct EvalOutput {
     pub scores: Scores,
@@ -69,12 +73,10 @@ impl EvalOutput {
         write_atomically(scores, &serde_json::to_vec(&doc)?)
     }
 
-    /// Writes the three files into `dir` under their standard names.
+    /// Writes a run folder's `predictions.json`, `nbest.json` and `results.ron`.
     pub fn write_to_dir(&self, dir: &Path) -> Result<()> {
-        self.write(
-            &dir.join("predictions.json"),
-            &dir.join("nbest.json"),
-            &dir.join("eval_scores.json"),
-        )
+        write_predictions(&dir.join(PREDICTIONS_FILE), &self.predictions)?;
+        write_nbest(&dir.join(NBEST_FILE), &self.predictions)?;
+        EvalResults::from_scores(&self.scores).save(&dir.join(RESULTS_FILE))
     }
 }

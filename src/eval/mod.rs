@@ -6,11 +6,13 @@ mod infer;
 mod metric;
 mod postprocess;
 mod predictions;
+mod results;
 
-pub use evaluate::{evaluate, EvalOutput};
+pub use evaluate::{evaluate, EvalOutput, NBEST_FILE, PREDICTIONS_FILE};
 pub use infer::window_logits;
 pub use metric::{
     exact_match, f1_score, normalize_answer, score, score_predictions, QuestionScore, Scores,
 };
 pub use postprocess::{postprocess, Candidate, PostprocessParams, Prediction, WindowLogits};
 pub use predictions::{load_predictions, write_nbest, write_predictions};
+pub use results::{EvalResults, QuestionResult, RESULTS_FILE};

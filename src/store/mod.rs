@@ -1,18 +1,28 @@
 //! The run store on disk: one folder per run under `<store>/runs/<run-id>/`,
-//! holding its config, its event log and everything the trainer writes.
+//! holding its record (`run.ron`), its event log and everything the trainer
+//! writes. The CLI and the GUI share it.
 
+mod lock;
+mod manage;
+mod record;
 mod recorder;
+mod scan;
 
+pub use lock::{holder, Holder, RunLock, LOCK_FILE};
+pub use manage::{prune_checkpoints, remove_run, Prune};
+pub use record::{
+    md5_file, rfc3339, DataFile, Outcome, RunKind, RunRecord, RunStatus, Versions, RECORD_FILE,
+    RECORD_FORMAT,
+};
 pub use recorder::RunRecorder;
+pub use scan::{disk_use, read_metrics, step_history, MetricsLog, RunEntry, Shown};
 
-use crate::config::RunConfig;
-use crate::fsutil::write_atomically;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 pub const HOME_ENV: &str = "SQUADLAB_HOME";
-pub const CONFIG_FILE: &str = "config.ron";
 pub const EVENTS_FILE: &str = "metrics.jsonl";
+pub const SUMMARY_FILE: &str = "summary.json";
 
 /// The store: `explicit` if given, else `$SQUADLAB_HOME`, else `experiments/`.
 pub fn store_root(explicit: Option<&Path>) -> PathBuf {
@@ -25,46 +35,129 @@ pub fn store_root(explicit: Option<&Path>) -> PathBuf {
     }
 }
 
-/// A new, unused run folder under `<store>/runs/`, named by UTC time and run name.
-pub fn new_run_dir(store: &Path, config: &RunConfig) -> Result<PathBuf> {
-    let runs = store.join("runs");
-    std::fs::create_dir_all(&runs).with_context(|| format!("cannot create {}", runs.display()))?;
-    let base = format!(
-        "{}-{}",
-        utc_stamp(std::time::SystemTime::now()),
-        slug(&config.name)
-    );
-    for n in 0.. {
-        let id = if n == 0 {
-            base.clone()
-        } else {
-            format!("{base}-{n}")
-        };
-        let dir = runs.join(id);
-        // create_dir fails if it exists, so two launches never share a folder.
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+pub struct Store {
+    pub root: PathBuf,
+}
+
+impl Store {
+    pub fn open(explicit: Option<&Path>) -> Self {
+        Self {
+            root: store_root(explicit),
         }
     }
-    unreachable!("some suffix is free")
+
+    pub fn runs_dir(&self) -> PathBuf {
+        self.root.join("runs")
+    }
+
+    /// A new, empty run folder with a fresh id (UTC time plus a random suffix).
+    pub fn new_run_dir(&self) -> Result<(String, PathBuf)> {
+        let runs = self.runs_dir();
+        std::fs::create_dir_all(&runs)
+            .with_context(|| format!("cannot create {}", runs.display()))?;
+        // Runs are results, not sources: keep them out of any repository the store is in.
+        let ignore = runs.join(".gitignore");
+        if !ignore.exists() {
+            std::fs::write(&ignore, "*\n").ok();
+        }
+        for _ in 0..100 {
+            let id = new_run_id();
+            let dir = runs.join(&id);
+            // create_dir fails if it exists, so two launches never share a folder.
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return Ok((id, dir)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+            }
+        }
+        bail!("cannot find a free run id in {}", runs.display())
+    }
+
+    /// Every run folder, oldest first; damaged ones included, with their reasons.
+    pub fn list(&self) -> Result<Vec<RunEntry>> {
+        let runs = self.runs_dir();
+        let entries = match std::fs::read_dir(&runs) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", runs.display())),
+        };
+        let mut dirs: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .collect();
+        dirs.sort();
+        Ok(dirs.iter().map(|d| RunEntry::load(d)).collect())
+    }
+
+    /// A run folder from what a user typed: a path, an id, a unique id prefix,
+    /// a unique name, or `latest`.
+    pub fn find(&self, spec: &str) -> Result<PathBuf> {
+        let as_path = Path::new(spec);
+        if as_path.join(RECORD_FILE).is_file() || as_path.join(EVENTS_FILE).is_file() {
+            return Ok(as_path.to_path_buf());
+        }
+        let runs = self.runs_dir();
+        if !spec.is_empty() && !spec.contains('/') && runs.join(spec).is_dir() {
+            return Ok(runs.join(spec));
+        }
+        let all = self.list()?;
+        if spec == "latest" {
+            return all
+                .last()
+                .map(|e| e.dir.clone())
+                .ok_or_else(|| anyhow!("no runs in {}", runs.display()));
+        }
+        let mut matches: Vec<&RunEntry> = all.iter().filter(|e| e.id.starts_with(spec)).collect();
+        if matches.is_empty() {
+            matches = all
+                .iter()
+                .filter(|e| e.record.as_ref().is_some_and(|r| r.name == spec))
+                .collect();
+        }
+        match matches.as_slice() {
+            [one] => Ok(one.dir.clone()),
+            [] => bail!(
+                "no run {spec:?} in {} (see `squadlab runs`)",
+                runs.display()
+            ),
+            many => bail!(
+                "{spec:?} matches {} runs: {}",
+                many.len(),
+                many.iter().map(|e| e.id.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
 }
 
 /// Makes `dir` ready for a new run, refusing one that already holds a run.
 pub fn claim_run_dir(dir: &Path) -> Result<()> {
-    if dir.join(EVENTS_FILE).exists() || dir.join(CONFIG_FILE).exists() {
+    if dir.join(EVENTS_FILE).exists() || dir.join(RECORD_FILE).exists() {
         bail!(
-            "{} already holds a run; choose another --out, or continue it with --resume CHECKPOINT",
+            "{} already holds a run; choose another --out, or continue it with `squadlab resume {}`",
+            dir.display(),
             dir.display()
         );
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
 }
 
-/// Writes the run's config into its folder.
-pub fn write_config(dir: &Path, config: &RunConfig) -> Result<()> {
-    write_atomically(&dir.join(CONFIG_FILE), config.to_ron().as_bytes())
+/// `YYYYMMDD-HHMMSS-xxxx`: sortable by time, unique by a random suffix.
+pub fn new_run_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    format!(
+        "{}-{:04x}",
+        utc_stamp(std::time::SystemTime::now()),
+        h.finish() & 0xffff
+    )
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC.
@@ -95,35 +188,18 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// Lowercase letters, digits and single dashes; `run` when nothing is left.
-fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for ch in name.chars().flat_map(char::to_lowercase) {
-        if ch.is_ascii_alphanumeric() {
-            out.push(ch);
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    let out = out.trim_end_matches('-');
-    if out.is_empty() {
-        "run".into()
-    } else {
-        out.chars().take(40).collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn run_ids_are_utc_time_and_a_slug() {
+    fn run_ids_are_utc_time_and_a_random_suffix() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_885_512);
         assert_eq!(utc_stamp(t), "20261128-170512");
         let leap = std::time::UNIX_EPOCH + std::time::Duration::from_secs(951_782_400);
         assert_eq!(utc_stamp(leap), "20000229-000000");
-        assert_eq!(slug("MiniLM-L6 quick (CPU)"), "minilm-l6-quick-cpu");
-        assert_eq!(slug("  "), "run");
+        let id = new_run_id();
+        assert_eq!(id.len(), "20261128-170512-abcd".len(), "{id}");
+        assert_ne!(id, new_run_id(), "the suffix is random");
     }
 }

@@ -1,22 +1,31 @@
-//! The run store's consumer of the event stream: every event becomes one line
-//! of `metrics.jsonl`, flushed as it comes, so a crash loses at most the line
-//! being written; the final summary also goes to `summary.json`.
+//! The run store's consumer of the event stream. Every event worth keeping
+//! becomes one line of `metrics.jsonl`, flushed as it comes, so a crash loses
+//! at most the line being written. `run.ron` follows the run's status, and the
+//! lock's heartbeat tells listings the writer is alive.
 
-use super::EVENTS_FILE;
+use super::lock::RunLock;
+use super::record::{md5_file, rfc3339, DataFile, RunRecord, RunStatus};
+use super::{EVENTS_FILE, SUMMARY_FILE};
 use crate::fsutil::write_atomically;
-use crate::train::{EventSink, TrainEvent};
+use crate::train::{EventSink, StartInfo, TrainEvent};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 pub struct RunRecorder {
     dir: PathBuf,
     log: std::fs::File,
+    record: RunRecord,
+    lock: Option<RunLock>,
 }
 
 impl RunRecorder {
-    /// Appends to the run's event log (a resumed run continues the same log).
-    pub fn open(dir: &Path) -> Result<Self> {
+    /// Takes the run's lock, writes its record and opens its event log for
+    /// appending (a resumed run continues the same log).
+    pub fn open(dir: &Path, record: RunRecord) -> Result<Self> {
+        let lock = RunLock::acquire(dir)?;
+        record.save(dir)?;
         let path = dir.join(EVENTS_FILE);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -26,28 +35,118 @@ impl RunRecorder {
         Ok(Self {
             dir: dir.to_path_buf(),
             log,
+            record,
+            lock: Some(lock),
         })
     }
-}
 
-impl EventSink for RunRecorder {
-    fn on_event(&mut self, event: &TrainEvent) -> Result<()> {
+    pub fn record(&self) -> &RunRecord {
+        &self.record
+    }
+
+    fn append(&mut self, event: &TrainEvent) -> Result<()> {
         let mut line = serde_json::to_vec(event)?;
         line.push(b'\n');
         self.log
             .write_all(&line)
             .and_then(|()| self.log.flush())
-            .with_context(|| {
-                format!("cannot append to {}", self.dir.join(EVENTS_FILE).display())
-            })?;
-        if let TrainEvent::Finished(summary) = event {
-            write_atomically(
-                &self.dir.join("summary.json"),
-                &serde_json::to_vec_pretty(summary)?,
-            )?;
+            .with_context(|| format!("cannot append to {}", self.dir.join(EVENTS_FILE).display()))
+    }
+
+    fn started(&mut self, info: &StartInfo) {
+        let r = &mut self.record;
+        r.status = RunStatus::Running;
+        r.status_detail = None;
+        r.started.get_or_insert_with(|| rfc3339(SystemTime::now()));
+        if info.resumed_from_step > 0 {
+            r.resumed_from.push(info.resumed_from_step);
+        }
+        r.device = Some(info.device.clone());
+        r.dtype = Some(info.dtype.clone());
+        r.outcome.total_steps = Some(info.total_steps);
+        r.outcome.global_step = Some(info.resumed_from_step);
+        r.config = Some(info.config.clone());
+        r.data = [("train", &info.train_data), ("validation", &info.eval_data)]
+            .into_iter()
+            .map(|(split, path)| DataFile {
+                split: split.into(),
+                path: path.clone(),
+                // A hub dataset read from several files has no single checksum.
+                md5: md5_file(Path::new(path)).unwrap_or_default(),
+            })
+            .collect();
+    }
+
+    /// Marks the run ended with `status`.
+    fn ended(&mut self, status: RunStatus, detail: Option<String>) {
+        self.record.status = status;
+        self.record.status_detail = detail;
+        self.record.finished = Some(rfc3339(SystemTime::now()));
+    }
+}
+
+impl EventSink for RunRecorder {
+    fn on_event(&mut self, event: &TrainEvent) -> Result<()> {
+        // Status lines are transient progress text, not history.
+        if !matches!(event, TrainEvent::Status { .. }) {
+            self.append(event)?;
+        }
+        let id = self.record.id.clone();
+        let mut save = true;
+        match event {
+            TrainEvent::Started(info) => self.started(info),
+            TrainEvent::Step(s) => {
+                self.record.outcome.global_step = Some(s.step);
+                save = false;
+            }
+            TrainEvent::Evaluated(e) => {
+                self.record.outcome.exact_match = Some(e.exact_match);
+                self.record.outcome.f1 = Some(e.f1);
+                self.record.outcome.eval_questions = Some(e.total);
+            }
+            TrainEvent::Finished(s) => {
+                write_atomically(
+                    &self.dir.join(SUMMARY_FILE),
+                    &serde_json::to_vec_pretty(s)?,
+                )?;
+                let o = &mut self.record.outcome;
+                o.global_step = Some(s.global_step);
+                o.train_runtime = Some(s.train_runtime);
+                o.train_samples_per_second = Some(s.train_samples_per_second);
+                o.train_loss = Some(s.train_loss);
+                self.ended(RunStatus::Finished, None);
+            }
+            TrainEvent::Diverged {
+                step,
+                loss,
+                grad_norm,
+                ..
+            } => self.ended(
+                RunStatus::Diverged,
+                Some(format!(
+                    "loss {loss}, grad-norm {grad_norm} at step {step}"
+                )),
+            ),
+            TrainEvent::Cancelled { step, checkpoint } => self.ended(
+                RunStatus::Cancelled,
+                Some(match checkpoint {
+                    Some(_) => format!("at step {step}; continue with: squadlab resume {id}"),
+                    None => format!("at step {step}"),
+                }),
+            ),
+            TrainEvent::Failed { error } => self.ended(RunStatus::Failed, Some(error.clone())),
+            TrainEvent::CheckpointSaved { .. } => {}
+            TrainEvent::Status { .. }
+            | TrainEvent::EpochEnd(_)
+            | TrainEvent::Paused { .. }
+            | TrainEvent::Resumed { .. } => save = false,
+        }
+        if save {
+            self.record.save(&self.dir)?;
         }
         if event.is_terminal() {
             self.log.sync_all().ok();
+            self.lock = None;
         }
         Ok(())
     }

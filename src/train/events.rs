@@ -67,6 +67,9 @@ pub struct StartInfo {
     pub total_steps: u64,
     pub steps_per_epoch: u64,
     pub warmup_steps: u64,
+    /// The data files the run read (SQuAD JSON or parquet).
+    pub train_data: String,
+    pub eval_data: String,
     pub train_examples: usize,
     pub train_windows: usize,
     pub eval_examples: usize,

@@ -146,6 +146,8 @@ impl<'a> Trainer<'a> {
             total_steps: plan.total_steps,
             steps_per_epoch: plan.steps_per_epoch,
             warmup_steps,
+            train_data: self.p.train.origin.clone(),
+            eval_data: self.p.eval.origin.clone(),
             train_examples: self.p.train.len(),
             train_windows: self.p.train_features.len(),
             eval_examples: self.p.eval.len(),

@@ -1,0 +1,268 @@
+//! `compare`, `diff`, `export` and `export-metrics`: runs side by side, against
+//! each other and against the published results.
+
+use super::args::StoreArgs;
+use super::runs::aligned;
+use super::Report;
+use crate::report::{
+    comparison_rows, diff_runs, differing_keys, render, render_steps, text, Format,
+    ReferenceResults, Row, TableOptions,
+};
+use crate::store::{read_metrics, RunEntry, Store};
+use anyhow::{bail, Result};
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct CompareArgs {
+    /// Runs: ids (or unique prefixes), names, folders, or `latest`.
+    #[arg(required = true)]
+    runs: Vec<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Show every run on its own row instead of folding seed groups into mean ± std.
+    #[arg(long)]
+    no_group: bool,
+    /// Measure deltas from this reference row (e.g. paper-base) for every run.
+    #[arg(long)]
+    baseline: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct DiffArgs {
+    run_a: String,
+    run_b: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Flipped questions listed per direction (all of them with --json).
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[arg(required = true)]
+    runs: Vec<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// md, csv, tex or json.
+    #[arg(long, default_value = "md")]
+    format: Format,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    no_group: bool,
+    /// Leave out the published rows.
+    #[arg(long)]
+    no_references: bool,
+    #[arg(long)]
+    baseline: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ExportMetricsArgs {
+    run: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// csv or jsonl.
+    #[arg(long, default_value = "csv")]
+    format: String,
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn load_runs(store: &Store, specs: &[String]) -> Result<Vec<RunEntry>> {
+    let mut entries = Vec::new();
+    for spec in specs {
+        let entry = RunEntry::load(&store.find(spec)?);
+        if entry.record.is_none() {
+            bail!("run {} is damaged: {}", entry.id, entry.problems.join("; "));
+        }
+        entries.push(entry);
+    }
+    Ok(entries)
+}
+
+pub fn compare(args: &CompareArgs) -> Result<Report> {
+    let entries = load_runs(&args.store.open(), &args.runs)?;
+    let configs: Vec<_> = entries
+        .iter()
+        .map(|e| e.record.as_ref().and_then(|r| r.config.as_ref()))
+        .collect();
+    let diffs = differing_keys(&configs);
+    let rows = comparison_rows(
+        &entries,
+        &ReferenceResults::builtin(),
+        &TableOptions {
+            group_seeds: !args.no_group,
+            include_references: false,
+            baseline: args.baseline.clone(),
+        },
+    )?;
+    let mut out = String::from("config keys that differ:\n");
+    if diffs.is_empty() {
+        out += "  (none: the configs are the same)\n";
+    } else {
+        let mut header = vec!["KEY".to_string()];
+        header.extend(entries.iter().map(|e| e.id.clone()));
+        out += &key_table(&header, &diffs);
+    }
+    out += "\n";
+    out += &text(&rows);
+    Ok(Report {
+        text: out,
+        json: json!({
+            "runs": entries.iter().map(|e| &e.id).collect::<Vec<_>>(),
+            "differing_config": diffs.iter().map(|(k, v)| json!({"key": k, "values": v})).collect::<Vec<_>>(),
+            "rows": rows,
+        }),
+    })
+}
+
+/// A key column and one value column per run.
+fn key_table(header: &[String], rows: &[(String, Vec<String>)]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for (k, vals) in rows {
+        widths[0] = widths[0].max(k.chars().count());
+        for (i, v) in vals.iter().enumerate() {
+            widths[i + 1] = widths[i + 1].max(v.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
+            .collect();
+        format!("  {}\n", padded.join("  ").trim_end())
+    };
+    let mut out = line(header.iter().map(String::as_str).collect());
+    for (k, vals) in rows {
+        let mut cells = vec![k.as_str()];
+        cells.extend(vals.iter().map(String::as_str));
+        out += &line(cells);
+    }
+    out
+}
+
+pub fn diff(args: &DiffArgs) -> Result<Report> {
+    let store = args.store.open();
+    let (a, b) = (store.find(&args.run_a)?, store.find(&args.run_b)?);
+    let d = diff_runs(&a, &b)?;
+    let name = |p: &std::path::Path| {
+        p.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    };
+    let (na, nb) = (name(&a), name(&b));
+    let mut out = format!(
+        "A = {na}\nB = {nb}\nright in both: {}\nwrong in both: {}\nright → wrong (A right, B wrong): {}\nwrong → right (A wrong, B right): {}\n",
+        d.both_right,
+        d.both_wrong,
+        d.right_to_wrong.len(),
+        d.wrong_to_right.len()
+    );
+    if d.only_in_a + d.only_in_b > 0 {
+        out += &format!(
+            "scored in only one run: {} in A, {} in B (not compared)\n",
+            d.only_in_a, d.only_in_b
+        );
+    }
+    for (title, flips) in [
+        ("right → wrong", &d.right_to_wrong),
+        ("wrong → right", &d.wrong_to_right),
+    ] {
+        if flips.is_empty() {
+            continue;
+        }
+        out += &format!(
+            "\n{title} ({} of {}):\n",
+            flips.len().min(args.limit),
+            flips.len()
+        );
+        let rows: Vec<[String; 5]> = flips
+            .iter()
+            .take(args.limit)
+            .map(|f| {
+                [
+                    f.id.clone(),
+                    quote(&f.answer_a),
+                    quote(&f.answer_b),
+                    format!("{:.2}", f.f1_a),
+                    format!("{:.2}", f.f1_b),
+                ]
+            })
+            .collect();
+        out += &aligned(&["ID", "A ANSWER", "B ANSWER", "F1 A", "F1 B"], &rows);
+    }
+    Ok(Report {
+        text: out,
+        json: json!({"a": na, "b": nb, "diff": d}),
+    })
+}
+
+fn quote(s: &str) -> String {
+    let short: String = s.chars().take(40).collect();
+    if short.len() < s.len() {
+        format!("\"{short}…\"")
+    } else {
+        format!("\"{short}\"")
+    }
+}
+
+pub fn export(args: &ExportArgs) -> Result<Report> {
+    let entries = load_runs(&args.store.open(), &args.runs)?;
+    let rows: Vec<Row> = comparison_rows(
+        &entries,
+        &ReferenceResults::builtin(),
+        &TableOptions {
+            group_seeds: !args.no_group,
+            include_references: !args.no_references,
+            baseline: args.baseline.clone(),
+        },
+    )?;
+    let body = render(&rows, args.format)?;
+    write_or_print(body, args.out.as_ref(), rows.len())
+}
+
+pub fn export_metrics(args: &ExportMetricsArgs) -> Result<Report> {
+    let format = match args.format.as_str() {
+        "csv" => Format::Csv,
+        "jsonl" => Format::Json,
+        other => bail!("--format {other:?}: expected csv or jsonl"),
+    };
+    let dir = args.store.open().find(&args.run)?;
+    let log = read_metrics(&dir);
+    for p in &log.problems {
+        eprintln!("warning: {p}");
+    }
+    let steps = log.steps();
+    let body = render_steps(&steps, format)?;
+    write_or_print(body, args.out.as_ref(), steps.len())
+}
+
+/// With `--out`, writes the file and reports it; else the body is the output.
+fn write_or_print(body: String, out: Option<&PathBuf>, rows: usize) -> Result<Report> {
+    match out {
+        Some(path) => {
+            crate::fsutil::write_atomically(path, body.as_bytes())?;
+            Ok(Report {
+                text: format!("wrote {rows} rows to {}\n", path.display()),
+                json: json!({"out": path, "rows": rows}),
+            })
+        }
+        None => Ok(Report {
+            json: json!({"rows": rows, "content": body}),
+            text: body,
+        }),
+    }
+}

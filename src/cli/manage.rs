@@ -1,0 +1,215 @@
+//! `rm`, `prune` and `import-predictions`: the store's explicit changes.
+
+use super::args::StoreArgs;
+use super::runs::bytes;
+use super::Report;
+use crate::data::{load_json, LoadOptions};
+use crate::eval::{load_predictions, score, EvalResults, PREDICTIONS_FILE, RESULTS_FILE};
+use crate::store::{
+    disk_use, md5_file, prune_checkpoints, remove_run, rfc3339, DataFile, Outcome, Prune,
+    RunEntry, RunKind, RunRecord, RunStatus,
+};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::json;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct RmArgs {
+    /// Runs to delete, with everything in their folders.
+    #[arg(required = true)]
+    runs: Vec<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Delete without asking.
+    #[arg(long)]
+    yes: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    run: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Keep the N newest checkpoints.
+    #[arg(long, conflicts_with = "keep_best", required_unless_present = "keep_best")]
+    keep_last: Option<usize>,
+    /// Keep the N checkpoints with the lowest training loss over their last 50 steps.
+    #[arg(long)]
+    keep_best: Option<usize>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// A predictions file: `{question id: answer}` as the official script reads.
+    predictions: PathBuf,
+    /// The run's name in listings.
+    #[arg(long)]
+    name: String,
+    /// The SQuAD JSON the predictions answer (default: the shared dev set).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    #[arg(long, default_value = "")]
+    notes: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn rm(args: &RmArgs) -> Result<Report> {
+    let store = args.store.open();
+    let dirs = args
+        .runs
+        .iter()
+        .map(|r| store.find(r))
+        .collect::<Result<Vec<_>>>()?;
+    let mut removed = Vec::new();
+    for dir in &dirs {
+        let entry = RunEntry::load(dir);
+        let what = format!(
+            "{} ({}, {}, {})",
+            entry.id,
+            entry.name(),
+            entry.shown.as_str(),
+            bytes(disk_use(dir))
+        );
+        if !args.yes && !confirm(&format!("delete run {what} and all its files?"))? {
+            bail!("not deleted: {what} (answer y, or pass --yes)");
+        }
+        remove_run(dir)?;
+        removed.push(entry.id);
+    }
+    Ok(Report {
+        text: format!("deleted {}\n", removed.join(", ")),
+        json: json!({ "deleted": removed }),
+    })
+}
+
+/// Asks on stderr, reads a line from stdin; only `y` or `yes` agrees.
+fn confirm(question: &str) -> Result<bool> {
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
+}
+
+pub fn prune(args: &PruneArgs) -> Result<Report> {
+    let dir = args.store.open().find(&args.run)?;
+    let rule = match (args.keep_last, args.keep_best) {
+        (Some(n), None) => Prune::KeepLast(n),
+        (None, Some(n)) => Prune::KeepBest(n),
+        _ => bail!("give one of --keep-last N or --keep-best N"),
+    };
+    let before = disk_use(&dir);
+    let deleted = prune_checkpoints(&dir, rule)?;
+    let freed = before.saturating_sub(disk_use(&dir));
+    let steps: Vec<String> = deleted.iter().map(|(s, _)| s.to_string()).collect();
+    Ok(Report {
+        text: if deleted.is_empty() {
+            "nothing to prune\n".into()
+        } else {
+            format!(
+                "deleted checkpoints at steps {} ({} freed)\n",
+                steps.join(", "),
+                bytes(freed)
+            )
+        },
+        json: json!({
+            "deleted": deleted.iter().map(|(s, p)| json!({"step": s, "path": p})).collect::<Vec<_>>(),
+            "freed_bytes": freed,
+        }),
+    })
+}
+
+/// Scores another system's predictions and stores them as a read-only run.
+pub fn import_predictions(args: &ImportArgs) -> Result<Report> {
+    let data_path = args
+        .data
+        .clone()
+        .unwrap_or_else(|| crate::config::data_dir().join("dev-v1.1.json"));
+    let data = load_json(&data_path, &LoadOptions::default())?;
+    let predictions = load_predictions(&args.predictions)?;
+    let scores = score(&data, &predictions);
+    if scores.total == scores.unanswered {
+        bail!(
+            "{}: none of its ids are questions of {}; is it for another dataset?",
+            args.predictions.display(),
+            data_path.display()
+        );
+    }
+    let store = args.store.open();
+    let (id, dir) = store.new_run_dir()?;
+    let write = || -> Result<()> {
+        std::fs::copy(&args.predictions, dir.join(PREDICTIONS_FILE))
+            .with_context(|| format!("cannot copy {}", args.predictions.display()))?;
+        EvalResults::from_scores(&scores).save(&dir.join(RESULTS_FILE))?;
+        let now = rfc3339(std::time::SystemTime::now());
+        RunRecord {
+            id: id.clone(),
+            name: args.name.clone(),
+            tags: args.tags.clone(),
+            notes: args.notes.clone(),
+            status: RunStatus::Finished,
+            kind: RunKind::Imported {
+                predictions: args.predictions.display().to_string(),
+            },
+            finished: Some(now),
+            data: vec![
+                DataFile {
+                    split: "validation".into(),
+                    path: data_path.display().to_string(),
+                    md5: md5_file(&data_path)?,
+                },
+                DataFile {
+                    split: "predictions".into(),
+                    path: args.predictions.display().to_string(),
+                    md5: md5_file(&args.predictions)?,
+                },
+            ],
+            outcome: Outcome {
+                exact_match: Some(scores.exact_match),
+                f1: Some(scores.f1),
+                eval_questions: Some(scores.total),
+                ..Outcome::default()
+            },
+            ..RunRecord::default()
+        }
+        .save(&dir)
+    };
+    if let Err(e) = write() {
+        // Nothing of the half-made folder is worth keeping.
+        std::fs::remove_dir_all(&dir).ok();
+        return Err(e);
+    }
+    if !scores.unknown_ids.is_empty() {
+        eprintln!(
+            "warning: {} prediction ids are not questions of {} and were ignored",
+            scores.unknown_ids.len(),
+            data_path.display()
+        );
+    }
+    Ok(Report {
+        text: format!(
+            "imported {} as run {id}: EM {:.2}, F1 {:.2} over {} questions ({} unanswered)\n",
+            args.name, scores.exact_match, scores.f1, scores.total, scores.unanswered
+        ),
+        json: json!({
+            "run_id": id,
+            "dir": dir,
+            "exact_match": scores.exact_match,
+            "f1": scores.f1,
+            "total": scores.total,
+            "unanswered": scores.unanswered,
+            "unknown_ids": scores.unknown_ids.len(),
+        }),
+    })
+}

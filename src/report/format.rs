@@ -1,0 +1,234 @@
+//! The comparison table as Markdown, CSV (RFC 4180), LaTeX (booktabs), JSON
+//! and aligned plain text.
+
+use super::table::{Row, Stat};
+use anyhow::{bail, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Markdown,
+    Csv,
+    Latex,
+    Json,
+}
+
+impl std::str::FromStr for Format {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "md" | "markdown" => Format::Markdown,
+            "csv" => Format::Csv,
+            "tex" | "latex" => Format::Latex,
+            "json" => Format::Json,
+            other => bail!("unknown format {other:?}: expected md, csv, tex or json"),
+        })
+    }
+}
+
+pub fn render(rows: &[Row], format: Format) -> Result<String> {
+    Ok(match format {
+        Format::Markdown => markdown(rows),
+        Format::Csv => csv(rows),
+        Format::Latex => latex(rows),
+        Format::Json => serde_json::to_string_pretty(rows)? + "\n",
+    })
+}
+
+const HEADERS: [&str; 9] = [
+    "System",
+    "Model",
+    "EM",
+    "F1",
+    "ΔEM",
+    "ΔF1",
+    "Train time (s)",
+    "Samples/s",
+    "Hardware",
+];
+
+fn opt(stat: &Option<Stat>, decimals: usize) -> String {
+    stat.as_ref().map_or_else(|| "-".into(), |s| s.show(decimals))
+}
+
+fn delta(d: Option<f64>) -> String {
+    d.map_or_else(|| "-".into(), |d| format!("{d:+.2}"))
+}
+
+/// The cells people read, in `HEADERS` order.
+fn display_cells(row: &Row) -> [String; 9] {
+    [
+        row.label.clone(),
+        row.model.clone(),
+        opt(&row.exact_match, 2),
+        opt(&row.f1, 2),
+        delta(row.delta_exact_match),
+        delta(row.delta_f1),
+        opt(&row.train_runtime, 0),
+        opt(&row.samples_per_second, 2),
+        row.hardware.clone(),
+    ]
+}
+
+/// Deltas are against the paper row of the same model size (or `--baseline`).
+fn baseline_note(rows: &[Row]) -> String {
+    let mut ids: Vec<&str> = rows.iter().filter_map(|r| r.baseline.as_deref()).collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        "No row has a matching BERT paper row to measure deltas from.".into()
+    } else {
+        format!("Δ: difference from the BERT paper row ({}).", ids.join(", "))
+    }
+}
+
+pub fn text(rows: &[Row]) -> String {
+    let cells: Vec<[String; 9]> = rows.iter().map(display_cells).collect();
+    let widths: Vec<usize> = (0..HEADERS.len())
+        .map(|i| {
+            cells
+                .iter()
+                .map(|c| c[i].chars().count())
+                .chain([HEADERS[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let mut out = line(HEADERS.to_vec());
+    for c in &cells {
+        out += &line(c.iter().map(String::as_str).collect());
+    }
+    out + &baseline_note(rows) + "\n"
+}
+
+fn markdown(rows: &[Row]) -> String {
+    let escape = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let mut out = format!("| {} |\n", HEADERS.join(" | "));
+    let align: Vec<&str> = (0..HEADERS.len())
+        .map(|i| if (2..8).contains(&i) { "---:" } else { "---" })
+        .collect();
+    out += &format!("|{}|\n", align.join("|"));
+    for row in rows {
+        let cells: Vec<String> = display_cells(row).iter().map(|c| escape(c)).collect();
+        out += &format!("| {} |\n", cells.join(" | "));
+    }
+    out += &format!("\n{}\n\nSources:\n", baseline_note(rows));
+    for row in rows {
+        out += &format!("- {}: {}\n", escape(&row.label), escape(&row.source));
+    }
+    out
+}
+
+/// RFC 4180: CRLF line ends; fields holding a comma, quote or line break are
+/// quoted, with quotes doubled. Numbers are split into mean and std columns.
+fn csv(rows: &[Row]) -> String {
+    let field = |s: &str| {
+        if s.contains([',', '"', '\r', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let num = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v}"));
+    let mean = |s: &Option<Stat>| num(s.as_ref().map(|s| s.mean));
+    let std = |s: &Option<Stat>| num(s.as_ref().and_then(|s| s.std));
+    let header = [
+        "system", "kind", "model", "runs", "seeds", "n", "em", "em_std", "f1", "f1_std",
+        "delta_em", "delta_f1", "baseline", "train_runtime_s", "samples_per_second", "hardware",
+        "source",
+    ];
+    let mut out = header.join(",") + "\r\n";
+    for r in rows {
+        let n = r.f1.as_ref().or(r.exact_match.as_ref()).map_or(0, |s| s.n);
+        let kind = serde_json::to_value(r.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let seeds: Vec<String> = r.seeds.iter().map(u64::to_string).collect();
+        let fields = [
+            r.label.clone(),
+            kind,
+            r.model.clone(),
+            r.runs.join(" "),
+            seeds.join(" "),
+            n.to_string(),
+            mean(&r.exact_match),
+            std(&r.exact_match),
+            mean(&r.f1),
+            std(&r.f1),
+            num(r.delta_exact_match),
+            num(r.delta_f1),
+            r.baseline.clone().unwrap_or_default(),
+            mean(&r.train_runtime),
+            mean(&r.samples_per_second),
+            r.hardware.clone(),
+            r.source.clone(),
+        ];
+        let cells: Vec<String> = fields.iter().map(|f| field(f)).collect();
+        out += &(cells.join(",") + "\r\n");
+    }
+    out
+}
+
+/// A booktabs `table` that compiles on its own with `\usepackage{booktabs}`.
+fn latex(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "% Requires \\usepackage{booktabs}.\n\\begin{table}[t]\n\\centering\n\\begin{tabular}{llrrrrrrl}\n\\toprule\n",
+    );
+    let headers: Vec<String> = HEADERS.iter().map(|h| tex_escape(h)).collect();
+    out += &format!("{} \\\\\n\\midrule\n", headers.join(" & "));
+    let mut previous = None;
+    for row in rows {
+        // A rule between the published rows and ours.
+        if previous.is_some_and(|k| k != row.kind) {
+            out += "\\midrule\n";
+        }
+        previous = Some(row.kind);
+        let cells: Vec<String> = display_cells(row).iter().map(|c| tex_escape(c)).collect();
+        out += &format!("{} \\\\\n", cells.join(" & "));
+    }
+    out += &format!(
+        "\\bottomrule\n\\end{{tabular}}\n\\caption{{SQuAD v1.1 dev. {}}}\n\\end{{table}}\n",
+        tex_escape(&baseline_note(rows))
+    );
+    out
+}
+
+/// Escapes LaTeX's special characters; ± and Δ become math.
+pub fn tex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\textbackslash{}"),
+            '&' | '%' | '$' | '#' | '_' | '{' | '}' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            '~' => out.push_str("\\textasciitilde{}"),
+            '^' => out.push_str("\\textasciicircum{}"),
+            '±' => out.push_str("$\\pm$"),
+            'Δ' => out.push_str("$\\Delta$"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latex_special_characters_are_escaped() {
+        assert_eq!(tex_escape("a_b & 50% #1"), "a\\_b \\& 50\\% \\#1");
+        assert_eq!(tex_escape("88.1 ± 0.2"), "88.1 $\\pm$ 0.2");
+        assert_eq!(tex_escape("{x}\\"), "\\{x\\}\\textbackslash{}");
+    }
+}

@@ -1,0 +1,14 @@
+//! What runs are read as: comparison tables against the published results,
+//! question-level diffs, and metric histories, in formats for papers and tools.
+
+mod diff;
+mod format;
+mod metrics;
+mod reference;
+mod table;
+
+pub use diff::{diff_runs, Flip, QuestionDiff};
+pub use format::{render, tex_escape, text, Format};
+pub use metrics::render_steps;
+pub use reference::{model_size, Reference, ReferenceResults, Role};
+pub use table::{comparison_rows, differing_keys, Row, RowKind, Stat, TableOptions};

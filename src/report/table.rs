@@ -1,0 +1,334 @@
+//! The comparison table: runs (seed groups folded into mean ± std) beside the
+//! published rows, with deltas against the matching BERT paper row.
+
+use super::reference::{model_size, Reference, ReferenceResults, Role};
+use crate::config::RunConfig;
+use crate::store::{RunEntry, RunRecord};
+use anyhow::{bail, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A value over one run or several (mean ± sample std).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Stat {
+    pub mean: f64,
+    pub std: Option<f64>,
+    pub n: usize,
+}
+
+impl Stat {
+    pub fn one(v: f64) -> Self {
+        Self {
+            mean: v,
+            std: None,
+            n: 1,
+        }
+    }
+
+    pub fn of(values: &[f64]) -> Option<Self> {
+        let n = values.len();
+        if n == 0 {
+            return None;
+        }
+        let mean = values.iter().sum::<f64>() / n as f64;
+        let std = (n > 1).then(|| {
+            (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+        });
+        Some(Self { mean, std, n })
+    }
+
+    /// `88.50` or `88.50 ± 0.16`.
+    pub fn show(&self, decimals: usize) -> String {
+        match self.std {
+            Some(s) => format!("{:.*} ± {:.*}", decimals, self.mean, decimals, s),
+            None => format!("{:.*}", decimals, self.mean),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowKind {
+    Reference,
+    Run,
+    SeedGroup,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Row {
+    pub label: String,
+    pub kind: RowKind,
+    /// The run ids behind the row.
+    pub runs: Vec<String>,
+    pub model: String,
+    pub seeds: Vec<u64>,
+    pub exact_match: Option<Stat>,
+    pub f1: Option<Stat>,
+    /// The paper row the deltas are measured from.
+    pub baseline: Option<String>,
+    pub delta_exact_match: Option<f64>,
+    pub delta_f1: Option<f64>,
+    pub train_runtime: Option<Stat>,
+    pub samples_per_second: Option<Stat>,
+    pub hardware: String,
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TableOptions {
+    /// Fold runs that differ only in seed into one mean ± std row.
+    pub group_seeds: bool,
+    pub include_references: bool,
+    /// Measure deltas from this reference row instead of the size-matched paper row.
+    pub baseline: Option<String>,
+}
+
+/// The runs' rows (and the published ones), in the order given.
+pub fn comparison_rows(
+    runs: &[RunEntry],
+    refs: &ReferenceResults,
+    options: &TableOptions,
+) -> Result<Vec<Row>> {
+    let forced = match &options.baseline {
+        Some(id) => match refs.get(id) {
+            Some(r) => Some(r),
+            None => bail!(
+                "--baseline {id:?} is not a reference row; known: {}",
+                refs.results.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        },
+        None => None,
+    };
+    let mut rows = Vec::new();
+    if options.include_references {
+        for r in &refs.results {
+            let mut row = reference_row(r);
+            if r.role != Role::Paper {
+                set_deltas(&mut row, forced.or_else(|| refs.paper_for(&r.size)));
+            }
+            rows.push(row);
+        }
+    }
+    for group in groups(runs, options.group_seeds)? {
+        let records: Vec<&RunRecord> = group.iter().filter_map(|e| e.record.as_ref()).collect();
+        let mut row = run_row(&group, &records);
+        let paper = forced.or_else(|| model_size(&row.model).and_then(|s| refs.paper_for(s)));
+        set_deltas(&mut row, paper);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+fn reference_row(r: &Reference) -> Row {
+    let with_std = |v: Option<f64>, std: Option<f64>| {
+        v.map(|mean| Stat {
+            mean,
+            std,
+            n: r.seeds.unwrap_or(1) as usize,
+        })
+    };
+    Row {
+        label: r.label.clone(),
+        kind: RowKind::Reference,
+        runs: Vec::new(),
+        model: format!("bert-{}", r.size),
+        seeds: Vec::new(),
+        exact_match: with_std(r.exact_match, None),
+        f1: with_std(r.f1, r.f1_std),
+        baseline: None,
+        delta_exact_match: None,
+        delta_f1: None,
+        train_runtime: r.train_runtime.map(Stat::one),
+        samples_per_second: None,
+        hardware: r.hardware.clone().unwrap_or_default(),
+        source: r.source.clone(),
+    }
+}
+
+fn run_row(group: &[&RunEntry], records: &[&RunRecord]) -> Row {
+    let values = |f: &dyn Fn(&RunRecord) -> Option<f64>| {
+        Stat::of(&records.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
+    };
+    let first = records[0];
+    let kind = if group.len() > 1 {
+        RowKind::SeedGroup
+    } else {
+        RowKind::Run
+    };
+    let mut label = first.name.clone();
+    if label.is_empty() {
+        label = group[0].id.clone();
+    }
+    let seeds: Vec<u64> = records
+        .iter()
+        .filter_map(|r| r.config.as_ref().map(|c| c.seed))
+        .collect();
+    if kind == RowKind::SeedGroup {
+        label = format!("{label} ({} seeds)", group.len());
+    }
+    let mut hardware: Vec<String> = records.iter().filter_map(|r| r.device.clone()).collect();
+    hardware.dedup();
+    Row {
+        label,
+        kind,
+        runs: group.iter().map(|e| e.id.clone()).collect(),
+        model: first.model(),
+        seeds,
+        exact_match: values(&|r| r.outcome.exact_match),
+        f1: values(&|r| r.outcome.f1),
+        baseline: None,
+        delta_exact_match: None,
+        delta_f1: None,
+        train_runtime: values(&|r| r.outcome.train_runtime),
+        samples_per_second: values(&|r| r.outcome.train_samples_per_second),
+        hardware: hardware.join(", "),
+        source: match &first.kind {
+            crate::store::RunKind::Trained => format!("squadlab {}", first.versions.git_sha),
+            crate::store::RunKind::Imported { predictions } => format!("imported {predictions}"),
+        },
+    }
+}
+
+fn set_deltas(row: &mut Row, paper: Option<&Reference>) {
+    let Some(paper) = paper else { return };
+    row.baseline = Some(paper.id.clone());
+    let delta = |ours: &Option<Stat>, theirs: Option<f64>| Some(ours.as_ref()?.mean - theirs?);
+    row.delta_exact_match = delta(&row.exact_match, paper.exact_match);
+    row.delta_f1 = delta(&row.f1, paper.f1);
+}
+
+/// Runs in the order given; with `fold`, runs whose configs differ only in
+/// seed (and settings that do not change the result) share one group.
+fn groups(runs: &[RunEntry], fold: bool) -> Result<Vec<Vec<&RunEntry>>> {
+    let mut out: Vec<(Option<String>, Vec<&RunEntry>)> = Vec::new();
+    for entry in runs {
+        let Some(record) = &entry.record else {
+            bail!("run {} is damaged and cannot be compared", entry.id);
+        };
+        let key = record
+            .config
+            .as_ref()
+            .filter(|_| fold && entry.is_scored())
+            .map(course_without_seed);
+        match out.iter_mut().find(|(k, _)| key.is_some() && *k == key) {
+            Some((_, members)) => members.push(entry),
+            None => out.push((key, vec![entry])),
+        }
+    }
+    Ok(out.into_iter().map(|(_, members)| members).collect())
+}
+
+/// The config with everything that leaves a run's course unchanged cleared.
+fn course_without_seed(c: &RunConfig) -> String {
+    RunConfig {
+        name: String::new(),
+        seed: 0,
+        device: crate::config::Device::Auto,
+        logging_steps: 1,
+        save_strategy: crate::config::SaveStrategy::No,
+        save_steps: 1,
+        save_total_limit: None,
+        per_device_eval_batch_size: 1,
+        ..c.clone()
+    }
+    .to_ron()
+}
+
+/// Config keys (dotted paths) whose values differ between the runs, with each
+/// run's value; `name` is left out, runs without a config show `-`.
+pub fn differing_keys(configs: &[Option<&RunConfig>]) -> Vec<(String, Vec<String>)> {
+    let flat: Vec<BTreeMap<String, String>> = configs
+        .iter()
+        .map(|c| {
+            let mut out = BTreeMap::new();
+            if let Some(c) = c {
+                flatten("", &serde_json::to_value(c).unwrap_or_default(), &mut out);
+            }
+            out
+        })
+        .collect();
+    let mut keys: Vec<&String> = flat.iter().flat_map(|m| m.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| *k != "name")
+        .filter_map(|k| {
+            let values: Vec<String> = flat
+                .iter()
+                .map(|m| m.get(k).cloned().unwrap_or_else(|| "-".into()))
+                .collect();
+            // Imported runs have no config: they neither make nor hide a difference.
+            let mut present = values
+                .iter()
+                .zip(configs)
+                .filter(|(_, c)| c.is_some())
+                .map(|(v, _)| v);
+            let first = present.next()?;
+            present.any(|v| v != first).then(|| (k.clone(), values))
+        })
+        .collect()
+}
+
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut BTreeMap<String, String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        serde_json::Value::String(s) => {
+            out.insert(prefix.into(), s.clone());
+        }
+        serde_json::Value::Null => {
+            out.insert(prefix.into(), "none".into());
+        }
+        // Learning rates read as 2e-5, not 0.00002.
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let v = n.as_f64().unwrap_or_default();
+            let text = if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e6) {
+                format!("{v:e}")
+            } else {
+                format!("{v}")
+            };
+            out.insert(prefix.into(), text);
+        }
+        other => {
+            out.insert(prefix.into(), other.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_std() {
+        let s = Stat::of(&[80.0, 81.0, 82.0]).unwrap();
+        assert_eq!((s.mean, s.std, s.n), (81.0, Some(1.0), 3));
+        assert_eq!(s.show(2), "81.00 ± 1.00");
+        assert_eq!(Stat::of(&[88.5]).unwrap().show(1), "88.5");
+        assert!(Stat::of(&[]).is_none());
+    }
+
+    #[test]
+    fn only_differing_keys_are_listed() {
+        let a = RunConfig::default();
+        let b = RunConfig {
+            learning_rate: 5e-5,
+            name: "other".into(),
+            ..a.clone()
+        };
+        let diff = differing_keys(&[Some(&a), Some(&b), None]);
+        let keys: Vec<&str> = diff.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(keys.contains(&"learning_rate"), "{keys:?}");
+        assert!(!keys.contains(&"name"));
+        let lr = &diff.iter().find(|(k, _)| k == "learning_rate").unwrap().1;
+        assert_eq!(lr, &vec!["2e-5".to_string(), "5e-5".into(), "-".into()]);
+    }
+}

@@ -1,0 +1,186 @@
+//! Reading run folders back, whatever state a crash or a user left them in:
+//! a listing never fails on one bad run, it shows the run with its reasons.
+
+use super::lock::{holder, Holder};
+use super::record::{RunKind, RunRecord, RunStatus};
+use super::EVENTS_FILE;
+use crate::eval::{PREDICTIONS_FILE, RESULTS_FILE};
+use crate::train::{StepLog, TrainEvent};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The status a listing shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shown {
+    Is(RunStatus),
+    /// Marked running or queued, but no live process holds its lock.
+    Interrupted,
+    /// Unreadable: no usable `run.ron`.
+    Damaged,
+}
+
+impl Shown {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shown::Is(s) => s.as_str(),
+            Shown::Interrupted => "interrupted",
+            Shown::Damaged => "damaged",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RunEntry {
+    /// The folder's name.
+    pub id: String,
+    pub dir: PathBuf,
+    pub record: Option<RunRecord>,
+    pub shown: Shown,
+    /// Why it is damaged or interrupted, and anything else found wrong.
+    pub problems: Vec<String>,
+    pub last_step: Option<StepLog>,
+}
+
+impl RunEntry {
+    pub fn load(dir: &Path) -> Self {
+        let id = dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let mut problems = Vec::new();
+        let metrics = read_metrics(dir);
+        problems.extend(metrics.problems.iter().cloned());
+        let last_step = metrics.steps().pop();
+        let record = match RunRecord::load(dir) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                problems.insert(0, format!("{e:#}"));
+                None
+            }
+        };
+        let shown = match &record {
+            None => Shown::Damaged,
+            Some(r) if r.status.is_active() => match holder(dir) {
+                Holder::Alive(_) => Shown::Is(r.status),
+                Holder::Gone(why) => {
+                    problems.insert(0, why);
+                    Shown::Interrupted
+                }
+                Holder::None => {
+                    problems.insert(0, "no process holds the run's lock".into());
+                    Shown::Interrupted
+                }
+            },
+            Some(r) => Shown::Is(r.status),
+        };
+        if let Some(r) = &record {
+            problems.extend(missing_outputs(dir, r));
+        }
+        Self {
+            id,
+            dir: dir.to_path_buf(),
+            record,
+            shown,
+            problems,
+            last_step,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.record.as_ref().map_or("", |r| r.name.as_str())
+    }
+
+    /// Whether the run can be read for comparison (a record and scores).
+    pub fn is_scored(&self) -> bool {
+        self.record
+            .as_ref()
+            .is_some_and(|r| r.outcome.exact_match.is_some() && r.outcome.f1.is_some())
+    }
+}
+
+/// Files a finished run must have; their absence is reported, not fatal.
+fn missing_outputs(dir: &Path, record: &RunRecord) -> Vec<String> {
+    if record.status != RunStatus::Finished {
+        return Vec::new();
+    }
+    let mut needed = vec![RESULTS_FILE, PREDICTIONS_FILE];
+    if record.kind == RunKind::Trained {
+        needed.push("model");
+    }
+    needed
+        .into_iter()
+        .filter(|f| !dir.join(f).exists())
+        .map(|f| format!("{f} is missing"))
+        .collect()
+}
+
+/// A run's event log as far as it can be read.
+#[derive(Clone, Debug, Default)]
+pub struct MetricsLog {
+    pub events: Vec<TrainEvent>,
+    pub problems: Vec<String>,
+}
+
+impl MetricsLog {
+    /// One entry per step, in order. A resumed run logs the steps after its
+    /// checkpoint again; the later entry is the one its history continued from.
+    pub fn steps(&self) -> Vec<StepLog> {
+        let mut by_step = BTreeMap::new();
+        for e in &self.events {
+            if let TrainEvent::Step(s) = e {
+                by_step.insert(s.step, s.clone());
+            }
+        }
+        by_step.into_values().collect()
+    }
+}
+
+/// Reads `metrics.jsonl`, skipping (and reporting) lines a crash cut short.
+pub fn read_metrics(dir: &Path) -> MetricsLog {
+    let path = dir.join(EVENTS_FILE);
+    let mut log = MetricsLog::default();
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return log,
+        Err(e) => {
+            log.problems.push(format!("cannot read {}: {e}", path.display()));
+            return log;
+        }
+    };
+    let complete = text.ends_with('\n');
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<TrainEvent>(line) {
+            Ok(e) => log.events.push(e),
+            Err(_) if i + 1 == lines.len() && !complete => log.problems.push(format!(
+                "{EVENTS_FILE}:{}: last line cut short (a crash mid-write); ignored",
+                i + 1
+            )),
+            Err(e) => log.problems.push(format!(
+                "{EVENTS_FILE}:{}: unreadable line ignored: {e}",
+                i + 1
+            )),
+        }
+    }
+    log
+}
+
+/// The step history of a run folder.
+pub fn step_history(dir: &Path) -> Vec<StepLog> {
+    read_metrics(dir).steps()
+}
+
+/// Bytes under `path`, links not followed.
+pub fn disk_use(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|entries| entries.flatten().map(|e| disk_use(&e.path())).sum())
+        .unwrap_or(0)
+}
