@@ -32,7 +32,13 @@ impl Fixture {
 }
 
 /// A run record as a finished bert-base training run would leave it.
-fn trained(store: &Path, id: &str, name: &str, lr: f64, seed: u64, em: f64, f1: f64, secs: f64) {
+fn trained(
+    store: &Path,
+    id: &str,
+    name: &str,
+    (lr, seed): (f64, u64),
+    (em, f1, secs): (f64, f64, f64),
+) {
     let dir = store.join("runs").join(id);
     std::fs::create_dir_all(&dir).unwrap();
     let config = RunConfig {
@@ -101,9 +107,14 @@ fn fixture() -> Fixture {
     };
     let import_a = import("system A", &|c| c < 30);
     let import_b = import("system B", &|c| c >= 10);
-    trained(&store, "20260101-000000-s042", "base lr 3e-5", 3e-5, 42, 80.0, 88.0, 4000.0);
-    trained(&store, "20260101-000001-s043", "base lr 3e-5", 3e-5, 43, 82.0, 89.0, 4200.0);
-    trained(&store, "20260101-000002-hot0", "lr 5e-5, \"hot\"", 5e-5, 42, 79.0, 87.0, 4100.0);
+    let runs = [
+        ("base lr 3e-5", (3e-5, 42), (80.0, 88.0, 4000.0)),
+        ("base lr 3e-5", (3e-5, 43), (82.0, 89.0, 4200.0)),
+        ("lr 5e-5, \"hot\"", (5e-5, 42), (79.0, 87.0, 4100.0)),
+    ];
+    for (id, (name, course, outcome)) in TRAINED.iter().zip(runs) {
+        trained(&store, id, name, course, outcome);
+    }
     Fixture {
         _tmp: tmp,
         store,
@@ -143,10 +154,19 @@ fn import_scores_and_diff_lists_the_flipped_questions() {
             .map(|x| x["id"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(ids("right_to_wrong"), (0..10).map(|c| format!("q{c}")).collect::<Vec<_>>());
-    assert_eq!(ids("wrong_to_right"), (30..48).map(|c| format!("q{c}")).collect::<Vec<_>>());
+    assert_eq!(
+        ids("right_to_wrong"),
+        (0..10).map(|c| format!("q{c}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ids("wrong_to_right"),
+        (30..48).map(|c| format!("q{c}")).collect::<Vec<_>>()
+    );
     let first = &diff["right_to_wrong"][0];
-    assert_eq!((first["answer_a"].as_str(), first["answer_b"].as_str()), (Some("red"), Some("purple")));
+    assert_eq!(
+        (first["answer_a"].as_str(), first["answer_b"].as_str()),
+        (Some("red"), Some("purple"))
+    );
 
     // The text form gives the counts.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_squadlab"))
@@ -154,8 +174,14 @@ fn import_scores_and_diff_lists_the_flipped_questions() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("right → wrong (A right, B wrong): 10"), "{text}");
-    assert!(text.contains("wrong → right (A wrong, B right): 18"), "{text}");
+    assert!(
+        text.contains("right → wrong (A right, B wrong): 10"),
+        "{text}"
+    );
+    assert!(
+        text.contains("wrong → right (A wrong, B right): 18"),
+        "{text}"
+    );
 
     // Imported runs are read-only.
     let resume = std::process::Command::new(env!("CARGO_BIN_EXE_squadlab"))
@@ -195,7 +221,11 @@ fn compare_shows_differing_keys_seed_groups_and_deltas_against_the_paper() {
     assert!((group["delta_f1"].as_f64().unwrap() - 0.0).abs() < 1e-9);
     assert_eq!(rows[1]["kind"], "run");
     assert!((rows[1]["delta_f1"].as_f64().unwrap() + 1.5).abs() < 1e-9);
-    assert_eq!(rows[2]["baseline"], serde_json::Value::Null, "no paper row for an import");
+    assert_eq!(
+        rows[2]["baseline"],
+        serde_json::Value::Null,
+        "no paper row for an import"
+    );
 
     // --no-group keeps every run on its own row.
     args.push("--no-group");
@@ -246,7 +276,11 @@ fn export(f: &Fixture, format: &str) -> String {
     let (store, path) = (f.store(), out.display().to_string());
     args.extend(["--store", &store, "--format", format, "--out", &path]);
     let report = common::squadlab_json(&args);
-    assert_eq!(report["rows"], 7 + 2, "seven published rows and two of ours");
+    assert_eq!(
+        report["rows"],
+        7 + 2,
+        "seven published rows and two of ours"
+    );
     std::fs::read_to_string(out).unwrap()
 }
 
@@ -258,17 +292,35 @@ fn exported_tables_parse_in_every_format() {
     let records = parse_csv(&csv);
     assert_eq!(records.len(), 1 + 9);
     let header = &records[0];
-    assert!(records.iter().all(|r| r.len() == header.len()), "{records:?}");
+    assert!(
+        records.iter().all(|r| r.len() == header.len()),
+        "{records:?}"
+    );
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
-    let paper = records.iter().find(|r| r[0] == "BERT paper, BERT-base (single)").unwrap();
-    assert_eq!((paper[col("em")].as_str(), paper[col("f1")].as_str()), ("80.8", "88.5"));
+    let paper = records
+        .iter()
+        .find(|r| r[0] == "BERT paper, BERT-base (single)")
+        .unwrap();
+    assert_eq!(
+        (paper[col("em")].as_str(), paper[col("f1")].as_str()),
+        ("80.8", "88.5")
+    );
     let nvidia = records.iter().find(|r| r[0].starts_with("NVIDIA")).unwrap();
-    assert_eq!((nvidia[col("f1")].as_str(), nvidia[col("f1_std")].as_str()), ("90.68", "0.16"));
+    assert_eq!(
+        (nvidia[col("f1")].as_str(), nvidia[col("f1_std")].as_str()),
+        ("90.68", "0.16")
+    );
     assert_eq!(nvidia[col("n")], "10");
-    let hot = records.iter().find(|r| r[0] == "lr 5e-5, \"hot\"").expect("quotes round-trip");
+    let hot = records
+        .iter()
+        .find(|r| r[0] == "lr 5e-5, \"hot\"")
+        .expect("quotes round-trip");
     assert_eq!(hot[col("em")].parse::<f64>().unwrap(), 79.0);
     assert_eq!(hot[col("delta_em")].parse::<f64>().unwrap(), 79.0 - 80.8);
-    let group = records.iter().find(|r| r[col("kind")] == "seed_group").unwrap();
+    let group = records
+        .iter()
+        .find(|r| r[col("kind")] == "seed_group")
+        .unwrap();
     assert_eq!(group[col("seeds")], "42 43");
     assert_eq!(group[col("em")].parse::<f64>().unwrap(), 81.0);
 
@@ -277,7 +329,10 @@ fn exported_tables_parse_in_every_format() {
     assert_eq!(table.len(), 2 + 9);
     let cells = |line: &str| line.replace("\\|", "").matches('|').count() - 1;
     assert!(table.iter().all(|l| cells(l) == 9), "{md}");
-    assert!(table[1].split('|').skip(1).all(|c| c.is_empty() || c.starts_with("---")));
+    assert!(table[1]
+        .split('|')
+        .skip(1)
+        .all(|c| c.is_empty() || c.starts_with("---")));
     assert!(md.contains("| 81.00 ± 1.41 |"), "{md}");
     assert!(md.contains("Sources:") && md.contains("arXiv:1810.04805"));
 
@@ -307,10 +362,14 @@ fn check_latex(tex: &str) {
         let unescaped = row.replace("\\&", "").matches('&').count();
         assert_eq!(unescaped, 8, "{row}");
     }
-    let depth = tex.replace("\\{", "").replace("\\}", "").chars().try_fold(0i32, |d, c| {
-        let d = d + i32::from(c == '{') - i32::from(c == '}');
-        (d >= 0).then_some(d)
-    });
+    let depth = tex
+        .replace("\\{", "")
+        .replace("\\}", "")
+        .chars()
+        .try_fold(0i32, |d, c| {
+            let d = d + i32::from(c == '{') - i32::from(c == '}');
+            (d >= 0).then_some(d)
+        });
     assert_eq!(depth, Some(0), "braces balance");
     for line in tex.lines().filter(|l| !l.starts_with('%')) {
         assert!(!line.replace("\\%", "").contains('%'), "{line}");

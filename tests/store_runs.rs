@@ -64,16 +64,21 @@ fn a_killed_run_shows_interrupted_and_resume_finishes_it_exactly() {
         .unwrap();
     let started = Instant::now();
     let run_dir = loop {
-        let found = std::fs::read_dir(store.join("runs")).ok().and_then(|mut d| {
-            d.find_map(|e| {
-                let p = e.ok()?.path();
-                p.is_dir().then_some(p)
-            })
-        });
+        let found = std::fs::read_dir(store.join("runs"))
+            .ok()
+            .and_then(|mut d| {
+                d.find_map(|e| {
+                    let p = e.ok()?.path();
+                    p.is_dir().then_some(p)
+                })
+            });
         if let Some(dir) = found.filter(|d| list_checkpoints(d).len() >= 2) {
             break dir;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "no checkpoints");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no checkpoints"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     child.kill().unwrap(); // SIGKILL: no handler runs, nothing is cleaned up
@@ -112,8 +117,47 @@ fn a_killed_run_shows_interrupted_and_resume_finishes_it_exactly() {
             (y.step, y.loss, y.grad_norm, y.learning_rate)
         );
     }
-    assert_eq!(record.outcome.exact_match, Some(whole["exact_match"].as_f64().unwrap()));
+    assert_eq!(
+        record.outcome.exact_match,
+        Some(whole["exact_match"].as_f64().unwrap())
+    );
     assert_eq!(record.outcome.f1, Some(whole["f1"].as_f64().unwrap()));
+
+    // The metric history exports one row per step, replayed steps once.
+    let csv_file = tmp.path().join("metrics.csv");
+    let exported = squadlab_json(&[
+        "export-metrics",
+        &id,
+        "--format",
+        "csv",
+        "--out",
+        &csv_file.display().to_string(),
+        "--store",
+        &store_arg(&store),
+    ]);
+    assert_eq!(exported["rows"], 180);
+    let csv = std::fs::read_to_string(&csv_file).unwrap();
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines[0],
+        "step,epoch,loss,grad_norm,learning_rate,samples_per_second,elapsed_seconds"
+    );
+    assert_eq!(lines.len(), 181);
+    let row_7: Vec<f64> = lines[7].split(',').map(|v| v.parse().unwrap()).collect();
+    assert_eq!((row_7[0], row_7[2]), (7.0, a[6].loss));
+    let jsonl = squadlab_json(&[
+        "export-metrics",
+        &id,
+        "--format",
+        "jsonl",
+        "--store",
+        &store_arg(&store),
+    ]);
+    let content = jsonl["content"].as_str().unwrap();
+    assert_eq!(content.lines().count(), 180);
+    let last: squadlab::train::StepLog =
+        serde_json::from_str(content.lines().last().unwrap()).unwrap();
+    assert_eq!((last.step, last.loss), (180, a[179].loss));
 
     // A finished run is not resumed again.
     let again = squadlab()
@@ -128,19 +172,39 @@ fn a_killed_run_shows_interrupted_and_resume_finishes_it_exactly() {
     assert_eq!(before.len(), 18, "one checkpoint every 10 steps");
     let ranked = |dir: &Path| {
         let state = squadlab::train::checkpoint::load_state(dir).unwrap();
-        let recent: Vec<f64> = state.step_history.iter().rev().take(50).map(|s| s.loss).collect();
+        let recent: Vec<f64> = state
+            .step_history
+            .iter()
+            .rev()
+            .take(50)
+            .map(|s| s.loss)
+            .collect();
         recent.iter().sum::<f64>() / recent.len() as f64
     };
     let mut by_loss: Vec<(f64, u64)> = before.iter().map(|(s, d)| (ranked(d), *s)).collect();
     by_loss.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let pruned = squadlab_json(&["prune", &id, "--keep-best", "3", "--store", &store_arg(&store)]);
+    let pruned = squadlab_json(&[
+        "prune",
+        &id,
+        "--keep-best",
+        "3",
+        "--store",
+        &store_arg(&store),
+    ]);
     assert_eq!(pruned["deleted"].as_array().unwrap().len(), 15);
     let mut kept: Vec<u64> = list_checkpoints(&run_dir).iter().map(|(s, _)| *s).collect();
     let mut best: Vec<u64> = by_loss.iter().take(3).map(|(_, s)| *s).collect();
     kept.sort();
     best.sort();
     assert_eq!(kept, best);
-    squadlab_json(&["prune", &id, "--keep-last", "1", "--store", &store_arg(&store)]);
+    squadlab_json(&[
+        "prune",
+        &id,
+        "--keep-last",
+        "1",
+        "--store",
+        &store_arg(&store),
+    ]);
     assert_eq!(list_checkpoints(&run_dir).len(), 1);
     assert!(run_dir.join("model").is_dir() && run_dir.join("results.ron").is_file());
 }
@@ -168,15 +232,17 @@ fn damaged_runs_are_listed_with_their_reasons() {
     // 1. A run cut off mid-write of its event log.
     let cut = make("20260101-000000-aaaa", Some(&good));
     let step = |n: u64| {
-        serde_json::to_string(&squadlab::train::TrainEvent::Step(squadlab::train::StepLog {
-            step: n,
-            epoch: 0.1 * n as f64,
-            loss: 5.0 - n as f64 * 0.1,
-            grad_norm: 1.0,
-            learning_rate: 2e-5,
-            samples_per_second: 3.0,
-            elapsed_seconds: n as f64,
-        }))
+        serde_json::to_string(&squadlab::train::TrainEvent::Step(
+            squadlab::train::StepLog {
+                step: n,
+                epoch: 0.1 * n as f64,
+                loss: 5.0 - n as f64 * 0.1,
+                grad_norm: 1.0,
+                learning_rate: 2e-5,
+                samples_per_second: 3.0,
+                elapsed_seconds: n as f64,
+            },
+        ))
         .unwrap()
     };
     let full = step(2);
@@ -187,7 +253,11 @@ fn damaged_runs_are_listed_with_their_reasons() {
     .unwrap();
     // 2. A corrupted record.
     let corrupt = make("20260101-000001-bbbb", None);
-    std::fs::write(corrupt.join(RECORD_FILE), "RunRecord(id: \"x\", status: Finished, notes: ").unwrap();
+    std::fs::write(
+        corrupt.join(RECORD_FILE),
+        "RunRecord(id: \"x\", status: Finished, notes: ",
+    )
+    .unwrap();
     // 3. A folder whose record never got written.
     make("20260101-000002-cccc", None);
     // 4. A record from a newer squadlab.
@@ -217,7 +287,10 @@ fn damaged_runs_are_listed_with_their_reasons() {
     let cut = get("20260101-000000-aaaa");
     assert_eq!(cut["status"], "cancelled");
     assert_eq!(cut["step"], 2, "the complete lines still count");
-    assert!(problems(&cut).contains("metrics.jsonl:3: last line cut short"), "{cut}");
+    assert!(
+        problems(&cut).contains("metrics.jsonl:3: last line cut short"),
+        "{cut}"
+    );
 
     let corrupt = get("20260101-000001-bbbb");
     assert_eq!(corrupt["status"], "damaged");
@@ -233,23 +306,39 @@ fn damaged_runs_are_listed_with_their_reasons() {
 
     let finished = get("20260101-000004-eeee");
     assert_eq!(finished["status"], "finished");
-    for missing in ["results.ron is missing", "predictions.json is missing", "model is missing"] {
+    for missing in [
+        "results.ron is missing",
+        "predictions.json is missing",
+        "model is missing",
+    ] {
         assert!(problems(&finished).contains(missing), "{finished}");
     }
 
     // The text listing and `show` name the reasons too.
-    let text = squadlab().args(["runs", "--store", &store_arg(&store)]).output().unwrap();
+    let text = squadlab()
+        .args(["runs", "--store", &store_arg(&store)])
+        .output()
+        .unwrap();
     assert!(text.status.success());
     let text = String::from_utf8_lossy(&text.stdout);
-    assert!(text.contains("damaged") && text.contains("no run.ron"), "{text}");
+    assert!(
+        text.contains("damaged") && text.contains("no run.ron"),
+        "{text}"
+    );
     let show = squadlab()
         .args(["show", "20260101-000001", "--store", &store_arg(&store)])
         .output()
         .unwrap();
     assert!(show.status.success());
-    assert!(String::from_utf8_lossy(&show.stdout).contains("problem: "), "show names it");
+    assert!(
+        String::from_utf8_lossy(&show.stdout).contains("problem: "),
+        "show names it"
+    );
     // A run that is not there is an error that says where it looked.
-    let absent = squadlab().args(["show", "nope", "--store", &store_arg(&store)]).output().unwrap();
+    let absent = squadlab()
+        .args(["show", "nope", "--store", &store_arg(&store)])
+        .output()
+        .unwrap();
     assert!(!absent.status.success());
     assert!(String::from_utf8_lossy(&absent.stderr).contains("no run \"nope\""));
     // An empty store is not an error.
@@ -280,7 +369,12 @@ fn rm_asks_first_and_deletes_only_on_yes() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(answer.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answer.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     };
     let no = rm("n\n", &[]);
@@ -291,5 +385,8 @@ fn rm_asks_first_and_deletes_only_on_yes() {
     assert!(dir.is_dir());
     assert!(rm("y\n", &[]).status.success());
     assert!(!dir.exists());
-    assert_eq!(squadlab_json(&["runs", "--store", &store_arg(&store)]), serde_json::json!([]));
+    assert_eq!(
+        squadlab_json(&["runs", "--store", &store_arg(&store)]),
+        serde_json::json!([])
+    );
 }

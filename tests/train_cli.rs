@@ -47,7 +47,7 @@ fn train_prints_the_summary_as_one_json_line_and_never_reuses_a_run_folder() {
         .last()
         .unwrap()
         .contains(r#""event":"finished""#));
-    let saved_config = std::fs::read_to_string(out_dir.join("config.ron")).unwrap();
+    let saved_record = std::fs::read_to_string(out_dir.join("run.ron")).unwrap();
 
     // The same folder again is refused, and the first run is untouched.
     let again = squadlab()
@@ -65,8 +65,8 @@ fn train_prints_the_summary_as_one_json_line_and_never_reuses_a_run_folder() {
         events
     );
     assert_eq!(
-        std::fs::read_to_string(out_dir.join("config.ron")).unwrap(),
-        saved_config
+        std::fs::read_to_string(out_dir.join("run.ron")).unwrap(),
+        saved_record
     );
 
     // eval on the run folder finds its final model and writes the three files.

@@ -3,11 +3,11 @@
 use super::args::StoreArgs;
 use super::runs::bytes;
 use super::Report;
-use crate::data::{load_json, LoadOptions};
+use crate::data::Split;
 use crate::eval::{load_predictions, score, EvalResults, PREDICTIONS_FILE, RESULTS_FILE};
 use crate::store::{
-    disk_use, md5_file, prune_checkpoints, remove_run, rfc3339, DataFile, Outcome, Prune,
-    RunEntry, RunKind, RunRecord, RunStatus,
+    disk_use, md5_file, prune_checkpoints, remove_run, rfc3339, DataFile, Outcome, Prune, RunEntry,
+    RunKind, RunRecord, RunStatus,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -35,7 +35,11 @@ pub struct PruneArgs {
     #[command(flatten)]
     store: StoreArgs,
     /// Keep the N newest checkpoints.
-    #[arg(long, conflicts_with = "keep_best", required_unless_present = "keep_best")]
+    #[arg(
+        long,
+        conflicts_with = "keep_best",
+        required_unless_present = "keep_best"
+    )]
     keep_last: Option<usize>,
     /// Keep the N checkpoints with the lowest training loss over their last 50 steps.
     #[arg(long)]
@@ -51,9 +55,9 @@ pub struct ImportArgs {
     /// The run's name in listings.
     #[arg(long)]
     name: String,
-    /// The SQuAD JSON the predictions answer (default: the shared dev set).
-    #[arg(long)]
-    data: Option<PathBuf>,
+    /// The SQuAD questions the predictions answer: a JSON path, `data:FILE` or `hub:rajpurkar/squad`.
+    #[arg(long, default_value = "data:dev-v1.1.json")]
+    data: String,
     #[command(flatten)]
     store: StoreArgs,
     #[arg(long = "tag")]
@@ -132,11 +136,8 @@ pub fn prune(args: &PruneArgs) -> Result<Report> {
 
 /// Scores another system's predictions and stores them as a read-only run.
 pub fn import_predictions(args: &ImportArgs) -> Result<Report> {
-    let data_path = args
-        .data
-        .clone()
-        .unwrap_or_else(|| crate::config::data_dir().join("dev-v1.1.json"));
-    let data = load_json(&data_path, &LoadOptions::default())?;
+    let data = super::inputs::load_data(&args.data, Split::Validation, None, false)?;
+    let data_path = PathBuf::from(&data.origin);
     let predictions = load_predictions(&args.predictions)?;
     let scores = score(&data, &predictions);
     if scores.total == scores.unanswered {
@@ -167,7 +168,7 @@ pub fn import_predictions(args: &ImportArgs) -> Result<Report> {
                 DataFile {
                     split: "validation".into(),
                     path: data_path.display().to_string(),
-                    md5: md5_file(&data_path)?,
+                    md5: md5_file(&data_path).unwrap_or_default(),
                 },
                 DataFile {
                     split: "predictions".into(),

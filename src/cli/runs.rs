@@ -166,7 +166,8 @@ pub fn show(args: &ShowArgs) -> Result<Report> {
             "\nresults: EM {}  F1 {}  ({} questions)\n",
             fmt_opt(o.exact_match, 2),
             fmt_opt(o.f1, 2),
-            o.eval_questions.map_or_else(|| "-".into(), |n| n.to_string())
+            o.eval_questions
+                .map_or_else(|| "-".into(), |n| n.to_string())
         );
         if let Some(c) = &r.config {
             text += &format!("\nconfig:\n{}\n", c.to_ron());

@@ -107,10 +107,17 @@ pub fn resume(args: &ResumeArgs) -> Result<Report> {
     let dir = args.store.open().find(&args.run)?;
     let entry = RunEntry::load(&dir);
     let Some(mut record) = entry.record.clone() else {
-        bail!("{} is damaged: {}", dir.display(), entry.problems.join("; "));
+        bail!(
+            "{} is damaged: {}",
+            dir.display(),
+            entry.problems.join("; ")
+        );
     };
     if let RunKind::Imported { .. } = record.kind {
-        bail!("{} holds imported predictions; there is nothing to resume", entry.id);
+        bail!(
+            "{} holds imported predictions; there is nothing to resume",
+            entry.id
+        );
     }
     match entry.shown {
         Shown::Is(RunStatus::Finished) => bail!("run {} already finished", entry.id),
@@ -126,7 +133,10 @@ pub fn resume(args: &ResumeArgs) -> Result<Report> {
     override_device(&mut config, args.device.as_deref())?;
     let checkpoint = list_checkpoints(&dir).pop().map(|(_, path)| path);
     if checkpoint.is_none() {
-        eprintln!("run {} has no checkpoint: training it again from step 0", entry.id);
+        eprintln!(
+            "run {} has no checkpoint: training it again from step 0",
+            entry.id
+        );
     }
     record.status = RunStatus::Queued;
     launch(&dir, record, config, checkpoint)

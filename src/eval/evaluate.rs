@@ -2,9 +2,8 @@
 //! files a researcher reads afterwards.
 
 use super::{
-    EvalResults, RESULTS_FILE,
-    postprocess, score_predictions, window_logits, write_nbest, write_predictions,
-    PostprocessParams, Prediction, Scores, WindowLogits,
+    postprocess, score_predictions, window_logits, write_nbest, write_predictions, EvalResults,
+    PostprocessParams, Prediction, Scores, WindowLogits, RESULTS_FILE,
 };
 use crate::data::{FeatureSet, SquadDataset};
 use crate::fsutil::write_atomically;

@@ -47,7 +47,8 @@ const HEADERS: [&str; 9] = [
 ];
 
 fn opt(stat: &Option<Stat>, decimals: usize) -> String {
-    stat.as_ref().map_or_else(|| "-".into(), |s| s.show(decimals))
+    stat.as_ref()
+        .map_or_else(|| "-".into(), |s| s.show(decimals))
 }
 
 fn delta(d: Option<f64>) -> String {
@@ -77,7 +78,10 @@ fn baseline_note(rows: &[Row]) -> String {
     if ids.is_empty() {
         "No row has a matching BERT paper row to measure deltas from.".into()
     } else {
-        format!("Δ: difference from the BERT paper row ({}).", ids.join(", "))
+        format!(
+            "Δ: difference from the BERT paper row ({}).",
+            ids.join(", ")
+        )
     }
 }
 
@@ -140,8 +144,22 @@ fn csv(rows: &[Row]) -> String {
     let mean = |s: &Option<Stat>| num(s.as_ref().map(|s| s.mean));
     let std = |s: &Option<Stat>| num(s.as_ref().and_then(|s| s.std));
     let header = [
-        "system", "kind", "model", "runs", "seeds", "n", "em", "em_std", "f1", "f1_std",
-        "delta_em", "delta_f1", "baseline", "train_runtime_s", "samples_per_second", "hardware",
+        "system",
+        "kind",
+        "model",
+        "runs",
+        "seeds",
+        "n",
+        "em",
+        "em_std",
+        "f1",
+        "f1_std",
+        "delta_em",
+        "delta_f1",
+        "baseline",
+        "train_runtime_s",
+        "samples_per_second",
+        "hardware",
         "source",
     ];
     let mut out = header.join(",") + "\r\n";

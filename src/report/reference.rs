@@ -50,9 +50,14 @@ impl ReferenceResults {
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
-        ron::Options::default()
-            .from_str(text)
-            .map_err(|e| anyhow!("{origin}:{}:{}: {}", e.span.start.line, e.span.start.col, e.code))
+        ron::Options::default().from_str(text).map_err(|e| {
+            anyhow!(
+                "{origin}:{}:{}: {}",
+                e.span.start.line,
+                e.span.start.col,
+                e.code
+            )
+        })
     }
 
     pub fn get(&self, id: &str) -> Option<&Reference> {
@@ -97,11 +102,17 @@ mod tests {
         assert_eq!(pair("google-base"), (Some(81.25), Some(88.41)));
         assert_eq!(pair("hf-example-base"), (Some(81.22), Some(88.52)));
         let nvidia = get("nvidia-large");
-        assert_eq!((nvidia.f1, nvidia.f1_std, nvidia.seeds), (Some(90.68), Some(0.16), Some(10)));
+        assert_eq!(
+            (nvidia.f1, nvidia.f1_std, nvidia.seeds),
+            (Some(90.68), Some(0.16), Some(10))
+        );
         assert!(refs.results.iter().all(|r| !r.source.is_empty()));
         assert_eq!(refs.paper_for("large").unwrap().id, "paper-large");
         assert_eq!(model_size("google-bert/bert-base-uncased"), Some("base"));
-        assert_eq!(model_size("bert-large-uncased-whole-word-masking"), Some("large"));
+        assert_eq!(
+            model_size("bert-large-uncased-whole-word-masking"),
+            Some("large")
+        );
         assert_eq!(model_size("sentence-transformers/all-MiniLM-L6-v2"), None);
     }
 }

@@ -94,7 +94,11 @@ pub fn comparison_rows(
             Some(r) => Some(r),
             None => bail!(
                 "--baseline {id:?} is not a reference row; known: {}",
-                refs.results.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+                refs.results
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         },
         None => None,

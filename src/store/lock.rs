@@ -213,14 +213,22 @@ mod tests {
             host: hostname(),
             heartbeat: now(),
         };
-        std::fs::write(dir.path().join(LOCK_FILE), serde_json::to_vec(&dead).unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join(LOCK_FILE),
+            serde_json::to_vec(&dead).unwrap(),
+        )
+        .unwrap();
         assert!(matches!(holder(dir.path()), Holder::Gone(r) if r.contains("is gone")));
         let silent = LockInfo {
             pid: 1,
             host: "elsewhere".into(),
             heartbeat: now() - 600.0,
         };
-        std::fs::write(dir.path().join(LOCK_FILE), serde_json::to_vec(&silent).unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join(LOCK_FILE),
+            serde_json::to_vec(&silent).unwrap(),
+        )
+        .unwrap();
         assert!(matches!(holder(dir.path()), Holder::Gone(r) if r.contains("no heartbeat")));
         // A gone holder's lock can be taken over.
         drop(RunLock::acquire(dir.path()).unwrap());

@@ -55,7 +55,10 @@ pub fn prune_checkpoints(dir: &Path, rule: Prune) -> Result<Vec<(u64, PathBuf)>>
     ensure_idle(dir)?;
     let record = RunRecord::load(dir)?;
     if let RunKind::Imported { .. } = record.kind {
-        bail!("{} holds imported predictions, not checkpoints", dir.display());
+        bail!(
+            "{} holds imported predictions, not checkpoints",
+            dir.display()
+        );
     }
     let all = list_checkpoints(dir);
     let mut ranked: Vec<(f64, u64, PathBuf)> = Vec::new();
@@ -95,7 +98,10 @@ fn recent_loss(checkpoint: &Path) -> Result<f64> {
         .map(|s| s.loss)
         .collect();
     if recent.is_empty() {
-        bail!("{}: no steps in its history to rank it by", checkpoint.display());
+        bail!(
+            "{}: no steps in its history to rank it by",
+            checkpoint.display()
+        );
     }
     Ok(recent.iter().sum::<f64>() / recent.len() as f64)
 }

@@ -67,7 +67,9 @@ impl Store {
             match std::fs::create_dir(&dir) {
                 Ok(()) => return Ok((id, dir)),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+                Err(e) => {
+                    return Err(e).with_context(|| format!("cannot create {}", dir.display()))
+                }
             }
         }
         bail!("cannot find a free run id in {}", runs.display())
@@ -125,7 +127,10 @@ impl Store {
             many => bail!(
                 "{spec:?} matches {} runs: {}",
                 many.len(),
-                many.iter().map(|e| e.id.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|e| e.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         }
     }

@@ -105,10 +105,7 @@ impl EventSink for RunRecorder {
                 self.record.outcome.eval_questions = Some(e.total);
             }
             TrainEvent::Finished(s) => {
-                write_atomically(
-                    &self.dir.join(SUMMARY_FILE),
-                    &serde_json::to_vec_pretty(s)?,
-                )?;
+                write_atomically(&self.dir.join(SUMMARY_FILE), &serde_json::to_vec_pretty(s)?)?;
                 let o = &mut self.record.outcome;
                 o.global_step = Some(s.global_step);
                 o.train_runtime = Some(s.train_runtime);
@@ -123,9 +120,7 @@ impl EventSink for RunRecorder {
                 ..
             } => self.ended(
                 RunStatus::Diverged,
-                Some(format!(
-                    "loss {loss}, grad-norm {grad_norm} at step {step}"
-                )),
+                Some(format!("loss {loss}, grad-norm {grad_norm} at step {step}")),
             ),
             TrainEvent::Cancelled { step, checkpoint } => self.ended(
                 RunStatus::Cancelled,

@@ -142,7 +142,8 @@ pub fn read_metrics(dir: &Path) -> MetricsLog {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return log,
         Err(e) => {
-            log.problems.push(format!("cannot read {}: {e}", path.display()));
+            log.problems
+                .push(format!("cannot read {}: {e}", path.display()));
             return log;
         }
     };
