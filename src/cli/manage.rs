@@ -150,8 +150,9 @@ pub fn import_predictions(args: &ImportArgs) -> Result<Report> {
     let store = args.store.open();
     let (id, dir) = store.new_run_dir()?;
     let write = || -> Result<()> {
-        std::fs::copy(&args.predictions, dir.join(PREDICTIONS_FILE))
-            .with_context(|| format!("cannot copy {}", args.predictions.display()))?;
+        let bytes = std::fs::read(&args.predictions)
+            .with_context(|| format!("cannot read {}", args.predictions.display()))?;
+        crate::fsutil::write_atomically(&dir.join(PREDICTIONS_FILE), &bytes)?;
         EvalResults::from_scores(&scores).save(&dir.join(RESULTS_FILE))?;
         let now = rfc3339(std::time::SystemTime::now());
         RunRecord {
