@@ -2,10 +2,9 @@
 //! each other and against the published results.
 
 use super::args::StoreArgs;
-use super::runs::aligned;
 use super::Report;
 use crate::report::{
-    comparison_rows, diff_runs, differing_keys, render, render_steps, text, Format,
+    aligned, comparison_rows, diff_runs, differing_keys, render, render_steps, text, Format,
     ReferenceResults, Row, TableOptions,
 };
 use crate::store::{read_metrics, RunEntry, Store};
@@ -129,30 +128,20 @@ pub fn compare(args: &CompareArgs) -> Result<Report> {
     })
 }
 
-/// A key column and one value column per run.
+/// A key column and one value column per run, indented.
 fn key_table(header: &[String], rows: &[(String, Vec<String>)]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for (k, vals) in rows {
-        widths[0] = widths[0].max(k.chars().count());
-        for (i, v) in vals.iter().enumerate() {
-            widths[i + 1] = widths[i + 1].max(v.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
-            .collect();
-        format!("  {}\n", padded.join("  ").trim_end())
-    };
-    let mut out = line(header.iter().map(String::as_str).collect());
-    for (k, vals) in rows {
-        let mut cells = vec![k.as_str()];
-        cells.extend(vals.iter().map(String::as_str));
-        out += &line(cells);
-    }
-    out
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(k, vals)| {
+            std::iter::once(k.clone())
+                .chain(vals.iter().cloned())
+                .collect()
+        })
+        .collect();
+    aligned(header, &rows)
+        .lines()
+        .map(|l| format!("  {l}\n"))
+        .collect()
 }
 
 pub fn diff(args: &DiffArgs) -> Result<Report> {

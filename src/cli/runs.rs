@@ -2,6 +2,7 @@
 
 use super::args::StoreArgs;
 use super::Report;
+use crate::report::aligned;
 use crate::store::{disk_use, read_metrics, RunEntry, RunKind};
 use crate::train::TrainEvent;
 use anyhow::{bail, Result};
@@ -293,30 +294,4 @@ fn short_model(model: &str) -> String {
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
     parts.into_iter().rev().collect::<Vec<_>>().join("/")
-}
-
-/// Space-aligned columns.
-pub(super) fn aligned<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
-    let widths: Vec<usize> = (0..N)
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].chars().count())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
-            .collect();
-        padded.join("  ").trim_end().to_string() + "\n"
-    };
-    let mut out = line(header.to_vec());
-    for r in rows {
-        out += &line(r.iter().map(String::as_str).collect());
-    }
-    out
 }

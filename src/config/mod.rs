@@ -198,6 +198,21 @@ impl RunConfig {
         ron::ser::to_string_pretty(self, pretty).expect("a RunConfig always serializes")
     }
 
+    /// The settings that decide a run's course: everything but its name,
+    /// device, logging, saving and eval batch size, which are cleared.
+    pub fn course(&self) -> RunConfig {
+        RunConfig {
+            name: String::new(),
+            device: Device::Auto,
+            logging_steps: 1,
+            save_strategy: SaveStrategy::No,
+            save_steps: 1,
+            save_total_limit: None,
+            per_device_eval_batch_size: 1,
+            ..self.clone()
+        }
+    }
+
     /// Warmup steps for a run of `total_steps` optimizer steps.
     pub fn warmup_steps_for(&self, total_steps: u64) -> u64 {
         if self.warmup_steps > 0 {

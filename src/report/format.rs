@@ -85,31 +85,38 @@ fn baseline_note(rows: &[Row]) -> String {
     }
 }
 
-pub fn text(rows: &[Row]) -> String {
-    let cells: Vec<[String; 9]> = rows.iter().map(display_cells).collect();
-    let widths: Vec<usize> = (0..HEADERS.len())
-        .map(|i| {
-            cells
-                .iter()
-                .map(|c| c[i].chars().count())
-                .chain([HEADERS[i].chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
+/// Space-aligned columns under a header, trailing spaces trimmed.
+pub fn aligned<H, C, R>(header: &[H], rows: &[R]) -> String
+where
+    H: AsRef<str>,
+    C: AsRef<str>,
+    R: AsRef<[C]>,
+{
+    let width = |s: &str| s.chars().count();
+    let mut widths: Vec<usize> = header.iter().map(|h| width(h.as_ref())).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row.as_ref()) {
+            *w = (*w).max(width(cell.as_ref()));
+        }
+    }
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(width(c)))))
             .collect();
         padded.join("  ").trim_end().to_string() + "\n"
     };
-    let mut out = line(HEADERS.to_vec());
-    for c in &cells {
-        out += &line(c.iter().map(String::as_str).collect());
+    let mut out = line(header.iter().map(AsRef::as_ref).collect());
+    for row in rows {
+        out += &line(row.as_ref().iter().map(AsRef::as_ref).collect());
     }
-    out + &baseline_note(rows) + "\n"
+    out
+}
+
+pub fn text(rows: &[Row]) -> String {
+    let cells: Vec<[String; 9]> = rows.iter().map(display_cells).collect();
+    aligned(&HEADERS, &cells) + &baseline_note(rows) + "\n"
 }
 
 fn markdown(rows: &[Row]) -> String {

@@ -8,7 +8,7 @@ mod reference;
 mod table;
 
 pub use diff::{diff_runs, Flip, QuestionDiff};
-pub use format::{render, tex_escape, text, Format};
+pub use format::{aligned, render, tex_escape, text, Format};
 pub use metrics::render_steps;
 pub use reference::{model_size, Reference, ReferenceResults, Role};
 pub use table::{comparison_rows, differing_keys, Row, RowKind, Stat, TableOptions};

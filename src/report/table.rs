@@ -222,18 +222,11 @@ fn groups(runs: &[RunEntry], fold: bool) -> Result<Vec<Vec<&RunEntry>>> {
     Ok(out.into_iter().map(|(_, members)| members).collect())
 }
 
-/// The config with everything that leaves a run's course unchanged cleared.
+/// The run's course, seed left out: runs with equal keys form a seed group.
 fn course_without_seed(c: &RunConfig) -> String {
     RunConfig {
-        name: String::new(),
         seed: 0,
-        device: crate::config::Device::Auto,
-        logging_steps: 1,
-        save_strategy: crate::config::SaveStrategy::No,
-        save_steps: 1,
-        save_total_limit: None,
-        per_device_eval_batch_size: 1,
-        ..c.clone()
+        ..c.course()
     }
     .to_ron()
 }

@@ -180,17 +180,7 @@ pub fn load_run_config(dir: &Path) -> Result<RunConfig> {
 /// Refuses to resume with settings that would change the run's course.
 /// Only presentation, device and saving settings may differ.
 pub fn check_resumable(saved: &RunConfig, now: &RunConfig, dir: &Path) -> Result<()> {
-    let neutral = |c: &RunConfig| RunConfig {
-        name: String::new(),
-        device: crate::config::Device::Auto,
-        logging_steps: 1,
-        save_strategy: crate::config::SaveStrategy::No,
-        save_steps: 1,
-        save_total_limit: None,
-        per_device_eval_batch_size: 1,
-        ..c.clone()
-    };
-    if neutral(saved) != neutral(now) {
+    if saved.course() != now.course() {
         bail!(
             "the config differs from the one checkpoint {} was trained with ({}); resume with that config",
             dir.display(),
