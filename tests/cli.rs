@@ -298,7 +298,7 @@ fn postprocess_recovers_the_labelled_spans_from_logits() {
 #[test]
 fn predict_answers_with_a_span_of_the_passage() {
     use candle_core::Device;
-    use squadlab::model::{save_pretrained, Params};
+    use squadlab::model::{save_pretrained, Params, TokenizerFile};
     // A tiny random model saved as a checkpoint folder with a WordPiece vocab.
     let dir = tempfile::tempdir().unwrap();
     let words = [
@@ -315,7 +315,8 @@ fn predict_answers_with_a_span_of_the_passage() {
     let config = common::tiny_bert_config(5 + words.len());
     let params = Params::random(&config, &Device::Cpu, 9).unwrap();
     let model_dir = dir.path().join("model");
-    save_pretrained(&model_dir, &config, &params, Some(&vocab_path)).unwrap();
+    let vocab = TokenizerFile::read(&vocab_path).unwrap();
+    save_pretrained(&model_dir, &config, &params, Some(&vocab)).unwrap();
 
     // Longer than one 32-token window: several windows, one answer.
     let context = "The river flows through Basel and Cologne. ".repeat(6);
@@ -352,7 +353,7 @@ fn predict_answers_with_a_span_of_the_passage() {
     let small = common::tiny_bert_config(10);
     let small_dir = dir.path().join("small");
     let small_params = Params::random(&small, &Device::Cpu, 9).unwrap();
-    save_pretrained(&small_dir, &small, &small_params, Some(&vocab_path)).unwrap();
+    save_pretrained(&small_dir, &small, &small_params, Some(&vocab)).unwrap();
     let out = squadlab(&[
         "predict",
         "--model",

@@ -172,6 +172,7 @@ fn resuming_from_a_mid_epoch_checkpoint_reproduces_the_run() {
     assert_eq!(sa.eval.unwrap().f1, sb.eval.unwrap().f1);
 
     // A config that would change the run's course is refused.
+    let original = config.clone();
     config.learning_rate = 1e-2;
     let refused = run_events(RunRequest {
         config,
@@ -182,6 +183,26 @@ fn resuming_from_a_mid_epoch_checkpoint_reproduces_the_run() {
         Some(TrainEvent::Failed { error }) => assert!(error.contains("config differs"), "{error}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
+
+    // Resumed in its own folder with rotation on, the run deletes the checkpoint
+    // it started from and still finishes: the tokenizer was read at the start.
+    let start = checkpoint::checkpoint_dir(&full_dir, 4);
+    let in_place = run_events(RunRequest {
+        config: squadlab::config::RunConfig {
+            save_total_limit: Some(1),
+            ..original
+        },
+        run_dir: full_dir.clone(),
+        resume: Some(start.clone()),
+    });
+    assert!(
+        matches!(in_place.last(), Some(TrainEvent::Finished(_))),
+        "{:?}",
+        in_place.last()
+    );
+    assert!(!start.exists(), "rotated away during the run");
+    let newest = checkpoint::checkpoint_dir(&full_dir, 16);
+    assert!(newest.join("vocab.txt").is_file() && full_dir.join("model/vocab.txt").is_file());
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use super::Report;
 use crate::config::ModelSource;
-use crate::model::{load_qa_model, locate_model, save_pretrained};
+use crate::model::{load_qa_model, locate_model, save_pretrained, TokenizerFile};
 use anyhow::{anyhow, bail, Result};
 use candle_core::Device;
 use clap::Args;
@@ -40,7 +40,7 @@ pub fn run(args: &ConvertArgs) -> Result<Report> {
         &args.out,
         &loaded.config,
         &loaded.params,
-        Some(&files.tokenizer()),
+        Some(&TokenizerFile::read(&files.tokenizer())?),
     )?;
     let initialised = &loaded.report.initialised;
     Ok(Report {

@@ -27,13 +27,33 @@ pub fn load_qa_model(dir: &Path, device: &Device, seed: u64) -> Result<LoadedMod
     })
 }
 
+/// A tokenizer file held in memory: saving a model never depends on where the
+/// tokenizer came from (a resumed run's source checkpoint may be rotated away).
+#[derive(Clone, Debug)]
+pub struct TokenizerFile {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+impl TokenizerFile {
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read tokenizer {}", path.display()))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "tokenizer.json".into());
+        Ok(Self { name, bytes })
+    }
+}
+
 /// Saves a `BertForQuestionAnswering` folder that Python's transformers loads:
 /// model.safetensors, config.json with `architectures`, and the tokenizer.
 pub fn save_pretrained(
     dir: &Path,
     config: &BertConfig,
     params: &Params,
-    tokenizer: Option<&Path>,
+    tokenizer: Option<&TokenizerFile>,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let mut json = serde_json::to_value(config)?;
@@ -44,11 +64,8 @@ pub fn save_pretrained(
     std::fs::rename(temp_path(&weights), &weights)
         .with_context(|| format!("cannot write {}", weights.display()))?;
     write_atomically(&dir.join("config.json"), &serde_json::to_vec_pretty(&json)?)?;
-    if let Some(src) = tokenizer {
-        let name = src.file_name().unwrap_or_default();
-        let bytes = std::fs::read(src)
-            .with_context(|| format!("cannot read tokenizer {}", src.display()))?;
-        write_atomically(&dir.join(name), &bytes)?;
+    if let Some(t) = tokenizer {
+        write_atomically(&dir.join(&t.name), &t.bytes)?;
     }
     Ok(())
 }

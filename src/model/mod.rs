@@ -13,7 +13,7 @@ mod source;
 pub use batch::WindowBatch;
 pub use bert::{qa_loss, Batch, BertQa};
 pub use bert_config::BertConfig;
-pub use checkpoint::{load_qa_model, save_pretrained, LoadedModel};
+pub use checkpoint::{load_qa_model, save_pretrained, LoadedModel, TokenizerFile};
 pub use device::{compute_dtype, describe, select_device};
 pub use params::{expected_shapes, LoadReport, Params};
 pub use source::{locate_model, ModelFiles};

@@ -10,7 +10,7 @@ use super::optimizer::AdamW;
 use crate::config::RunConfig;
 use crate::fsutil::write_atomically;
 use crate::model::layers::SeededRng;
-use crate::model::{save_pretrained, BertConfig, Params};
+use crate::model::{save_pretrained, BertConfig, Params, TokenizerFile};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -70,7 +70,7 @@ pub struct CheckpointParts<'a> {
     pub model_config: &'a BertConfig,
     pub params: &'a Params,
     pub optimizer: &'a AdamW,
-    pub tokenizer: &'a Path,
+    pub tokenizer: &'a TokenizerFile,
 }
 
 pub fn save_checkpoint(

@@ -6,7 +6,9 @@ use crate::config::RunConfig;
 use crate::data::{
     load_source, FeatureSet, LoadOptions, QaTokenizer, Split, SquadDataset, WindowParams,
 };
-use crate::model::{compute_dtype, load_qa_model, locate_model, select_device, LoadedModel};
+use crate::model::{
+    compute_dtype, load_qa_model, locate_model, select_device, LoadedModel, TokenizerFile,
+};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use std::path::{Path, PathBuf};
@@ -17,8 +19,8 @@ pub struct Prepared {
     pub train_features: FeatureSet,
     pub eval: SquadDataset,
     pub eval_features: FeatureSet,
-    /// The tokenizer file copied into every checkpoint.
-    pub tokenizer_path: PathBuf,
+    /// The tokenizer file copied into every checkpoint and the final model.
+    pub tokenizer_file: TokenizerFile,
     pub model: LoadedModel,
     pub device: Device,
     pub compute: DType,
@@ -52,6 +54,7 @@ pub fn prepare(
         _ => files.tokenizer(),
     };
     let tokenizer = QaTokenizer::from_path(&tokenizer_path)?;
+    let tokenizer_file = TokenizerFile::read(&tokenizer_path)?;
     status(format!(
         "loading model weights from {}",
         model_dir.display()
@@ -99,7 +102,7 @@ pub fn prepare(
         train_features,
         eval,
         eval_features,
-        tokenizer_path,
+        tokenizer_file,
         model,
         device,
         compute,

@@ -343,7 +343,7 @@ impl<'a> Trainer<'a> {
                 model_config: &self.p.model.config,
                 params: &self.p.model.params,
                 optimizer,
-                tokenizer: &self.p.tokenizer_path,
+                tokenizer: &self.p.tokenizer_file,
             },
         )?;
         if let Some(keep) = config.save_total_limit {
@@ -373,7 +373,7 @@ impl<'a> Trainer<'a> {
             &self.run_dir.join("model"),
             &self.p.model.config,
             &self.p.model.params,
-            Some(&self.p.tokenizer_path),
+            Some(&self.p.tokenizer_file),
         )?;
         self.emit(TrainEvent::Status {
             message: format!(

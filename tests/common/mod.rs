@@ -136,7 +136,8 @@ pub fn tiny_task(dir: &std::path::Path) -> (PathBuf, PathBuf) {
     std::fs::write(&vocab_file, vocab.join("\n") + "\n").unwrap();
     let config = task_bert_config(vocab.len());
     let params = squadlab::model::Params::random(&config, &candle_core::Device::Cpu, 1).unwrap();
-    squadlab::model::save_pretrained(&model, &config, &params, Some(&vocab_file)).unwrap();
+    let vocab = squadlab::model::TokenizerFile::read(&vocab_file).unwrap();
+    squadlab::model::save_pretrained(&model, &config, &params, Some(&vocab)).unwrap();
     (json, model)
 }
 
