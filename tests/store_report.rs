@@ -226,6 +226,10 @@ fn compare_shows_differing_keys_seed_groups_and_deltas_against_the_paper() {
         serde_json::Value::Null,
         "no paper row for an import"
     );
+    assert_eq!(
+        rows[2]["eval_questions"], 48,
+        "the import scored the tiny task's questions"
+    );
 
     // --no-group keeps every run on its own row.
     args.push("--no-group");
@@ -274,7 +278,16 @@ fn export(f: &Fixture, format: &str) -> String {
     let mut args = vec!["export"];
     args.extend(TRAINED);
     let (store, path) = (f.store(), out.display().to_string());
-    args.extend(["--store", &store, "--format", format, "--out", &path]);
+    args.extend([
+        "--store",
+        &store,
+        "--format",
+        format,
+        "--out",
+        &path,
+        "--baseline",
+        "paper-base",
+    ]);
     let report = common::squadlab_json(&args);
     assert_eq!(
         report["rows"],
@@ -311,6 +324,13 @@ fn exported_tables_parse_in_every_format() {
         ("90.68", "0.16")
     );
     assert_eq!(nvidia[col("n")], "10");
+    assert_eq!(paper[col("eval_questions")], "10570");
+    // Published rows keep their own size's paper row whatever --baseline says.
+    let notebook_large = records
+        .iter()
+        .find(|r| r[0] == "Reference notebook, bert-large-uncased")
+        .unwrap();
+    assert_eq!(notebook_large[col("baseline")], "paper-large");
     let hot = records
         .iter()
         .find(|r| r[0] == "lr 5e-5, \"hot\"")
@@ -328,7 +348,7 @@ fn exported_tables_parse_in_every_format() {
     let table: Vec<&str> = md.lines().take_while(|l| l.starts_with('|')).collect();
     assert_eq!(table.len(), 2 + 9);
     let cells = |line: &str| line.replace("\\|", "").matches('|').count() - 1;
-    assert!(table.iter().all(|l| cells(l) == 9), "{md}");
+    assert!(table.iter().all(|l| cells(l) == 10), "{md}");
     assert!(table[1]
         .split('|')
         .skip(1)
@@ -352,7 +372,7 @@ fn exported_tables_parse_in_every_format() {
 /// row, every brace closed, nothing special left unescaped.
 fn check_latex(tex: &str) {
     let pos = |s: &str| tex.find(s).unwrap_or_else(|| panic!("{s} missing:\n{tex}"));
-    assert!(pos("\\begin{tabular}{llrrrrrrl}") < pos("\\toprule"));
+    assert!(pos("\\begin{tabular}{llrrrrrrrl}") < pos("\\toprule"));
     assert!(pos("\\toprule") < pos("\\midrule"));
     assert!(pos("\\midrule") < pos("\\bottomrule"));
     assert!(pos("\\bottomrule") < pos("\\end{tabular}"));
@@ -360,7 +380,7 @@ fn check_latex(tex: &str) {
     assert_eq!(rows.len(), 1 + 9);
     for row in &rows {
         let unescaped = row.replace("\\&", "").matches('&').count();
-        assert_eq!(unescaped, 8, "{row}");
+        assert_eq!(unescaped, 9, "{row}");
     }
     let depth = tex
         .replace("\\{", "")

@@ -34,9 +34,10 @@ pub fn render(rows: &[Row], format: Format) -> Result<String> {
     })
 }
 
-const HEADERS: [&str; 9] = [
+const HEADERS: [&str; 10] = [
     "System",
     "Model",
+    "Questions",
     "EM",
     "F1",
     "ΔEM",
@@ -56,10 +57,12 @@ fn delta(d: Option<f64>) -> String {
 }
 
 /// The cells people read, in `HEADERS` order.
-fn display_cells(row: &Row) -> [String; 9] {
+fn display_cells(row: &Row) -> [String; 10] {
     [
         row.label.clone(),
         row.model.clone(),
+        row.eval_questions
+            .map_or_else(|| "-".into(), |n| n.to_string()),
         opt(&row.exact_match, 2),
         opt(&row.f1, 2),
         delta(row.delta_exact_match),
@@ -115,7 +118,7 @@ where
 }
 
 pub fn text(rows: &[Row]) -> String {
-    let cells: Vec<[String; 9]> = rows.iter().map(display_cells).collect();
+    let cells: Vec<[String; 10]> = rows.iter().map(display_cells).collect();
     aligned(&HEADERS, &cells) + &baseline_note(rows) + "\n"
 }
 
@@ -123,7 +126,7 @@ fn markdown(rows: &[Row]) -> String {
     let escape = |s: &str| s.replace('|', "\\|").replace('\n', " ");
     let mut out = format!("| {} |\n", HEADERS.join(" | "));
     let align: Vec<&str> = (0..HEADERS.len())
-        .map(|i| if (2..8).contains(&i) { "---:" } else { "---" })
+        .map(|i| if (2..9).contains(&i) { "---:" } else { "---" })
         .collect();
     out += &format!("|{}|\n", align.join("|"));
     for row in rows {
@@ -157,6 +160,7 @@ fn csv(rows: &[Row]) -> String {
         "runs",
         "seeds",
         "n",
+        "eval_questions",
         "em",
         "em_std",
         "f1",
@@ -184,6 +188,7 @@ fn csv(rows: &[Row]) -> String {
             r.runs.join(" "),
             seeds.join(" "),
             n.to_string(),
+            r.eval_questions.map_or_else(String::new, |q| q.to_string()),
             mean(&r.exact_match),
             std(&r.exact_match),
             mean(&r.f1),
@@ -205,7 +210,7 @@ fn csv(rows: &[Row]) -> String {
 /// A booktabs `table` that compiles on its own with `\usepackage{booktabs}`.
 fn latex(rows: &[Row]) -> String {
     let mut out = String::from(
-        "% Requires \\usepackage{booktabs}.\n\\begin{table}[t]\n\\centering\n\\begin{tabular}{llrrrrrrl}\n\\toprule\n",
+        "% Requires \\usepackage{booktabs}.\n\\begin{table}[t]\n\\centering\n\\begin{tabular}{llrrrrrrrl}\n\\toprule\n",
     );
     let headers: Vec<String> = HEADERS.iter().map(|h| tex_escape(h)).collect();
     out += &format!("{} \\\\\n\\midrule\n", headers.join(" & "));

@@ -8,6 +8,9 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// Questions in the SQuAD v1.1 dev set, which every published row scores.
+pub const SQUAD_DEV_QUESTIONS: usize = 10_570;
+
 /// A value over one run or several (mean ± sample std).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Stat {
@@ -62,6 +65,8 @@ pub struct Row {
     pub runs: Vec<String>,
     pub model: String,
     pub seeds: Vec<u64>,
+    /// Dev questions scored: a subset's EM/F1 is not the full dev set's.
+    pub eval_questions: Option<usize>,
     pub exact_match: Option<Stat>,
     pub f1: Option<Stat>,
     /// The paper row the deltas are measured from.
@@ -106,9 +111,10 @@ pub fn comparison_rows(
     let mut rows = Vec::new();
     if options.include_references {
         for r in &refs.results {
+            // Published rows always compare with the paper row of their own size.
             let mut row = reference_row(r);
             if r.role != Role::Paper {
-                set_deltas(&mut row, forced.or_else(|| refs.paper_for(&r.size)));
+                set_deltas(&mut row, refs.paper_for(&r.size));
             }
             rows.push(row);
         }
@@ -137,6 +143,7 @@ fn reference_row(r: &Reference) -> Row {
         runs: Vec::new(),
         model: format!("bert-{}", r.size),
         seeds: Vec::new(),
+        eval_questions: Some(SQUAD_DEV_QUESTIONS),
         exact_match: with_std(r.exact_match, None),
         f1: with_std(r.f1, r.f1_std),
         baseline: None,
@@ -172,12 +179,25 @@ fn run_row(group: &[&RunEntry], records: &[&RunRecord]) -> Row {
     }
     let mut hardware: Vec<String> = records.iter().filter_map(|r| r.device.clone()).collect();
     hardware.dedup();
+    let mut sources: Vec<String> = records
+        .iter()
+        .map(|r| match &r.kind {
+            crate::store::RunKind::Trained => format!("squadlab {}", r.versions.git_sha),
+            crate::store::RunKind::Imported { predictions } => format!("imported {predictions}"),
+        })
+        .collect();
+    sources.sort();
+    sources.dedup();
     Row {
         label,
         kind,
         runs: group.iter().map(|e| e.id.clone()).collect(),
         model: first.model(),
         seeds,
+        eval_questions: records
+            .iter()
+            .filter_map(|r| r.outcome.eval_questions)
+            .max(),
         exact_match: values(&|r| r.outcome.exact_match),
         f1: values(&|r| r.outcome.f1),
         baseline: None,
@@ -186,10 +206,7 @@ fn run_row(group: &[&RunEntry], records: &[&RunRecord]) -> Row {
         train_runtime: values(&|r| r.outcome.train_runtime),
         samples_per_second: values(&|r| r.outcome.train_samples_per_second),
         hardware: hardware.join(", "),
-        source: match &first.kind {
-            crate::store::RunKind::Trained => format!("squadlab {}", first.versions.git_sha),
-            crate::store::RunKind::Imported { predictions } => format!("imported {predictions}"),
-        },
+        source: sources.join("; "),
     }
 }
 
