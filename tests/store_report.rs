@@ -169,7 +169,7 @@ fn import_scores_and_diff_lists_the_flipped_questions() {
     );
 
     // The text form gives the counts.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squadlab"))
+    let out = common::squadlab()
         .args(["diff", "system A", "system B", "--store", &f.store()])
         .output()
         .unwrap();
@@ -184,7 +184,7 @@ fn import_scores_and_diff_lists_the_flipped_questions() {
     );
 
     // Imported runs are read-only.
-    let resume = std::process::Command::new(env!("CARGO_BIN_EXE_squadlab"))
+    let resume = common::squadlab()
         .args(["resume", &f.import_a, "--store", &f.store()])
         .output()
         .unwrap();

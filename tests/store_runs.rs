@@ -3,18 +3,14 @@
 
 mod common;
 
-use common::{squadlab_json, tiny_run_config, tiny_task};
+use common::{squadlab, squadlab_json, tiny_run_config, tiny_task};
 use squadlab::config::SaveStrategy;
 use squadlab::store::{step_history, RunRecord, RunStatus, RECORD_FILE};
 use squadlab::train::checkpoint::list_checkpoints;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-fn squadlab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_squadlab"))
-}
 
 fn store_arg(store: &Path) -> String {
     store.display().to_string()

@@ -2,12 +2,8 @@
 
 mod common;
 
-use common::{tiny_run_config, tiny_task};
+use common::{squadlab, tiny_run_config, tiny_task};
 use std::process::{Command, Stdio};
-
-fn squadlab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_squadlab"))
-}
 
 #[test]
 fn train_prints_the_summary_as_one_json_line_and_never_reuses_a_run_folder() {

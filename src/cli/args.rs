@@ -61,3 +61,14 @@ impl StoreArgs {
         crate::store::Store::open(self.store.as_deref())
     }
 }
+
+/// Tags and notes kept with a run.
+#[derive(Args)]
+pub struct LabelArgs {
+    /// A tag for the run; repeat for several.
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Free-text notes kept with the run.
+    #[arg(long, default_value = "")]
+    pub notes: String,
+}

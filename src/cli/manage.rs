@@ -1,6 +1,6 @@
 //! `rm`, `prune` and `import-predictions`: the store's explicit changes.
 
-use super::args::StoreArgs;
+use super::args::{LabelArgs, StoreArgs};
 use super::runs::bytes;
 use super::Report;
 use crate::data::Split;
@@ -60,10 +60,8 @@ pub struct ImportArgs {
     data: String,
     #[command(flatten)]
     store: StoreArgs,
-    #[arg(long = "tag")]
-    tags: Vec<String>,
-    #[arg(long, default_value = "")]
-    notes: String,
+    #[command(flatten)]
+    labels: LabelArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -158,8 +156,8 @@ pub fn import_predictions(args: &ImportArgs) -> Result<Report> {
         RunRecord {
             id: id.clone(),
             name: args.name.clone(),
-            tags: args.tags.clone(),
-            notes: args.notes.clone(),
+            tags: args.labels.tags.clone(),
+            notes: args.labels.notes.clone(),
             status: RunStatus::Finished,
             kind: RunKind::Imported {
                 predictions: args.predictions.display().to_string(),

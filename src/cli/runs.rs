@@ -175,16 +175,10 @@ pub fn show(args: &ShowArgs) -> Result<Report> {
         }
     }
     if let Some(s) = &summary {
-        text += &format!(
-            "\nsummary: {} steps ({:.2} epochs), train_runtime {:.1} s, {:.3} samples/s, {:.3} steps/s, total_flos {:.3e}, train_loss {:.4}\n",
-            s.global_step,
-            s.epoch,
-            s.train_runtime,
-            s.train_samples_per_second,
-            s.train_steps_per_second,
-            s.total_flos,
-            s.train_loss
-        );
+        text += "\nsummary:\n";
+        for line in s.describe().lines() {
+            text += &format!("  {line}\n");
+        }
     }
     if !last.is_empty() {
         text += &format!("\nlast {} of {} steps:\n", last.len(), steps.len());

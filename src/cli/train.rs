@@ -2,7 +2,7 @@
 //! progress bar, then evaluation; Ctrl-C cancels at the next step with a
 //! checkpoint.
 
-use super::args::StoreArgs;
+use super::args::{LabelArgs, StoreArgs};
 use super::progress::ProgressReporter;
 use super::Report;
 use crate::config::{Device, RunConfig};
@@ -35,12 +35,8 @@ pub struct TrainArgs {
     /// The run's name in listings (default: the config's `name`).
     #[arg(long)]
     name: Option<String>,
-    /// A tag for the run; repeat for several.
-    #[arg(long = "tag")]
-    tags: Vec<String>,
-    /// Free-text notes kept with the run.
-    #[arg(long, default_value = "")]
-    notes: String,
+    #[command(flatten)]
+    labels: LabelArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -92,8 +88,8 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
         _ => RunRecord {
             id,
             name: config.name.clone(),
-            tags: args.tags.clone(),
-            notes: args.notes.clone(),
+            tags: args.labels.tags.clone(),
+            notes: args.labels.notes.clone(),
             ..RunRecord::default()
         },
     };
@@ -183,15 +179,9 @@ fn launch(
         Some(TrainEvent::Finished(s)) => {
             let eval = s.eval.clone().ok_or_else(|| anyhow!("the run ended without evaluation"))?;
             let text = format!(
-                "run: {id} ({})\nsteps: {} ({:.2} epochs)\ntrain_runtime: {:.1} s\ntrain_samples_per_second: {:.3}\ntrain_steps_per_second: {:.3}\ntotal_flos: {:.3e}\ntrain_loss: {:.4}\nexact_match: {:.2}\nf1: {:.2}\n",
+                "run: {id} ({})\n{}exact_match: {:.2}\nf1: {:.2}\n",
                 s.run_dir.display(),
-                s.global_step,
-                s.epoch,
-                s.train_runtime,
-                s.train_samples_per_second,
-                s.train_steps_per_second,
-                s.total_flos,
-                s.train_loss,
+                s.describe(),
                 eval.exact_match,
                 eval.f1
             );

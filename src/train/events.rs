@@ -137,6 +137,22 @@ pub struct TrainSummary {
     pub eval: Option<EvalSummary>,
 }
 
+impl TrainSummary {
+    /// The train output as `key: value` lines, in Hugging Face's names.
+    pub fn describe(&self) -> String {
+        format!(
+            "steps: {} ({:.2} epochs)\ntrain_runtime: {:.1} s\ntrain_samples_per_second: {:.3}\ntrain_steps_per_second: {:.3}\ntotal_flos: {:.3e}\ntrain_loss: {:.4}\n",
+            self.global_step,
+            self.epoch,
+            self.train_runtime,
+            self.train_samples_per_second,
+            self.train_steps_per_second,
+            self.total_flos,
+            self.train_loss
+        )
+    }
+}
+
 /// Requests from the front end, read by the trainer at step boundaries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {

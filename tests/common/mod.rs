@@ -195,14 +195,15 @@ pub fn run_events(request: squadlab::train::RunRequest) -> Vec<squadlab::train::
     events
 }
 
+/// The squadlab binary, ready for arguments.
+pub fn squadlab() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_squadlab"))
+}
+
 /// Runs the squadlab binary, requires success (showing its stderr if not),
 /// and parses its stdout as the one JSON line `--json` prints.
 pub fn squadlab_json(args: &[&str]) -> serde_json::Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squadlab"))
-        .args(args)
-        .arg("--json")
-        .output()
-        .unwrap();
+    let out = squadlab().args(args).arg("--json").output().unwrap();
     assert!(
         out.status.success(),
         "{}",
