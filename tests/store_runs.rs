@@ -337,6 +337,53 @@ fn damaged_runs_are_listed_with_their_reasons() {
         .unwrap();
     assert!(!absent.status.success());
     assert!(String::from_utf8_lossy(&absent.stderr).contains("no run \"nope\""));
+    // Filters: by status, by text, by tag.
+    let only = |filter: &[&str]| {
+        let mut args = vec!["runs", "--store"];
+        let store = store_arg(&store);
+        args.push(&store);
+        args.extend(filter);
+        let rows = squadlab_json(&args);
+        let mut ids: Vec<String> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        only(&["--status", "damaged"]),
+        [
+            "20260101-000001-bbbb",
+            "20260101-000002-cccc",
+            "20260101-000003-dddd"
+        ]
+    );
+    assert_eq!(
+        only(&["--search", "CANCELLED ONE", "--status", "cancelled"]),
+        ["20260101-000000-aaaa"]
+    );
+    assert!(only(&["--tag", "nope"]).is_empty());
+    squadlab_json(&[
+        "edit",
+        "20260101-000000",
+        "--tag",
+        "kept",
+        "--name",
+        "cut short",
+        "--store",
+        &store_arg(&store),
+    ]);
+    assert_eq!(only(&["--tag", "kept"]), ["20260101-000000-aaaa"]);
+    assert_eq!(
+        RunRecord::load(&runs.join("20260101-000000-aaaa"))
+            .unwrap()
+            .name,
+        "cut short"
+    );
+
     // An empty store is not an error.
     let none = squadlab_json(&["runs", "--store", &store_arg(&tmp.path().join("empty"))]);
     assert_eq!(none, serde_json::json!([]));

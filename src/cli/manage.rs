@@ -1,4 +1,4 @@
-//! `rm`, `prune` and `import-predictions`: the store's explicit changes.
+//! `edit`, `rm`, `prune` and `import-predictions`: the store's explicit changes.
 
 use super::args::{LabelArgs, StoreArgs};
 use super::runs::bytes;
@@ -6,8 +6,8 @@ use super::Report;
 use crate::data::Split;
 use crate::eval::{load_predictions, score, EvalResults, PREDICTIONS_FILE, RESULTS_FILE};
 use crate::store::{
-    disk_use, md5_file, prune_checkpoints, remove_run, rfc3339, DataFile, Outcome, Prune, RunEntry,
-    RunKind, RunRecord, RunStatus,
+    disk_use, md5_file, prune_checkpoints, relabel_run, remove_run, rfc3339, DataFile, Outcome,
+    Prune, Relabel, RunEntry, RunKind, RunRecord, RunStatus,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -25,6 +25,27 @@ pub struct RmArgs {
     /// Delete without asking.
     #[arg(long)]
     yes: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct EditArgs {
+    run: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// A new name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Add a tag; repeat for several.
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    /// Remove a tag; repeat for several.
+    #[arg(long = "untag")]
+    untag: Vec<String>,
+    /// Replace the notes.
+    #[arg(long)]
+    notes: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -102,6 +123,31 @@ fn confirm(question: &str) -> Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
+}
+
+/// Renames, tags or annotates a run, even while it trains.
+pub fn edit(args: &EditArgs) -> Result<Report> {
+    let change = Relabel {
+        name: args.name.clone(),
+        add_tags: args.tags.clone(),
+        remove_tags: args.untag.clone(),
+        notes: args.notes.clone(),
+    };
+    if change == Relabel::default() {
+        bail!("nothing to change: give --name, --tag, --untag or --notes");
+    }
+    let dir = args.store.open().find(&args.run)?;
+    let record = relabel_run(&dir, &change)?;
+    Ok(Report {
+        text: format!(
+            "{}: name {:?}, tags [{}], notes {:?}\n",
+            record.id,
+            record.name,
+            record.tags.join(", "),
+            record.notes
+        ),
+        json: json!({"id": record.id, "name": record.name, "tags": record.tags, "notes": record.notes}),
+    })
 }
 
 pub fn prune(args: &PruneArgs) -> Result<Report> {

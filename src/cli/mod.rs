@@ -67,6 +67,8 @@ enum Command {
     ExportMetrics(compare::ExportMetricsArgs),
     /// Score another system's predictions file and keep it as a read-only run.
     ImportPredictions(manage::ImportArgs),
+    /// Rename, tag, untag or annotate a run (also while it trains).
+    Edit(manage::EditArgs),
     /// Delete runs (asks first, unless --yes).
     Rm(manage::RmArgs),
     /// Delete a run's checkpoints except the newest or best N.
@@ -116,6 +118,7 @@ pub fn main() -> ExitCode {
         Command::Export(a) => (a.json, compare::export(&a)),
         Command::ExportMetrics(a) => (a.json, compare::export_metrics(&a)),
         Command::ImportPredictions(a) => (a.json, manage::import_predictions(&a)),
+        Command::Edit(a) => (a.json, manage::edit(&a)),
         Command::Rm(a) => (a.json, manage::rm(&a)),
         Command::Prune(a) => (a.json, manage::prune(&a)),
     };

@@ -14,6 +14,15 @@ use std::path::Path;
 pub struct RunsArgs {
     #[command(flatten)]
     store: StoreArgs,
+    /// Only runs with this tag.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Only runs with this status (running, finished, interrupted, damaged, …).
+    #[arg(long)]
+    status: Option<String>,
+    /// Only runs whose id, name, model or notes contain this text (any case).
+    #[arg(long)]
+    search: Option<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -31,12 +40,41 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
+impl RunsArgs {
+    fn keeps(&self, e: &RunEntry) -> bool {
+        let r = e.record.as_ref();
+        let tagged = self
+            .tag
+            .as_ref()
+            .is_none_or(|t| r.is_some_and(|r| r.tags.contains(t)));
+        let status = self.status.as_ref().is_none_or(|s| s == e.shown.as_str());
+        let found = self.search.as_ref().is_none_or(|needle| {
+            let needle = needle.to_lowercase();
+            let mut hay = e.id.clone();
+            if let Some(r) = r {
+                hay += &format!(" {} {} {}", r.name, r.model(), r.notes);
+            }
+            hay.to_lowercase().contains(&needle)
+        });
+        tagged && status && found
+    }
+}
+
 pub fn runs(args: &RunsArgs) -> Result<Report> {
     let store = args.store.open();
-    let entries = store.list()?;
+    let entries: Vec<RunEntry> = store
+        .list()?
+        .into_iter()
+        .filter(|e| args.keeps(e))
+        .collect();
     if entries.is_empty() {
+        let filtered = args.tag.is_some() || args.status.is_some() || args.search.is_some();
         return Ok(Report {
-            text: format!("no runs in {}\n", store.runs_dir().display()),
+            text: format!(
+                "no runs{} in {}\n",
+                if filtered { " match" } else { "" },
+                store.runs_dir().display()
+            ),
             json: json!([]),
         });
     }

@@ -11,8 +11,8 @@ mod scan;
 pub use lock::{holder, Holder, RunLock, LOCK_FILE};
 pub use manage::{prune_checkpoints, remove_run, Prune};
 pub use record::{
-    md5_file, rfc3339, DataFile, Outcome, RunKind, RunRecord, RunStatus, Versions, RECORD_FILE,
-    RECORD_FORMAT,
+    md5_file, relabel_run, rfc3339, DataFile, Outcome, Relabel, RunKind, RunRecord, RunStatus,
+    Versions, RECORD_FILE, RECORD_FORMAT,
 };
 pub use recorder::RunRecorder;
 pub use scan::{disk_use, read_metrics, step_history, MetricsLog, RunEntry, Shown};

@@ -171,6 +171,22 @@ impl RunRecord {
         Ok(record)
     }
 
+    /// Applies a user's edit of the labels; the rest of the record is the run's.
+    pub fn relabel(&mut self, edit: &Relabel) {
+        if let Some(name) = &edit.name {
+            self.name = name.clone();
+        }
+        for tag in &edit.add_tags {
+            if !self.tags.contains(tag) {
+                self.tags.push(tag.clone());
+            }
+        }
+        self.tags.retain(|t| !edit.remove_tags.contains(t));
+        if let Some(notes) = &edit.notes {
+            self.notes = notes.clone();
+        }
+    }
+
     /// The model the run fine-tuned, or what the import was called.
     pub fn model(&self) -> String {
         match (&self.config, &self.kind) {
@@ -179,6 +195,23 @@ impl RunRecord {
             (None, RunKind::Trained) => "?".into(),
         }
     }
+}
+
+/// A change to a run's name, tags or notes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Relabel {
+    pub name: Option<String>,
+    pub add_tags: Vec<String>,
+    pub remove_tags: Vec<String>,
+    pub notes: Option<String>,
+}
+
+/// Rewrites a run's labels in `run.ron`; a live recorder keeps them.
+pub fn relabel_run(dir: &Path, edit: &Relabel) -> Result<RunRecord> {
+    let mut record = RunRecord::load(dir)?;
+    record.relabel(edit);
+    record.save(dir)?;
+    Ok(record)
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.

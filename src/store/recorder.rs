@@ -137,6 +137,13 @@ impl EventSink for RunRecorder {
             | TrainEvent::Resumed { .. } => save = false,
         }
         if save {
+            // Name, tags and notes belong to the user, who may edit them
+            // (`squadlab edit`, the app) while the run trains.
+            if let Ok(on_disk) = RunRecord::load(&self.dir) {
+                self.record.name = on_disk.name;
+                self.record.tags = on_disk.tags;
+                self.record.notes = on_disk.notes;
+            }
             self.record.save(&self.dir)?;
         }
         if event.is_terminal() {
@@ -144,5 +151,46 @@ impl EventSink for RunRecorder {
             self.lock = None;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{relabel_run, Relabel};
+
+    #[test]
+    fn labels_edited_during_a_run_survive_the_recorders_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = RunRecord {
+            id: "r".into(),
+            name: "before".into(),
+            tags: vec!["a".into()],
+            ..RunRecord::default()
+        };
+        let mut recorder = RunRecorder::open(dir.path(), record).unwrap();
+        let edit = Relabel {
+            name: Some("after".into()),
+            add_tags: vec!["b".into()],
+            remove_tags: vec!["a".into()],
+            notes: Some("edited while live".into()),
+        };
+        relabel_run(dir.path(), &edit).unwrap();
+        recorder
+            .on_event(&TrainEvent::Failed {
+                error: "boom".into(),
+            })
+            .unwrap();
+        let saved = RunRecord::load(dir.path()).unwrap();
+        assert_eq!(saved.status, RunStatus::Failed);
+        assert_eq!(saved.status_detail.as_deref(), Some("boom"));
+        assert_eq!(
+            (saved.name.as_str(), saved.tags, saved.notes.as_str()),
+            ("after", vec!["b".to_string()], "edited while live")
+        );
+        assert!(
+            !dir.path().join(super::super::LOCK_FILE).exists(),
+            "released at the end"
+        );
     }
 }
