@@ -7,6 +7,8 @@ pub mod config;
 pub mod data;
 pub mod eval;
 pub mod fsutil;
+#[cfg(feature = "gui")]
+pub mod gui;
 pub mod hub;
 pub mod model;
 pub mod report;

@@ -49,7 +49,7 @@ impl AnswerArgs {
 }
 
 /// Which store holds the runs.
-#[derive(Args)]
+#[derive(Args, Default)]
 pub struct StoreArgs {
     /// The store holding `runs/` (default: $SQUADLAB_HOME, else experiments/).
     #[arg(long)]

@@ -75,6 +75,38 @@ enum Command {
     Prune(manage::PruneArgs),
     /// Time our side of a benchmark case (bench/*.py prints it beside the peer's).
     Bench(bench::BenchArgs),
+    /// Open the desktop app (also what `squadlab` alone does).
+    #[cfg(feature = "gui")]
+    Gui(GuiArgs),
+}
+
+#[cfg(feature = "gui")]
+#[derive(clap::Args, Default)]
+struct GuiArgs {
+    #[command(flatten)]
+    store: args::StoreArgs,
+    /// Select these runs on start (ids, prefixes, names, or `latest`).
+    #[arg(long, num_args = 1..)]
+    select: Vec<String>,
+    /// Save screenshots of the live view, results and predictions into DIR, then quit.
+    #[arg(long, value_name = "DIR")]
+    screenshots: Option<std::path::PathBuf>,
+}
+
+#[cfg(feature = "gui")]
+fn open_gui(args: GuiArgs) -> ExitCode {
+    let options = crate::gui::AppOptions {
+        store: args.store.store,
+        select: args.select,
+        screenshots: args.screenshots,
+    };
+    match crate::gui::run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// What a command prints: text for people, one JSON object for scripts.
@@ -86,10 +118,15 @@ pub struct Report {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let Some(command) = cli.command else {
-        // The desktop app will open here; until then, show what the CLI offers.
-        use clap::CommandFactory;
-        Cli::command().print_help().ok();
-        return ExitCode::SUCCESS;
+        #[cfg(feature = "gui")]
+        return open_gui(GuiArgs::default());
+        #[cfg(not(feature = "gui"))]
+        {
+            // A headless build: show what the CLI offers.
+            use clap::CommandFactory;
+            Cli::command().print_help().ok();
+            return ExitCode::SUCCESS;
+        }
     };
     if let Some(n) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
@@ -107,6 +144,8 @@ pub fn main() -> ExitCode {
         Command::CheckConfig(a) => (a.json, check_config::run(&a)),
         Command::Predict(a) => (a.json, predict::run(&a)),
         Command::Bench(a) => (a.json, bench::run(&a)),
+        #[cfg(feature = "gui")]
+        Command::Gui(a) => return open_gui(a),
         Command::Convert(a) => (a.json, convert::run(&a)),
         Command::Train(a) => (a.json, train::run(&a)),
         Command::Eval(a) => (a.json, eval::run(&a)),

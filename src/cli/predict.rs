@@ -3,11 +3,8 @@
 use super::args::{AnswerArgs, WindowArgs};
 use super::Report;
 use crate::config::ModelSource;
-use crate::data::{Context, Example, FeatureSet, QaTokenizer, SquadDataset};
-use crate::eval::{postprocess, window_logits, WindowLogits};
-use crate::model::{load_qa_model, locate_model};
+use crate::eval::{Answer, Answerer};
 use anyhow::{anyhow, bail, Result};
-use candle_core::Device;
 use clap::Args;
 use serde_json::json;
 
@@ -33,47 +30,16 @@ pub fn run(args: &PredictArgs) -> Result<Report> {
     if args.question.trim().is_empty() || args.context.trim().is_empty() {
         bail!("--question and --context must not be empty");
     }
-    let pp = args.answer.params()?;
     let source = ModelSource::try_from(args.model.clone())
         .map_err(|e| anyhow!("--model {:?}: {e}", args.model))?;
-    let files = locate_model(&source, true)?;
-    let tokenizer = QaTokenizer::from_path(&files.tokenizer())?;
-    let device = Device::Cpu;
-    let loaded = load_qa_model(&files.dir, &device, 0)?;
-    if !loaded.report.initialised.is_empty() {
-        eprintln!(
-            "warning: {} has no trained QA head ({} freshly initialised): its answers are arbitrary",
-            files.dir.display(),
-            loaded.report.initialised.join(", ")
-        );
+    let answerer = Answerer::load(&source, args.window.params(), args.answer.params()?)?;
+    if let Some(warning) = &answerer.warning {
+        eprintln!("warning: {warning}");
     }
-    loaded
-        .config
-        .check_inputs(&tokenizer, args.window.max_length, "--max-length")?;
-    let data = SquadDataset {
-        origin: "the command line".into(),
-        titles: vec![String::new()],
-        contexts: vec![Context {
-            title: 0,
-            text: args.context.clone(),
-        }],
-        examples: vec![Example {
-            id: "question".into(),
-            question: args.question.clone(),
-            context: 0,
-            answers: vec![],
-        }],
-        skipped: vec![],
-    };
-    let params = args.window.params();
-    let features = FeatureSet::build(&data, &tokenizer, params)?;
-    let (start, end) = window_logits(&loaded.model, &data, &features, 32, &device)?;
-    let logits = WindowLogits {
-        start: &start,
-        end: &end,
-        row_len: args.window.max_length,
-    };
-    let prediction = postprocess(&data, &features, &logits, pp).remove(0);
+    let Answer {
+        prediction,
+        windows,
+    } = answerer.answer(&args.question, &args.context)?;
     let best = prediction.best();
     let mut text = match best {
         Some(b) => format!(
@@ -82,7 +48,7 @@ pub fn run(args: &PredictArgs) -> Result<Report> {
         ),
         None => "answer: (none: no span qualified)\n".into(),
     };
-    text.push_str(&format!("windows: {}\ncandidates:\n", features.len()));
+    text.push_str(&format!("windows: {windows}\ncandidates:\n"));
     for c in prediction.nbest.iter().take(5) {
         text.push_str(&format!(
             "  {:>8.3}  {:?} [{}..{}]\n",

@@ -6,8 +6,8 @@ use super::args::{LabelArgs, StoreArgs};
 use super::progress::ProgressReporter;
 use super::Report;
 use crate::config::{Device, RunConfig};
-use crate::store::{self, RunEntry, RunKind, RunRecord, RunRecorder, RunStatus, Shown};
-use crate::train::checkpoint::{self, list_checkpoints};
+use crate::store::{self, RunRecord, RunRecorder, RunStatus};
+use crate::train::checkpoint;
 use crate::train::{Control, EventSink, RunRequest, TrainEvent, TrainerHandle};
 use anyhow::{anyhow, bail, Result};
 use clap::Args;
@@ -101,41 +101,15 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
 /// Continues an unfinished run from its newest checkpoint.
 pub fn resume(args: &ResumeArgs) -> Result<Report> {
     let dir = args.store.open().find(&args.run)?;
-    let entry = RunEntry::load(&dir);
-    let Some(mut record) = entry.record.clone() else {
-        bail!(
-            "{} is damaged: {}",
-            dir.display(),
-            entry.problems.join("; ")
-        );
-    };
-    if let RunKind::Imported { .. } = record.kind {
-        bail!(
-            "{} holds imported predictions; there is nothing to resume",
-            entry.id
-        );
-    }
-    match entry.shown {
-        Shown::Is(RunStatus::Finished) => bail!("run {} already finished", entry.id),
-        Shown::Is(s) if s.is_active() => {
-            bail!("run {} is {} in a live process", entry.id, s.as_str())
-        }
-        _ => {}
-    }
-    let mut config = record
-        .config
-        .clone()
-        .ok_or_else(|| anyhow!("{}: run.ron holds no config to resume with", dir.display()))?;
-    override_device(&mut config, args.device.as_deref())?;
-    let checkpoint = list_checkpoints(&dir).pop().map(|(_, path)| path);
-    if checkpoint.is_none() {
+    let mut plan = store::plan_resume(&dir)?;
+    override_device(&mut plan.config, args.device.as_deref())?;
+    if plan.checkpoint.is_none() {
         eprintln!(
             "run {} has no checkpoint: training it again from step 0",
-            entry.id
+            plan.record.id
         );
     }
-    record.status = RunStatus::Queued;
-    launch(&dir, record, config, checkpoint)
+    launch(&plan.dir, plan.record, plan.config, plan.checkpoint)
 }
 
 fn override_device(config: &mut RunConfig, device: Option<&str>) -> Result<()> {

@@ -1,6 +1,7 @@
 //! From logits to answers (post-processing) and from answers to the official
 //! SQuAD v1.1 scores.
 
+mod answer;
 mod evaluate;
 mod infer;
 mod metric;
@@ -8,6 +9,7 @@ mod postprocess;
 mod predictions;
 mod results;
 
+pub use answer::{Answer, Answerer};
 pub use evaluate::{evaluate, EvalOutput, NBEST_FILE, PREDICTIONS_FILE};
 pub use infer::window_logits;
 pub use metric::{

@@ -36,7 +36,7 @@ impl WindowLogits<'_> {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Candidate {
     pub text: String,
     pub score: f32,

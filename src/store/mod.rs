@@ -7,8 +7,9 @@ mod manage;
 mod record;
 mod recorder;
 mod scan;
+mod start;
 
-pub use lock::{holder, Holder, RunLock, LOCK_FILE};
+pub use lock::{holder, hostname, Holder, LockInfo, RunLock, LOCK_FILE};
 pub use manage::{prune_checkpoints, remove_run, Prune};
 pub use record::{
     md5_file, relabel_run, rfc3339, DataFile, Outcome, Relabel, RunKind, RunRecord, RunStatus,
@@ -16,6 +17,7 @@ pub use record::{
 };
 pub use recorder::RunRecorder;
 pub use scan::{disk_use, read_metrics, step_history, MetricsLog, RunEntry, Shown};
+pub use start::{new_run, plan_resume, ResumePlan};
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -77,6 +79,11 @@ impl Store {
 
     /// Every run folder, oldest first; damaged ones included, with their reasons.
     pub fn list(&self) -> Result<Vec<RunEntry>> {
+        Ok(self.run_dirs()?.iter().map(|d| RunEntry::load(d)).collect())
+    }
+
+    /// Every run folder, oldest first.
+    pub fn run_dirs(&self) -> Result<Vec<PathBuf>> {
         let runs = self.runs_dir();
         let entries = match std::fs::read_dir(&runs) {
             Ok(e) => e,
@@ -90,7 +97,7 @@ impl Store {
             .map(|e| e.path())
             .collect();
         dirs.sort();
-        Ok(dirs.iter().map(|d| RunEntry::load(d)).collect())
+        Ok(dirs)
     }
 
     /// A run folder from what a user typed: a path, an id, a unique id prefix,

@@ -43,13 +43,19 @@ pub struct RunEntry {
 
 impl RunEntry {
     pub fn load(dir: &Path) -> Self {
+        let mut entry = Self::load_record(dir);
+        let metrics = read_metrics(dir);
+        entry.problems.extend(metrics.problems.iter().cloned());
+        entry.last_step = metrics.steps().pop();
+        entry
+    }
+
+    /// The run without its event log, for a caller that follows the log itself.
+    pub fn load_record(dir: &Path) -> Self {
         let id = dir
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         let mut problems = Vec::new();
-        let metrics = read_metrics(dir);
-        problems.extend(metrics.problems.iter().cloned());
-        let last_step = metrics.steps().pop();
         let record = match RunRecord::load(dir) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -81,7 +87,7 @@ impl RunEntry {
             record,
             shown,
             problems,
-            last_step,
+            last_step: None,
         }
     }
 

@@ -29,11 +29,30 @@ const EVENT_BUFFER: usize = 4096;
 
 impl TrainerHandle {
     pub fn spawn(request: RunRequest) -> std::io::Result<Self> {
+        Self::spawn_with_threads(request, None)
+    }
+
+    /// As [`spawn`](Self::spawn), with the run's compute on its own pool of
+    /// `threads` workers (None: the global pool), so a desktop keeps cores free.
+    pub fn spawn_with_threads(request: RunRequest, threads: Option<usize>) -> std::io::Result<Self> {
+        let pool = match threads {
+            Some(n) => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n.max(1))
+                    .thread_name(|i| format!("squadlab-compute-{i}"))
+                    .build()
+                    .map_err(std::io::Error::other)?,
+            ),
+            None => None,
+        };
         let (event_tx, event_rx) = bounded(EVENT_BUFFER);
         let (control_tx, control_rx) = unbounded();
         let thread = std::thread::Builder::new()
             .name("squadlab-trainer".into())
-            .spawn(move || run_to_end(request, &event_tx, &control_rx))?;
+            .spawn(move || match pool {
+                Some(pool) => pool.install(|| run_to_end(request, &event_tx, &control_rx)),
+                None => run_to_end(request, &event_tx, &control_rx),
+            })?;
         Ok(Self {
             events: event_rx,
             control: control_tx,

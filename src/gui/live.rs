@@ -1,0 +1,277 @@
+//! The live view: loss, grad-norm and learning rate of the selected runs
+//! against step, overlaid, smoothed, with epoch markers, beside each run's
+//! speed, progress, device and scores.
+
+use super::app::SquadlabApp;
+use super::curves::{decimate, ema};
+use super::follow::Series;
+use super::widgets::{duration, series_color};
+use crate::store::{holder, hostname, Holder};
+use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
+use std::collections::HashMap;
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Metric {
+    Loss,
+    GradNorm,
+    LearningRate,
+}
+
+impl Metric {
+    const ALL: [Metric; 3] = [Metric::Loss, Metric::GradNorm, Metric::LearningRate];
+
+    fn title(self) -> &'static str {
+        match self {
+            Metric::Loss => "loss",
+            Metric::GradNorm => "grad-norm",
+            Metric::LearningRate => "learning rate",
+        }
+    }
+
+    fn values(self, s: &Series) -> &[f64] {
+        match self {
+            Metric::Loss => &s.loss,
+            Metric::GradNorm => &s.grad_norm,
+            Metric::LearningRate => &s.learning_rate,
+        }
+    }
+}
+
+/// Smoothed curves, recomputed only when a run's data or the smoothing changes.
+#[derive(Default)]
+pub(super) struct LiveCache {
+    smooth: HashMap<(String, Metric), (u64, u32, Vec<f64>)>,
+    /// Each plot's visible x range last frame (everything while it follows
+    /// the data): only that range is decimated.
+    visible: HashMap<Metric, (f64, f64)>,
+    /// Where each plot was drawn, for exporting the plots as PNG.
+    pub plots_rect: Option<egui::Rect>,
+}
+
+impl LiveCache {
+    fn smoothed(&mut self, id: &str, metric: Metric, s: &Series, weight: f32) -> &[f64] {
+        let key = (id.to_string(), metric);
+        let entry = self.smooth.entry(key).or_insert((u64::MAX, 0, Vec::new()));
+        if entry.0 != s.version || entry.1 != weight.to_bits() {
+            *entry = (s.version, weight.to_bits(), ema(metric.values(s), f64::from(weight)));
+        }
+        &entry.2
+    }
+}
+
+/// A tick label: plain for everyday magnitudes, scientific for learning rates.
+fn tick(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if (1e-2..1e5).contains(&v.abs()) {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+/// Plotted y: log10 for a log axis (non-positive values are dropped).
+fn to_axis(points: Vec<[f64; 2]>, log: bool) -> Vec<[f64; 2]> {
+    if !log {
+        return points;
+    }
+    points
+        .into_iter()
+        .filter(|p| p[1] > 0.0)
+        .map(|p| [p[0], p[1].log10()])
+        .collect()
+}
+
+impl SquadlabApp {
+    /// A run's name in legends: its label, with its id when another selected
+    /// run has the same label (legend entries of one name merge).
+    fn series_name(&self, id: &str) -> String {
+        let label = |id: &str| self.runs.get(id).map_or(id.to_string(), |v| v.label());
+        let mine = label(id);
+        let clash = self.state.selected.iter().filter(|o| label(o) == mine).count() > 1;
+        if clash {
+            format!("{mine} ({id})")
+        } else {
+            mine
+        }
+    }
+
+    pub(super) fn live_view(&mut self, ui: &mut egui::Ui) {
+        let ids = self.state.selected.clone();
+        if ids.is_empty() {
+            ui.weak("Select one or more runs in the sidebar, or start one under New run (Ctrl+N).");
+            return;
+        }
+        ui.horizontal(|ui| {
+            ui.label("Smoothing");
+            ui.add(egui::Slider::new(&mut self.state.smoothing, 0.0..=0.999));
+            ui.checkbox(&mut self.state.show_raw, "raw (faint)");
+            ui.checkbox(&mut self.state.log_loss, "log-scale loss");
+            if ui.button("Save plots as PNG…").clicked() {
+                self.export_plots_png(ui.ctx());
+            }
+        });
+        egui::Panel::right("run-stats")
+            .resizable(true)
+            .default_size(260.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    for (i, id) in ids.iter().enumerate() {
+                        self.run_stats(ui, i, id);
+                        ui.separator();
+                    }
+                })
+            });
+        // Each plot's title and x axis take about 40 points.
+        let height = ((ui.available_height() - 3.0 * 40.0) / 3.0).max(120.0);
+        let top = ui.cursor().min;
+        for metric in Metric::ALL {
+            self.metric_plot(ui, metric, &ids, height);
+        }
+        self.live.plots_rect = Some(egui::Rect::from_min_max(top, ui.min_rect().max));
+    }
+
+    fn metric_plot(&mut self, ui: &mut egui::Ui, metric: Metric, ids: &[String], height: f32) {
+        let log = metric == Metric::Loss && self.state.log_loss;
+        let weight = self.state.smoothing;
+        let show_raw = self.state.show_raw;
+        let range = self.live.visible.get(&metric).copied().unwrap_or((f64::MIN, f64::MAX));
+        let buckets = (ui.available_width() as usize).clamp(100, 4000);
+        let mut lines = Vec::new();
+        let mut epochs = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let Some(view) = self.runs.get(id) else {
+                continue;
+            };
+            let s = &view.follower.series;
+            if s.is_empty() {
+                continue;
+            }
+            let name = self.series_name(id);
+            let color = series_color(i);
+            if show_raw && weight > 0.0 {
+                let raw = to_axis(decimate(&s.step, metric.values(s), range, buckets), log);
+                // Unnamed: the raw curve stays out of the legend and the hover.
+                lines.push(Line::new("", PlotPoints::from(raw))
+                    .color(color.gamma_multiply(0.25))
+                    .allow_hover(false));
+            }
+            let smooth = self.live.smoothed(id, metric, s, weight);
+            let drawn = to_axis(decimate(&s.step, smooth, range, buckets), log);
+            lines.push(Line::new(name, PlotPoints::from(drawn)).color(color).width(1.5));
+            epochs.extend(s.epochs.iter().map(|e| (e.step as f64, color)));
+        }
+        ui.label(egui::RichText::new(metric.title()).strong());
+        let plot = Plot::new(("live", metric as u8))
+            .height(height)
+            .legend(Legend::default())
+            .link_axis(egui::Id::unique("live-x"), [true, false])
+            .link_cursor(egui::Id::unique("live-x"), [true, false])
+            .x_axis_label("step")
+            .label_formatter(move |hover| {
+                let (name, p) = match hover {
+                    egui_plot::HoverPosition::NearDataPoint { plot_name, position, .. } => (*plot_name, *position),
+                    egui_plot::HoverPosition::Elsewhere { position } => ("", *position),
+                };
+                let y = if log { 10f64.powf(p.y) } else { p.y };
+                Some(format!("{name}\nstep {:.0}\n{y:.4e}", p.x))
+            })
+            .y_axis_formatter(move |mark, _| tick(if log { 10f64.powf(mark.value) } else { mark.value }));
+        let response = plot.show(ui, |plot_ui| {
+            let following = plot_ui.auto_bounds().x;
+            for line in lines {
+                plot_ui.line(line);
+            }
+            for (step, color) in epochs {
+                plot_ui.vline(
+                    VLine::new("", step)
+                        .color(color.gamma_multiply(0.5))
+                        .style(egui_plot::LineStyle::dashed_loose()),
+                );
+            }
+            following
+        });
+        // While the plot follows the data, all of it is in view; once zoomed
+        // or panned, only the visible range is decimated.
+        let b = response.transform.bounds();
+        let visible = if response.inner { (f64::MIN, f64::MAX) } else { (b.min()[0], b.max()[0]) };
+        self.live.visible.insert(metric, visible);
+    }
+
+    fn run_stats(&self, ui: &mut egui::Ui, index: usize, id: &str) {
+        let Some(view) = self.runs.get(id) else {
+            return;
+        };
+        let s = &view.follower.series;
+        ui.colored_label(series_color(index), egui::RichText::new(self.series_name(id)).strong());
+        ui.colored_label(super::widgets::status_color(view.entry.shown), view.entry.shown.as_str());
+        if let Some(job) = self.jobs.get(id) {
+            ui.weak(&job.status);
+        }
+        egui::Grid::new(("stats", id)).num_columns(2).show(ui, |ui| {
+            let mut row = |k: &str, v: String| {
+                ui.label(k);
+                ui.monospace(v);
+                ui.end_row();
+            };
+            if let Some(start) = &s.started {
+                row("device", format!("{} {}", start.device, start.dtype));
+                row("parameters", format!("{:.1} M", start.parameters as f64 / 1e6));
+            }
+            if let Some(last) = &s.last {
+                let total = s.started.as_ref().map_or(0, |st| st.total_steps);
+                row("step", format!("{} / {total}", last.step));
+                row("epoch", format!("{:.2}", last.epoch));
+                row("samples/s", format!("{:.1}", last.samples_per_second));
+                row("elapsed", duration(last.elapsed_seconds));
+                if view.is_active() {
+                    let from = s.started.as_ref().map_or(0, |st| st.resumed_from_step);
+                    let done = last.step.saturating_sub(from).max(1) as f64;
+                    let eta = last.elapsed_seconds / done * total.saturating_sub(last.step) as f64;
+                    row("ETA", duration(eta));
+                }
+                row("loss", format!("{:.4}", last.loss));
+            }
+            if view.is_active() {
+                if let Some(rss) = writer_memory(&view.entry.dir) {
+                    row("memory", rss);
+                }
+            }
+            if let Some(e) = &s.eval {
+                row("EM", format!("{:.2}", e.exact_match));
+                row("F1", format!("{:.2}", e.f1));
+                row("questions", e.total.to_string());
+            } else if let Some((em, f1)) = view.scores() {
+                row("EM", format!("{em:.2}"));
+                row("F1", format!("{f1:.2}"));
+            }
+        });
+        if s.paused {
+            ui.colored_label(ui.visuals().warn_fg_color, "paused");
+        }
+        for p in &view.follower.problems {
+            ui.colored_label(ui.visuals().warn_fg_color, p);
+        }
+    }
+}
+
+/// Resident memory of the process writing a run, when it runs on this host.
+fn writer_memory(dir: &std::path::Path) -> Option<String> {
+    let Holder::Alive(info) = holder(dir) else {
+        return None;
+    };
+    if info.host != hostname() {
+        return Some(format!("(on {})", info.host));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", info.pid)).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(format!("{:.2} GiB RSS", kb / 1024.0 / 1024.0))
+}

@@ -1,0 +1,55 @@
+//! The desktop app (eframe + egui_plot): watch runs live, launch new ones,
+//! read results against the paper, browse every prediction. It is one more
+//! consumer of the trainer's event stream and a reader of the run store; all
+//! it does, the CLI can do too.
+
+mod app;
+mod browse;
+mod close;
+mod curves;
+mod follow;
+mod jobs;
+mod live;
+mod new_run;
+mod playground;
+mod png;
+mod predictions;
+mod predictions_data;
+mod results;
+mod runs;
+mod shots;
+mod sidebar;
+mod state;
+mod widgets;
+
+pub use app::{AppOptions, Notice, SquadlabApp};
+pub use follow::{Follower, Series};
+pub use jobs::{Job, JobState, Jobs};
+pub use new_run::{DataMode, NewRunForm};
+pub use predictions::{filter_questions, Category, Filter, PredictionsView, Sort};
+pub use predictions_data::{PredictionSet, Question};
+pub use state::{Tab, UiState};
+
+/// Opens the app window and runs until it is closed.
+pub fn run(options: AppOptions) -> anyhow::Result<()> {
+    let scripted = options.screenshots.is_some();
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("squadlab")
+            .with_inner_size([1400.0, 880.0]),
+        // Scripted screenshots start from a clean state, not the user's.
+        persist_window: !scripted,
+        ..Default::default()
+    };
+    eframe::run_native(
+        "squadlab",
+        native,
+        Box::new(move |cc| {
+            if scripted {
+                return Ok(Box::new(SquadlabApp::with_state(UiState::default(), options)));
+            }
+            Ok(Box::new(SquadlabApp::new(cc, options)))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+}

@@ -1,0 +1,122 @@
+//! Window captures: "Save plots as PNG" on the live view, and the scripted
+//! screenshots of the README (`squadlab gui --screenshots DIR`), taken from
+//! real runs once their data has loaded.
+
+use super::app::SquadlabApp;
+use super::png::save_png;
+use super::predictions::Category;
+use super::state::Tab;
+use crossbeam_channel::{bounded, Receiver};
+use std::path::PathBuf;
+
+pub type Capture = Receiver<Result<PathBuf, String>>;
+
+/// Asks the window for a capture of `region` (whole window if None), saved to `path`.
+fn capture(ctx: &egui::Context, region: Option<egui::Rect>, path: PathBuf) -> Capture {
+    let (tx, rx) = bounded(1);
+    let ppp = ctx.pixels_per_point();
+    ctx.request_screenshot(move |image| {
+        let result = save_png(&image, region, ppp, &path).map(|()| path).map_err(|e| format!("{e:#}"));
+        let _ = tx.send(result);
+    });
+    ctx.request_repaint();
+    rx
+}
+
+pub(super) struct ShotScript {
+    dir: PathBuf,
+    stage: usize,
+    frames: u32,
+    waiting: Option<Capture>,
+}
+
+const STAGES: [(Tab, &str); 3] = [
+    (Tab::Live, "live-view.png"),
+    (Tab::Results, "results.png"),
+    (Tab::Predictions, "predictions.png"),
+];
+
+impl ShotScript {
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            stage: 0,
+            frames: 0,
+            waiting: None,
+        }
+    }
+}
+
+impl SquadlabApp {
+    pub(super) fn export_plots_png(&mut self, ctx: &egui::Context) {
+        let stamp = crate::store::utc_stamp(std::time::SystemTime::now());
+        let path = self.runs.store.root.join("exports").join(format!("plots-{stamp}.png"));
+        self.captures.push(capture(ctx, self.live.plots_rect, path));
+    }
+
+    /// Reports finished captures.
+    pub(super) fn poll_captures(&mut self) {
+        let mut done = Vec::new();
+        self.captures.retain(|rx| match rx.try_recv() {
+            Ok(r) => {
+                done.push(r);
+                false
+            }
+            Err(_) => true,
+        });
+        for r in done {
+            match r {
+                Ok(p) => self.notify(format!("wrote {}", p.display())),
+                Err(e) => self.error(format!("cannot save the PNG: {e}")),
+            }
+        }
+    }
+
+    /// Steps the screenshot script: each view is shown, given time to load
+    /// and lay out, captured, and the app quits after the last.
+    pub(super) fn run_shots(&mut self, ctx: &egui::Context) {
+        let Some(mut script) = self.shots.take() else {
+            return;
+        };
+        ctx.request_repaint();
+        if let Some(rx) = &script.waiting {
+            match rx.try_recv() {
+                Ok(Ok(path)) => {
+                    eprintln!("wrote {}", path.display());
+                    script.waiting = None;
+                    script.stage += 1;
+                    script.frames = 0;
+                }
+                Ok(Err(e)) => {
+                    eprintln!("error: screenshot failed: {e}");
+                    std::process::exit(1);
+                }
+                Err(_) => {}
+            }
+            self.shots = Some(script);
+            return;
+        }
+        let Some(&(tab, file)) = STAGES.get(script.stage) else {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            return;
+        };
+        self.state.tab = tab;
+        script.frames += 1;
+        if tab == Tab::Predictions {
+            if self.predictions.set.is_none() {
+                self.shots = Some(script);
+                return;
+            }
+            if self.predictions.selected.is_none() {
+                // A partly right answer shows both highlights at once.
+                self.predictions.filter.category = Category::Partial;
+                self.predictions.selected = self.predictions.shown().get(2).copied();
+                self.predictions.filter.category = Category::All;
+            }
+        }
+        if script.frames > 20 {
+            script.waiting = Some(capture(ctx, None, script.dir.join(file)));
+        }
+        self.shots = Some(script);
+    }
+}

@@ -1,0 +1,64 @@
+//! What the app remembers between sessions. Panel sizes are egui's own memory,
+//! saved with it.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tab {
+    Live,
+    Results,
+    Predictions,
+    Playground,
+    NewRun,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 5] = [
+        Tab::Live,
+        Tab::Results,
+        Tab::Predictions,
+        Tab::Playground,
+        Tab::NewRun,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Tab::Live => "Live",
+            Tab::Results => "Results",
+            Tab::Predictions => "Predictions",
+            Tab::Playground => "Playground",
+            Tab::NewRun => "New run",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UiState {
+    /// The store last opened; None: `$SQUADLAB_HOME`, else `experiments/`.
+    pub store: Option<PathBuf>,
+    pub selected: Vec<String>,
+    pub tab: Tab,
+    /// EMA weight of the smoothed curves, 0 (raw) to 0.999.
+    pub smoothing: f32,
+    pub show_raw: bool,
+    pub log_loss: bool,
+    pub filter: String,
+}
+
+impl Default for UiState {
+    fn default() -> Self {
+        Self {
+            store: None,
+            selected: Vec::new(),
+            tab: Tab::Live,
+            smoothing: 0.9,
+            show_raw: true,
+            log_loss: false,
+            filter: String::new(),
+        }
+    }
+}
+
+pub const STATE_KEY: &str = "squadlab-ui";

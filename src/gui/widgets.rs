@@ -1,0 +1,91 @@
+//! Small pieces several views share.
+
+use crate::store::{RunStatus, Shown};
+use egui::Color32;
+
+pub fn status_color(shown: Shown) -> Color32 {
+    match shown {
+        Shown::Is(RunStatus::Running) => Color32::from_rgb(80, 150, 255),
+        Shown::Is(RunStatus::Queued) => Color32::GRAY,
+        Shown::Is(RunStatus::Finished) => Color32::from_rgb(60, 180, 90),
+        Shown::Is(RunStatus::Failed) => Color32::from_rgb(230, 70, 70),
+        Shown::Is(RunStatus::Cancelled) => Color32::from_rgb(230, 150, 40),
+        Shown::Is(RunStatus::Diverged) => Color32::from_rgb(200, 80, 200),
+        Shown::Interrupted => Color32::from_rgb(220, 200, 40),
+        Shown::Damaged => Color32::from_rgb(170, 40, 40),
+    }
+}
+
+/// A run's colour in plots, stable across frames.
+pub fn series_color(index: usize) -> Color32 {
+    const PALETTE: [Color32; 8] = [
+        Color32::from_rgb(31, 119, 180),
+        Color32::from_rgb(255, 127, 14),
+        Color32::from_rgb(44, 160, 44),
+        Color32::from_rgb(214, 39, 40),
+        Color32::from_rgb(148, 103, 189),
+        Color32::from_rgb(140, 86, 75),
+        Color32::from_rgb(227, 119, 194),
+        Color32::from_rgb(23, 190, 207),
+    ];
+    PALETTE[index % PALETTE.len()]
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 UTC time `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn parse_utc(t: &str) -> Option<i64> {
+    let b = t.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// "3 min ago", "2 h ago", "5 d ago".
+pub fn age(created: &str) -> String {
+    let Some(then) = parse_utc(created) else {
+        return String::new();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let s = (now - then).max(0);
+    match s {
+        0..60 => format!("{s} s ago"),
+        60..3600 => format!("{} min ago", s / 60),
+        3600..86_400 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86_400),
+    }
+}
+
+/// "1 h 02 min", "4 min 10 s".
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_utc_times() {
+        assert_eq!(parse_utc("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_utc("2026-11-29T00:30:15Z"), Some(1_795_912_215));
+        assert_eq!(parse_utc("not a time"), None);
+    }
+}

@@ -1,0 +1,559 @@
+//! The desktop app driven headless by egui_kittest: no display, no GPU. The
+//! tests click the app's own buttons and check its state and labels.
+#![cfg(feature = "gui")]
+
+mod common;
+
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use squadlab::config::{ModelSource, RunConfig};
+use squadlab::gui::{AppOptions, Category, SquadlabApp, Tab, UiState};
+use squadlab::store::{Outcome, RunRecord, RunStatus, Shown};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn harness(store: &Path) -> Harness<'static, SquadlabApp> {
+    let options = AppOptions {
+        store: Some(store.to_path_buf()),
+        ..AppOptions::default()
+    };
+    let app = SquadlabApp::with_state(UiState::default(), options);
+    Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_eframe(move |_| app)
+}
+
+/// Steps the app until `done` holds, or fails after `limit`.
+fn step_until(h: &mut Harness<'_, SquadlabApp>, limit: Duration, mut done: impl FnMut(&SquadlabApp) -> bool) {
+    let start = Instant::now();
+    while !done(h.state()) {
+        assert!(start.elapsed() < limit, "timed out after {limit:?}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.step();
+}
+
+fn has_label_containing(h: &Harness<'_, SquadlabApp>, text: &str) -> bool {
+    h.query_all_by_label_contains(text).next().is_some()
+}
+
+fn has_label(h: &Harness<'_, SquadlabApp>, text: &str) -> bool {
+    h.query_all_by_label(text).next().is_some()
+}
+
+#[test]
+fn a_run_launched_from_the_form_plots_live_and_finishes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = common::tiny_task(tmp.path());
+    let store = tmp.path().join("store");
+    let mut h = harness(&store);
+    let config = RunConfig {
+        num_train_epochs: 8.0,
+        logging_steps: 1,
+        ..common::tiny_run_config(&json, &model)
+    };
+    h.state_mut().new_run.load_config(config, "test config".into());
+    h.state_mut().new_run.threads = 1;
+    h.state_mut().state.tab = Tab::NewRun;
+    h.run_steps(2);
+    assert!(h.state().new_run.build().1.is_empty(), "{:?}", h.state().new_run.build().1);
+    h.get_by_label("Launch").click();
+    h.run_steps(2);
+    let id = h.state().new_run.launched.clone().expect("the form launched a run");
+    assert_eq!(h.state().state.selected, vec![id.clone()]);
+    assert_eq!(h.state().state.tab, Tab::Live, "launching shows the live view");
+
+    // Watch the plotted series grow while the run trains.
+    let mut seen = Vec::new();
+    step_until(&mut h, Duration::from_secs(300), |app| {
+        let view = app.runs.get(&id).unwrap();
+        let n = view.follower.series.len();
+        if seen.last() != Some(&n) {
+            seen.push(n);
+        }
+        view.entry.shown == Shown::Is(RunStatus::Finished) && view.scores().is_some()
+    });
+    let app = h.state();
+    let view = app.runs.get(&id).unwrap();
+    let total = view.follower.series.started.as_ref().unwrap().total_steps as usize;
+    assert_eq!(total, 48); // 48 windows / 8 per batch × 8 epochs
+    assert_eq!(view.follower.series.len(), total, "one point per logged step");
+    assert!(
+        seen.iter().filter(|&&n| n > 0 && n < total).count() >= 2,
+        "the plot gained points while the run trained: {seen:?}"
+    );
+    assert_eq!(view.follower.series.epochs.len(), 8, "epoch markers");
+    let (em, f1) = view.scores().unwrap();
+    assert!((0.0..=100.0).contains(&em) && f1 >= em, "EM {em} F1 {f1}");
+    assert!(has_label_containing(&h, "finished"));
+    assert!(has_label_containing(&h, &format!("{em:.2}")), "EM shown beside the plots");
+    let record = RunRecord::load(&store.join("runs").join(&id)).unwrap();
+    assert_eq!(record.status, RunStatus::Finished);
+    assert_eq!(record.outcome.global_step, Some(48));
+
+    // The playground asks the finished run's model about a new passage.
+    h.state_mut().state.tab = Tab::Playground;
+    h.run_steps(2);
+    step_until(&mut h, Duration::from_secs(60), |app| !app.playground.is_busy());
+    let passage = "the old horse is here . the sad dog is pink .";
+    h.state_mut().playground.passage = passage.into();
+    h.state_mut().playground.question = "what color is the sad dog ?".into();
+    h.run_steps(1);
+    h.get_by_label("Answer").click();
+    step_until(&mut h, Duration::from_secs(60), |app| app.playground.answer.is_some() || app.playground.error.is_some());
+    let app = h.state();
+    assert_eq!(app.playground.error, None);
+    let (asked, answer) = app.playground.answer.as_ref().unwrap();
+    assert_eq!(asked, passage);
+    let best = answer.prediction.best().expect("a span qualified");
+    let span: String = passage.chars().skip(best.start_char).take(best.end_char - best.start_char).collect();
+    assert_eq!(span, best.text, "the answer is cut from the passage");
+    assert!(has_label(&h, &best.text));
+}
+
+fn launch(h: &mut Harness<'_, SquadlabApp>, config: RunConfig) -> String {
+    h.state_mut().new_run.load_config(config, "test config".into());
+    h.state_mut().new_run.threads = 1;
+    h.state_mut().state.tab = Tab::NewRun;
+    h.run_steps(2);
+    h.get_by_label("Launch").click();
+    h.run_steps(2);
+    h.state().new_run.launched.clone().expect("the form launched a run")
+}
+
+fn shown(app: &SquadlabApp, id: &str) -> Shown {
+    app.runs.get(id).unwrap().entry.shown
+}
+
+#[test]
+fn runs_queue_per_device_pause_cancel_and_resume_from_the_sidebar() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = common::tiny_task(tmp.path());
+    let store = tmp.path().join("store");
+    let mut h = harness(&store);
+    let config = |name: &str| RunConfig {
+        name: name.into(),
+        num_train_epochs: 40.0,
+        logging_steps: 1,
+        save_strategy: squadlab::config::SaveStrategy::Steps,
+        save_steps: 10,
+        ..common::tiny_run_config(&json, &model)
+    };
+    let a = launch(&mut h, config("first"));
+    let b = launch(&mut h, config("second"));
+    step_until(&mut h, Duration::from_secs(60), |app| shown(app, &a) == Shown::Is(RunStatus::Running));
+    assert_eq!(shown(h.state(), &b), Shown::Is(RunStatus::Queued), "one run per device: the second waits");
+    assert!(h.state().runs.get(&b).unwrap().entry.problems.is_empty(), "a queued run is held, not interrupted");
+
+    h.state_mut().select(a.clone(), false);
+    step_until(&mut h, Duration::from_secs(60), |app| app.runs.get(&a).unwrap().follower.series.len() >= 3);
+    h.get_by_label("Pause").click();
+    step_until(&mut h, Duration::from_secs(60), |app| app.jobs.get(&a).unwrap().paused);
+    let frozen = h.state().runs.get(&a).unwrap().follower.series.len();
+    for _ in 0..30 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(h.state().runs.get(&a).unwrap().follower.series.len(), frozen, "paused: no steps");
+    h.get_by_label("Resume").click();
+    step_until(&mut h, Duration::from_secs(60), |app| app.runs.get(&a).unwrap().follower.series.len() > frozen + 12);
+    h.get_by_label("Cancel").click();
+    step_until(&mut h, Duration::from_secs(60), |app| shown(app, &a) == Shown::Is(RunStatus::Cancelled));
+    let cancelled_at = h.state().runs.get(&a).unwrap().follower.series.len();
+    assert!(cancelled_at < 240, "cancelled before the end: {cancelled_at}");
+
+    // The device is free: the queued run starts, and finishes.
+    step_until(&mut h, Duration::from_secs(300), |app| shown(app, &b) == Shown::Is(RunStatus::Finished));
+
+    // Resume the cancelled run from its newest checkpoint.
+    h.state_mut().select(a.clone(), false);
+    h.run_steps(2);
+    h.get_by_label("Resume run").click();
+    step_until(&mut h, Duration::from_secs(300), |app| shown(app, &a) == Shown::Is(RunStatus::Finished));
+    let record = RunRecord::load(&store.join("runs").join(&a)).unwrap();
+    assert_eq!(record.outcome.global_step, Some(240));
+    assert_eq!(record.resumed_from.len(), 1);
+    assert_eq!(record.resumed_from, vec![cancelled_at as u64], "from the checkpoint cancelling wrote");
+    let series = &h.state().runs.get(&a).unwrap().follower.series;
+    assert_eq!(series.len(), 240, "the resumed log continues the plot, one point per step");
+    assert!(series.step.windows(2).all(|w| w[1] == w[0] + 1.0));
+}
+
+#[test]
+fn closing_while_training_asks_then_stops_the_run_with_a_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = common::tiny_task(tmp.path());
+    let store = tmp.path().join("store");
+    let mut h = harness(&store);
+    let id = launch(
+        &mut h,
+        RunConfig {
+            num_train_epochs: 400.0,
+            save_strategy: squadlab::config::SaveStrategy::Steps,
+            save_steps: 5,
+            ..common::tiny_run_config(&json, &model)
+        },
+    );
+    step_until(&mut h, Duration::from_secs(60), |app| app.runs.get(&id).unwrap().follower.series.len() >= 8);
+    h.input_mut()
+        .viewports
+        .entry(egui::ViewportId::ROOT)
+        .or_default()
+        .events
+        .push(egui::ViewportEvent::Close);
+    h.run_steps(2);
+    assert!(has_label(&h, "1 run(s) still training"), "closing asks first");
+    assert_eq!(h.state().jobs.active(), 1, "and does not stop the run by itself");
+    h.get_by_label("Stop them with a checkpoint and close").click();
+    // The frame that sees the run end closes the window.
+    let start = Instant::now();
+    loop {
+        h.step();
+        if h.state().jobs.active() == 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the run did not stop");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let commands = &h.output().viewport_output[&egui::ViewportId::ROOT].commands;
+    assert!(commands.contains(&egui::ViewportCommand::Close), "{commands:?}");
+    let record = RunRecord::load(&store.join("runs").join(&id)).unwrap();
+    assert_eq!(record.status, RunStatus::Cancelled);
+    let checkpoints = squadlab::train::checkpoint::list_checkpoints(&store.join("runs").join(&id));
+    assert!(!checkpoints.is_empty(), "a checkpoint to resume from");
+    assert!(squadlab::store::plan_resume(&store.join("runs").join(&id)).is_ok(), "resumable");
+}
+
+/// A finished bert-base run's record, scored.
+fn scored_run(store: &Path, id: &str, name: &str, em: f64, f1: f64) -> PathBuf {
+    let dir = store.join("runs").join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    RunRecord {
+        id: id.into(),
+        name: name.into(),
+        status: RunStatus::Finished,
+        outcome: Outcome {
+            exact_match: Some(em),
+            f1: Some(f1),
+            eval_questions: Some(10_570),
+            ..Outcome::default()
+        },
+        config: Some(RunConfig {
+            name: name.into(),
+            model: ModelSource::try_from("google-bert/bert-base-uncased".to_string()).unwrap(),
+            ..RunConfig::default()
+        }),
+        ..RunRecord::default()
+    }
+    .save(&dir)
+    .unwrap();
+    dir
+}
+
+#[test]
+fn results_show_the_paper_rows_and_signed_deltas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    scored_run(&store, "20260101-000000-aaaa", "base run", 81.3, 88.0);
+    let mut h = harness(&store);
+    h.state_mut().select("20260101-000000-aaaa".into(), false);
+    h.state_mut().state.tab = Tab::Results;
+    h.run_steps(3);
+    for label in [
+        "BERT paper, BERT-base (single)",
+        "BERT paper, BERT-large (single)",
+        "Reference notebook, bert-base-uncased",
+    ] {
+        assert!(has_label(&h, label), "row {label:?} shown");
+    }
+    assert!(has_label(&h, "base run"));
+    // 81.30 - 80.80 and 88.00 - 88.50 against the paper's BERT-base row.
+    assert!(has_label(&h, "+0.50"));
+    assert!(has_label(&h, "-0.50"));
+    // Without the published rows only the run is left.
+    h.get_by_label("published rows").click();
+    h.run_steps(2);
+    assert!(!has_label(&h, "BERT paper, BERT-base (single)"));
+    assert!(has_label(&h, "base run"));
+}
+
+#[test]
+fn export_buttons_write_valid_tables_identical_to_the_cli() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    scored_run(&store, "20260101-000000-aaaa", "base run", 81.3, 88.0);
+    scored_run(&store, "20260101-000001-bbbb", "base, \"hot\" lr", 79.5, 87.25);
+    let mut h = harness(&store);
+    h.state_mut().select("20260101-000000-aaaa".into(), false);
+    h.state_mut().select("20260101-000001-bbbb".into(), true);
+    h.state_mut().results.group_seeds = false;
+    h.state_mut().state.tab = Tab::Results;
+    h.run_steps(2);
+    for button in ["Export CSV", "Export Markdown", "Export LaTeX"] {
+        h.get_by_label(button).click();
+        h.run_steps(2);
+    }
+    let files = h.state().results.exported.clone();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let read = |ext: &str| {
+        let path = files.iter().find(|f| f.extension().unwrap() == ext).unwrap();
+        assert!(path.starts_with(store.join("exports")));
+        std::fs::read_to_string(path).unwrap()
+    };
+    let refs = squadlab::report::ReferenceResults::builtin().results.len();
+
+    let csv = read("csv");
+    let cli = common::squadlab()
+        .args(["export", "20260101-000000-aaaa", "20260101-000001-bbbb", "--no-group", "--format", "csv", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    // The CLI ends its output with one more newline.
+    let printed = String::from_utf8(cli.stdout).unwrap();
+    assert_eq!(csv.trim_end(), printed.trim_end(), "the app exports what the CLI does");
+    let records = csv_records(&csv);
+    assert_eq!(records.len(), 1 + refs + 2, "header, published rows, two runs");
+    assert!(records.iter().all(|r| r.len() == records[0].len()), "every row has every column");
+    assert!(records.iter().any(|r| r[0] == "base, \"hot\" lr"), "quotes survive CSV quoting");
+
+    let md = read("md");
+    let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
+    assert_eq!(table.len(), 2 + refs + 2, "header, rule, rows");
+    let pipes = |l: &str| l.matches('|').count() - l.matches("\\|").count();
+    assert!(table.iter().all(|l| pipes(l) == pipes(table[0])));
+
+    let tex = read("tex");
+    assert!(tex.contains("\\begin{tabular}") && tex.contains("\\end{tabular}"));
+    assert_eq!(tex.matches('{').count() - tex.matches("\\{").count(), tex.matches('}').count() - tex.matches("\\}").count());
+    assert!(tex.contains("81.30") && tex.contains("79.50"));
+}
+
+/// RFC 4180 records.
+fn csv_records(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let (mut record, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => record.push(std::mem::take(&mut field)),
+            ('\n', false) => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            ('\r', false) => {}
+            (c, _) => field.push(c),
+        }
+    }
+    records
+}
+
+/// Imports predictions for the tiny task: question c gets `answer(c)`.
+fn import(store: &Path, data: &Path, name: &str, answer: impl Fn(usize, &str) -> String) -> String {
+    let squad: serde_json::Value = serde_json::from_slice(&std::fs::read(data).unwrap()).unwrap();
+    let mut predictions = serde_json::Map::new();
+    for (c, p) in squad["data"][0]["paragraphs"].as_array().unwrap().iter().enumerate() {
+        let gold = p["qas"][0]["answers"][0]["text"].as_str().unwrap();
+        predictions.insert(format!("q{c}"), answer(c, gold).into());
+    }
+    let file = data.with_file_name(format!("{name}.json"));
+    std::fs::write(&file, serde_json::to_vec(&predictions).unwrap()).unwrap();
+    let out = common::squadlab_json(&[
+        "import-predictions",
+        &file.display().to_string(),
+        "--name",
+        name,
+        "--data",
+        &data.display().to_string(),
+        "--store",
+        &store.display().to_string(),
+    ]);
+    out["run_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn prediction_filters_narrow_the_list_and_flips_show() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, _) = common::tiny_task(tmp.path());
+    let store = tmp.path().join("store");
+    // Every third question right, every third partly right ("is red" for "red"), the rest wrong.
+    let mixed = import(&store, &json, "mixed", |c, gold| match c % 3 {
+        0 => gold.to_string(),
+        1 => format!("is {gold}"),
+        _ => "the".to_string(),
+    });
+    let perfect = import(&store, &json, "perfect", |_, gold| gold.to_string());
+    let mut h = harness(&store);
+    h.state_mut().select(mixed.clone(), false);
+    h.state_mut().state.tab = Tab::Predictions;
+    step_until(&mut h, Duration::from_secs(30), |app| app.predictions.set.is_some());
+    let count = |h: &mut Harness<'_, SquadlabApp>| h.state_mut().predictions.shown().len();
+    assert_eq!(count(&mut h), 48);
+    assert!(has_label(&h, "48 of 48 questions · EM 33.33 · F1 55.56"));
+    for (button, expected) in [("Correct", 16), ("Partial", 16), ("Wrong", 16), ("All", 48)] {
+        h.get_by_label(button).click();
+        h.run_steps(2);
+        assert_eq!(count(&mut h), expected, "{button}");
+        assert_eq!(h.state().predictions.filter.category == Category::All, button == "All");
+    }
+    // Text search: the questions about horses.
+    let horses = (0..48).filter(|c| c % 6 == 4).count();
+    h.state_mut().predictions.filter.search = "horse".into();
+    h.run_steps(2);
+    assert_eq!(count(&mut h), horses);
+    h.state_mut().predictions.filter.search.clear();
+    // Worst first.
+    h.state_mut().predictions.filter.sort = squadlab::gui::Sort::F1Ascending;
+    let shown = h.state_mut().predictions.shown().to_vec();
+    let set = h.state().predictions.set.clone().unwrap();
+    assert!(shown.windows(2).all(|w| set.questions[w[0]].f1 <= set.questions[w[1]].f1));
+    assert_eq!(set.questions[shown[0]].f1, 0.0);
+    // A question's detail: the question, its prediction and gold answer.
+    let partial = shown.iter().copied().find(|&i| set.questions[i].id == "q1").unwrap();
+    h.state_mut().predictions.selected = Some(partial);
+    h.run_steps(2);
+    let q1 = &set.questions[partial];
+    assert!(has_label(&h, &q1.question));
+    assert!(has_label(&h, &q1.predicted));
+    assert_eq!(q1.predicted_span(&set.contexts[q1.context]).map(|(s, e)| e - s), Some(q1.predicted.chars().count()));
+    // Against the perfect run, the 32 questions not exactly right here flipped.
+    h.state_mut().predictions.compare_with = Some(perfect);
+    h.state_mut().predictions.filter.category = Category::Flipped;
+    h.run_steps(2);
+    assert_eq!(count(&mut h), 32);
+    assert!(has_label_containing(&h, "0 questions right here and wrong there, 32 the other way"));
+}
+
+#[test]
+fn a_damaged_run_shows_its_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let dir = store.join("runs").join("20260101-000000-bad0");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("run.ron"), "RunRecord( id: \"unterminated").unwrap();
+    std::fs::write(dir.join("metrics.jsonl"), "{\"not an event\": 1}\n").unwrap();
+    let mut h = harness(&store);
+    h.state_mut().select("20260101-000000-bad0".into(), false);
+    for tab in Tab::ALL {
+        h.state_mut().state.tab = tab;
+        h.run_steps(2);
+    }
+    assert!(has_label(&h, "damaged"));
+    let view = h.state().runs.get("20260101-000000-bad0").unwrap();
+    let reason = view.entry.problems.first().cloned().unwrap();
+    assert!(reason.contains("run.ron"), "{reason}");
+    assert!(has_label_containing(&h, &reason), "the reason is on screen");
+}
+
+#[test]
+fn ui_state_survives_a_restart_and_tolerates_old_fields() {
+    let state = UiState {
+        selected: vec!["a".into(), "b".into()],
+        smoothing: 0.6,
+        log_loss: true,
+        tab: Tab::Predictions,
+        ..UiState::default()
+    };
+    let text = ron::to_string(&state).unwrap();
+    let back: UiState = ron::from_str(&text).unwrap();
+    assert_eq!(back.selected, state.selected);
+    assert_eq!(back.smoothing, 0.6);
+    assert!(back.log_loss);
+    assert_eq!(back.tab, Tab::Predictions);
+    // A state saved by an older version, with fields missing, loads with defaults.
+    let old: UiState = ron::from_str("(selected: [\"x\"])").unwrap();
+    assert_eq!(old.selected, vec!["x".to_string()]);
+    assert_eq!(old.smoothing, UiState::default().smoothing);
+}
+
+#[test]
+fn a_run_started_in_a_terminal_appears_and_is_followed_live() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = common::tiny_task(tmp.path());
+    let store = tmp.path().join("store");
+    let config = tmp.path().join("run.ron");
+    let run = RunConfig {
+        name: "from the terminal".into(),
+        num_train_epochs: 30.0,
+        logging_steps: 1,
+        ..common::tiny_run_config(&json, &model)
+    };
+    std::fs::write(&config, run.to_ron()).unwrap();
+    let mut h = harness(&store);
+    h.run_steps(2);
+    assert!(h.state().runs.views.is_empty());
+    let mut child = common::squadlab()
+        .arg("train")
+        .arg(&config)
+        .arg("--store")
+        .arg(&store)
+        .args(["--threads", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    step_until(&mut h, Duration::from_secs(60), |app| !app.runs.views.is_empty());
+    let id = h.state().runs.views[0].id().to_string();
+    h.state_mut().select(id.clone(), false);
+    let mut progress = Vec::new();
+    step_until(&mut h, Duration::from_secs(300), |app| {
+        let view = app.runs.get(&id).unwrap();
+        if let Some(p) = view.progress() {
+            if progress.last() != Some(&p) {
+                progress.push(p);
+            }
+        }
+        view.is_finished()
+    });
+    assert!(child.wait().unwrap().success());
+    assert!(
+        progress.iter().filter(|&&p| p > 0.0 && p < 1.0).count() >= 2,
+        "live progress while the other process trained: {progress:?}"
+    );
+    let view = h.state().runs.get(&id).unwrap();
+    assert_eq!(view.follower.series.len(), 180);
+    assert_eq!(view.label(), "from the terminal");
+    assert!(view.scores().is_some());
+}
+
+#[test]
+fn a_failing_run_shows_the_trainers_error_on_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, _) = common::tiny_task(tmp.path());
+    let store = tmp.path().join("store");
+    let missing = tmp.path().join("no-such-model");
+    let mut h = harness(&store);
+    let id = launch(&mut h, common::tiny_run_config(&json, &missing));
+    step_until(&mut h, Duration::from_secs(60), |app| {
+        shown(app, &id) == Shown::Is(RunStatus::Failed) && app.jobs.get(&id).is_some_and(|j| j.error.is_some())
+    });
+    let job = h.state().jobs.get(&id).unwrap();
+    let error = job.error.clone().unwrap_or_else(|| panic!("the error is kept; status {:?}", job.status));
+    assert!(error.contains("no-such-model"), "{error}");
+    assert!(has_label(&h, &error), "and shown on the run");
+    let record = RunRecord::load(&store.join("runs").join(&id)).unwrap();
+    assert_eq!(record.status_detail.as_deref(), Some(error.as_str()));
+}
+
+#[test]
+fn keyboard_shortcuts_switch_views() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(&tmp.path().join("store"));
+    h.run_steps(1);
+    for (key, tab) in [
+        (egui::Key::Num2, Tab::Results),
+        (egui::Key::Num3, Tab::Predictions),
+        (egui::Key::N, Tab::NewRun),
+        (egui::Key::Num1, Tab::Live),
+    ] {
+        h.key_press_modifiers(egui::Modifiers::COMMAND, key);
+        h.run_steps(1);
+        assert_eq!(h.state().state.tab, tab, "{key:?}");
+    }
+}
