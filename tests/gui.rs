@@ -24,7 +24,11 @@ fn harness(store: &Path) -> Harness<'static, SquadlabApp> {
 }
 
 /// Steps the app until `done` holds, or fails after `limit`.
-fn step_until(h: &mut Harness<'_, SquadlabApp>, limit: Duration, mut done: impl FnMut(&SquadlabApp) -> bool) {
+fn step_until(
+    h: &mut Harness<'_, SquadlabApp>,
+    limit: Duration,
+    mut done: impl FnMut(&SquadlabApp) -> bool,
+) {
     let start = Instant::now();
     while !done(h.state()) {
         assert!(start.elapsed() < limit, "timed out after {limit:?}");
@@ -53,16 +57,31 @@ fn a_run_launched_from_the_form_plots_live_and_finishes() {
         logging_steps: 1,
         ..common::tiny_run_config(&json, &model)
     };
-    h.state_mut().new_run.load_config(config, "test config".into());
+    h.state_mut()
+        .new_run
+        .load_config(config, "test config".into());
     h.state_mut().new_run.threads = 1;
     h.state_mut().state.tab = Tab::NewRun;
     h.run_steps(2);
-    assert!(h.state().new_run.build().1.is_empty(), "{:?}", h.state().new_run.build().1);
+    assert!(
+        h.state().new_run.build().1.is_empty(),
+        "{:?}",
+        h.state().new_run.build().1
+    );
     h.get_by_label("Launch").click();
     h.run_steps(2);
-    let id = h.state().new_run.launched.clone().expect("the form launched a run");
+    let id = h
+        .state()
+        .new_run
+        .launched
+        .clone()
+        .expect("the form launched a run");
     assert_eq!(h.state().state.selected, vec![id.clone()]);
-    assert_eq!(h.state().state.tab, Tab::Live, "launching shows the live view");
+    assert_eq!(
+        h.state().state.tab,
+        Tab::Live,
+        "launching shows the live view"
+    );
 
     // Watch the plotted series grow while the run trains.
     let mut seen = Vec::new();
@@ -78,7 +97,11 @@ fn a_run_launched_from_the_form_plots_live_and_finishes() {
     let view = app.runs.get(&id).unwrap();
     let total = view.follower.series.started.as_ref().unwrap().total_steps as usize;
     assert_eq!(total, 48); // 48 windows / 8 per batch × 8 epochs
-    assert_eq!(view.follower.series.len(), total, "one point per logged step");
+    assert_eq!(
+        view.follower.series.len(),
+        total,
+        "one point per logged step"
+    );
     assert!(
         seen.iter().filter(|&&n| n > 0 && n < total).count() >= 2,
         "the plot gained points while the run trained: {seen:?}"
@@ -87,7 +110,10 @@ fn a_run_launched_from_the_form_plots_live_and_finishes() {
     let (em, f1) = view.scores().unwrap();
     assert!((0.0..=100.0).contains(&em) && f1 >= em, "EM {em} F1 {f1}");
     assert!(has_label_containing(&h, "finished"));
-    assert!(has_label_containing(&h, &format!("{em:.2}")), "EM shown beside the plots");
+    assert!(
+        has_label_containing(&h, &format!("{em:.2}")),
+        "EM shown beside the plots"
+    );
     let record = RunRecord::load(&store.join("runs").join(&id)).unwrap();
     assert_eq!(record.status, RunStatus::Finished);
     assert_eq!(record.outcome.global_step, Some(48));
@@ -95,31 +121,45 @@ fn a_run_launched_from_the_form_plots_live_and_finishes() {
     // The playground asks the finished run's model about a new passage.
     h.state_mut().state.tab = Tab::Playground;
     h.run_steps(2);
-    step_until(&mut h, Duration::from_secs(60), |app| !app.playground.is_busy());
+    step_until(&mut h, Duration::from_secs(60), |app| {
+        !app.playground.is_busy()
+    });
     let passage = "the old horse is here . the sad dog is pink .";
     h.state_mut().playground.passage = passage.into();
     h.state_mut().playground.question = "what color is the sad dog ?".into();
     h.run_steps(1);
     h.get_by_label("Answer").click();
-    step_until(&mut h, Duration::from_secs(60), |app| app.playground.answer.is_some() || app.playground.error.is_some());
+    step_until(&mut h, Duration::from_secs(60), |app| {
+        app.playground.answer.is_some() || app.playground.error.is_some()
+    });
     let app = h.state();
     assert_eq!(app.playground.error, None);
     let (asked, answer) = app.playground.answer.as_ref().unwrap();
     assert_eq!(asked, passage);
     let best = answer.prediction.best().expect("a span qualified");
-    let span: String = passage.chars().skip(best.start_char).take(best.end_char - best.start_char).collect();
+    let span: String = passage
+        .chars()
+        .skip(best.start_char)
+        .take(best.end_char - best.start_char)
+        .collect();
     assert_eq!(span, best.text, "the answer is cut from the passage");
     assert!(has_label(&h, &best.text));
 }
 
 fn launch(h: &mut Harness<'_, SquadlabApp>, config: RunConfig) -> String {
-    h.state_mut().new_run.load_config(config, "test config".into());
+    h.state_mut()
+        .new_run
+        .load_config(config, "test config".into());
     h.state_mut().new_run.threads = 1;
     h.state_mut().state.tab = Tab::NewRun;
     h.run_steps(2);
     h.get_by_label("Launch").click();
     h.run_steps(2);
-    h.state().new_run.launched.clone().expect("the form launched a run")
+    h.state()
+        .new_run
+        .launched
+        .clone()
+        .expect("the form launched a run")
 }
 
 fn shown(app: &SquadlabApp, id: &str) -> Shown {
@@ -142,41 +182,77 @@ fn runs_queue_per_device_pause_cancel_and_resume_from_the_sidebar() {
     };
     let a = launch(&mut h, config("first"));
     let b = launch(&mut h, config("second"));
-    step_until(&mut h, Duration::from_secs(60), |app| shown(app, &a) == Shown::Is(RunStatus::Running));
-    assert_eq!(shown(h.state(), &b), Shown::Is(RunStatus::Queued), "one run per device: the second waits");
-    assert!(h.state().runs.get(&b).unwrap().entry.problems.is_empty(), "a queued run is held, not interrupted");
+    step_until(&mut h, Duration::from_secs(60), |app| {
+        shown(app, &a) == Shown::Is(RunStatus::Running)
+    });
+    assert_eq!(
+        shown(h.state(), &b),
+        Shown::Is(RunStatus::Queued),
+        "one run per device: the second waits"
+    );
+    assert!(
+        h.state().runs.get(&b).unwrap().entry.problems.is_empty(),
+        "a queued run is held, not interrupted"
+    );
 
     h.state_mut().select(a.clone(), false);
-    step_until(&mut h, Duration::from_secs(60), |app| app.runs.get(&a).unwrap().follower.series.len() >= 3);
+    step_until(&mut h, Duration::from_secs(60), |app| {
+        app.runs.get(&a).unwrap().follower.series.len() >= 3
+    });
     h.get_by_label("Pause").click();
-    step_until(&mut h, Duration::from_secs(60), |app| app.jobs.get(&a).unwrap().paused);
+    step_until(&mut h, Duration::from_secs(60), |app| {
+        app.jobs.get(&a).unwrap().paused
+    });
     let frozen = h.state().runs.get(&a).unwrap().follower.series.len();
     for _ in 0..30 {
         h.step();
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_eq!(h.state().runs.get(&a).unwrap().follower.series.len(), frozen, "paused: no steps");
+    assert_eq!(
+        h.state().runs.get(&a).unwrap().follower.series.len(),
+        frozen,
+        "paused: no steps"
+    );
     h.get_by_label("Resume").click();
-    step_until(&mut h, Duration::from_secs(60), |app| app.runs.get(&a).unwrap().follower.series.len() > frozen + 12);
+    step_until(&mut h, Duration::from_secs(60), |app| {
+        app.runs.get(&a).unwrap().follower.series.len() > frozen + 12
+    });
     h.get_by_label("Cancel").click();
-    step_until(&mut h, Duration::from_secs(60), |app| shown(app, &a) == Shown::Is(RunStatus::Cancelled));
+    step_until(&mut h, Duration::from_secs(60), |app| {
+        shown(app, &a) == Shown::Is(RunStatus::Cancelled)
+    });
     let cancelled_at = h.state().runs.get(&a).unwrap().follower.series.len();
-    assert!(cancelled_at < 240, "cancelled before the end: {cancelled_at}");
+    assert!(
+        cancelled_at < 240,
+        "cancelled before the end: {cancelled_at}"
+    );
 
     // The device is free: the queued run starts, and finishes.
-    step_until(&mut h, Duration::from_secs(300), |app| shown(app, &b) == Shown::Is(RunStatus::Finished));
+    step_until(&mut h, Duration::from_secs(300), |app| {
+        shown(app, &b) == Shown::Is(RunStatus::Finished)
+    });
 
     // Resume the cancelled run from its newest checkpoint.
     h.state_mut().select(a.clone(), false);
     h.run_steps(2);
     h.get_by_label("Resume run").click();
-    step_until(&mut h, Duration::from_secs(300), |app| shown(app, &a) == Shown::Is(RunStatus::Finished));
+    step_until(&mut h, Duration::from_secs(300), |app| {
+        shown(app, &a) == Shown::Is(RunStatus::Finished)
+    });
     let record = RunRecord::load(&store.join("runs").join(&a)).unwrap();
     assert_eq!(record.outcome.global_step, Some(240));
     assert_eq!(record.resumed_from.len(), 1);
-    assert_eq!(record.resumed_from, vec![cancelled_at as u64], "from the checkpoint cancelling wrote");
+    assert_eq!(
+        record.resumed_from,
+        vec![cancelled_at as u64],
+        "from the checkpoint cancelling wrote"
+    );
     let series = &h.state().runs.get(&a).unwrap().follower.series;
-    assert_eq!(series.len(), 240, "the resumed log continues the plot, one point per step");
+    assert_eq!(
+        series.len(),
+        240,
+        "the resumed log continues the plot, one point per step"
+    );
     assert!(series.step.windows(2).all(|w| w[1] == w[0] + 1.0));
 }
 
@@ -195,7 +271,9 @@ fn closing_while_training_asks_then_stops_the_run_with_a_checkpoint() {
             ..common::tiny_run_config(&json, &model)
         },
     );
-    step_until(&mut h, Duration::from_secs(60), |app| app.runs.get(&id).unwrap().follower.series.len() >= 8);
+    step_until(&mut h, Duration::from_secs(60), |app| {
+        app.runs.get(&id).unwrap().follower.series.len() >= 8
+    });
     h.input_mut()
         .viewports
         .entry(egui::ViewportId::ROOT)
@@ -203,9 +281,17 @@ fn closing_while_training_asks_then_stops_the_run_with_a_checkpoint() {
         .events
         .push(egui::ViewportEvent::Close);
     h.run_steps(2);
-    assert!(has_label(&h, "1 run(s) still training"), "closing asks first");
-    assert_eq!(h.state().jobs.active(), 1, "and does not stop the run by itself");
-    h.get_by_label("Stop them with a checkpoint and close").click();
+    assert!(
+        has_label(&h, "1 run(s) still training"),
+        "closing asks first"
+    );
+    assert_eq!(
+        h.state().jobs.active(),
+        1,
+        "and does not stop the run by itself"
+    );
+    h.get_by_label("Stop them with a checkpoint and close")
+        .click();
     // The frame that sees the run end closes the window.
     let start = Instant::now();
     loop {
@@ -213,16 +299,25 @@ fn closing_while_training_asks_then_stops_the_run_with_a_checkpoint() {
         if h.state().jobs.active() == 0 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "the run did not stop");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the run did not stop"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let commands = &h.output().viewport_output[&egui::ViewportId::ROOT].commands;
-    assert!(commands.contains(&egui::ViewportCommand::Close), "{commands:?}");
+    assert!(
+        commands.contains(&egui::ViewportCommand::Close),
+        "{commands:?}"
+    );
     let record = RunRecord::load(&store.join("runs").join(&id)).unwrap();
     assert_eq!(record.status, RunStatus::Cancelled);
     let checkpoints = squadlab::train::checkpoint::list_checkpoints(&store.join("runs").join(&id));
     assert!(!checkpoints.is_empty(), "a checkpoint to resume from");
-    assert!(squadlab::store::plan_resume(&store.join("runs").join(&id)).is_ok(), "resumable");
+    assert!(
+        squadlab::store::plan_resume(&store.join("runs").join(&id)).is_ok(),
+        "resumable"
+    );
 }
 
 /// A finished bert-base run's record, scored.
@@ -283,7 +378,13 @@ fn export_buttons_write_valid_tables_identical_to_the_cli() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     scored_run(&store, "20260101-000000-aaaa", "base run", 81.3, 88.0);
-    scored_run(&store, "20260101-000001-bbbb", "base, \"hot\" lr", 79.5, 87.25);
+    scored_run(
+        &store,
+        "20260101-000001-bbbb",
+        "base, \"hot\" lr",
+        79.5,
+        87.25,
+    );
     let mut h = harness(&store);
     h.state_mut().select("20260101-000000-aaaa".into(), false);
     h.state_mut().select("20260101-000001-bbbb".into(), true);
@@ -297,7 +398,10 @@ fn export_buttons_write_valid_tables_identical_to_the_cli() {
     let files = h.state().results.exported.clone();
     assert_eq!(files.len(), 3, "{files:?}");
     let read = |ext: &str| {
-        let path = files.iter().find(|f| f.extension().unwrap() == ext).unwrap();
+        let path = files
+            .iter()
+            .find(|f| f.extension().unwrap() == ext)
+            .unwrap();
         assert!(path.starts_with(store.join("exports")));
         std::fs::read_to_string(path).unwrap()
     };
@@ -305,18 +409,44 @@ fn export_buttons_write_valid_tables_identical_to_the_cli() {
 
     let csv = read("csv");
     let cli = common::squadlab()
-        .args(["export", "20260101-000000-aaaa", "20260101-000001-bbbb", "--no-group", "--format", "csv", "--store"])
+        .args([
+            "export",
+            "20260101-000000-aaaa",
+            "20260101-000001-bbbb",
+            "--no-group",
+            "--format",
+            "csv",
+            "--store",
+        ])
         .arg(&store)
         .output()
         .unwrap();
-    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
     // The CLI ends its output with one more newline.
     let printed = String::from_utf8(cli.stdout).unwrap();
-    assert_eq!(csv.trim_end(), printed.trim_end(), "the app exports what the CLI does");
+    assert_eq!(
+        csv.trim_end(),
+        printed.trim_end(),
+        "the app exports what the CLI does"
+    );
     let records = csv_records(&csv);
-    assert_eq!(records.len(), 1 + refs + 2, "header, published rows, two runs");
-    assert!(records.iter().all(|r| r.len() == records[0].len()), "every row has every column");
-    assert!(records.iter().any(|r| r[0] == "base, \"hot\" lr"), "quotes survive CSV quoting");
+    assert_eq!(
+        records.len(),
+        1 + refs + 2,
+        "header, published rows, two runs"
+    );
+    assert!(
+        records.iter().all(|r| r.len() == records[0].len()),
+        "every row has every column"
+    );
+    assert!(
+        records.iter().any(|r| r[0] == "base, \"hot\" lr"),
+        "quotes survive CSV quoting"
+    );
 
     let md = read("md");
     let table: Vec<&str> = md.lines().filter(|l| l.starts_with('|')).collect();
@@ -326,7 +456,10 @@ fn export_buttons_write_valid_tables_identical_to_the_cli() {
 
     let tex = read("tex");
     assert!(tex.contains("\\begin{tabular}") && tex.contains("\\end{tabular}"));
-    assert_eq!(tex.matches('{').count() - tex.matches("\\{").count(), tex.matches('}').count() - tex.matches("\\}").count());
+    assert_eq!(
+        tex.matches('{').count() - tex.matches("\\{").count(),
+        tex.matches('}').count() - tex.matches("\\}").count()
+    );
     assert!(tex.contains("81.30") && tex.contains("79.50"));
 }
 
@@ -358,7 +491,12 @@ fn csv_records(text: &str) -> Vec<Vec<String>> {
 fn import(store: &Path, data: &Path, name: &str, answer: impl Fn(usize, &str) -> String) -> String {
     let squad: serde_json::Value = serde_json::from_slice(&std::fs::read(data).unwrap()).unwrap();
     let mut predictions = serde_json::Map::new();
-    for (c, p) in squad["data"][0]["paragraphs"].as_array().unwrap().iter().enumerate() {
+    for (c, p) in squad["data"][0]["paragraphs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
         let gold = p["qas"][0]["answers"][0]["text"].as_str().unwrap();
         predictions.insert(format!("q{c}"), answer(c, gold).into());
     }
@@ -392,7 +530,9 @@ fn prediction_filters_narrow_the_list_and_flips_show() {
     let mut h = harness(&store);
     h.state_mut().select(mixed.clone(), false);
     h.state_mut().state.tab = Tab::Predictions;
-    step_until(&mut h, Duration::from_secs(30), |app| app.predictions.set.is_some());
+    step_until(&mut h, Duration::from_secs(30), |app| {
+        app.predictions.set.is_some()
+    });
     let count = |h: &mut Harness<'_, SquadlabApp>| h.state_mut().predictions.shown().len();
     assert_eq!(count(&mut h), 48);
     assert!(has_label(&h, "48 of 48 questions · EM 33.33 · F1 55.56"));
@@ -400,7 +540,10 @@ fn prediction_filters_narrow_the_list_and_flips_show() {
         h.get_by_label(button).click();
         h.run_steps(2);
         assert_eq!(count(&mut h), expected, "{button}");
-        assert_eq!(h.state().predictions.filter.category == Category::All, button == "All");
+        assert_eq!(
+            h.state().predictions.filter.category == Category::All,
+            button == "All"
+        );
     }
     // Text search: the questions about horses.
     let horses = (0..48).filter(|c| c % 6 == 4).count();
@@ -412,22 +555,35 @@ fn prediction_filters_narrow_the_list_and_flips_show() {
     h.state_mut().predictions.filter.sort = squadlab::gui::Sort::F1Ascending;
     let shown = h.state_mut().predictions.shown().to_vec();
     let set = h.state().predictions.set.clone().unwrap();
-    assert!(shown.windows(2).all(|w| set.questions[w[0]].f1 <= set.questions[w[1]].f1));
+    assert!(shown
+        .windows(2)
+        .all(|w| set.questions[w[0]].f1 <= set.questions[w[1]].f1));
     assert_eq!(set.questions[shown[0]].f1, 0.0);
     // A question's detail: the question, its prediction and gold answer.
-    let partial = shown.iter().copied().find(|&i| set.questions[i].id == "q1").unwrap();
+    let partial = shown
+        .iter()
+        .copied()
+        .find(|&i| set.questions[i].id == "q1")
+        .unwrap();
     h.state_mut().predictions.selected = Some(partial);
     h.run_steps(2);
     let q1 = &set.questions[partial];
     assert!(has_label(&h, &q1.question));
     assert!(has_label(&h, &q1.predicted));
-    assert_eq!(q1.predicted_span(&set.contexts[q1.context]).map(|(s, e)| e - s), Some(q1.predicted.chars().count()));
+    assert_eq!(
+        q1.predicted_span(&set.contexts[q1.context])
+            .map(|(s, e)| e - s),
+        Some(q1.predicted.chars().count())
+    );
     // Against the perfect run, the 32 questions not exactly right here flipped.
     h.state_mut().predictions.compare_with = Some(perfect);
     h.state_mut().predictions.filter.category = Category::Flipped;
     h.run_steps(2);
     assert_eq!(count(&mut h), 32);
-    assert!(has_label_containing(&h, "0 questions right here and wrong there, 32 the other way"));
+    assert!(has_label_containing(
+        &h,
+        "0 questions right here and wrong there, 32 the other way"
+    ));
 }
 
 #[test]
@@ -498,7 +654,9 @@ fn a_run_started_in_a_terminal_appears_and_is_followed_live() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    step_until(&mut h, Duration::from_secs(60), |app| !app.runs.views.is_empty());
+    step_until(&mut h, Duration::from_secs(60), |app| {
+        !app.runs.views.is_empty()
+    });
     let id = h.state().runs.views[0].id().to_string();
     h.state_mut().select(id.clone(), false);
     let mut progress = Vec::new();
@@ -531,10 +689,14 @@ fn a_failing_run_shows_the_trainers_error_on_the_run() {
     let mut h = harness(&store);
     let id = launch(&mut h, common::tiny_run_config(&json, &missing));
     step_until(&mut h, Duration::from_secs(60), |app| {
-        shown(app, &id) == Shown::Is(RunStatus::Failed) && app.jobs.get(&id).is_some_and(|j| j.error.is_some())
+        shown(app, &id) == Shown::Is(RunStatus::Failed)
+            && app.jobs.get(&id).is_some_and(|j| j.error.is_some())
     });
     let job = h.state().jobs.get(&id).unwrap();
-    let error = job.error.clone().unwrap_or_else(|| panic!("the error is kept; status {:?}", job.status));
+    let error = job
+        .error
+        .clone()
+        .unwrap_or_else(|| panic!("the error is kept; status {:?}", job.status));
     assert!(error.contains("no-such-model"), "{error}");
     assert!(has_label(&h, &error), "and shown on the run");
     let record = RunRecord::load(&store.join("runs").join(&id)).unwrap();

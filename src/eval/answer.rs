@@ -27,7 +27,11 @@ pub struct Answer {
 }
 
 impl Answerer {
-    pub fn load(source: &ModelSource, window: WindowParams, params: PostprocessParams) -> Result<Self> {
+    pub fn load(
+        source: &ModelSource,
+        window: WindowParams,
+        params: PostprocessParams,
+    ) -> Result<Self> {
         let files = locate_model(source, true)?;
         let tokenizer = QaTokenizer::from_path(&files.tokenizer())?;
         let device = Device::Cpu;

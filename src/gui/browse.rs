@@ -83,21 +83,25 @@ impl Browser {
             })
             .unwrap_or_default();
         entries.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        egui::ScrollArea::vertical().max_height(320.0).show(ui, |ui| {
-            for (is_dir, path) in entries {
-                let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                let label = if is_dir { format!("{name}/") } else { name };
-                let response = ui.selectable_label(false, label);
-                if response.clicked() {
-                    if is_dir {
-                        self.dir = path.clone();
-                        self.typed = path.display().to_string();
-                    } else {
-                        chosen = Some(Ok(path));
+        egui::ScrollArea::vertical()
+            .max_height(320.0)
+            .show(ui, |ui| {
+                for (is_dir, path) in entries {
+                    let name = path
+                        .file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                    let label = if is_dir { format!("{name}/") } else { name };
+                    let response = ui.selectable_label(false, label);
+                    if response.clicked() {
+                        if is_dir {
+                            self.dir = path.clone();
+                            self.typed = path.display().to_string();
+                        } else {
+                            chosen = Some(Ok(path));
+                        }
                     }
                 }
-            }
-        });
+            });
         if let Some(e) = &self.error {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }

@@ -21,6 +21,9 @@ pub struct Series {
     pub paused: bool,
     /// Bumped on every change, so derived curves know when to recompute.
     pub version: u64,
+    /// Bumped when logged steps are replaced (a resumed run), so derived
+    /// curves know they cannot just be extended.
+    pub rewrites: u64,
 }
 
 impl Series {
@@ -49,6 +52,9 @@ impl Series {
     fn push_step(&mut self, s: &StepLog) {
         let x = s.step as f64;
         let keep = self.step.partition_point(|&old| old < x);
+        if keep < self.step.len() {
+            self.rewrites += 1;
+        }
         for column in [
             &mut self.step,
             &mut self.loss,
@@ -102,7 +108,8 @@ impl Follower {
         }
         let mut added = Vec::new();
         if let Err(e) = file.take(len - self.offset).read_to_end(&mut added) {
-            self.problems.push(format!("cannot read {}: {e}", path.display()));
+            self.problems
+                .push(format!("cannot read {}: {e}", path.display()));
             return;
         }
         self.offset += added.len() as u64;

@@ -113,9 +113,10 @@ impl Jobs {
             }
         }
         for i in 0..self.list.len() {
-            let busy = self.list.iter().any(|j| {
-                matches!(j.state, JobState::Running) && j.device == self.list[i].device
-            });
+            let busy = self
+                .list
+                .iter()
+                .any(|j| matches!(j.state, JobState::Running) && j.device == self.list[i].device);
             if !busy && matches!(self.list[i].state, JobState::Queued) {
                 self.list[i].start(ctx);
                 changed.push(self.list[i].id.clone());

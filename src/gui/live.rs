@@ -3,7 +3,7 @@
 //! speed, progress, device and scores.
 
 use super::app::SquadlabApp;
-use super::curves::{decimate, ema};
+use super::curves::{decimate, Ema, Envelope};
 use super::follow::Series;
 use super::widgets::{duration, series_color};
 use crate::store::{holder, hostname, Holder};
@@ -37,10 +37,30 @@ impl Metric {
     }
 }
 
-/// Smoothed curves, recomputed only when a run's data or the smoothing changes.
+/// What a drawn curve depends on: while none of it changes, the last frame's
+/// points are drawn again without touching the data.
+#[derive(Clone, Copy, PartialEq)]
+struct DrawKey {
+    version: u64,
+    weight: u32,
+    range: (u64, u64),
+    buckets: usize,
+    log: bool,
+}
+
+/// One curve: run id, metric, smoothed or raw.
+type CurveId = (String, Metric, bool);
+
+/// Smoothed curves, recomputed only when a run's data or the smoothing
+/// changes, and the points last drawn for each curve.
 #[derive(Default)]
 pub(super) struct LiveCache {
-    smooth: HashMap<(String, Metric), (u64, u32, Vec<f64>)>,
+    /// Per curve: the series' rewrite count and the EMA, extended as steps arrive.
+    smooth: HashMap<(String, Metric), (u64, Ema)>,
+    drawn: HashMap<CurveId, (DrawKey, Vec<[f64; 2]>)>,
+    /// Whole-series envelopes for plots that follow the data, per curve,
+    /// with the rewrite count and weight they were built for.
+    envelopes: HashMap<CurveId, (u64, u32, usize, Envelope)>,
     /// Each plot's visible x range last frame (everything while it follows
     /// the data): only that range is decimated.
     visible: HashMap<Metric, (f64, f64)>,
@@ -50,12 +70,79 @@ pub(super) struct LiveCache {
 
 impl LiveCache {
     fn smoothed(&mut self, id: &str, metric: Metric, s: &Series, weight: f32) -> &[f64] {
+        let weight = f64::from(weight);
         let key = (id.to_string(), metric);
-        let entry = self.smooth.entry(key).or_insert((u64::MAX, 0, Vec::new()));
-        if entry.0 != s.version || entry.1 != weight.to_bits() {
-            *entry = (s.version, weight.to_bits(), ema(metric.values(s), f64::from(weight)));
+        let entry = self
+            .smooth
+            .entry(key)
+            .or_insert((u64::MAX, Ema::new(weight)));
+        let values = metric.values(s);
+        let stale =
+            entry.0 != s.rewrites || entry.1.weight() != weight || entry.1.out.len() > values.len();
+        if stale {
+            *entry = (s.rewrites, Ema::new(weight));
         }
-        &entry.2
+        let done = entry.1.out.len();
+        entry.1.extend(&values[done..]);
+        &entry.1.out
+    }
+
+    /// The points of one curve as drawn: the raw series or its EMA, within
+    /// `range`, decimated to `buckets` pixel columns.
+    #[allow(clippy::too_many_arguments)]
+    fn drawn(
+        &mut self,
+        id: &str,
+        metric: Metric,
+        s: &Series,
+        smoothed: bool,
+        weight: f32,
+        range: (f64, f64),
+        buckets: usize,
+        log: bool,
+    ) -> Vec<[f64; 2]> {
+        let key = DrawKey {
+            version: s.version,
+            weight: if smoothed { weight.to_bits() } else { 0 },
+            range: (range.0.to_bits(), range.1.to_bits()),
+            buckets,
+            log,
+        };
+        let slot = (id.to_string(), metric, smoothed);
+        if let Some((k, points)) = self.drawn.get(&slot) {
+            if *k == key {
+                return points.clone();
+            }
+        }
+        let following = range == (f64::MIN, f64::MAX);
+        let mut envelope = self.envelopes.remove(&slot);
+        let points = {
+            let ys = if smoothed {
+                self.smoothed(id, metric, s, weight)
+            } else {
+                metric.values(s)
+            };
+            if following {
+                let built_for = (s.rewrites, key.weight, buckets);
+                let e = match &mut envelope {
+                    Some((r, w, b, e)) if (*r, *w, *b) == built_for => e,
+                    other => {
+                        &mut other
+                            .insert((built_for.0, built_for.1, built_for.2, Envelope::default()))
+                            .3
+                    }
+                };
+                e.update(ys, buckets);
+                to_axis(e.points(&s.step, ys), log)
+            } else {
+                to_axis(decimate(&s.step, ys, range, buckets), log)
+            }
+        };
+        if let Some(e) = envelope {
+            self.envelopes.insert(slot.clone(), e);
+        }
+        self.drawn.insert(slot, (key, points.clone()));
+        points
     }
 }
 
@@ -89,7 +176,13 @@ impl SquadlabApp {
     fn series_name(&self, id: &str) -> String {
         let label = |id: &str| self.runs.get(id).map_or(id.to_string(), |v| v.label());
         let mine = label(id);
-        let clash = self.state.selected.iter().filter(|o| label(o) == mine).count() > 1;
+        let clash = self
+            .state
+            .selected
+            .iter()
+            .filter(|o| label(o) == mine)
+            .count()
+            > 1;
         if clash {
             format!("{mine} ({id})")
         } else {
@@ -108,6 +201,8 @@ impl SquadlabApp {
             ui.add(egui::Slider::new(&mut self.state.smoothing, 0.0..=0.999));
             ui.checkbox(&mut self.state.show_raw, "raw (faint)");
             ui.checkbox(&mut self.state.log_loss, "log-scale loss");
+            ui.checkbox(&mut self.state.every_point, "every point")
+                .on_hover_text("Draw every logged point instead of the extremes of each pixel column: exact, and slow on long runs");
             if ui.button("Save plots as PNG…").clicked() {
                 self.export_plots_png(ui.ctx());
             }
@@ -136,8 +231,17 @@ impl SquadlabApp {
         let log = metric == Metric::Loss && self.state.log_loss;
         let weight = self.state.smoothing;
         let show_raw = self.state.show_raw;
-        let range = self.live.visible.get(&metric).copied().unwrap_or((f64::MIN, f64::MAX));
-        let buckets = (ui.available_width() as usize).clamp(100, 4000);
+        let range = self
+            .live
+            .visible
+            .get(&metric)
+            .copied()
+            .unwrap_or((f64::MIN, f64::MAX));
+        let buckets = if self.state.every_point {
+            usize::MAX / 4
+        } else {
+            (ui.available_width() as usize).clamp(100, 4000)
+        };
         let mut lines = Vec::new();
         let mut epochs = Vec::new();
         for (i, id) in ids.iter().enumerate() {
@@ -151,15 +255,24 @@ impl SquadlabApp {
             let name = self.series_name(id);
             let color = series_color(i);
             if show_raw && weight > 0.0 {
-                let raw = to_axis(decimate(&s.step, metric.values(s), range, buckets), log);
+                let raw = self
+                    .live
+                    .drawn(id, metric, s, false, weight, range, buckets, log);
                 // Unnamed: the raw curve stays out of the legend and the hover.
-                lines.push(Line::new("", PlotPoints::from(raw))
-                    .color(color.gamma_multiply(0.25))
-                    .allow_hover(false));
+                lines.push(
+                    Line::new("", PlotPoints::from(raw))
+                        .color(color.gamma_multiply(0.25))
+                        .allow_hover(false),
+                );
             }
-            let smooth = self.live.smoothed(id, metric, s, weight);
-            let drawn = to_axis(decimate(&s.step, smooth, range, buckets), log);
-            lines.push(Line::new(name, PlotPoints::from(drawn)).color(color).width(1.5));
+            let drawn = self
+                .live
+                .drawn(id, metric, s, true, weight, range, buckets, log);
+            lines.push(
+                Line::new(name, PlotPoints::from(drawn))
+                    .color(color)
+                    .width(1.5),
+            );
             epochs.extend(s.epochs.iter().map(|e| (e.step as f64, color)));
         }
         ui.label(egui::RichText::new(metric.title()).strong());
@@ -171,13 +284,23 @@ impl SquadlabApp {
             .x_axis_label("step")
             .label_formatter(move |hover| {
                 let (name, p) = match hover {
-                    egui_plot::HoverPosition::NearDataPoint { plot_name, position, .. } => (*plot_name, *position),
+                    egui_plot::HoverPosition::NearDataPoint {
+                        plot_name,
+                        position,
+                        ..
+                    } => (*plot_name, *position),
                     egui_plot::HoverPosition::Elsewhere { position } => ("", *position),
                 };
                 let y = if log { 10f64.powf(p.y) } else { p.y };
                 Some(format!("{name}\nstep {:.0}\n{y:.4e}", p.x))
             })
-            .y_axis_formatter(move |mark, _| tick(if log { 10f64.powf(mark.value) } else { mark.value }));
+            .y_axis_formatter(move |mark, _| {
+                tick(if log {
+                    10f64.powf(mark.value)
+                } else {
+                    mark.value
+                })
+            });
         let response = plot.show(ui, |plot_ui| {
             let following = plot_ui.auto_bounds().x;
             for line in lines {
@@ -195,7 +318,11 @@ impl SquadlabApp {
         // While the plot follows the data, all of it is in view; once zoomed
         // or panned, only the visible range is decimated.
         let b = response.transform.bounds();
-        let visible = if response.inner { (f64::MIN, f64::MAX) } else { (b.min()[0], b.max()[0]) };
+        let visible = if response.inner {
+            (f64::MIN, f64::MAX)
+        } else {
+            (b.min()[0], b.max()[0])
+        };
         self.live.visible.insert(metric, visible);
     }
 
@@ -204,49 +331,61 @@ impl SquadlabApp {
             return;
         };
         let s = &view.follower.series;
-        ui.colored_label(series_color(index), egui::RichText::new(self.series_name(id)).strong());
-        ui.colored_label(super::widgets::status_color(view.entry.shown), view.entry.shown.as_str());
+        ui.colored_label(
+            series_color(index),
+            egui::RichText::new(self.series_name(id)).strong(),
+        );
+        ui.colored_label(
+            super::widgets::status_color(view.entry.shown),
+            view.entry.shown.as_str(),
+        );
         if let Some(job) = self.jobs.get(id) {
             ui.weak(&job.status);
         }
-        egui::Grid::new(("stats", id)).num_columns(2).show(ui, |ui| {
-            let mut row = |k: &str, v: String| {
-                ui.label(k);
-                ui.monospace(v);
-                ui.end_row();
-            };
-            if let Some(start) = &s.started {
-                row("device", format!("{} {}", start.device, start.dtype));
-                row("parameters", format!("{:.1} M", start.parameters as f64 / 1e6));
-            }
-            if let Some(last) = &s.last {
-                let total = s.started.as_ref().map_or(0, |st| st.total_steps);
-                row("step", format!("{} / {total}", last.step));
-                row("epoch", format!("{:.2}", last.epoch));
-                row("samples/s", format!("{:.1}", last.samples_per_second));
-                row("elapsed", duration(last.elapsed_seconds));
+        egui::Grid::new(("stats", id))
+            .num_columns(2)
+            .show(ui, |ui| {
+                let mut row = |k: &str, v: String| {
+                    ui.label(k);
+                    ui.monospace(v);
+                    ui.end_row();
+                };
+                if let Some(start) = &s.started {
+                    row("device", format!("{} {}", start.device, start.dtype));
+                    row(
+                        "parameters",
+                        format!("{:.1} M", start.parameters as f64 / 1e6),
+                    );
+                }
+                if let Some(last) = &s.last {
+                    let total = s.started.as_ref().map_or(0, |st| st.total_steps);
+                    row("step", format!("{} / {total}", last.step));
+                    row("epoch", format!("{:.2}", last.epoch));
+                    row("samples/s", format!("{:.1}", last.samples_per_second));
+                    row("elapsed", duration(last.elapsed_seconds));
+                    if view.is_active() {
+                        let from = s.started.as_ref().map_or(0, |st| st.resumed_from_step);
+                        let done = last.step.saturating_sub(from).max(1) as f64;
+                        let eta =
+                            last.elapsed_seconds / done * total.saturating_sub(last.step) as f64;
+                        row("ETA", duration(eta));
+                    }
+                    row("loss", format!("{:.4}", last.loss));
+                }
                 if view.is_active() {
-                    let from = s.started.as_ref().map_or(0, |st| st.resumed_from_step);
-                    let done = last.step.saturating_sub(from).max(1) as f64;
-                    let eta = last.elapsed_seconds / done * total.saturating_sub(last.step) as f64;
-                    row("ETA", duration(eta));
+                    if let Some(rss) = writer_memory(&view.entry.dir) {
+                        row("memory", rss);
+                    }
                 }
-                row("loss", format!("{:.4}", last.loss));
-            }
-            if view.is_active() {
-                if let Some(rss) = writer_memory(&view.entry.dir) {
-                    row("memory", rss);
+                if let Some(e) = &s.eval {
+                    row("EM", format!("{:.2}", e.exact_match));
+                    row("F1", format!("{:.2}", e.f1));
+                    row("questions", e.total.to_string());
+                } else if let Some((em, f1)) = view.scores() {
+                    row("EM", format!("{em:.2}"));
+                    row("F1", format!("{f1:.2}"));
                 }
-            }
-            if let Some(e) = &s.eval {
-                row("EM", format!("{:.2}", e.exact_match));
-                row("F1", format!("{:.2}", e.f1));
-                row("questions", e.total.to_string());
-            } else if let Some((em, f1)) = view.scores() {
-                row("EM", format!("{em:.2}"));
-                row("F1", format!("{f1:.2}"));
-            }
-        });
+            });
         if s.paused {
             ui.colored_label(ui.visuals().warn_fg_color, "paused");
         }

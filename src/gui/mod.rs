@@ -46,7 +46,10 @@ pub fn run(options: AppOptions) -> anyhow::Result<()> {
         native,
         Box::new(move |cc| {
             if scripted {
-                return Ok(Box::new(SquadlabApp::with_state(UiState::default(), options)));
+                return Ok(Box::new(SquadlabApp::with_state(
+                    UiState::default(),
+                    options,
+                )));
             }
             Ok(Box::new(SquadlabApp::new(cc, options)))
         }),

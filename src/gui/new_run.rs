@@ -9,10 +9,22 @@ use std::path::{Path, PathBuf};
 
 /// The presets shipped in experiments/, built in so the app has them anywhere.
 const BUILTIN_PRESETS: [(&str, &str); 4] = [
-    ("minilm-300q.ron", include_str!("../../experiments/minilm-300q.ron")),
-    ("minilm-squad-quick.ron", include_str!("../../experiments/minilm-squad-quick.ron")),
-    ("bert-base-squad.ron", include_str!("../../experiments/bert-base-squad.ron")),
-    ("bert-large-squad.ron", include_str!("../../experiments/bert-large-squad.ron")),
+    (
+        "minilm-300q.ron",
+        include_str!("../../experiments/minilm-300q.ron"),
+    ),
+    (
+        "minilm-squad-quick.ron",
+        include_str!("../../experiments/minilm-squad-quick.ron"),
+    ),
+    (
+        "bert-base-squad.ron",
+        include_str!("../../experiments/bert-base-squad.ron"),
+    ),
+    (
+        "bert-large-squad.ron",
+        include_str!("../../experiments/bert-large-squad.ron"),
+    ),
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -45,6 +57,12 @@ pub fn default_threads() -> usize {
         cores.saturating_sub(1).max(1)
     } else {
         cores - 2
+    }
+}
+
+impl Default for NewRunForm {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -149,7 +167,12 @@ impl NewRunForm {
 fn presets() -> Vec<(String, Result<RunConfig, String>)> {
     let mut out: Vec<(String, Result<RunConfig, String>)> = BUILTIN_PRESETS
         .iter()
-        .map(|(name, text)| (name.to_string(), RunConfig::from_ron(text, name).map_err(|e| e.to_string())))
+        .map(|(name, text)| {
+            (
+                name.to_string(),
+                RunConfig::from_ron(text, name).map_err(|e| e.to_string()),
+            )
+        })
         .collect();
     let local = Path::new("experiments");
     if let Ok(rd) = std::fs::read_dir(local) {
@@ -171,8 +194,16 @@ fn presets() -> Vec<(String, Result<RunConfig, String>)> {
 }
 
 /// A labelled row whose label turns red when a problem names the field.
-fn field(ui: &mut egui::Ui, problems: &[String], name: &str, label: &str, add: impl FnOnce(&mut egui::Ui)) {
-    let problem = problems.iter().find(|p| p.split([' ', ':']).next() == Some(name));
+fn field(
+    ui: &mut egui::Ui,
+    problems: &[String],
+    name: &str,
+    label: &str,
+    add: impl FnOnce(&mut egui::Ui),
+) {
+    let problem = problems
+        .iter()
+        .find(|p| p.split([' ', ':']).next() == Some(name));
     let text = egui::RichText::new(label);
     let response = match problem {
         Some(_) => ui.colored_label(ui.visuals().error_fg_color, text),
@@ -213,7 +244,10 @@ impl SquadlabApp {
                     for (name, config) in presets() {
                         match config {
                             Ok(c) => {
-                                if ui.selectable_label(false, format!("preset {name}")).clicked() {
+                                if ui
+                                    .selectable_label(false, format!("preset {name}"))
+                                    .clicked()
+                                {
                                     self.new_run.load_config(c, format!("preset {name}"));
                                 }
                             }
@@ -230,9 +264,15 @@ impl SquadlabApp {
         });
         ui.separator();
         let (config, problems) = self.new_run.build();
-        egui::ScrollArea::vertical().id_salt("form").max_height(ui.available_height() - 90.0).show(ui, |ui| {
-            egui::Grid::new("new-run").num_columns(2).spacing([12.0, 6.0]).show(ui, |ui| self.form_fields(ui, &problems));
-        });
+        egui::ScrollArea::vertical()
+            .id_salt("form")
+            .max_height(ui.available_height() - 90.0)
+            .show(ui, |ui| {
+                egui::Grid::new("new-run")
+                    .num_columns(2)
+                    .spacing([12.0, 6.0])
+                    .show(ui, |ui| self.form_fields(ui, &problems));
+            });
         ui.separator();
         for p in &problems {
             ui.colored_label(ui.visuals().error_fg_color, format!("- {p}"));
@@ -242,9 +282,21 @@ impl SquadlabApp {
             if ui.add_enabled(ok, egui::Button::new("Launch")).clicked() {
                 self.launch(config);
             }
-            let running = self.jobs.list.iter().filter(|j| matches!(j.state, super::jobs::JobState::Running)).count();
-            let queued = self.jobs.list.iter().filter(|j| matches!(j.state, super::jobs::JobState::Queued)).count();
-            ui.weak(format!("{running} training, {queued} queued in this app; one run per device at a time"));
+            let running = self
+                .jobs
+                .list
+                .iter()
+                .filter(|j| matches!(j.state, super::jobs::JobState::Running))
+                .count();
+            let queued = self
+                .jobs
+                .list
+                .iter()
+                .filter(|j| matches!(j.state, super::jobs::JobState::Queued))
+                .count();
+            ui.weak(format!(
+                "{running} training, {queued} queued in this app; one run per device at a time"
+            ));
         });
     }
 
@@ -255,7 +307,11 @@ impl SquadlabApp {
             ui.add(egui::TextEdit::singleline(&mut f.config.name).desired_width(300.0));
         });
         field(ui, problems, "model", "Model", |ui| {
-            ui.add(egui::TextEdit::singleline(&mut f.model).desired_width(360.0).hint_text("hub id, pip:PACKAGE, or a folder"));
+            ui.add(
+                egui::TextEdit::singleline(&mut f.model)
+                    .desired_width(360.0)
+                    .hint_text("hub id, pip:PACKAGE, or a folder"),
+            );
             if ui.button("Folder…").clicked() {
                 browse = Some(Browser::folder(Purpose::ModelFolder, Path::new(&f.model)));
             }
@@ -270,7 +326,11 @@ impl SquadlabApp {
             }),
             DataMode::Local => {
                 field(ui, problems, "data.train", "Training file", |ui| {
-                    ui.add(egui::TextEdit::singleline(&mut f.train).desired_width(360.0).hint_text("path, or data:FILE in $SQUADLAB_DATA"));
+                    ui.add(
+                        egui::TextEdit::singleline(&mut f.train)
+                            .desired_width(360.0)
+                            .hint_text("path, or data:FILE in $SQUADLAB_DATA"),
+                    );
                     if ui.button("File…").clicked() {
                         browse = Some(Browser::file(Purpose::TrainFile, Path::new(&f.train)));
                     }
@@ -278,26 +338,53 @@ impl SquadlabApp {
                 field(ui, problems, "data.validation", "Validation file", |ui| {
                     ui.add(egui::TextEdit::singleline(&mut f.validation).desired_width(360.0));
                     if ui.button("File…").clicked() {
-                        browse = Some(Browser::file(Purpose::ValidationFile, Path::new(&f.validation)));
+                        browse = Some(Browser::file(
+                            Purpose::ValidationFile,
+                            Path::new(&f.validation),
+                        ));
                     }
                 });
             }
         }
         let c = &mut f.config;
-        field(ui, problems, "data.max_train_samples", "Training questions (first N)", |ui| optional_count(ui, &mut c.data.max_train_samples, 1000));
-        field(ui, problems, "data.max_eval_samples", "Eval questions (first N)", |ui| optional_count(ui, &mut c.data.max_eval_samples, 1000));
+        field(
+            ui,
+            problems,
+            "data.max_train_samples",
+            "Training questions (first N)",
+            |ui| optional_count(ui, &mut c.data.max_train_samples, 1000),
+        );
+        field(
+            ui,
+            problems,
+            "data.max_eval_samples",
+            "Eval questions (first N)",
+            |ui| optional_count(ui, &mut c.data.max_eval_samples, 1000),
+        );
         field(ui, problems, "max_seq_length", "Max length", |ui| {
             ui.add(egui::DragValue::new(&mut c.max_seq_length));
         });
         field(ui, problems, "doc_stride", "Stride", |ui| {
             ui.add(egui::DragValue::new(&mut c.doc_stride));
         });
-        field(ui, problems, "per_device_train_batch_size", "Batch size", |ui| {
-            ui.add(egui::DragValue::new(&mut c.per_device_train_batch_size));
-        });
-        field(ui, problems, "gradient_accumulation_steps", "Gradient accumulation", |ui| {
-            ui.add(egui::DragValue::new(&mut c.gradient_accumulation_steps));
-        });
+        field(
+            ui,
+            problems,
+            "per_device_train_batch_size",
+            "Batch size",
+            |ui| {
+                ui.add(egui::DragValue::new(&mut c.per_device_train_batch_size));
+            },
+        );
+        field(
+            ui,
+            problems,
+            "gradient_accumulation_steps",
+            "Gradient accumulation",
+            |ui| {
+                ui.add(egui::DragValue::new(&mut c.gradient_accumulation_steps));
+            },
+        );
         field(ui, problems, "num_train_epochs", "Epochs", |ui| {
             ui.add(egui::DragValue::new(&mut c.num_train_epochs).speed(0.1));
         });
@@ -307,7 +394,11 @@ impl SquadlabApp {
             c.max_steps = v.map(|s| s as u64);
         });
         field(ui, problems, "learning_rate", "Learning rate", |ui| {
-            ui.add(egui::DragValue::new(&mut c.learning_rate).speed(1e-6).custom_formatter(|v, _| format!("{v:.2e}")));
+            ui.add(
+                egui::DragValue::new(&mut c.learning_rate)
+                    .speed(1e-6)
+                    .custom_formatter(|v, _| format!("{v:.2e}")),
+            );
         });
         field(ui, problems, "weight_decay", "Weight decay", |ui| {
             ui.add(egui::DragValue::new(&mut c.weight_decay).speed(0.001));
@@ -325,20 +416,32 @@ impl SquadlabApp {
             ui.add(egui::DragValue::new(&mut c.logging_steps));
         });
         field(ui, problems, "save_strategy", "Checkpoints", |ui| {
-            for (s, label) in [(SaveStrategy::No, "none"), (SaveStrategy::Epoch, "each epoch"), (SaveStrategy::Steps, "every N steps")] {
+            for (s, label) in [
+                (SaveStrategy::No, "none"),
+                (SaveStrategy::Epoch, "each epoch"),
+                (SaveStrategy::Steps, "every N steps"),
+            ] {
                 ui.radio_value(&mut c.save_strategy, s, label);
             }
             if c.save_strategy == SaveStrategy::Steps {
                 ui.add(egui::DragValue::new(&mut c.save_steps).prefix("N = "));
             }
         });
-        field(ui, problems, "save_total_limit", "Keep checkpoints", |ui| optional_count(ui, &mut c.save_total_limit, 2));
+        field(ui, problems, "save_total_limit", "Keep checkpoints", |ui| {
+            optional_count(ui, &mut c.save_total_limit, 2)
+        });
         field(ui, problems, "n_best_size", "n-best", |ui| {
             ui.add(egui::DragValue::new(&mut c.n_best_size));
         });
-        field(ui, problems, "max_answer_length", "Max answer length", |ui| {
-            ui.add(egui::DragValue::new(&mut c.max_answer_length));
-        });
+        field(
+            ui,
+            problems,
+            "max_answer_length",
+            "Max answer length",
+            |ui| {
+                ui.add(egui::DragValue::new(&mut c.max_answer_length));
+            },
+        );
         field(ui, problems, "device", "Device", |ui| {
             ui.radio_value(&mut c.device, Device::Auto, "auto");
             ui.radio_value(&mut c.device, Device::Cpu, "cpu");
@@ -368,11 +471,13 @@ impl SquadlabApp {
     /// Creates the run folder and queues the run; it starts when its device is free.
     pub fn launch(&mut self, config: RunConfig) {
         let tags = self.new_run.tag_list();
-        let result = crate::store::new_run(&self.runs.store, &config, &tags, &self.new_run.notes).and_then(|(dir, record)| {
-            let id = record.id.clone();
-            self.jobs.submit(dir, record, config, None, Some(self.new_run.threads))?;
-            Ok(id)
-        });
+        let result = crate::store::new_run(&self.runs.store, &config, &tags, &self.new_run.notes)
+            .and_then(|(dir, record)| {
+                let id = record.id.clone();
+                self.jobs
+                    .submit(dir, record, config, None, Some(self.new_run.threads))?;
+                Ok(id)
+            });
         match result {
             Ok(id) => {
                 self.notify(format!("queued run {id}"));

@@ -94,7 +94,10 @@ impl SquadlabApp {
         let model_dir = view.entry.dir.join("model");
         let config = view.entry.record.as_ref().and_then(|r| r.config.clone());
         let (Some(config), true) = (config, view.is_finished() && model_dir.is_dir()) else {
-            ui.weak(format!("{} has no finished model to ask; pick a finished, trained run.", view.label()));
+            ui.weak(format!(
+                "{} has no finished model to ask; pick a finished, trained run.",
+                view.label()
+            ));
             return;
         };
         let mut choices = vec![("final model".to_string(), model_dir.clone())];
@@ -104,7 +107,11 @@ impl SquadlabApp {
                 .map(|(step, path)| (format!("checkpoint at step {step}"), path)),
         );
         let pg = &mut self.playground;
-        if pg.model_dir.as_ref().is_none_or(|d| !choices.iter().any(|(_, p)| p == d)) {
+        if pg
+            .model_dir
+            .as_ref()
+            .is_none_or(|d| !choices.iter().any(|(_, p)| p == d))
+        {
             pg.model_dir = Some(model_dir);
         }
         ui.horizontal(|ui| {
@@ -113,18 +120,24 @@ impl SquadlabApp {
                 .iter()
                 .find(|(_, p)| Some(p) == pg.model_dir.as_ref())
                 .map_or(String::new(), |(l, _)| l.clone());
-            egui::ComboBox::from_id_salt("pg-model").selected_text(current).show_ui(ui, |ui| {
-                for (label, path) in &choices {
-                    ui.selectable_value(&mut pg.model_dir, Some(path.clone()), label);
-                }
-            });
+            egui::ComboBox::from_id_salt("pg-model")
+                .selected_text(current)
+                .show_ui(ui, |ui| {
+                    for (label, path) in &choices {
+                        ui.selectable_value(&mut pg.model_dir, Some(path.clone()), label);
+                    }
+                });
             if pg.loading.is_some() {
                 ui.spinner();
                 ui.label("loading the model…");
             }
         });
         let want = pg.model_dir.clone();
-        let have = pg.model.as_ref().map(|(d, _)| d.clone()).or(pg.loading.as_ref().map(|(d, _)| d.clone()));
+        let have = pg
+            .model
+            .as_ref()
+            .map(|(d, _)| d.clone())
+            .or(pg.loading.as_ref().map(|(d, _)| d.clone()));
         if let (Some(want), false) = (&want, want == have) {
             if pg.error.is_none() || have.is_some() {
                 let window = WindowParams {
@@ -144,13 +157,18 @@ impl SquadlabApp {
             }
         }
         ui.label("Passage");
-        ui.add(egui::TextEdit::multiline(&mut pg.passage).desired_rows(8).desired_width(f32::INFINITY).hint_text("Paste a passage"));
+        ui.add(
+            egui::TextEdit::multiline(&mut pg.passage)
+                .desired_rows(8)
+                .desired_width(f32::INFINITY)
+                .hint_text("Paste a passage"),
+        );
         ui.horizontal(|ui| {
             ui.label("Question");
             let q = ui.add(egui::TextEdit::singleline(&mut pg.question).desired_width(500.0));
             let ready = pg.model.is_some() && pg.asking.is_none();
             let enter = q.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-            if (ui.add_enabled(ready, egui::Button::new("Answer")).clicked() || (enter && ready)) && ready {
+            if ui.add_enabled(ready, egui::Button::new("Answer")).clicked() || (enter && ready) {
                 pg.ask();
             }
             if pg.asking.is_some() {
@@ -169,21 +187,36 @@ impl SquadlabApp {
             Some(best) => {
                 ui.horizontal(|ui| {
                     ui.label("Answer:");
-                    ui.label(egui::RichText::new(&best.text).strong().background_color(PREDICTED).color(egui::Color32::BLACK));
-                    ui.weak(format!("score {:.3} · {} window(s)", best.score, answer.windows));
+                    ui.label(
+                        egui::RichText::new(&best.text)
+                            .strong()
+                            .background_color(PREDICTED)
+                            .color(egui::Color32::BLACK),
+                    );
+                    ui.weak(format!(
+                        "score {:.3} · {} window(s)",
+                        best.score, answer.windows
+                    ));
                 });
-                ui.label(highlighted(passage, &[], Some((best.start_char, best.end_char)), ui));
+                ui.label(highlighted(
+                    passage,
+                    &[],
+                    Some((best.start_char, best.end_char)),
+                    ui,
+                ));
             }
             None => {
                 ui.label("No span qualified as an answer.");
             }
         }
-        egui::Grid::new("pg-candidates").striped(true).show(ui, |ui| {
-            for c in p.nbest.iter().take(10) {
-                ui.monospace(format!("{:8.3}", c.score));
-                ui.label(&c.text);
-                ui.end_row();
-            }
-        });
+        egui::Grid::new("pg-candidates")
+            .striped(true)
+            .show(ui, |ui| {
+                for c in p.nbest.iter().take(10) {
+                    ui.monospace(format!("{:8.3}", c.score));
+                    ui.label(&c.text);
+                    ui.end_row();
+                }
+            });
     }
 }

@@ -21,7 +21,11 @@ pub fn save_png(
         encoder.set_color(png::ColorType::Rgba);
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder.write_header()?;
-        let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_srgba_unmultiplied()).collect();
+        let rgba: Vec<u8> = image
+            .pixels
+            .iter()
+            .flat_map(|c| c.to_srgba_unmultiplied())
+            .collect();
         writer.write_image_data(&rgba)?;
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -49,6 +49,8 @@ pub struct FlipInfo {
     pub other_f1: f64,
 }
 
+type Flips = Result<HashMap<String, FlipInfo>, String>;
+
 #[derive(Default)]
 pub struct PredictionsView {
     pub set: Option<Arc<PredictionSet>>,
@@ -60,12 +62,18 @@ pub struct PredictionsView {
     shown_for: Option<(Filter, String, Option<String>)>,
     pub selected: Option<usize>,
     pub compare_with: Option<String>,
-    flips: Option<(String, Result<HashMap<String, FlipInfo>, String>)>,
+    /// The compared run and its flips (or why they could not be read).
+    flips: Option<(String, Flips)>,
 }
 
 impl PredictionsView {
     /// Starts loading `run` unless it is loaded, loading, or failed already.
-    pub fn want(&mut self, id: &str, dir: &std::path::Path, record: Option<&crate::store::RunRecord>) {
+    pub fn want(
+        &mut self,
+        id: &str,
+        dir: &std::path::Path,
+        record: Option<&crate::store::RunRecord>,
+    ) {
         let have = self.set.as_ref().is_some_and(|s| s.run == id)
             || self.loading.as_ref().is_some_and(|(r, _)| r == id)
             || self.error.as_ref().is_some_and(|(r, _)| r == id);
@@ -159,14 +167,20 @@ pub fn filter_questions(
                 || q.question.to_lowercase().contains(&needle)
                 || q.predicted.to_lowercase().contains(&needle)
                 || q.id.contains(&filter.search)
-                || q.golds.iter().any(|(g, _)| g.to_lowercase().contains(&needle))
+                || q.golds
+                    .iter()
+                    .any(|(g, _)| g.to_lowercase().contains(&needle))
         })
         .map(|(i, _)| i)
         .collect();
     match filter.sort {
         Sort::FileOrder => {}
-        Sort::F1Ascending => shown.sort_by(|&a, &b| set.questions[a].f1.total_cmp(&set.questions[b].f1)),
-        Sort::F1Descending => shown.sort_by(|&a, &b| set.questions[b].f1.total_cmp(&set.questions[a].f1)),
+        Sort::F1Ascending => {
+            shown.sort_by(|&a, &b| set.questions[a].f1.total_cmp(&set.questions[b].f1))
+        }
+        Sort::F1Descending => {
+            shown.sort_by(|&a, &b| set.questions[b].f1.total_cmp(&set.questions[a].f1))
+        }
     }
     shown
 }
@@ -181,14 +195,20 @@ impl SquadlabApp {
             return;
         };
         if !view.entry.is_scored() {
-            ui.weak(format!("{} has no scores yet: its predictions appear when it is evaluated.", view.label()));
+            ui.weak(format!(
+                "{} has no scores yet: its predictions appear when it is evaluated.",
+                view.label()
+            ));
             return;
         }
         let (dir, record) = (view.entry.dir.clone(), view.entry.record.clone());
         self.predictions.want(&id, &dir, record.as_ref());
         if let Some((run, e)) = &self.predictions.error {
             if *run == id {
-                ui.colored_label(ui.visuals().error_fg_color, format!("cannot show the predictions of {run}: {e}"));
+                ui.colored_label(
+                    ui.visuals().error_fg_color,
+                    format!("cannot show the predictions of {run}: {e}"),
+                );
                 return;
             }
         }
@@ -211,14 +231,17 @@ impl SquadlabApp {
         let list_height = (ui.available_height() * 0.42).max(120.0);
         self.question_list(ui, &set, &shown, list_height);
         ui.separator();
-        egui::ScrollArea::vertical().id_salt("detail").auto_shrink([false, false]).show(ui, |ui| {
-            match self.predictions.selected.and_then(|i| set.questions.get(i)) {
-                Some(q) => self.question_detail(ui, &set, q),
-                None => {
-                    ui.weak("Pick a question to see its context, spans and candidates.");
+        egui::ScrollArea::vertical()
+            .id_salt("detail")
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                match self.predictions.selected.and_then(|i| set.questions.get(i)) {
+                    Some(q) => self.question_detail(ui, &set, q),
+                    None => {
+                        ui.weak("Pick a question to see its context, spans and candidates.");
+                    }
                 }
-            }
-        });
+            });
     }
 
     fn prediction_filters(&mut self, ui: &mut egui::Ui, set: &PredictionSet, id: &str) {
@@ -241,7 +264,10 @@ impl SquadlabApp {
                 ui.selectable_value(&mut f.category, c, label);
             }
             ui.separator();
-            let title = f.title.and_then(|t| set.titles.get(t)).map_or("all articles", |t| t.as_str());
+            let title = f
+                .title
+                .and_then(|t| set.titles.get(t))
+                .map_or("all articles", |t| t.as_str());
             egui::ComboBox::from_id_salt("article")
                 .selected_text(title)
                 .height(400.0)
@@ -251,7 +277,11 @@ impl SquadlabApp {
                         ui.selectable_value(&mut f.title, Some(i), t);
                     }
                 });
-            ui.add(egui::TextEdit::singleline(&mut f.search).hint_text("search questions and answers").desired_width(200.0));
+            ui.add(
+                egui::TextEdit::singleline(&mut f.search)
+                    .hint_text("search questions and answers")
+                    .desired_width(200.0),
+            );
             egui::ComboBox::from_id_salt("sort")
                 .selected_text(match f.sort {
                     Sort::FileOrder => "file order",
@@ -260,8 +290,16 @@ impl SquadlabApp {
                 })
                 .show_ui(ui, |ui| {
                     ui.selectable_value(&mut f.sort, Sort::FileOrder, "file order");
-                    ui.selectable_value(&mut f.sort, Sort::F1Ascending, "F1 ascending (worst first)");
-                    ui.selectable_value(&mut f.sort, Sort::F1Descending, "F1 descending (best first)");
+                    ui.selectable_value(
+                        &mut f.sort,
+                        Sort::F1Ascending,
+                        "F1 ascending (worst first)",
+                    );
+                    ui.selectable_value(
+                        &mut f.sort,
+                        Sort::F1Descending,
+                        "F1 descending (best first)",
+                    );
                 });
             ui.separator();
             let current = self.predictions.compare_with.clone();
@@ -269,12 +307,18 @@ impl SquadlabApp {
                 .as_ref()
                 .and_then(|c| others.iter().find(|(i, _)| i == c))
                 .map_or("compare with…".to_string(), |(_, l)| format!("vs {l}"));
-            egui::ComboBox::from_id_salt("compare").selected_text(text).show_ui(ui, |ui| {
-                ui.selectable_value(&mut self.predictions.compare_with, None, "no comparison");
-                for (other, label) in &others {
-                    ui.selectable_value(&mut self.predictions.compare_with, Some(other.clone()), label);
-                }
-            });
+            egui::ComboBox::from_id_salt("compare")
+                .selected_text(text)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut self.predictions.compare_with, None, "no comparison");
+                    for (other, label) in &others {
+                        ui.selectable_value(
+                            &mut self.predictions.compare_with,
+                            Some(other.clone()),
+                            label,
+                        );
+                    }
+                });
         });
         self.update_flips(id);
         if let Some((other, result)) = &self.predictions.flips {
@@ -304,13 +348,23 @@ impl SquadlabApp {
             self.predictions.flips = None;
             return;
         };
-        let dirs = (self.runs.get(id).map(|v| v.entry.dir.clone()), self.runs.get(&other).map(|v| v.entry.dir.clone()));
+        let dirs = (
+            self.runs.get(id).map(|v| v.entry.dir.clone()),
+            self.runs.get(&other).map(|v| v.entry.dir.clone()),
+        );
         let result = match dirs {
             (Some(a), Some(b)) => diff_runs(&a, &b).map_err(|e| format!("{e:#}")).map(|d| {
                 let mut flips = HashMap::new();
                 for (list, now_right) in [(d.wrong_to_right, false), (d.right_to_wrong, true)] {
                     for f in list {
-                        flips.insert(f.id, FlipInfo { now_right, other_answer: f.answer_b, other_f1: f.f1_b });
+                        flips.insert(
+                            f.id,
+                            FlipInfo {
+                                now_right,
+                                other_answer: f.answer_b,
+                                other_f1: f.f1_b,
+                            },
+                        );
                     }
                 }
                 flips
@@ -320,7 +374,13 @@ impl SquadlabApp {
         self.predictions.flips = Some((other, result));
     }
 
-    fn question_list(&mut self, ui: &mut egui::Ui, set: &PredictionSet, shown: &[usize], height: f32) {
+    fn question_list(
+        &mut self,
+        ui: &mut egui::Ui,
+        set: &PredictionSet,
+        shown: &[usize],
+        height: f32,
+    ) {
         let row_height = ui.text_style_height(&egui::TextStyle::Body) + 6.0;
         egui::ScrollArea::vertical()
             .id_salt("questions")
@@ -356,11 +416,19 @@ impl SquadlabApp {
         ui.heading(&q.question);
         egui::Grid::new("answer").num_columns(2).show(ui, |ui| {
             ui.label("Predicted");
-            ui.label(egui::RichText::new(&q.predicted).background_color(PREDICTED).color(Color32::BLACK));
+            ui.label(
+                egui::RichText::new(&q.predicted)
+                    .background_color(PREDICTED)
+                    .color(Color32::BLACK),
+            );
             ui.end_row();
             ui.label("Gold");
             let golds: Vec<&str> = q.golds.iter().map(|(g, _)| g.as_str()).collect();
-            ui.label(egui::RichText::new(golds.join("  |  ")).background_color(GOLD).color(Color32::BLACK));
+            ui.label(
+                egui::RichText::new(golds.join("  |  "))
+                    .background_color(GOLD)
+                    .color(Color32::BLACK),
+            );
             ui.end_row();
             ui.label("EM / F1");
             ui.monospace(format!("{:.0} / {:.1}", q.exact_match, q.f1 * 100.0));
@@ -369,7 +437,11 @@ impl SquadlabApp {
                 ui.label("Other run");
                 ui.label(format!(
                     "{} \"{}\" (F1 {:.1})",
-                    if flip.now_right { "wrong there:" } else { "right there:" },
+                    if flip.now_right {
+                        "wrong there:"
+                    } else {
+                        "right there:"
+                    },
                     flip.other_answer,
                     flip.other_f1 * 100.0
                 ));
@@ -377,7 +449,11 @@ impl SquadlabApp {
             }
         });
         ui.add_space(6.0);
-        let spans: Vec<(usize, usize)> = q.golds.iter().map(|(g, s)| (*s, s + g.chars().count())).collect();
+        let spans: Vec<(usize, usize)> = q
+            .golds
+            .iter()
+            .map(|(g, s)| (*s, s + g.chars().count()))
+            .collect();
         let job = highlighted(context, &spans, q.predicted_span(context), ui);
         ui.label(job);
         ui.add_space(6.0);
@@ -402,7 +478,12 @@ pub const BOTH: Color32 = Color32::from_rgb(120, 210, 210);
 
 /// The context with gold spans and the predicted span in different colours
 /// (character offsets, end exclusive).
-pub fn highlighted(context: &str, golds: &[(usize, usize)], predicted: Option<(usize, usize)>, ui: &egui::Ui) -> LayoutJob {
+pub fn highlighted(
+    context: &str,
+    golds: &[(usize, usize)],
+    predicted: Option<(usize, usize)>,
+    ui: &egui::Ui,
+) -> LayoutJob {
     let base = TextFormat {
         font_id: egui::TextStyle::Body.resolve(ui.style()),
         color: ui.visuals().text_color(),
@@ -422,18 +503,32 @@ pub fn highlighted(context: &str, golds: &[(usize, usize)], predicted: Option<(u
     job.wrap.max_width = ui.available_width();
     let mut run_start = 0;
     let mut run_class = None;
-    let bytes: Vec<usize> = context.char_indices().map(|(b, _)| b).chain([context.len()]).collect();
+    let bytes: Vec<usize> = context
+        .char_indices()
+        .map(|(b, _)| b)
+        .chain([context.len()])
+        .collect();
     for (c, _) in context.chars().enumerate() {
         let k = class(c);
         if c == 0 {
             run_class = k;
         } else if k != run_class {
-            append(&mut job, &context[bytes[run_start]..bytes[c]], run_class, &base);
+            append(
+                &mut job,
+                &context[bytes[run_start]..bytes[c]],
+                run_class,
+                &base,
+            );
             run_start = c;
             run_class = k;
         }
     }
-    append(&mut job, &context[bytes[run_start.min(bytes.len() - 1)]..], run_class, &base);
+    append(
+        &mut job,
+        &context[bytes[run_start.min(bytes.len() - 1)]..],
+        run_class,
+        &base,
+    );
     job
 }
 

@@ -3,7 +3,9 @@
 //! well under a millisecond).
 
 use crate::data::{load_json, load_source, LoadOptions, Split};
-use crate::eval::{load_predictions, Candidate, EvalResults, NBEST_FILE, PREDICTIONS_FILE, RESULTS_FILE};
+use crate::eval::{
+    load_predictions, Candidate, EvalResults, NBEST_FILE, PREDICTIONS_FILE, RESULTS_FILE,
+};
 use crate::store::RunRecord;
 use anyhow::{anyhow, Context, Result};
 use std::collections::HashMap;
@@ -60,19 +62,20 @@ pub fn load_prediction_set(dir: &Path, record: &RunRecord) -> Result<PredictionS
         skip_bad_records: true,
     };
     let validation = record.data.iter().find(|d| d.split == "validation");
-    let data = match validation.filter(|d| d.path.ends_with(".json") && Path::new(&d.path).is_file()) {
-        Some(file) => load_json(Path::new(&file.path), &options)?,
-        None => {
-            let config = record.config.as_ref().ok_or_else(|| {
-                anyhow!(
-                    "run {} records no validation file that exists here{}",
-                    record.id,
-                    validation.map_or(String::new(), |d| format!(" (it used {})", d.path))
-                )
-            })?;
-            load_source(&config.data.validation, Split::Validation, &options)?
-        }
-    };
+    let data =
+        match validation.filter(|d| d.path.ends_with(".json") && Path::new(&d.path).is_file()) {
+            Some(file) => load_json(Path::new(&file.path), &options)?,
+            None => {
+                let config = record.config.as_ref().ok_or_else(|| {
+                    anyhow!(
+                        "run {} records no validation file that exists here{}",
+                        record.id,
+                        validation.map_or(String::new(), |d| format!(" (it used {})", d.path))
+                    )
+                })?;
+                load_source(&config.data.validation, Split::Validation, &options)?
+            }
+        };
     let by_id: HashMap<&str, usize> = data
         .examples
         .iter()
@@ -91,7 +94,11 @@ pub fn load_prediction_set(dir: &Path, record: &RunRecord) -> Result<PredictionS
                 context: e.context as usize,
                 question: e.question.clone(),
                 predicted: predictions.get(&q.id).cloned().unwrap_or_default(),
-                golds: e.answers.iter().map(|a| (a.text.clone(), a.answer_start)).collect(),
+                golds: e
+                    .answers
+                    .iter()
+                    .map(|a| (a.text.clone(), a.answer_start))
+                    .collect(),
                 exact_match: q.exact_match,
                 f1: q.f1,
                 nbest: nbest.remove(&q.id).unwrap_or_default(),
@@ -118,8 +125,14 @@ pub fn load_prediction_set(dir: &Path, record: &RunRecord) -> Result<PredictionS
 
 fn load_nbest(path: &Path) -> Result<HashMap<String, Vec<Candidate>>> {
     match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map_err(|e| anyhow!("{}:{}:{}: unreadable n-best list: {e}", path.display(), e.line(), e.column())),
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow!(
+                "{}:{}:{}: unreadable n-best list: {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }

@@ -3,7 +3,9 @@
 //! same code as `squadlab export`.
 
 use super::app::SquadlabApp;
-use crate::report::{comparison_rows, render, Format, ReferenceResults, Row, RowKind, TableOptions};
+use crate::report::{
+    comparison_rows, render, Format, ReferenceResults, Row, RowKind, TableOptions,
+};
 use crate::store::RunEntry;
 use egui_plot::{Bar, BarChart, Legend, Plot};
 use std::path::PathBuf;
@@ -96,7 +98,10 @@ impl SquadlabApp {
                 }
             }
             if ui.button("Copy Markdown").clicked() {
-                match self.result_rows().and_then(|r| render(&r, Format::Markdown)) {
+                match self
+                    .result_rows()
+                    .and_then(|r| render(&r, Format::Markdown))
+                {
                     Ok(text) => {
                         ui.ctx().copy_text(text);
                         self.notify("copied the table as Markdown");
@@ -113,7 +118,10 @@ impl SquadlabApp {
             .cloned()
             .collect();
         if !unscored.is_empty() {
-            ui.weak(format!("Not scored yet, so not in the table: {}", unscored.join(", ")));
+            ui.weak(format!(
+                "Not scored yet, so not in the table: {}",
+                unscored.join(", ")
+            ));
         }
         let rows = match self.result_rows() {
             Ok(r) => r,
@@ -136,26 +144,48 @@ fn results_table(ui: &mut egui::Ui, rows: &[Row]) {
         .striped(true)
         .num_columns(10)
         .show(ui, |ui| {
-            for h in ["System", "Model", "Questions", "EM", "F1", "ΔEM", "ΔF1", "vs", "Train time", "Hardware"] {
+            for h in [
+                "System",
+                "Model",
+                "Questions",
+                "EM",
+                "F1",
+                "ΔEM",
+                "ΔF1",
+                "vs",
+                "Train time",
+                "Hardware",
+            ] {
                 ui.strong(h);
             }
             ui.end_row();
             for row in rows {
                 let label = egui::RichText::new(&row.label);
-                ui.label(if row.kind == RowKind::Reference { label.italics() } else { label.strong() })
-                    .on_hover_text(&row.source);
+                ui.label(if row.kind == RowKind::Reference {
+                    label.italics()
+                } else {
+                    label.strong()
+                })
+                .on_hover_text(&row.source);
                 ui.label(row.model.rsplit('/').next().unwrap_or(""));
                 ui.label(row.eval_questions.map_or("-".into(), |q| q.to_string()));
                 ui.monospace(row.exact_match.as_ref().map_or("-".into(), |s| s.show(2)));
                 ui.monospace(row.f1.as_ref().map_or("-".into(), |s| s.show(2)));
                 for delta in [row.delta_exact_match, row.delta_f1] {
                     match delta {
-                        Some(d) => ui.colored_label(signed_color(ui, d), egui::RichText::new(format!("{d:+.2}")).monospace()),
+                        Some(d) => ui.colored_label(
+                            signed_color(ui, d),
+                            egui::RichText::new(format!("{d:+.2}")).monospace(),
+                        ),
                         None => ui.label("-"),
                     };
                 }
                 ui.label(row.baseline.as_deref().unwrap_or("-"));
-                ui.label(row.train_runtime.as_ref().map_or("-".into(), |s| super::widgets::duration(s.mean)));
+                ui.label(
+                    row.train_runtime
+                        .as_ref()
+                        .map_or("-".into(), |s| super::widgets::duration(s.mean)),
+                );
                 ui.label(&row.hardware);
                 ui.end_row();
             }
@@ -164,17 +194,27 @@ fn results_table(ui: &mut egui::Ui, rows: &[Row]) {
 
 /// EM and F1 as horizontal bars, one pair per row, labelled on the y axis.
 fn bar_chart(ui: &mut egui::Ui, rows: &[Row]) {
-    let scored: Vec<&Row> = rows.iter().filter(|r| r.exact_match.is_some() || r.f1.is_some()).collect();
+    let scored: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.exact_match.is_some() || r.f1.is_some())
+        .collect();
     // The first row at the top.
     let slot = |i: usize| (scored.len() - 1 - i) as f64;
     let bars = |pick: fn(&Row) -> Option<f64>, offset: f64| -> Vec<Bar> {
         scored
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| Some(Bar::new(slot(i) + offset, pick(r)?).width(0.38).name(&r.label)))
+            .filter_map(|(i, r)| {
+                Some(
+                    Bar::new(slot(i) + offset, pick(r)?)
+                        .width(0.38)
+                        .name(&r.label),
+                )
+            })
             .collect()
     };
-    let em = BarChart::new("EM", bars(|r| r.exact_match.as_ref().map(|s| s.mean), 0.2)).horizontal();
+    let em =
+        BarChart::new("EM", bars(|r| r.exact_match.as_ref().map(|s| s.mean), 0.2)).horizontal();
     let f1 = BarChart::new("F1", bars(|r| r.f1.as_ref().map(|s| s.mean), -0.2)).horizontal();
     let labels: Vec<String> = scored.iter().rev().map(|r| r.label.clone()).collect();
     Plot::new("results-bars")

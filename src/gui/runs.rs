@@ -141,7 +141,7 @@ impl Runs {
             self.views.push(view);
         }
         for v in &mut self.views {
-            if v.is_active() || watched.iter().any(|w| *w == v.entry.id) {
+            if v.is_active() || watched.contains(&v.entry.id) {
                 v.follower.poll(&v.entry.dir);
             }
         }

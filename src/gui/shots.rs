@@ -16,7 +16,9 @@ fn capture(ctx: &egui::Context, region: Option<egui::Rect>, path: PathBuf) -> Ca
     let (tx, rx) = bounded(1);
     let ppp = ctx.pixels_per_point();
     ctx.request_screenshot(move |image| {
-        let result = save_png(&image, region, ppp, &path).map(|()| path).map_err(|e| format!("{e:#}"));
+        let result = save_png(&image, region, ppp, &path)
+            .map(|()| path)
+            .map_err(|e| format!("{e:#}"));
         let _ = tx.send(result);
     });
     ctx.request_repaint();
@@ -50,7 +52,12 @@ impl ShotScript {
 impl SquadlabApp {
     pub(super) fn export_plots_png(&mut self, ctx: &egui::Context) {
         let stamp = crate::store::utc_stamp(std::time::SystemTime::now());
-        let path = self.runs.store.root.join("exports").join(format!("plots-{stamp}.png"));
+        let path = self
+            .runs
+            .store
+            .root
+            .join("exports")
+            .join(format!("plots-{stamp}.png"));
         self.captures.push(capture(ctx, self.live.plots_rect, path));
     }
 

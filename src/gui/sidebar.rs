@@ -46,7 +46,11 @@ impl SquadlabApp {
     pub(super) fn sidebar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             ui.strong(format!("Runs ({})", self.runs.views.len()));
-            if ui.small_button("Refresh").on_hover_text("Re-read the store (Ctrl+R)").clicked() {
+            if ui
+                .small_button("Refresh")
+                .on_hover_text("Re-read the store (Ctrl+R)")
+                .clicked()
+            {
                 self.runs.refresh(&self.state.selected, true);
             }
         });
@@ -82,7 +86,10 @@ impl SquadlabApp {
                 .push_id(&view.entry.id, |ui| run_row(ui, view, selected))
                 .inner;
             if response.clicked() {
-                clicked = Some((view.entry.id.clone(), ui.input(|i| i.modifiers.command || i.modifiers.shift)));
+                clicked = Some((
+                    view.entry.id.clone(),
+                    ui.input(|i| i.modifiers.command || i.modifiers.shift),
+                ));
             }
         }
         if let Some((id, add)) = clicked {
@@ -121,7 +128,12 @@ impl SquadlabApp {
         for problem in &view.entry.problems {
             ui.colored_label(ui.visuals().warn_fg_color, problem);
         }
-        if let Some(detail) = view.entry.record.as_ref().and_then(|r| r.status_detail.as_ref()) {
+        if let Some(detail) = view
+            .entry
+            .record
+            .as_ref()
+            .and_then(|r| r.status_detail.as_ref())
+        {
             ui.label(detail);
         }
         let job = self.jobs.get(&id);
@@ -151,10 +163,18 @@ impl SquadlabApp {
             if ours {
                 let label = if paused { "Resume" } else { "Pause" };
                 if ui.button(label).clicked() {
-                    let c = if paused { Control::Resume } else { Control::Pause };
+                    let c = if paused {
+                        Control::Resume
+                    } else {
+                        Control::Pause
+                    };
                     self.jobs.control(&id, c);
                 }
-                if ui.button("Cancel").on_hover_text("Stop at the next step with a checkpoint").clicked() {
+                if ui
+                    .button("Cancel")
+                    .on_hover_text("Stop at the next step with a checkpoint")
+                    .clicked()
+                {
                     self.jobs.control(&id, Control::Cancel);
                 }
             }
@@ -162,8 +182,13 @@ impl SquadlabApp {
                 self.resume_run(&id);
             }
             if let Some(config) = &record.config {
-                if ui.button("Clone config").on_hover_text("A new run from this run's config").clicked() {
-                    self.new_run.load_config(config.clone(), format!("run {id}"));
+                if ui
+                    .button("Clone config")
+                    .on_hover_text("A new run from this run's config")
+                    .clicked()
+                {
+                    self.new_run
+                        .load_config(config.clone(), format!("run {id}"));
                     self.state.tab = Tab::NewRun;
                 }
             }
@@ -199,11 +224,19 @@ impl SquadlabApp {
             .filter(|t| !t.is_empty())
             .collect();
         let changed = s.name != record.name || tags != record.tags || s.notes != record.notes;
-        if ui.add_enabled(changed, egui::Button::new("Save labels")).clicked() {
+        if ui
+            .add_enabled(changed, egui::Button::new("Save labels"))
+            .clicked()
+        {
             let edit = Relabel {
                 name: Some(s.name.clone()),
                 add_tags: tags.clone(),
-                remove_tags: record.tags.iter().filter(|t| !tags.contains(t)).cloned().collect(),
+                remove_tags: record
+                    .tags
+                    .iter()
+                    .filter(|t| !tags.contains(t))
+                    .cloned()
+                    .collect(),
                 notes: Some(s.notes.clone()),
             };
             let dir = self.runs.get(id).map(|v| v.entry.dir.clone());
@@ -305,9 +338,19 @@ fn run_row(ui: &mut egui::Ui, view: &RunView, selected: bool) -> egui::Response 
             ui.add(egui::ProgressBar::new(p).desired_height(4.0));
         }
         if let Some(r) = record.filter(|r| !r.tags.is_empty()) {
-            ui.weak(r.tags.iter().map(|t| format!("#{t}")).collect::<Vec<_>>().join(" "));
+            ui.weak(
+                r.tags
+                    .iter()
+                    .map(|t| format!("#{t}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
         }
     });
-    ui.interact(inner.response.rect, inner.response.id.with("row"), egui::Sense::click())
-        .on_hover_text(&view.entry.id)
+    ui.interact(
+        inner.response.rect,
+        inner.response.id.with("row"),
+        egui::Sense::click(),
+    )
+    .on_hover_text(&view.entry.id)
 }

@@ -44,6 +44,8 @@ pub struct UiState {
     pub smoothing: f32,
     pub show_raw: bool,
     pub log_loss: bool,
+    /// Draw every point instead of about two per pixel column (slow on long runs).
+    pub every_point: bool,
     pub filter: String,
 }
 
@@ -56,6 +58,7 @@ impl Default for UiState {
             smoothing: 0.9,
             show_raw: true,
             log_loss: false,
+            every_point: false,
             filter: String::new(),
         }
     }

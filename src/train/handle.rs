@@ -34,7 +34,10 @@ impl TrainerHandle {
 
     /// As [`spawn`](Self::spawn), with the run's compute on its own pool of
     /// `threads` workers (None: the global pool), so a desktop keeps cores free.
-    pub fn spawn_with_threads(request: RunRequest, threads: Option<usize>) -> std::io::Result<Self> {
+    pub fn spawn_with_threads(
+        request: RunRequest,
+        threads: Option<usize>,
+    ) -> std::io::Result<Self> {
         let pool = match threads {
             Some(n) => Some(
                 rayon::ThreadPoolBuilder::new()

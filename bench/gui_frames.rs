@@ -1,0 +1,228 @@
+//! How long the app takes to build a frame of its heaviest views, measured
+//! headless (egui_kittest, CPU tessellation, no GPU):
+//! - the live view with 5 runs × 100,000 logged steps, as drawn (about two
+//!   points per pixel column) beside drawing every point;
+//! - the predictions browser on the full 10,570-question dev set: re-filtering
+//!   and a frame of the list.
+//!
+//! `cargo bench --bench gui_frames` (SQuAD dev from $SQUADLAB_DATA).
+
+use egui_kittest::Harness;
+use squadlab::gui::{AppOptions, Category, SquadlabApp, Tab, UiState};
+use squadlab::store::{Outcome, RunRecord, RunStatus, EVENTS_FILE};
+use squadlab::train::{StepLog, TrainEvent};
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const RUNS: usize = 5;
+const STEPS: u64 = 100_000;
+const FRAMES: usize = 20;
+
+fn synthetic_run(store: &Path, index: usize) -> String {
+    let id = format!("20260101-00000{index}-b{index:03}");
+    let dir = store.join("runs").join(&id);
+    std::fs::create_dir_all(&dir).unwrap();
+    RunRecord {
+        id: id.clone(),
+        name: format!("run {index}"),
+        status: RunStatus::Finished,
+        outcome: Outcome::default(),
+        ..RunRecord::default()
+    }
+    .save(&dir)
+    .unwrap();
+    let mut log = std::io::BufWriter::new(std::fs::File::create(dir.join(EVENTS_FILE)).unwrap());
+    let mut noise = 0x9e3779b97f4a7c15u64 ^ index as u64;
+    for step in 1..=STEPS {
+        noise ^= noise << 13;
+        noise ^= noise >> 7;
+        noise ^= noise << 17;
+        let jitter = (noise % 1000) as f64 / 1000.0 - 0.5;
+        let t = step as f64 / STEPS as f64;
+        let event = TrainEvent::Step(StepLog {
+            step,
+            epoch: 3.0 * t,
+            loss: 5.0 * (-4.0 * t).exp() + 0.8 + 0.4 * jitter + 0.1 * index as f64,
+            grad_norm: 8.0 + 3.0 * jitter,
+            learning_rate: 2e-5 * (1.0 - t),
+            samples_per_second: 40.0,
+            elapsed_seconds: step as f64 * 0.8,
+        });
+        serde_json::to_writer(&mut log, &event).unwrap();
+        log.write_all(b"\n").unwrap();
+    }
+    id
+}
+
+/// Builds one frame and tessellates it, as the window would before painting.
+fn frame(h: &mut Harness<'_, SquadlabApp>) -> Duration {
+    let start = Instant::now();
+    h.step();
+    let output = h.output();
+    let ppp = output.pixels_per_point;
+    let _ = h.ctx.tessellate(output.shapes.clone(), ppp);
+    start.elapsed()
+}
+
+fn frames(h: &mut Harness<'_, SquadlabApp>) -> (f64, f64) {
+    for _ in 0..3 {
+        frame(h);
+    }
+    let mut ms: Vec<f64> = (0..FRAMES).map(|_| frame(h).as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    (ms[FRAMES / 2], ms[FRAMES * 9 / 10])
+}
+
+fn harness(store: &Path) -> Harness<'static, SquadlabApp> {
+    let app = SquadlabApp::with_state(
+        UiState::default(),
+        AppOptions {
+            store: Some(store.to_path_buf()),
+            ..AppOptions::default()
+        },
+    );
+    Harness::builder()
+        .with_size([1400.0, 900.0])
+        .build_eframe(move |_| app)
+}
+
+fn live_view() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let ids: Vec<String> = (0..RUNS).map(|i| synthetic_run(&store, i)).collect();
+    let mut h = harness(&store);
+    let start = Instant::now();
+    for id in &ids {
+        h.state_mut().select(id.clone(), true);
+    }
+    h.state_mut().state.tab = Tab::Live;
+    h.step();
+    let points: usize = ids
+        .iter()
+        .map(|id| h.state().runs.get(id).unwrap().follower.series.len())
+        .sum();
+    println!(
+        "live view: {RUNS} runs, {points} logged steps, read in {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+    let (ours, ours_p90) = frames(&mut h);
+    // The worst case while training: every run logged a step since the last
+    // frame, so each curve is smoothed and decimated again.
+    let mut next = STEPS;
+    let mut growing = Vec::new();
+    for _ in 0..FRAMES {
+        next += 1;
+        for id in &ids {
+            let series = &mut h.state_mut().runs.get_mut(id).unwrap().follower.series;
+            let mut last = series.last.clone().unwrap();
+            last.step = next;
+            series.push(&TrainEvent::Step(last));
+        }
+        growing.push(frame(&mut h).as_secs_f64() * 1e3);
+    }
+    growing.sort_by(f64::total_cmp);
+    let (grow, grow_p90) = (growing[FRAMES / 2], growing[FRAMES * 9 / 10]);
+    h.state_mut().state.every_point = true;
+    let (every, every_p90) = frames(&mut h);
+    println!("  frame, as drawn (min/max per pixel column):  median {ours:7.2} ms, p90 {ours_p90:7.2} ms");
+    println!("  frame, as drawn, every run gained a step:     median {grow:7.2} ms, p90 {grow_p90:7.2} ms");
+    println!("  frame, every point drawn (plain egui_plot):   median {every:7.2} ms, p90 {every_p90:7.2} ms");
+    println!(
+        "  speed-up {:.1}× (steady), {:.1}× (data arriving)",
+        every / ours,
+        every / grow
+    );
+}
+
+fn predictions() {
+    let data = squadlab::config::data_dir().join("dev-v1.1.json");
+    if !data.is_file() {
+        println!(
+            "predictions: SKIPPED, {} is missing (set SQUADLAB_DATA)",
+            data.display()
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let squad: serde_json::Value = serde_json::from_slice(&std::fs::read(&data).unwrap()).unwrap();
+    let mut answers = serde_json::Map::new();
+    let mut n = 0usize;
+    for article in squad["data"].as_array().unwrap() {
+        for p in article["paragraphs"].as_array().unwrap() {
+            for qa in p["qas"].as_array().unwrap() {
+                let gold = qa["answers"][0]["text"].as_str().unwrap();
+                // Right, partly right and wrong in turn.
+                let answer = match n % 3 {
+                    0 => gold.to_string(),
+                    1 => format!("the {gold} of"),
+                    _ => "nothing".to_string(),
+                };
+                answers.insert(qa["id"].as_str().unwrap().to_string(), answer.into());
+                n += 1;
+            }
+        }
+    }
+    let file = tmp.path().join("predictions.json");
+    std::fs::write(&file, serde_json::to_vec(&answers).unwrap()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_squadlab"))
+        .args(["import-predictions", "--name", "bench", "--json", "--store"])
+        .arg(&store)
+        .arg("--data")
+        .arg(&data)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut h = harness(&store);
+    h.state_mut().select(id, false);
+    h.state_mut().state.tab = Tab::Predictions;
+    let start = Instant::now();
+    while h.state().predictions.set.is_none() {
+        h.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let questions = h.state().predictions.set.as_ref().unwrap().questions.len();
+    println!(
+        "predictions: {questions} questions loaded in {:.2} s (a worker thread; frames go on meanwhile)",
+        start.elapsed().as_secs_f64()
+    );
+    let mut filter_ms = Vec::new();
+    for (category, search) in [
+        (Category::Wrong, ""),
+        (Category::All, "what year"),
+        (Category::Partial, "the"),
+        (Category::All, ""),
+    ] {
+        let p = &mut h.state_mut().predictions;
+        p.filter.category = category;
+        p.filter.search = search.into();
+        let start = Instant::now();
+        let shown = p.shown().len();
+        filter_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        println!("  filter {category:?} {search:?}: {shown} shown");
+    }
+    println!(
+        "  re-filtering {questions} questions: max {:.2} ms",
+        filter_ms.iter().cloned().fold(0.0, f64::max)
+    );
+    let (median, p90) = frames(&mut h);
+    println!("  frame of the browser: median {median:.2} ms, p90 {p90:.2} ms");
+}
+
+fn main() {
+    println!(
+        "squadlab app frame times (headless, CPU tessellation; 16.7 ms is one frame at 60 Hz)"
+    );
+    live_view();
+    predictions();
+}
