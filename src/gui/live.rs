@@ -158,6 +158,15 @@ fn tick(v: f64) -> String {
     }
 }
 
+/// A hovered value: four significant digits.
+fn value_text(v: f64) -> String {
+    if (1e-2..1e5).contains(&v.abs()) {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
 /// Plotted y: log10 for a log axis (non-positive values are dropped).
 fn to_axis(points: Vec<[f64; 2]>, log: bool) -> Vec<[f64; 2]> {
     if !log {
@@ -204,7 +213,7 @@ impl SquadlabApp {
             ui.checkbox(&mut self.state.every_point, "every point")
                 .on_hover_text("Draw every logged point instead of the extremes of each pixel column: exact, and slow on long runs");
             if ui.button("Save plots as PNG…").clicked() {
-                self.export_plots_png(ui.ctx());
+                self.save_png(ui.ctx(), self.live.plots_rect, "plots");
             }
         });
         egui::Panel::right("run-stats")
@@ -292,7 +301,7 @@ impl SquadlabApp {
                     egui_plot::HoverPosition::Elsewhere { position } => ("", *position),
                 };
                 let y = if log { 10f64.powf(p.y) } else { p.y };
-                Some(format!("{name}\nstep {:.0}\n{y:.4e}", p.x))
+                Some(format!("{name}\nstep {:.0}\n{}", p.x, value_text(y)))
             })
             .y_axis_formatter(move |mark, _| {
                 tick(if log {

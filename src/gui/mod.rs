@@ -54,5 +54,9 @@ pub fn run(options: AppOptions) -> anyhow::Result<()> {
             Ok(Box::new(SquadlabApp::new(cc, options)))
         }),
     )
-    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the window: {e}\n(on a machine without a display, use the commands: squadlab --help)"
+        )
+    })
 }

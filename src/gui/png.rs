@@ -33,3 +33,30 @@ pub fn save_png(
     }
     crate::fsutil::write_atomically(path, &bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_region_is_saved_as_a_readable_png() {
+        let (w, h) = (40usize, 30usize);
+        let pixels = (0..w * h)
+            .map(|i| egui::Color32::from_rgb((i % w) as u8, (i / w) as u8, 7))
+            .collect();
+        let image = egui::ColorImage::new([w, h], pixels);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exports/plot.png");
+        // Points at 2 pixels per point: (5, 4)..(15, 10) is pixels (10, 8)..(30, 20).
+        let region = egui::Rect::from_min_max(egui::pos2(5.0, 4.0), egui::pos2(15.0, 10.0));
+        save_png(&image, Some(region), 2.0, &path).unwrap();
+        let decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (20, 12));
+        // The top-left pixel of the region: x = 10, y = 8.
+        assert_eq!(&buf[..4], &[10, 8, 7, 255]);
+    }
+}

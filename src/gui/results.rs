@@ -15,6 +15,8 @@ pub struct ResultsView {
     pub include_references: bool,
     /// Files written by the last exports.
     pub exported: Vec<PathBuf>,
+    /// Where the bar chart was drawn, for saving it as PNG.
+    pub(super) chart_rect: Option<egui::Rect>,
 }
 
 impl Default for ResultsView {
@@ -23,6 +25,7 @@ impl Default for ResultsView {
             group_seeds: true,
             include_references: true,
             exported: Vec::new(),
+            chart_rect: None,
         }
     }
 }
@@ -97,6 +100,9 @@ impl SquadlabApp {
                     }
                 }
             }
+            if ui.button("Save chart as PNG").clicked() {
+                self.save_png(ui.ctx(), self.results.chart_rect, "chart");
+            }
             if ui.button("Copy Markdown").clicked() {
                 match self
                     .result_rows()
@@ -114,8 +120,9 @@ impl SquadlabApp {
             .state
             .selected
             .iter()
-            .filter(|id| self.runs.get(id).is_some_and(|v| !v.entry.is_scored()))
-            .cloned()
+            .filter_map(|id| self.runs.get(id))
+            .filter(|v| !v.entry.is_scored())
+            .map(|v| v.label())
             .collect();
         if !unscored.is_empty() {
             ui.weak(format!(
@@ -135,7 +142,7 @@ impl SquadlabApp {
             .max_height(ui.available_height() * 0.5)
             .show(ui, |ui| results_table(ui, &rows));
         ui.separator();
-        bar_chart(ui, &rows);
+        self.results.chart_rect = Some(bar_chart(ui, &rows));
     }
 }
 
@@ -193,7 +200,7 @@ fn results_table(ui: &mut egui::Ui, rows: &[Row]) {
 }
 
 /// EM and F1 as horizontal bars, one pair per row, labelled on the y axis.
-fn bar_chart(ui: &mut egui::Ui, rows: &[Row]) {
+fn bar_chart(ui: &mut egui::Ui, rows: &[Row]) -> egui::Rect {
     let scored: Vec<&Row> = rows
         .iter()
         .filter(|r| r.exact_match.is_some() || r.f1.is_some())
@@ -237,5 +244,7 @@ fn bar_chart(ui: &mut egui::Ui, rows: &[Row]) {
         .show(ui, |plot_ui| {
             plot_ui.bar_chart(em);
             plot_ui.bar_chart(f1);
-        });
+        })
+        .response
+        .rect
 }

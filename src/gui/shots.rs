@@ -50,15 +50,16 @@ impl ShotScript {
 }
 
 impl SquadlabApp {
-    pub(super) fn export_plots_png(&mut self, ctx: &egui::Context) {
+    /// Saves `region` of the window as `<store>/exports/<what>-<time>.png`.
+    pub(super) fn save_png(&mut self, ctx: &egui::Context, region: Option<egui::Rect>, what: &str) {
         let stamp = crate::store::utc_stamp(std::time::SystemTime::now());
         let path = self
             .runs
             .store
             .root
             .join("exports")
-            .join(format!("plots-{stamp}.png"));
-        self.captures.push(capture(ctx, self.live.plots_rect, path));
+            .join(format!("{what}-{stamp}.png"));
+        self.captures.push(capture(ctx, region, path));
     }
 
     /// Reports finished captures.

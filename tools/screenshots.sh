@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Makes the README's screenshots of the app from real runs, in a virtual X
+# display (Xvfb; Debian: apt-get install xvfb xauth), with OpenGL on Mesa's
+# software renderer: no GPU or desktop needed.
+#
+#   tools/screenshots.sh                 # trains two real runs first (about 25 min on 2 cores)
+#   tools/screenshots.sh STORE RUN...    # or uses runs already in STORE
+#
+# The runs are experiments/minilm-300q.ron: all-MiniLM-L6-v2 fine-tuned on
+# 300 SQuAD questions at two learning rates, evaluated on 500 dev questions.
+# While a third run trains, the app is opened on all three and saves
+# live-view.png, results.png and predictions.png into assets/screenshots/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v xvfb-run >/dev/null || { echo "error: xvfb-run is missing (apt-get install xvfb xauth)" >&2; exit 1; }
+cargo build --release
+bin=target/release/squadlab
+out=assets/screenshots
+mkdir -p "$out"
+
+if [ $# -ge 1 ]; then
+    store=$1
+    shift
+    runs=("$@")
+else
+    store=$(mktemp -d)/store
+    runs=()
+    for lr in 1e-4 3e-4; do
+        sed "s/learning_rate: 1e-4/learning_rate: $lr/; s/lr 1e-4/lr $lr/" experiments/minilm-300q.ron >"$store.$lr.ron"
+        "$bin" train "$store.$lr.ron" --store "$store" --json >"$store.$lr.json"
+        runs+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$store.$lr.json")")
+    done
+fi
+
+# A run in progress, so the live view shows one training beside finished ones.
+sed "s/name: \"MiniLM 300q lr 1e-4\"/name: \"MiniLM 300q lr 2e-4 (training)\"/; s/learning_rate: 1e-4/learning_rate: 2e-4/" \
+    experiments/minilm-300q.ron >"$store/live.ron"
+"$bin" train "$store/live.ron" --store "$store" --threads 1 --json >/dev/null 2>&1 &
+trainer=$!
+trap 'kill $trainer 2>/dev/null || true' EXIT
+# Wait for its first steps.
+for _ in $(seq 1 600); do
+    live=$(ls -t "$store/runs" | head -n 1)
+    steps=$(grep -c '"event":"step"' "$store/runs/$live/metrics.jsonl" 2>/dev/null || true)
+    [ "${steps:-0}" -ge 4 ] && break
+    sleep 1
+done
+
+xvfb-run -a -s "-screen 0 1600x1000x24" \
+    "$bin" gui --store "$store" --select "$live" "${runs[@]}" --screenshots "$out"
+kill $trainer 2>/dev/null || true
+wait $trainer 2>/dev/null || true
+# The live run was only for the picture.
+"$bin" rm "$live" --store "$store" --yes >/dev/null 2>&1 || true
+ls -l "$out"
