@@ -9,6 +9,7 @@ use egui_kittest::Harness;
 use squadlab::config::{ModelSource, RunConfig};
 use squadlab::gui::{AppOptions, Category, SquadlabApp, Tab, UiState};
 use squadlab::store::{Outcome, RunRecord, RunStatus, Shown};
+use squadlab::train::TrainEvent;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -718,4 +719,46 @@ fn keyboard_shortcuts_switch_views() {
         h.run_steps(1);
         assert_eq!(h.state().state.tab, tab, "{key:?}");
     }
+}
+
+#[test]
+fn a_diverged_run_reads_back_whole_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = common::tiny_task(tmp.path());
+    let store = tmp.path().join("store");
+    let mut h = harness(&store);
+    let id = launch(
+        &mut h,
+        RunConfig {
+            // An absurd learning rate blows the weights up within a few steps.
+            learning_rate: 1e30,
+            warmup_ratio: 0.0,
+            logging_steps: 1,
+            ..common::tiny_run_config(&json, &model)
+        },
+    );
+    step_until(&mut h, Duration::from_secs(120), |app| {
+        shown(app, &id) == Shown::Is(RunStatus::Diverged)
+            && app.jobs.get(&id).is_some_and(|j| j.error.is_some())
+    });
+    h.state_mut().state.log_loss = true;
+    h.run_steps(3);
+    let view = h.state().runs.get(&id).unwrap();
+    assert_eq!(
+        view.follower.problems,
+        Vec::<String>::new(),
+        "NaN losses read back from the log"
+    );
+    let log = squadlab::store::read_metrics(&store.join("runs").join(&id));
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    let Some(TrainEvent::Diverged {
+        loss, grad_norm, ..
+    }) = log.events.last()
+    else {
+        panic!("the log ends with the divergence: {:?}", log.events.last());
+    };
+    assert!(!loss.is_finite() || !grad_norm.is_finite());
+    let error = h.state().jobs.get(&id).unwrap().error.clone().unwrap();
+    assert!(error.starts_with("diverged at step"), "{error}");
+    assert!(has_label(&h, "diverged"));
 }

@@ -222,11 +222,17 @@ impl SquadlabApp {
 }
 
 impl eframe::App for SquadlabApp {
+    /// Runs before every frame, and also while the window is hidden or
+    /// minimised whenever a run's thread asks for a repaint: events are drained
+    /// and queued runs started even when nothing is drawn.
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.tick(ctx);
+        self.handle_close(ctx);
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
-        self.tick(&ctx);
         self.shortcuts(&ctx);
-        self.handle_close(&ctx);
         egui::Panel::top("top")
             .frame(egui::Frame::side_top_panel(ui.style()))
             .show(ui, |ui| self.top_bar(ui));

@@ -270,8 +270,15 @@ fn forward(
             });
         }
         let terminal = event.is_terminal();
-        if !matches!(event, TrainEvent::Step(_)) {
-            let _ = ui.send_timeout(event, std::time::Duration::from_secs(1));
+        match event {
+            TrainEvent::Step(_) => {}
+            // Progress text is only worth showing while it is fresh.
+            TrainEvent::Status { .. } => {
+                let _ = ui.try_send(event);
+            }
+            _ => {
+                let _ = ui.send_timeout(event, std::time::Duration::from_secs(1));
+            }
         }
         ctx.request_repaint();
         if terminal {

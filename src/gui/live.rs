@@ -168,14 +168,13 @@ fn value_text(v: f64) -> String {
 }
 
 /// Plotted y: log10 for a log axis (non-positive values are dropped).
+/// A diverged run's NaN or infinite losses are left out of the drawing (the
+/// run's status says it diverged); they would wreck the axes.
 fn to_axis(points: Vec<[f64; 2]>, log: bool) -> Vec<[f64; 2]> {
-    if !log {
-        return points;
-    }
     points
         .into_iter()
-        .filter(|p| p[1] > 0.0)
-        .map(|p| [p[0], p[1].log10()])
+        .filter(|p| p[1].is_finite() && (!log || p[1] > 0.0))
+        .map(|p| if log { [p[0], p[1].log10()] } else { p })
         .collect()
 }
 

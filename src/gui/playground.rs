@@ -25,6 +25,8 @@ pub struct Playground {
     asking: Option<Reply<Answer>>,
     pub answer: Option<(String, Answer)>,
     pub error: Option<String>,
+    /// The model folder that failed to load: not retried until another is picked.
+    failed: Option<PathBuf>,
 }
 
 impl Playground {
@@ -33,7 +35,10 @@ impl Playground {
             if let Ok(result) = rx.try_recv() {
                 match result {
                     Ok(a) => self.model = Some((dir.clone(), Arc::new(a))),
-                    Err(e) => self.error = Some(e),
+                    Err(e) => {
+                        self.error = Some(format!("cannot load {}: {e}", dir.display()));
+                        self.failed = Some(dir.clone());
+                    }
                 }
                 self.loading = None;
             }
@@ -139,7 +144,7 @@ impl SquadlabApp {
             .map(|(d, _)| d.clone())
             .or(pg.loading.as_ref().map(|(d, _)| d.clone()));
         if let (Some(want), false) = (&want, want == have) {
-            if pg.error.is_none() || have.is_some() {
+            if pg.failed.as_ref() != Some(want) {
                 let window = WindowParams {
                     max_length: config.max_seq_length,
                     stride: config.doc_stride,

@@ -33,7 +33,9 @@ pub enum TrainEvent {
     /// that step, so the last one on disk is the last good state.
     Diverged {
         step: u64,
+        #[serde(deserialize_with = "nan_if_null")]
         loss: f64,
+        #[serde(deserialize_with = "nan_if_null")]
         grad_norm: f64,
         last_checkpoint: Option<PathBuf>,
     },
@@ -45,6 +47,12 @@ pub enum TrainEvent {
     Failed {
         error: String,
     },
+}
+
+/// JSON has no NaN or infinity: serde_json writes them as `null`, so a
+/// diverged run's log reads them back as NaN rather than as a broken line.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl TrainEvent {
@@ -89,8 +97,10 @@ pub struct StepLog {
     pub step: u64,
     /// Fractional: 1.5 is halfway through the second epoch.
     pub epoch: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub loss: f64,
     /// The global gradient norm before clipping.
+    #[serde(deserialize_with = "nan_if_null")]
     pub grad_norm: f64,
     pub learning_rate: f64,
     /// Windows per second of training time so far in this session.
@@ -104,7 +114,9 @@ pub struct EpochLog {
     /// 1-based: the epoch that just ended.
     pub epoch: u32,
     pub step: u64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub mean_loss: f64,
+    #[serde(deserialize_with = "nan_if_null")]
     pub mean_grad_norm: f64,
     pub learning_rate: f64,
     pub elapsed_seconds: f64,
