@@ -762,3 +762,56 @@ fn a_diverged_run_reads_back_whole_and_says_why() {
     assert!(error.starts_with("diverged at step"), "{error}");
     assert!(has_label(&h, "diverged"));
 }
+
+#[test]
+fn the_form_shows_the_clis_validation_errors_inline_and_blocks_launch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = common::tiny_task(tmp.path());
+    let bad = RunConfig {
+        per_device_train_batch_size: 0,
+        learning_rate: -1.0,
+        ..common::tiny_run_config(&json, &model)
+    };
+    // What the CLI says of the same config.
+    let file = tmp.path().join("bad.ron");
+    std::fs::write(&file, bad.to_ron()).unwrap();
+    let out = common::squadlab()
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let cli = String::from_utf8(out.stderr).unwrap();
+    let cli_problems: Vec<&str> = cli
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .collect();
+    assert_eq!(cli_problems.len(), 2, "{cli}");
+
+    let mut h = harness(&tmp.path().join("store"));
+    h.state_mut().new_run.load_config(bad, "bad".into());
+    h.state_mut().state.tab = Tab::NewRun;
+    h.run_steps(2);
+    let (_, problems) = h.state().new_run.build();
+    assert_eq!(problems, cli_problems, "the same checks in the same words");
+    for p in &cli_problems {
+        assert!(has_label_containing(&h, p), "{p} shown");
+    }
+    h.get_by_label("Launch").click();
+    h.run_steps(2);
+    assert_eq!(h.state().new_run.launched, None, "nothing launched");
+    assert!(h.state().runs.views.is_empty());
+
+    // So is a local data file that is not there.
+    h.state_mut().new_run.config.per_device_train_batch_size = 8;
+    h.state_mut().new_run.config.learning_rate = 1e-3;
+    h.state_mut().new_run.train = tmp.path().join("missing.json").display().to_string();
+    h.run_steps(2);
+    let (_, problems) = h.state().new_run.build();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("data.train: file ")
+            && problems[0].ends_with("missing.json does not exist"),
+        "{problems:?}"
+    );
+}

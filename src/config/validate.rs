@@ -153,12 +153,16 @@ impl RunConfig {
             ("data.validation", &c.data.validation),
         ] {
             if let DataLocation::File(path) = source.location() {
+                // Name what the config said when it was resolved (`data:FILE`).
+                let given = source.as_str();
+                let from = if Path::new(given) == path {
+                    String::new()
+                } else {
+                    format!(" (from {given:?})")
+                };
                 need(
                     path.is_file(),
-                    format!(
-                        "{field}: file {} does not exist (from {source:?})",
-                        path.display()
-                    ),
+                    format!("{field}: file {} does not exist{from}", path.display()),
                 );
             }
         }

@@ -201,7 +201,15 @@ impl SquadlabApp {
     pub(super) fn live_view(&mut self, ui: &mut egui::Ui) {
         let ids = self.state.selected.clone();
         if ids.is_empty() {
-            ui.weak("Select one or more runs in the sidebar, or start one under New run (Ctrl+N).");
+            if self.runs.views.is_empty() {
+                ui.label("This store has no runs yet.");
+                ui.label("Start one from a preset (minilm-300q.ron trains in about ten minutes on a CPU), or open another store.");
+                if ui.button("New run (Ctrl+N)").clicked() {
+                    self.state.tab = super::state::Tab::NewRun;
+                }
+            } else {
+                ui.weak("Select one or more runs in the sidebar (Ctrl+click adds more), or start one under New run (Ctrl+N).");
+            }
             return;
         }
         ui.horizontal(|ui| {

@@ -32,10 +32,11 @@ pub(super) struct ShotScript {
     waiting: Option<Capture>,
 }
 
-const STAGES: [(Tab, &str); 3] = [
+const STAGES: [(Tab, &str); 4] = [
     (Tab::Live, "live-view.png"),
     (Tab::Results, "results.png"),
     (Tab::Predictions, "predictions.png"),
+    (Tab::NewRun, "new-run.png"),
 ];
 
 impl ShotScript {
@@ -111,11 +112,18 @@ impl SquadlabApp {
         self.state.tab = tab;
         script.frames += 1;
         if tab == Tab::Predictions {
-            if self.predictions.set.is_none() {
+            // Wait for the predictions to load, if there are any to load.
+            let scored = self
+                .primary()
+                .and_then(|id| self.runs.get(id))
+                .is_some_and(|v| v.entry.is_scored());
+            let waiting = self.predictions.is_loading()
+                || (scored && self.predictions.set.is_none() && self.predictions.error.is_none());
+            if waiting && script.frames < 2000 {
                 self.shots = Some(script);
                 return;
             }
-            if self.predictions.selected.is_none() {
+            if self.predictions.set.is_some() && self.predictions.selected.is_none() {
                 // A partly right answer shows both highlights at once.
                 self.predictions.filter.category = Category::Partial;
                 self.predictions.selected = self.predictions.shown().get(2).copied();
