@@ -579,7 +579,10 @@ fn prediction_filters_narrow_the_list_and_flips_show() {
     // Against the perfect run, the 32 questions not exactly right here flipped.
     h.state_mut().predictions.compare_with = Some(perfect);
     h.state_mut().predictions.filter.category = Category::Flipped;
-    h.run_steps(2);
+    h.run_steps(1);
+    step_until(&mut h, Duration::from_secs(30), |app| {
+        !app.predictions.is_loading()
+    });
     assert_eq!(count(&mut h), 32);
     assert!(has_label_containing(
         &h,

@@ -21,6 +21,8 @@ pub struct Browser {
     typed: String,
     want_file: bool,
     error: Option<String>,
+    /// The folder's entries, read once per folder rather than every frame.
+    listing: Option<(PathBuf, Vec<(bool, PathBuf)>)>,
 }
 
 impl Browser {
@@ -49,6 +51,7 @@ impl Browser {
             dir,
             want_file,
             error: None,
+            listing: None,
         }
     }
 
@@ -74,15 +77,27 @@ impl Browser {
                 }
             }
         });
-        let mut entries: Vec<(bool, PathBuf)> = std::fs::read_dir(&self.dir)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| (e.path().is_dir(), e.path()))
-                    .filter(|(is_dir, _)| *is_dir || self.want_file)
-                    .collect()
-            })
+        if self
+            .listing
+            .as_ref()
+            .is_none_or(|(dir, _)| *dir != self.dir)
+        {
+            let mut entries: Vec<(bool, PathBuf)> = std::fs::read_dir(&self.dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| (e.path().is_dir(), e.path()))
+                        .filter(|(is_dir, _)| *is_dir || self.want_file)
+                        .collect()
+                })
+                .unwrap_or_default();
+            entries.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+            self.listing = Some((self.dir.clone(), entries));
+        }
+        let entries = self
+            .listing
+            .as_ref()
+            .map(|(_, e)| e.clone())
             .unwrap_or_default();
-        entries.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         egui::ScrollArea::vertical()
             .max_height(320.0)
             .show(ui, |ui| {

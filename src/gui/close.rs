@@ -45,8 +45,18 @@ impl SquadlabApp {
                     }
                 }
                 Closing::AfterCancel => {
-                    ui.spinner();
-                    ui.label(format!("Saving checkpoints: {active} run(s) stopping…"));
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label(format!("Saving checkpoints: {active} run(s) stopping…"));
+                    });
+                    ui.weak("A run still preparing its data or evaluating stops when that ends.");
+                    if ui
+                        .button("Quit now")
+                        .on_hover_text("Runs not yet stopped show as interrupted and resume from their last checkpoint.")
+                        .clicked()
+                    {
+                        std::process::exit(0);
+                    }
                 }
                 Closing::AfterRuns => {
                     ui.label(format!("The window closes when {active} run(s) end."));

@@ -101,7 +101,11 @@ impl Follower {
         };
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         if len < self.offset {
+            // Counters move on, so curves derived from the old log are redrawn.
+            let (version, rewrites) = (self.series.version, self.series.rewrites);
             *self = Self::default();
+            self.series.version = version + 1;
+            self.series.rewrites = rewrites + 1;
         }
         if len == self.offset || file.seek(SeekFrom::Start(self.offset)).is_err() {
             return;

@@ -4,9 +4,7 @@
 
 use super::app::SquadlabApp;
 use super::browse::{Browser, Purpose};
-use crate::config::{
-    DType, DataLocation, DataSource, Device, ModelSource, RunConfig, SaveStrategy,
-};
+use crate::config::{DType, DataSource, Device, ModelSource, RunConfig, SaveStrategy};
 use std::path::{Path, PathBuf};
 
 /// The presets shipped in experiments/, built in so the app has them anywhere.

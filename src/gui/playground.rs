@@ -22,7 +22,8 @@ pub struct Playground {
     loading: Option<(PathBuf, Reply<Answerer>)>,
     pub passage: String,
     pub question: String,
-    asking: Option<Reply<Answer>>,
+    /// The passage asked about, and the reply on its way.
+    asking: Option<(String, Reply<Answer>)>,
     pub answer: Option<(String, Answer)>,
     pub error: Option<String>,
     /// The model folder that failed to load: not retried until another is picked.
@@ -43,10 +44,10 @@ impl Playground {
                 self.loading = None;
             }
         }
-        if let Some(rx) = &self.asking {
+        if let Some((passage, rx)) = &self.asking {
             if let Ok(result) = rx.try_recv() {
                 match result {
-                    Ok(a) => self.answer = Some((self.passage.clone(), a)),
+                    Ok(a) => self.answer = Some((passage.clone(), a)),
                     Err(e) => self.error = Some(e),
                 }
                 self.asking = None;
@@ -61,6 +62,7 @@ impl Playground {
     fn load(&mut self, dir: PathBuf, window: WindowParams, params: PostprocessParams) {
         self.model = None;
         self.error = None;
+        self.failed = None;
         let (tx, rx) = bounded(1);
         let source = ModelSource::try_from(dir.display().to_string());
         std::thread::spawn(move || {
@@ -83,7 +85,7 @@ impl Playground {
         std::thread::spawn(move || {
             let _ = tx.send(model.answer(&q, &p).map_err(|e| format!("{e:#}")));
         });
-        self.asking = Some(rx);
+        self.asking = Some((self.passage.clone(), rx));
     }
 }
 
@@ -144,7 +146,10 @@ impl SquadlabApp {
             .map(|(d, _)| d.clone())
             .or(pg.loading.as_ref().map(|(d, _)| d.clone()));
         if let (Some(want), false) = (&want, want == have) {
-            if pg.failed.as_ref() != Some(want) {
+            if pg.failed.as_ref() == Some(want) {
+                // The chosen model failed to load: nothing else answers in its name.
+                pg.model = None;
+            } else {
                 let window = WindowParams {
                     max_length: config.max_seq_length,
                     stride: config.doc_stride,

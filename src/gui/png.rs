@@ -11,7 +11,22 @@ pub fn save_png(
     path: &Path,
 ) -> Result<()> {
     let image = match region {
-        Some(r) => image.region(&r, Some(pixels_per_point)),
+        Some(r) => {
+            // Clipped to the window: part of a plot may be scrolled out of it.
+            let [w, h] = image.size;
+            let px =
+                |v: f32, max: usize| ((v * pixels_per_point).round().max(0.0) as usize).min(max);
+            let (x0, y0, x1, y1) = (
+                px(r.min.x, w),
+                px(r.min.y, h),
+                px(r.max.x, w),
+                px(r.max.y, h),
+            );
+            if x1 <= x0 || y1 <= y0 {
+                anyhow::bail!("the area to save is outside the window");
+            }
+            image.region_by_pixels([x0, y0], [x1 - x0, y1 - y0])
+        }
         None => image.clone(),
     };
     let [w, h] = image.size;
@@ -58,5 +73,14 @@ mod tests {
         assert_eq!((info.width, info.height), (20, 12));
         // The top-left pixel of the region: x = 10, y = 8.
         assert_eq!(&buf[..4], &[10, 8, 7, 255]);
+        // A region reaching past the window is clipped to it, not a panic.
+        let past = egui::Rect::from_min_max(egui::pos2(10.0, 10.0), egui::pos2(90.0, 90.0));
+        save_png(&image, Some(past), 2.0, &path).unwrap();
+        let decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+        let info = decoder.read_info().unwrap().info().clone();
+        assert_eq!((info.width, info.height), (20, 10));
+        let outside = egui::Rect::from_min_max(egui::pos2(50.0, 50.0), egui::pos2(60.0, 60.0));
+        assert!(save_png(&image, Some(outside), 2.0, &path).is_err());
     }
 }

@@ -62,8 +62,9 @@ pub struct PredictionsView {
     shown_for: Option<(Filter, String, Option<String>)>,
     pub selected: Option<usize>,
     pub compare_with: Option<String>,
-    /// The compared run and its flips (or why they could not be read).
-    flips: Option<(String, Flips)>,
+    /// The (shown, compared) runs and their flips (or why they could not be read).
+    flips: Option<((String, String), Flips)>,
+    flips_loading: Option<((String, String), Receiver<Flips>)>,
 }
 
 impl PredictionsView {
@@ -94,7 +95,7 @@ impl PredictionsView {
     }
 
     pub fn is_loading(&self) -> bool {
-        self.loading.is_some()
+        self.loading.is_some() || self.flips_loading.is_some()
     }
 
     pub fn poll(&mut self) {
@@ -121,7 +122,7 @@ impl PredictionsView {
         let Some(set) = &self.set else {
             return &[];
         };
-        let flips_key = self.flips.as_ref().map(|(id, _)| id.clone());
+        let flips_key = self.flips.as_ref().map(|(pair, _)| pair.1.clone());
         let key = (self.filter.clone(), set.run.clone(), flips_key);
         if self.shown_for.as_ref() != Some(&key) {
             let flips = self.flips.as_ref().and_then(|(_, r)| r.as_ref().ok());
@@ -321,7 +322,13 @@ impl SquadlabApp {
                 });
         });
         self.update_flips(id);
-        if let Some((other, result)) = &self.predictions.flips {
+        if self.predictions.flips_loading.is_some() {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label("comparing…");
+            });
+        }
+        if let Some(((_, other), result)) = &self.predictions.flips {
             match result {
                 Ok(flips) => {
                     let gained = flips.values().filter(|f| f.now_right).count();
@@ -337,41 +344,56 @@ impl SquadlabApp {
         }
     }
 
+    /// Keeps the flips for (this run, compared run), computing them on a
+    /// worker thread when the pair changes.
     fn update_flips(&mut self, id: &str) {
-        let want = self.predictions.compare_with.clone();
-        let have = self.predictions.flips.as_ref().map(|(o, _)| o.clone());
-        if want == have {
+        let p = &mut self.predictions;
+        let want = p.compare_with.clone().map(|other| (id.to_string(), other));
+        if let Some((pair, rx)) = &p.flips_loading {
+            if let Ok(result) = rx.try_recv() {
+                p.flips = Some((pair.clone(), result));
+                p.flips_loading = None;
+                p.shown_for = None;
+            }
+        }
+        let have = p.flips.as_ref().map(|(pair, _)| pair.clone());
+        let loading = p.flips_loading.as_ref().map(|(pair, _)| pair.clone());
+        if want == have || (want.is_some() && want == loading) {
             return;
         }
-        self.predictions.shown_for = None;
-        let Some(other) = want else {
-            self.predictions.flips = None;
+        p.shown_for = None;
+        p.flips = None;
+        p.flips_loading = None;
+        let Some(pair) = want else {
             return;
         };
         let dirs = (
-            self.runs.get(id).map(|v| v.entry.dir.clone()),
-            self.runs.get(&other).map(|v| v.entry.dir.clone()),
+            self.runs.get(&pair.0).map(|v| v.entry.dir.clone()),
+            self.runs.get(&pair.1).map(|v| v.entry.dir.clone()),
         );
-        let result = match dirs {
-            (Some(a), Some(b)) => diff_runs(&a, &b).map_err(|e| format!("{e:#}")).map(|d| {
-                let mut flips = HashMap::new();
-                for (list, now_right) in [(d.wrong_to_right, false), (d.right_to_wrong, true)] {
-                    for f in list {
-                        flips.insert(
-                            f.id,
-                            FlipInfo {
+        let (tx, rx) = bounded(1);
+        let other = pair.1.clone();
+        std::thread::spawn(move || {
+            let result = match dirs {
+                (Some(a), Some(b)) => diff_runs(&a, &b).map_err(|e| format!("{e:#}")).map(|d| {
+                    let mut flips = HashMap::new();
+                    for (list, now_right) in [(d.wrong_to_right, false), (d.right_to_wrong, true)] {
+                        for f in list {
+                            let info = FlipInfo {
                                 now_right,
                                 other_answer: f.answer_b,
                                 other_f1: f.f1_b,
-                            },
-                        );
+                            };
+                            flips.insert(f.id, info);
+                        }
                     }
-                }
-                flips
-            }),
-            _ => Err(format!("run {other} is no longer in the store")),
-        };
-        self.predictions.flips = Some((other, result));
+                    flips
+                }),
+                _ => Err(format!("run {other} is no longer in the store")),
+            };
+            let _ = tx.send(result);
+        });
+        p.flips_loading = Some((pair, rx));
     }
 
     fn question_list(

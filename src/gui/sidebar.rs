@@ -152,6 +152,7 @@ impl SquadlabApp {
             return;
         };
         let ours = job.is_some_and(|j| !matches!(j.state, JobState::Ended));
+        let training = job.is_some_and(|j| matches!(j.state, JobState::Running));
         let paused = job.is_some_and(|j| j.paused);
         let resumable = matches!(
             shown,
@@ -160,7 +161,7 @@ impl SquadlabApp {
         ) && record.config.is_some();
         let active = view.is_active();
         ui.horizontal_wrapped(|ui| {
-            if ours {
+            if training {
                 let label = if paused { "Resume" } else { "Pause" };
                 if ui.button(label).clicked() {
                     let c = if paused {
@@ -170,6 +171,8 @@ impl SquadlabApp {
                     };
                     self.jobs.control(&id, c);
                 }
+            }
+            if ours {
                 if ui
                     .button("Cancel")
                     .on_hover_text("Stop at the next step with a checkpoint")

@@ -206,8 +206,34 @@ pub struct Relabel {
     pub notes: Option<String>,
 }
 
+/// Held while `run.ron` is read, changed and written back, so a label edit
+/// and the recorder's status update (in this process or another) never
+/// interleave and undo each other: an advisory lock on the run folder itself.
+pub(crate) struct RecordGuard {
+    _dir: std::fs::File,
+}
+
+pub(crate) fn lock_record(dir: &Path) -> Result<RecordGuard> {
+    let file = std::fs::File::open(dir)
+        .map_err(|e| anyhow::anyhow!("cannot open run folder {}: {e}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor we own; released when the file closes.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            bail!(
+                "cannot lock {} for an update: {}",
+                dir.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(RecordGuard { _dir: file })
+}
+
 /// Rewrites a run's labels in `run.ron`; a live recorder keeps them.
 pub fn relabel_run(dir: &Path, edit: &Relabel) -> Result<RunRecord> {
+    let _guard = lock_record(dir)?;
     let mut record = RunRecord::load(dir)?;
     record.relabel(edit);
     record.save(dir)?;

@@ -4,7 +4,7 @@
 //! lock's heartbeat tells listings the writer is alive.
 
 use super::lock::RunLock;
-use super::record::{md5_file, rfc3339, DataFile, RunRecord, RunStatus};
+use super::record::{lock_record, md5_file, rfc3339, DataFile, RunRecord, RunStatus};
 use super::{EVENTS_FILE, SUMMARY_FILE};
 use crate::fsutil::write_atomically;
 use crate::train::{EventSink, StartInfo, TrainEvent};
@@ -139,6 +139,7 @@ impl EventSink for RunRecorder {
         if save {
             // Name, tags and notes belong to the user, who may edit them
             // (`squadlab edit`, the app) while the run trains.
+            let _guard = lock_record(&self.dir)?;
             if let Ok(on_disk) = RunRecord::load(&self.dir) {
                 self.record.name = on_disk.name;
                 self.record.tags = on_disk.tags;
@@ -192,5 +193,45 @@ mod tests {
             !dir.path().join(super::super::LOCK_FILE).exists(),
             "released at the end"
         );
+    }
+
+    #[test]
+    fn concurrent_label_edits_and_status_updates_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = RunRecord {
+            id: "r".into(),
+            ..RunRecord::default()
+        };
+        let mut recorder = RunRecorder::open(dir.path(), record).unwrap();
+        let path = dir.path().to_path_buf();
+        let editor = std::thread::spawn(move || {
+            for i in 0..150 {
+                let edit = Relabel {
+                    add_tags: vec![format!("t{i}")],
+                    ..Relabel::default()
+                };
+                relabel_run(&path, &edit).unwrap();
+            }
+        });
+        for i in 0..150 {
+            let e = crate::train::EvalSummary {
+                exact_match: i as f64,
+                f1: i as f64,
+                total: i,
+                windows: i,
+                seconds: 0.0,
+            };
+            recorder.on_event(&TrainEvent::Evaluated(e)).unwrap();
+        }
+        editor.join().unwrap();
+        recorder
+            .on_event(&TrainEvent::Failed {
+                error: "end".into(),
+            })
+            .unwrap();
+        let saved = RunRecord::load(dir.path()).unwrap();
+        assert_eq!(saved.status, RunStatus::Failed);
+        assert_eq!(saved.outcome.exact_match, Some(149.0));
+        assert_eq!(saved.tags.len(), 150, "every edit kept: {:?}", saved.tags);
     }
 }

@@ -42,7 +42,7 @@ pub struct ResumePlan {
 /// Checks that the run in `dir` can continue (interrupted, cancelled, failed
 /// or diverged; not finished, imported, or held by a live process).
 pub fn plan_resume(dir: &Path) -> Result<ResumePlan> {
-    let entry = RunEntry::load(dir);
+    let entry = RunEntry::load_record(dir);
     let Some(mut record) = entry.record.clone() else {
         bail!(
             "{} is damaged: {}",
