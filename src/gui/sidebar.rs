@@ -172,14 +172,13 @@ impl SquadlabApp {
                     self.jobs.control(&id, c);
                 }
             }
-            if ours {
-                if ui
+            if ours
+                && ui
                     .button("Cancel")
                     .on_hover_text("Stop at the next step with a checkpoint")
                     .clicked()
-                {
-                    self.jobs.control(&id, Control::Cancel);
-                }
+            {
+                self.jobs.control(&id, Control::Cancel);
             }
             if resumable && ui.button("Resume run").clicked() {
                 self.resume_run(&id);
