@@ -97,14 +97,24 @@ fn live_view() {
         h.state_mut().select(id.clone(), true);
     }
     h.state_mut().state.tab = Tab::Live;
-    h.step();
+    let mut loading = Vec::new();
+    loop {
+        let frame_start = Instant::now();
+        h.step();
+        loading.push(frame_start.elapsed().as_secs_f64() * 1e3);
+        if !h.state().runs.catching_up {
+            break;
+        }
+    }
     let points: usize = ids
         .iter()
         .map(|id| h.state().runs.get(id).unwrap().follower.series.len())
         .sum();
     println!(
-        "live view: {RUNS} runs, {points} logged steps, read in {:.2} s",
-        start.elapsed().as_secs_f64()
+        "live view: {RUNS} runs, {points} logged steps, read in {:.2} s over {} frames (longest {:.0} ms)",
+        start.elapsed().as_secs_f64(),
+        loading.len(),
+        loading.iter().cloned().fold(0.0, f64::max)
     );
     let (ours, ours_p90) = frames(&mut h);
     // The worst case while training: every run logged a step since the last

@@ -149,7 +149,9 @@ impl SquadlabApp {
         self.predictions.poll();
         self.playground.poll();
         self.poll_captures();
-        if self.runs.views.iter().any(|v| v.is_active()) || self.jobs.active() > 0 {
+        if self.runs.catching_up {
+            ctx.request_repaint();
+        } else if self.runs.views.iter().any(|v| v.is_active()) || self.jobs.active() > 0 {
             ctx.request_repaint_after(Duration::from_millis(250));
         }
     }

@@ -92,12 +92,14 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Reads whatever was appended since the last call. A log that shrank
+    /// Reads what was appended since the last call, at most `budget` bytes
+    /// of it so a long log loads over a few frames instead of freezing one;
+    /// returns the bytes read and whether more is waiting. A log that shrank
     /// (rewritten or replaced) is read again from the start.
-    pub fn poll(&mut self, dir: &Path) {
+    pub fn poll(&mut self, dir: &Path, budget: u64) -> (u64, bool) {
         let path = dir.join(EVENTS_FILE);
         let Ok(mut file) = std::fs::File::open(&path) else {
-            return;
+            return (0, false);
         };
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         if len < self.offset {
@@ -108,18 +110,24 @@ impl Follower {
             self.series.rewrites = rewrites + 1;
         }
         if len == self.offset || file.seek(SeekFrom::Start(self.offset)).is_err() {
-            return;
+            return (0, false);
         }
         let mut added = Vec::new();
-        if let Err(e) = file.take(len - self.offset).read_to_end(&mut added) {
-            self.problems
-                .push(format!("cannot read {}: {e}", path.display()));
-            return;
+        if let Err(e) = file
+            .take((len - self.offset).min(budget))
+            .read_to_end(&mut added)
+        {
+            let problem = format!("cannot read {}: {e}", path.display());
+            if !self.problems.contains(&problem) {
+                self.problems.push(problem);
+            }
+            return (0, false);
         }
         self.offset += added.len() as u64;
         self.partial.extend_from_slice(&added);
+        let read = (added.len() as u64, self.offset < len);
         let Some(end) = self.partial.iter().rposition(|&b| b == b'\n') else {
-            return;
+            return read;
         };
         let complete: Vec<u8> = self.partial.drain(..=end).collect();
         for line in complete.split(|&b| b == b'\n') {
@@ -135,5 +143,78 @@ impl Follower {
                 )),
             }
         }
+        read
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::StepLog;
+    use std::io::Write;
+
+    fn step(step: u64, loss: f64) -> String {
+        let e = TrainEvent::Step(StepLog {
+            step,
+            epoch: 0.0,
+            loss,
+            grad_norm: 1.0,
+            learning_rate: 1e-5,
+            samples_per_second: 1.0,
+            elapsed_seconds: 1.0,
+        });
+        serde_json::to_string(&e).unwrap() + "\n"
+    }
+
+    #[test]
+    fn follows_a_growing_log_in_small_reads_as_one_read_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(EVENTS_FILE);
+        let text: String = (1..=500).map(|s| step(s, s as f64)).collect();
+        // Written with the last line cut in half, as a live writer leaves it.
+        let cut = text.len() - 40;
+        std::fs::write(&path, &text[..cut]).unwrap();
+        let mut f = Follower::default();
+        let mut polls = 0;
+        while f.poll(dir.path(), 1000).1 {
+            polls += 1;
+        }
+        assert!(polls > 10, "{polls}");
+        assert_eq!(f.series.len(), 499, "the cut line waits");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(text[cut..].as_bytes())
+            .unwrap();
+        f.poll(dir.path(), u64::MAX);
+        assert_eq!(f.series.len(), 500);
+        assert_eq!(
+            f.series.loss,
+            (1..=500).map(|s| s as f64).collect::<Vec<_>>()
+        );
+        assert!(f.problems.is_empty(), "{:?}", f.problems);
+        // A resumed run logs steps again from its checkpoint: they replace the old ones.
+        let rewrites = f.series.rewrites;
+        let again: String = (401..=450).map(|s| step(s, -(s as f64))).collect();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(again.as_bytes())
+            .unwrap();
+        f.poll(dir.path(), u64::MAX);
+        assert_eq!(f.series.len(), 450);
+        assert_eq!(f.series.loss[449], -450.0);
+        assert!(f.series.rewrites > rewrites);
+        // A log replaced by a shorter one is read again from the start.
+        let version = f.series.version;
+        std::fs::write(&path, step(1, 7.0)).unwrap();
+        f.poll(dir.path(), u64::MAX);
+        assert_eq!(f.series.loss, vec![7.0]);
+        assert!(
+            f.series.version > version,
+            "curves derived from the old log are redrawn"
+        );
     }
 }
