@@ -185,7 +185,7 @@ mod tests {
             .append(true)
             .open(&path)
             .unwrap()
-            .write_all(text[cut..].as_bytes())
+            .write_all(&text.as_bytes()[cut..])
             .unwrap();
         f.poll(dir.path(), u64::MAX);
         assert_eq!(f.series.len(), 500);
