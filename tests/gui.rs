@@ -501,19 +501,7 @@ fn import(store: &Path, data: &Path, name: &str, answer: impl Fn(usize, &str) ->
         let gold = p["qas"][0]["answers"][0]["text"].as_str().unwrap();
         predictions.insert(format!("q{c}"), answer(c, gold).into());
     }
-    let file = data.with_file_name(format!("{name}.json"));
-    std::fs::write(&file, serde_json::to_vec(&predictions).unwrap()).unwrap();
-    let out = common::squadlab_json(&[
-        "import-predictions",
-        &file.display().to_string(),
-        "--name",
-        name,
-        "--data",
-        &data.display().to_string(),
-        "--store",
-        &store.display().to_string(),
-    ]);
-    out["run_id"].as_str().unwrap().to_string()
+    common::import_predictions(store, data, name, &predictions)
 }
 
 #[test]

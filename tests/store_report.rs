@@ -91,19 +91,7 @@ fn fixture() -> Fixture {
                 (format!("q{c}"), answer.into())
             })
             .collect();
-        let file = tmp.path().join(format!("{name}.json"));
-        std::fs::write(&file, serde_json::to_vec(&predictions).unwrap()).unwrap();
-        let out = common::squadlab_json(&[
-            "import-predictions",
-            &file.display().to_string(),
-            "--name",
-            name,
-            "--data",
-            &json.display().to_string(),
-            "--store",
-            &store.display().to_string(),
-        ]);
-        out["run_id"].as_str().unwrap().to_string()
+        common::import_predictions(&store, &json, name, &predictions)
     };
     let import_a = import("system A", &|c| c < 30);
     let import_b = import("system B", &|c| c >= 10);

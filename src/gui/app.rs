@@ -137,6 +137,13 @@ impl SquadlabApp {
         self.live = LiveCache::default();
     }
 
+    /// A new file `<store>/exports/<what>-<UTC time>.<ext>` for an export.
+    pub fn export_path(&self, what: &str, ext: &str) -> PathBuf {
+        let stamp = crate::store::utc_stamp(std::time::SystemTime::now());
+        let file = format!("{what}-{stamp}.{ext}");
+        self.runs.store.root.join("exports").join(file)
+    }
+
     /// The run whose details the single-run views show: the last one selected.
     pub fn primary(&self) -> Option<&str> {
         self.state.selected.last().map(String::as_str)

@@ -70,13 +70,7 @@ impl SquadlabApp {
             Format::Latex => "tex",
             Format::Json => "json",
         };
-        let stamp = crate::store::utc_stamp(std::time::SystemTime::now());
-        let path = self
-            .runs
-            .store
-            .root
-            .join("exports")
-            .join(format!("comparison-{stamp}.{ext}"));
+        let path = self.export_path("comparison", ext);
         std::fs::create_dir_all(path.parent().unwrap_or(&path))?;
         crate::fsutil::write_atomically(&path, body.as_bytes())?;
         self.results.exported.push(path.clone());

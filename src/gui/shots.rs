@@ -53,13 +53,7 @@ impl ShotScript {
 impl SquadlabApp {
     /// Saves `region` of the window as `<store>/exports/<what>-<time>.png`.
     pub(super) fn save_png(&mut self, ctx: &egui::Context, region: Option<egui::Rect>, what: &str) {
-        let stamp = crate::store::utc_stamp(std::time::SystemTime::now());
-        let path = self
-            .runs
-            .store
-            .root
-            .join("exports")
-            .join(format!("{what}-{stamp}.png"));
+        let path = self.export_path(what, "png");
         self.captures.push(capture(ctx, region, path));
     }
 

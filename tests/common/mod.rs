@@ -213,3 +213,26 @@ pub fn squadlab_json(args: &[&str]) -> serde_json::Value {
     assert_eq!(stdout.lines().count(), 1, "one JSON line: {stdout}");
     serde_json::from_str(&stdout).unwrap()
 }
+
+/// Imports `{question id: answer}` as a run of `store` with `squadlab
+/// import-predictions`, scored against `data`; returns the run id.
+pub fn import_predictions(
+    store: &std::path::Path,
+    data: &std::path::Path,
+    name: &str,
+    predictions: &serde_json::Map<String, serde_json::Value>,
+) -> String {
+    let file = store.with_file_name(format!("{name}.predictions.json"));
+    std::fs::write(&file, serde_json::to_vec(predictions).unwrap()).unwrap();
+    let out = squadlab_json(&[
+        "import-predictions",
+        &file.display().to_string(),
+        "--name",
+        name,
+        "--data",
+        &data.display().to_string(),
+        "--store",
+        &store.display().to_string(),
+    ]);
+    out["run_id"].as_str().unwrap().to_string()
+}
