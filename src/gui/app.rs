@@ -156,8 +156,14 @@ impl SquadlabApp {
         self.predictions.poll();
         self.playground.poll();
         self.poll_captures();
+        // Worker threads answer through channels polled here: keep frames
+        // coming while any is busy, or a result would wait for the mouse.
+        let waiting =
+            self.predictions.is_loading() || self.playground.is_busy() || !self.captures.is_empty();
         if self.runs.catching_up {
             ctx.request_repaint();
+        } else if waiting {
+            ctx.request_repaint_after(Duration::from_millis(50));
         } else if self.runs.views.iter().any(|v| v.is_active()) || self.jobs.active() > 0 {
             ctx.request_repaint_after(Duration::from_millis(250));
         }
