@@ -156,8 +156,13 @@ impl SquadlabApp {
         self.predictions.poll();
         self.playground.poll();
         self.poll_captures();
-        // Worker threads answer through channels polled here: keep frames
-        // coming while any is busy, or a result would wait for the mouse.
+    }
+
+    /// Asks for the next frame when something will change without input.
+    /// Worker threads answer through channels polled each frame: while any is
+    /// busy frames keep coming, or its result would wait for a mouse move.
+    /// Called after the views, which may have just started one.
+    fn schedule_repaint(&self, ctx: &egui::Context) {
         let waiting =
             self.predictions.is_loading() || self.playground.is_busy() || !self.captures.is_empty();
         if self.runs.catching_up {
@@ -273,6 +278,7 @@ impl eframe::App for SquadlabApp {
         self.browser_window(&ctx);
         self.close_dialog(&ctx);
         self.run_shots(&ctx);
+        self.schedule_repaint(&ctx);
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
