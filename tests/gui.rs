@@ -24,6 +24,22 @@ fn harness(store: &Path) -> Harness<'static, SquadlabApp> {
         .build_eframe(move |_| app)
 }
 
+/// The tiny training task (its JSON and model folder) and the app on an empty
+/// store beside them; the folder lives as long as the returned guard.
+fn tiny_app() -> (
+    tempfile::TempDir,
+    PathBuf,
+    PathBuf,
+    PathBuf,
+    Harness<'static, SquadlabApp>,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = common::tiny_task(tmp.path());
+    let store = tmp.path().join("store");
+    let h = harness(&store);
+    (tmp, json, model, store, h)
+}
+
 /// Steps the app until `done` holds, or fails after `limit`.
 fn step_until(
     h: &mut Harness<'_, SquadlabApp>,
@@ -49,10 +65,7 @@ fn has_label(h: &Harness<'_, SquadlabApp>, text: &str) -> bool {
 
 #[test]
 fn a_run_launched_from_the_form_plots_live_and_finishes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (json, model) = common::tiny_task(tmp.path());
-    let store = tmp.path().join("store");
-    let mut h = harness(&store);
+    let (_tmp, json, model, store, mut h) = tiny_app();
     let config = RunConfig {
         num_train_epochs: 8.0,
         logging_steps: 1,
@@ -169,10 +182,7 @@ fn shown(app: &SquadlabApp, id: &str) -> Shown {
 
 #[test]
 fn runs_queue_per_device_pause_cancel_and_resume_from_the_sidebar() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (json, model) = common::tiny_task(tmp.path());
-    let store = tmp.path().join("store");
-    let mut h = harness(&store);
+    let (_tmp, json, model, store, mut h) = tiny_app();
     let config = |name: &str| RunConfig {
         name: name.into(),
         num_train_epochs: 40.0,
@@ -259,10 +269,7 @@ fn runs_queue_per_device_pause_cancel_and_resume_from_the_sidebar() {
 
 #[test]
 fn closing_while_training_asks_then_stops_the_run_with_a_checkpoint() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (json, model) = common::tiny_task(tmp.path());
-    let store = tmp.path().join("store");
-    let mut h = harness(&store);
+    let (_tmp, json, model, store, mut h) = tiny_app();
     let id = launch(
         &mut h,
         RunConfig {
@@ -714,10 +721,7 @@ fn keyboard_shortcuts_switch_views() {
 
 #[test]
 fn a_diverged_run_reads_back_whole_and_says_why() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (json, model) = common::tiny_task(tmp.path());
-    let store = tmp.path().join("store");
-    let mut h = harness(&store);
+    let (_tmp, json, model, store, mut h) = tiny_app();
     let id = launch(
         &mut h,
         RunConfig {
