@@ -8,7 +8,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// environment variable `_RJEM_MALLOC_CONF` still overrides this.
 /// (jemalloc reads a C string pointer under this name.)
 #[export_name = "_rjem_malloc_conf"]
-pub static MALLOC_CONF: &u8 = &b"thp:always,dirty_decay_ms:30000,muzzy_decay_ms:30000\0"[0];
+pub static MALLOC_CONF: &u8 = &b"thp:always,dirty_decay_ms:-1,muzzy_decay_ms:-1\0"[0];
 
 fn main() -> std::process::ExitCode {
     squadlab::cli::main()

@@ -1,7 +1,8 @@
 //! BERT with a question-answering head, in the layout of Hugging Face's
 //! `BertForQuestionAnswering`, trainable end to end.
 
-use super::layers::{additive_mask, dropout, LayerNorm, Linear, SeededRng};
+use super::kernels::{self, AttentionDropout};
+use super::layers::{additive_mask, dropout, gelu, LayerNorm, Linear, SeededRng};
 use super::params::Params;
 use super::BertConfig;
 use candle_core::{DType, Result, Tensor, D};
@@ -152,7 +153,7 @@ impl BertQa {
 
     fn run(&self, batch: &Batch, mut mode: Mode) -> Result<(Tensor, Tensor)> {
         let c = &self.config;
-        let (b, s) = batch.input_ids.dims2()?;
+        let s = batch.input_ids.dim(1)?;
         let dtype = self.compute;
         let positions = Tensor::arange(0u32, s as u32, batch.input_ids.device())?;
         let words = self.word_embeddings(batch.input_ids)?;
@@ -171,32 +172,23 @@ impl BertQa {
             c.hidden_dropout_prob,
         )?;
 
-        let mask = additive_mask(batch.attention_mask, dtype)?;
-        let heads = c.num_attention_heads;
-        let head_dim = c.hidden_size / heads;
-        let split = |t: Tensor| {
-            t.reshape((b, s, heads, head_dim))?
-                .transpose(1, 2)?
-                .contiguous()
+        let fused = kernels::applies(&[&x]);
+        let mask = if fused {
+            None
+        } else {
+            Some(additive_mask(batch.attention_mask, dtype)?)
         };
-        let scale = 1.0 / (head_dim as f64).sqrt();
         for layer in &self.layers {
-            // Scaling q (b·h·s·d values) is cheaper than scaling the scores (b·h·s·s).
-            let q = split((layer.query.forward(&x)? * scale)?)?;
-            let k = split(layer.key.forward(&x)?)?;
-            let v = split(layer.value.forward(&x)?)?;
-            let scores = q.matmul(&k.t()?)?.broadcast_add(&mask)?;
-            let probs = mode.dropout(&mode.softmax(&scores)?, c.attention_probs_dropout_prob)?;
-            let context = probs
-                .matmul(&v)?
-                .transpose(1, 2)?
-                .reshape((b, s, c.hidden_size))?;
+            let context = match &mask {
+                None => self.fused_attention(layer, &x, batch.attention_mask, &mut mode)?,
+                Some(mask) => self.attention(layer, &x, mask, &mut mode)?,
+            };
             let attended = mode.dropout(
                 &layer.attention_out.forward(&context)?,
                 c.hidden_dropout_prob,
             )?;
             let h = mode.norm(&layer.attention_norm, &attended.add(&x)?, dtype)?;
-            let inner = layer.intermediate.forward(&h)?.gelu_erf()?;
+            let inner = gelu(&layer.intermediate.forward(&h)?)?;
             let out = mode.dropout(&layer.output.forward(&inner)?, c.hidden_dropout_prob)?;
             x = mode.norm(&layer.output_norm, &out.add(&h)?, dtype)?;
         }
@@ -204,6 +196,73 @@ impl BertQa {
         let start = logits.narrow(D::Minus1, 0, 1)?.squeeze(D::Minus1)?;
         let end = logits.narrow(D::Minus1, 1, 1)?.squeeze(D::Minus1)?;
         Ok((start.to_dtype(DType::F32)?, end.to_dtype(DType::F32)?))
+    }
+}
+
+impl BertQa {
+    /// Self-attention from primitive ops (any device and dtype).
+    fn attention(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        mask: &Tensor,
+        mode: &mut Mode,
+    ) -> Result<Tensor> {
+        let c = &self.config;
+        let (b, s, _) = x.dims3()?;
+        let heads = c.num_attention_heads;
+        let head_dim = c.hidden_size / heads;
+        let split = |t: Tensor| {
+            t.reshape((b, s, heads, head_dim))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        // Scaling q (b·h·s·d values) is cheaper than scaling the scores (b·h·s·s).
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        let q = split((layer.query.forward(x)? * scale)?)?;
+        let k = split(layer.key.forward(x)?)?;
+        let v = split(layer.value.forward(x)?)?;
+        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
+        let probs = mode.dropout(&mode.softmax(&scores)?, c.attention_probs_dropout_prob)?;
+        probs
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .reshape((b, s, c.hidden_size))
+    }
+
+    /// Self-attention as one fused CPU kernel (f32).
+    fn fused_attention(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        key_mask: &Tensor,
+        mode: &mut Mode,
+    ) -> Result<Tensor> {
+        let c = &self.config;
+        let (q, k, v) = (
+            layer.query.forward(x)?,
+            layer.key.forward(x)?,
+            layer.value.forward(x)?,
+        );
+        let (dropout, differentiable) = match mode {
+            Mode::Graph(rng) => (
+                rng.as_deref_mut().map(|rng| AttentionDropout {
+                    p: c.attention_probs_dropout_prob as f32,
+                    seed: rng.next_u64(),
+                }),
+                true,
+            ),
+            Mode::Inference => (None, false),
+        };
+        kernels::attention(
+            &q,
+            &k,
+            &v,
+            key_mask,
+            c.num_attention_heads,
+            dropout,
+            differentiable,
+        )
     }
 }
 
@@ -236,6 +295,9 @@ impl Mode<'_> {
     fn norm(&self, norm: &LayerNorm, x: &Tensor, compute: DType) -> Result<Tensor> {
         let x32 = x.to_dtype(DType::F32)?;
         match self {
+            Mode::Graph(_) if kernels::applies(&[&x32, &norm.weight, &norm.bias]) => {
+                kernels::layer_norm(&x32, &norm.weight, &norm.bias, norm.eps)
+            }
             Mode::Graph(_) => norm.forward(&x32),
             Mode::Inference => {
                 candle_nn::ops::layer_norm(&x32, &norm.weight, &norm.bias, norm.eps as f32)

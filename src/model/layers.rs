@@ -1,7 +1,17 @@
 //! The layers BERT needs, written so every one is differentiable: candle-nn's
 //! fused LayerNorm records no backward pass, and its dropout is not seeded.
 
+use super::kernels;
 use candle_core::{DType, Result, Tensor, D};
+
+/// GELU (erf form): the fused kernel for f32 on the CPU, candle's elsewhere.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if kernels::applies(&[x]) {
+        kernels::gelu(x)
+    } else {
+        x.gelu_erf()
+    }
+}
 
 /// `x · Wᵀ + b` with a Hugging Face `[out, in]` weight.
 #[derive(Clone, Debug)]
@@ -12,6 +22,9 @@ pub struct Linear {
 
 impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if kernels::applies(&[x, &self.weight, &self.bias]) {
+            return kernels::linear(x, &self.weight, &self.bias);
+        }
         let w = self.weight.t()?;
         let y = match x.dims() {
             [b, s, h] => x.reshape((b * s, *h))?.matmul(&w)?.reshape((*b, *s, ()))?,

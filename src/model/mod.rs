@@ -6,6 +6,7 @@ mod bert;
 mod bert_config;
 mod checkpoint;
 mod device;
+pub mod kernels;
 pub mod layers;
 mod params;
 mod source;
