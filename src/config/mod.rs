@@ -25,6 +25,12 @@ pub struct RunConfig {
     pub max_seq_length: usize,
     /// Tokens shared by consecutive windows of a long context.
     pub doc_stride: usize,
+    /// Pad each training batch to its longest window instead of
+    /// `max_seq_length`. Most SQuAD windows are far shorter than 384, so this
+    /// saves much of the compute; the padded positions then drop out of the
+    /// loss's softmax, a small change from the reference. Inference always pads
+    /// to the longest window, which leaves every real position's logits as they were.
+    pub dynamic_padding: bool,
     pub per_device_train_batch_size: usize,
     pub per_device_eval_batch_size: usize,
     pub gradient_accumulation_steps: usize,
@@ -133,6 +139,7 @@ impl Default for RunConfig {
             data: DataConfig::default(),
             max_seq_length: 384,
             doc_stride: 128,
+            dynamic_padding: false,
             per_device_train_batch_size: 32,
             per_device_eval_batch_size: 32,
             gradient_accumulation_steps: 1,

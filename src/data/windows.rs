@@ -145,6 +145,12 @@ impl FeatureSet {
         q + 2..q + 2 + n
     }
 
+    /// The longest of these windows, in tokens: what a batch of them pads to
+    /// with dynamic padding.
+    pub fn longest(&self, windows: &[usize]) -> usize {
+        windows.iter().map(|&w| self.seq_len(w)).max().unwrap_or(0)
+    }
+
     /// Real tokens in window `w`: [CLS] question [SEP] context [SEP].
     pub fn seq_len(&self, w: usize) -> usize {
         self.context_positions(w).end + 1

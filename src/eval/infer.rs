@@ -5,7 +5,10 @@ use crate::model::{BertQa, WindowBatch};
 use anyhow::Result;
 use candle_core::Device;
 
-/// Start and end logits of every window, rows padded to `max_length`, in window order.
+/// Start and end logits of every window, in window order, as rows of
+/// `max_length`. Each batch runs padded only to its longest window (the mask
+/// makes padding invisible to real positions); positions past a window's
+/// batch length read `f32::MIN`, which no answer span can use.
 pub fn window_logits(
     model: &BertQa,
     data: &SquadDataset,
@@ -20,10 +23,15 @@ pub fn window_logits(
     );
     let all: Vec<usize> = (0..features.len()).collect();
     for windows in all.chunks(batch_size.max(1)) {
-        let batch = WindowBatch::new(features, data, windows, len, device)?;
+        let padded = features.longest(windows).min(len);
+        let batch = WindowBatch::new(features, data, windows, padded, device)?;
         let (s, e) = model.forward_inference(&batch.as_batch())?;
-        starts.extend(s.detach().flatten_all()?.to_vec1::<f32>()?);
-        ends.extend(e.detach().flatten_all()?.to_vec1::<f32>()?);
+        for (logits, out) in [(s, &mut starts), (e, &mut ends)] {
+            for row in logits.detach().to_vec2::<f32>()? {
+                out.extend_from_slice(&row);
+                out.resize(out.len() + len - row.len(), f32::MIN);
+            }
+        }
     }
     Ok((starts, ends))
 }

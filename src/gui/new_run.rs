@@ -367,6 +367,10 @@ impl SquadlabApp {
         field(ui, problems, "doc_stride", "Stride", |ui| {
             ui.add(egui::DragValue::new(&mut c.doc_stride));
         });
+        field(ui, problems, "dynamic_padding", "Padding", |ui| {
+            ui.checkbox(&mut c.dynamic_padding, "to each batch's longest window")
+                .on_hover_text("Faster; the reference pads every window to max length");
+        });
         field(
             ui,
             problems,

@@ -1,12 +1,14 @@
 //! Training: a background thread that fine-tunes the QA model, streams
 //! `TrainEvent`s, obeys pause/resume/cancel, checkpoints and evaluates.
 
+mod adamw_cpu;
 pub mod checkpoint;
 mod events;
 mod handle;
 pub mod optimizer;
 mod prepare;
 pub mod schedule;
+mod step;
 mod trainer;
 
 pub use events::{
@@ -14,4 +16,5 @@ pub use events::{
 };
 pub use handle::{RunRequest, TrainerHandle};
 pub use prepare::{prepare, Prepared};
+pub use step::accumulate_gradients;
 pub use trainer::{dropout_rng, epoch_order, StepPlan, Trainer};

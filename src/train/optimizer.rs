@@ -1,6 +1,7 @@
 //! AdamW as `torch.optim.AdamW`, with Hugging Face's parameter groups, and
 //! global grad-norm clipping as `torch.nn.utils.clip_grad_norm_`.
 
+use super::adamw_cpu;
 use crate::model::Params;
 use anyhow::{anyhow, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
@@ -20,8 +21,75 @@ struct Slot {
     name: String,
     var: Var,
     decay: bool,
-    exp_avg: Tensor,
-    exp_avg_sq: Tensor,
+    moments: Moments,
+}
+
+/// Moments on the host for f32 CPU parameters, updated in place by one fused
+/// pass; tensors on other devices, updated by tensor ops.
+enum Moments {
+    Host {
+        exp_avg: Vec<f32>,
+        exp_avg_sq: Vec<f32>,
+    },
+    Device {
+        exp_avg: Tensor,
+        exp_avg_sq: Tensor,
+    },
+}
+
+impl Moments {
+    fn zeros(param: &Tensor) -> Result<Self> {
+        Ok(if param.device().is_cpu() && param.dtype() == DType::F32 {
+            let n = param.elem_count();
+            Moments::Host {
+                exp_avg: vec![0.0; n],
+                exp_avg_sq: vec![0.0; n],
+            }
+        } else {
+            let zeros = param.zeros_like()?;
+            Moments::Device {
+                exp_avg: zeros.clone(),
+                exp_avg_sq: zeros,
+            }
+        })
+    }
+
+    /// (exp_avg, exp_avg_sq) as tensors shaped like `param`.
+    fn tensors(&self, param: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok(match self {
+            Moments::Host {
+                exp_avg,
+                exp_avg_sq,
+            } => (
+                Tensor::from_slice(exp_avg, param.shape(), param.device())?,
+                Tensor::from_slice(exp_avg_sq, param.shape(), param.device())?,
+            ),
+            Moments::Device {
+                exp_avg,
+                exp_avg_sq,
+            } => (exp_avg.clone(), exp_avg_sq.clone()),
+        })
+    }
+
+    fn set(&mut self, exp_avg: Tensor, exp_avg_sq: Tensor) -> Result<()> {
+        match self {
+            Moments::Host {
+                exp_avg: m,
+                exp_avg_sq: v,
+            } => {
+                *m = exp_avg.flatten_all()?.to_vec1()?;
+                *v = exp_avg_sq.flatten_all()?.to_vec1()?;
+            }
+            Moments::Device {
+                exp_avg: m,
+                exp_avg_sq: v,
+            } => {
+                *m = exp_avg;
+                *v = exp_avg_sq;
+            }
+        }
+        Ok(())
+    }
 }
 
 pub struct AdamW {
@@ -45,13 +113,11 @@ impl AdamW {
         let slots = model
             .vars()
             .map(|(name, var)| {
-                let zeros = var.as_tensor().zeros_like()?;
                 Ok(Slot {
                     name: name.clone(),
                     var: var.clone(),
                     decay: decays(name),
-                    exp_avg: zeros.clone(),
-                    exp_avg_sq: zeros,
+                    moments: Moments::zeros(var.as_tensor())?,
                 })
             })
             .collect::<Result<_>>()?;
@@ -79,33 +145,59 @@ impl AdamW {
             let Some(g) = grads.get(&slot.name) else {
                 continue;
             };
-            let mut p = slot.var.as_tensor().clone();
-            if slot.decay && weight_decay != 0.0 {
-                p = (p * (1.0 - lr * weight_decay))?;
+            let decay = if slot.decay && weight_decay != 0.0 {
+                1.0 - lr * weight_decay
+            } else {
+                1.0
+            };
+            let p = slot.var.as_tensor();
+            match &mut slot.moments {
+                Moments::Host {
+                    exp_avg,
+                    exp_avg_sq,
+                } => {
+                    let step = adamw_cpu::Step {
+                        beta1: beta1 as f32,
+                        beta2: beta2 as f32,
+                        eps: eps as f32,
+                        step_size: step_size as f32,
+                        bias_correction2_sqrt: bias_correction2_sqrt as f32,
+                        decay: decay as f32,
+                    };
+                    adamw_cpu::update(p, g, exp_avg, exp_avg_sq, step)
+                        .with_context(|| format!("updating {}", slot.name))?;
+                }
+                Moments::Device {
+                    exp_avg,
+                    exp_avg_sq,
+                } => {
+                    let decayed = (p * decay)?;
+                    *exp_avg = ((&*exp_avg * beta1)? + (g * (1.0 - beta1))?)?;
+                    *exp_avg_sq = ((&*exp_avg_sq * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
+                    let denom = ((exp_avg_sq.sqrt()? / bias_correction2_sqrt)? + eps)?;
+                    let update = ((&*exp_avg / denom)? * step_size)?;
+                    slot.var
+                        .set(&(decayed - update)?)
+                        .with_context(|| format!("updating {}", slot.name))?;
+                }
             }
-            slot.exp_avg = ((&slot.exp_avg * beta1)? + (g * (1.0 - beta1))?)?;
-            slot.exp_avg_sq = ((&slot.exp_avg_sq * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
-            let denom = ((slot.exp_avg_sq.sqrt()? / bias_correction2_sqrt)? + eps)?;
-            let update = ((&slot.exp_avg / denom)? * step_size)?;
-            slot.var
-                .set(&(p - update)?)
-                .with_context(|| format!("updating {}", slot.name))?;
         }
         Ok(())
     }
 
     /// The moments as tensors named `exp_avg.<param>` and `exp_avg_sq.<param>`.
-    pub fn state_tensors(&self) -> HashMap<String, Tensor> {
+    pub fn state_tensors(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for s in &self.slots {
-            out.insert(format!("exp_avg.{}", s.name), s.exp_avg.clone());
-            out.insert(format!("exp_avg_sq.{}", s.name), s.exp_avg_sq.clone());
+            let (m, v) = s.moments.tensors(s.var.as_tensor())?;
+            out.insert(format!("exp_avg.{}", s.name), m);
+            out.insert(format!("exp_avg_sq.{}", s.name), v);
         }
-        out
+        Ok(out)
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        candle_core::safetensors::save(&self.state_tensors(), path)
+        candle_core::safetensors::save(&self.state_tensors()?, path)
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
@@ -114,24 +206,25 @@ impl AdamW {
         let mut saved = candle_core::safetensors::load(path, device)
             .map_err(|e| anyhow!("{}: not a readable optimizer state: {e}", path.display()))?;
         for slot in &mut self.slots {
-            for (kind, target) in [
-                ("exp_avg", &mut slot.exp_avg),
-                ("exp_avg_sq", &mut slot.exp_avg_sq),
-            ] {
+            let mut loaded = Vec::with_capacity(2);
+            for kind in ["exp_avg", "exp_avg_sq"] {
                 let key = format!("{kind}.{}", slot.name);
                 let t = saved
                     .remove(&key)
                     .ok_or_else(|| anyhow!("{}: missing tensor {key}", path.display()))?;
-                if t.dims() != target.dims() {
+                let want = slot.var.as_tensor().dims();
+                if t.dims() != want {
                     return Err(anyhow!(
-                        "{}: tensor {key} has shape {:?}, the model needs {:?}",
+                        "{}: tensor {key} has shape {:?}, the model needs {want:?}",
                         path.display(),
                         t.dims(),
-                        target.dims()
                     ));
                 }
-                *target = t.to_dtype(DType::F32)?;
+                loaded.push(t.to_dtype(DType::F32)?);
             }
+            let exp_avg_sq = loaded.pop().expect("two moments");
+            let exp_avg = loaded.pop().expect("two moments");
+            slot.moments.set(exp_avg, exp_avg_sq)?;
         }
         self.steps = steps;
         Ok(())

@@ -8,12 +8,11 @@ use super::events::{Control, EpochLog, EvalSummary, StartInfo, StepLog, TrainEve
 use super::optimizer::{clip_grad_norm, AdamW, AdamWParams, Grads};
 use super::prepare::Prepared;
 use super::schedule::LinearSchedule;
+use super::step::accumulate_gradients;
 use crate::config::SaveStrategy;
 use crate::eval::{evaluate, PostprocessParams};
 use crate::model::layers::SeededRng;
-use crate::model::{
-    describe, expected_shapes, qa_loss, save_pretrained, BertConfig, BertQa, WindowBatch,
-};
+use crate::model::{describe, expected_shapes, save_pretrained, BertConfig, BertQa, WindowBatch};
 use anyhow::Result;
 use candle_core::DType;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -207,30 +206,28 @@ impl<'a> Trainer<'a> {
                 let (mut loss_sum, mut step_windows) = (0f64, 0usize);
                 for mb in group {
                     let ids: Vec<usize> = mb.iter().map(|&w| w as usize).collect();
+                    let pad_to = if c.dynamic_padding {
+                        self.p.train_features.longest(&ids)
+                    } else {
+                        c.max_seq_length
+                    };
                     let batch = WindowBatch::new(
                         &self.p.train_features,
                         &self.p.train,
                         &ids,
-                        c.max_seq_length,
+                        pad_to,
                         &self.p.device,
                     )?;
-                    let (start, end) =
-                        model.forward(&batch.as_batch(), Some(&mut state.dropout_rng))?;
-                    let loss = qa_loss(&start, &end, &batch.start_positions, &batch.end_positions)?;
-                    let value = f64::from(loss.to_scalar::<f32>()?);
+                    let value = accumulate_gradients(
+                        model,
+                        &self.p.model.params,
+                        &batch,
+                        1.0 / group.len() as f64,
+                        &mut state.dropout_rng,
+                        &mut grads,
+                    )?;
                     if !value.is_finite() {
                         return self.diverged(state.global_step + 1, value, f64::NAN);
-                    }
-                    let step_grads = (loss / group.len() as f64)?.backward()?;
-                    for (name, var) in self.p.model.params.vars() {
-                        if let Some(g) = step_grads.get(var) {
-                            let g = g.to_dtype(DType::F32)?;
-                            let sum = match grads.remove(name) {
-                                Some(acc) => (acc + g)?,
-                                None => g,
-                            };
-                            grads.insert(name.clone(), sum);
-                        }
                     }
                     loss_sum += value;
                     step_windows += mb.len();

@@ -8,8 +8,8 @@
 
 use super::math::{dot, exp, max, sum};
 use super::matmul::{gemm, View, ViewMut};
+use super::multiversion;
 use super::storage::{slice, with_values, SendPtr};
-use super::vectorized;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -150,33 +150,21 @@ impl Attention {
         };
         let window = task / self.heads;
         let mask = &self.mask[window * s..(window + 1) * s];
-        vectorized(|| {
-            for row in scratch.probs.chunks_exact_mut(s) {
-                for (x, m) in row.iter_mut().zip(mask) {
-                    *x += m;
-                }
-                let top = max(row);
-                for x in row.iter_mut() {
-                    *x = exp(*x - top);
-                }
-                let inv = 1.0 / sum(row);
-                for x in row.iter_mut() {
-                    *x *= inv;
-                }
-            }
-        });
+        softmax_rows(&mut scratch.probs, mask);
         if let Some(drop) = self.dropout {
             scratch.dropped.resize(s * s, 0.0);
             let threshold = (drop.p * (1u32 << 24) as f32) as u64;
             let keep_scale = 1.0 / (1.0 - drop.p);
             let first = (task * s * s) as u64;
             let seed = drop.seed;
-            vectorized(|| {
-                for (i, (out, &p)) in scratch.dropped.iter_mut().zip(&scratch.probs).enumerate() {
-                    let kept = (mix(seed, first + i as u64) >> 40) >= threshold;
-                    *out = if kept { p * keep_scale } else { 0.0 };
-                }
-            });
+            drop_probs(
+                &mut scratch.dropped,
+                &scratch.probs,
+                seed,
+                first,
+                threshold,
+                keep_scale,
+            );
         }
     }
 }
@@ -345,21 +333,10 @@ impl Attention {
             );
         }
         let keep_scale = self.dropout.map(|drop| 1.0 / (1.0 - drop.p));
-        vectorized(|| {
-            if let Some(keep_scale) = keep_scale {
-                // Through the dropout: the mask is where `dropped` is nonzero.
-                for (gr, dr) in grad.iter_mut().zip(dropped.iter()) {
-                    *gr = if *dr != 0.0 { *gr * keep_scale } else { 0.0 };
-                }
-            }
-            // Through the softmax: ds = p ⊙ (dp − Σ dp ⊙ p), row by row.
-            for (gr, pr) in grad.chunks_exact_mut(s).zip(probs.chunks_exact(s)) {
-                let r = dot(gr, pr);
-                for (x, &p) in gr.iter_mut().zip(pr) {
-                    *x = p * (*x - r);
-                }
-            }
-        });
+        if let Some(keep_scale) = keep_scale {
+            through_dropout(grad, dropped, keep_scale);
+        }
+        softmax_backward_rows(grad, probs, s);
         // SAFETY: as above.
         unsafe {
             // dq = ds · k · scale;  dk = dsᵀ · q · scale
@@ -385,6 +362,57 @@ impl Attention {
                 self.scale,
                 1,
             );
+        }
+    }
+}
+
+multiversion! {
+    /// Each `mask.len()`-wide row of `scores` plus the mask, softmaxed in place.
+    fn softmax_rows(scores: &mut [f32], mask: &[f32]) {
+        for row in scores.chunks_exact_mut(mask.len()) {
+            for (x, m) in row.iter_mut().zip(mask) {
+                *x += m;
+            }
+            let top = max(row);
+            for x in row.iter_mut() {
+                *x = exp(*x - top);
+            }
+            let inv = 1.0 / sum(row);
+            for x in row.iter_mut() {
+                *x *= inv;
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// `probs` after dropout into `dropped`: element i is kept when the hash of
+    /// (seed, first + i) clears `threshold` (p·2²⁴), and scaled by 1/(1−p).
+    fn drop_probs(dropped: &mut [f32], probs: &[f32], seed: u64, first: u64, threshold: u64, keep_scale: f32) {
+        for (i, (out, &p)) in dropped.iter_mut().zip(probs).enumerate() {
+            let kept = (mix(seed, first + i as u64) >> 40) >= threshold;
+            *out = if kept { p * keep_scale } else { 0.0 };
+        }
+    }
+}
+
+multiversion! {
+    /// The gradient through dropout: kept where `dropped` is nonzero, scaled.
+    fn through_dropout(grad: &mut [f32], dropped: &[f32], keep_scale: f32) {
+        for (g, d) in grad.iter_mut().zip(dropped) {
+            *g = if *d != 0.0 { *g * keep_scale } else { 0.0 };
+        }
+    }
+}
+
+multiversion! {
+    /// The gradient through the softmax, row by row: ds = p ⊙ (dp − Σ dp ⊙ p).
+    fn softmax_backward_rows(grad: &mut [f32], probs: &[f32], s: usize) {
+        for (gr, pr) in grad.chunks_exact_mut(s).zip(probs.chunks_exact(s)) {
+            let r = dot(gr, pr);
+            for (x, &p) in gr.iter_mut().zip(pr) {
+                *x = p * (*x - r);
+            }
         }
     }
 }

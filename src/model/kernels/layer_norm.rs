@@ -3,8 +3,8 @@
 //! rather than keeping them.
 
 use super::math::{dot, sum};
+use super::multiversion;
 use super::storage::{slice, with_values};
-use super::vectorized;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -76,16 +76,7 @@ impl CustomOp3 for LayerNorm {
         let mut y = vec![0f32; x.len()];
         y.par_chunks_mut(h * BLOCK_ROWS)
             .zip(x.par_chunks(h * BLOCK_ROWS))
-            .for_each(|(ys, xs)| {
-                vectorized(|| {
-                    for (yr, xr) in ys.chunks_exact_mut(h).zip(xs.chunks_exact(h)) {
-                        let (mean, rstd) = moments(xr, self.eps);
-                        for i in 0..h {
-                            yr[i] = (xr[i] - mean) * rstd * w[i] + b[i];
-                        }
-                    }
-                })
-            });
+            .for_each(|(ys, xs)| forward_rows(ys, xs, w, b, self.eps));
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
@@ -129,32 +120,10 @@ impl LayerNorm {
             .zip(x.par_chunks(h * BLOCK_ROWS))
             .zip(g.par_chunks(h * BLOCK_ROWS))
             .map(|((dxs, xs), gs)| {
-                vectorized(|| {
-                    let mut dw = vec![0f32; h];
-                    let mut db = vec![0f32; h];
-                    let mut gw = vec![0f32; h];
-                    let mut xhat = vec![0f32; h];
-                    let rows = dxs
-                        .chunks_exact_mut(h)
-                        .zip(xs.chunks_exact(h))
-                        .zip(gs.chunks_exact(h));
-                    for ((dxr, xr), gr) in rows {
-                        let (mean, rstd) = moments(xr, self.eps);
-                        for i in 0..h {
-                            xhat[i] = (xr[i] - mean) * rstd;
-                            gw[i] = gr[i] * w[i];
-                            dw[i] += gr[i] * xhat[i];
-                            db[i] += gr[i];
-                        }
-                        let n = h as f32;
-                        let mean_gw = sum(&gw) / n;
-                        let mean_gw_xhat = dot(&gw, &xhat) / n;
-                        for i in 0..h {
-                            dxr[i] = rstd * (gw[i] - mean_gw - xhat[i] * mean_gw_xhat);
-                        }
-                    }
-                    (dw, db)
-                })
+                let mut dw = vec![0f32; h];
+                let mut db = vec![0f32; h];
+                backward_rows(dxs, xs, gs, w, self.eps, &mut dw, &mut db);
+                (dw, db)
             })
             .collect();
         let mut dw = vec![0f32; h];
@@ -166,5 +135,51 @@ impl LayerNorm {
             }
         }
         (dx, dw, db)
+    }
+}
+
+multiversion! {
+    /// LayerNorm of each `w.len()`-wide row of `xs` into `ys`.
+    fn forward_rows(ys: &mut [f32], xs: &[f32], w: &[f32], b: &[f32], eps: f32) {
+        let h = w.len();
+        for (yr, xr) in ys.chunks_exact_mut(h).zip(xs.chunks_exact(h)) {
+            let (mean, rstd) = moments(xr, eps);
+            for i in 0..h {
+                yr[i] = (xr[i] - mean) * rstd * w[i] + b[i];
+            }
+        }
+    }
+}
+
+multiversion! {
+    /// Input gradients of these rows into `dxs`; weight and bias gradients added into `dw`, `db`.
+    fn backward_rows(
+        dxs: &mut [f32],
+        xs: &[f32],
+        gs: &[f32],
+        w: &[f32],
+        eps: f32,
+        dw: &mut [f32],
+        db: &mut [f32],
+    ) {
+        let h = w.len();
+        let mut gw = vec![0f32; h];
+        let mut xhat = vec![0f32; h];
+        let rows = dxs.chunks_exact_mut(h).zip(xs.chunks_exact(h)).zip(gs.chunks_exact(h));
+        for ((dxr, xr), gr) in rows {
+            let (mean, rstd) = moments(xr, eps);
+            for i in 0..h {
+                xhat[i] = (xr[i] - mean) * rstd;
+                gw[i] = gr[i] * w[i];
+                dw[i] += gr[i] * xhat[i];
+                db[i] += gr[i];
+            }
+            let n = h as f32;
+            let mean_gw = sum(&gw) / n;
+            let mean_gw_xhat = dot(&gw, &xhat) / n;
+            for i in 0..h {
+                dxr[i] = rstd * (gw[i] - mean_gw - xhat[i] * mean_gw_xhat);
+            }
+        }
     }
 }

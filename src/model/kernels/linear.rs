@@ -3,8 +3,8 @@
 //! views instead of transposed copies.
 
 use super::matmul::{gemm, pool_threads, View, ViewMut};
+use super::multiversion;
 use super::storage::{slice, with_values};
-use super::vectorized;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -136,15 +136,9 @@ pub fn column_sums(m: &[f32], cols: usize) -> Vec<f32> {
     let partials: Vec<Vec<f32>> = m
         .par_chunks(cols * BLOCK_ROWS)
         .map(|block| {
-            vectorized(|| {
-                let mut acc = vec![0f32; cols];
-                for row in block.chunks_exact(cols) {
-                    for (a, v) in acc.iter_mut().zip(row) {
-                        *a += v;
-                    }
-                }
-                acc
-            })
+            let mut acc = vec![0f32; cols];
+            add_rows(&mut acc, block);
+            acc
         })
         .collect();
     let mut total = vec![0f32; cols];
@@ -154,4 +148,15 @@ pub fn column_sums(m: &[f32], cols: usize) -> Vec<f32> {
         }
     }
     total
+}
+
+multiversion! {
+    /// Adds each `acc.len()`-wide row of `block` into `acc`.
+    fn add_rows(acc: &mut [f32], block: &[f32]) {
+        for row in block.chunks_exact(acc.len()) {
+            for (a, v) in acc.iter_mut().zip(row) {
+                *a += v;
+            }
+        }
+    }
 }
