@@ -181,7 +181,8 @@ def fmt(x, spec):
 
 def print_table(report):
     rows = [(f"windowing {s}", c, GOALS["windowing"]) for s, c in report["windowing"].items()]
-    rows.append(("post-processing+scoring dev", report["postprocess"], GOALS["postprocess"]))
+    if "postprocess" in report:
+        rows.append(("post-processing+scoring dev", report["postprocess"], GOALS["postprocess"]))
     print(f"threads={report['threads']}  bin={report['bin']}  work_dir={report['work_dir']}  "
           f"dev cases: median of {report['repeat']} runs per side; train: one run")
     print(f"{'case':<30}{'peer s':>10}{'ours s':>10}{'ours/peer':>11}   goal")
@@ -201,6 +202,8 @@ def print_table(report):
             f"{ours.get('windows', 'n/a')}; zero_labelled peer {peer['zero_labelled']} / ours "
             f"{ours.get('zero_labelled', 'n/a')}"
         )
+    if "postprocess" not in report:
+        return
     pp = report["postprocess"]
     peer, ours = pp["peer"], pp["ours"] or {}
     print(
@@ -216,6 +219,10 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-ours", action="store_true")
     ap.add_argument("--only", choices=["dev"], default=None, help="skip the train split")
+    ap.add_argument("--case", choices=["all", "windowing-dev", "windowing-train", "postprocess"], default="all",
+                    help="one case alone (bench/run.py runs each in its own process, for its peak memory)")
+    ap.add_argument("--logits", default=None,
+                    help="raw f32 dev logits [windows, 2, 384] to post-process (default: seeded random ones)")
     ap.add_argument("--work-dir", default=os.path.join("target", "bench-pipeline"),
                     help="where logits and both predictions files are written")
     ap.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
@@ -235,16 +242,22 @@ def main(argv=None):
 
     data = {s: os.path.join(ref.data_dir(), f) for s, f in ref.SPLIT_FILES.items()}
     splits = ["dev"] if args.only == "dev" else ["dev", "train"]
+    if args.case == "windowing-train":
+        splits = ["train"]
+    elif args.case in ("windowing-dev", "postprocess"):
+        splits = ["dev"]
     examples = {s: ref.load_squad(data[s]) for s in splits}
 
     # Warm-up: first-call costs (thread pool, caches) stay out of the timings.
-    ref.tokenize(tokenizer, {k: v[:8] for k, v in examples["dev"].items()})
+    ref.tokenize(tokenizer, {k: v[:8] for k, v in examples[splits[0]].items()})
 
     report = {"threads": args.threads, "repeat": args.repeat, "bin": args.bin if use_ours else None,
               "work_dir": args.work_dir, "windowing": {}}
     dev_features = None
     for split in splits:
-        repeat = 1 if split == "train" else args.repeat
+        repeat = 1 if split == "train" and args.case == "all" else args.repeat
+        if args.case == "postprocess":
+            repeat = 1  # the windows are only an input here
         log(f"peer: windowing {split} (x{repeat})")
         times = []
         for _ in range(repeat):
@@ -271,11 +284,18 @@ def main(argv=None):
         report["windowing"][split] = {"peer": peer, "ours": ours, "ratio": ratio(peer, ours),
                                       "goal": GOALS["windowing"]}
 
+    if args.case not in ("all", "postprocess"):
+        print(json.dumps(report)) if args.json else print_table(report)
+        return 0
     n_windows = len(dev_features["input_ids"])
-    rng = np.random.default_rng(LOGITS_SEED)
-    logits = rng.standard_normal((n_windows, 2, ref.MAX_LENGTH), dtype=np.float32)
-    logits_path = os.path.join(args.work_dir, "logits.f32")
-    logits.astype("<f4", copy=False).tofile(logits_path)
+    if args.logits:
+        logits_path = args.logits
+        logits = np.fromfile(logits_path, dtype="<f4").reshape(n_windows, 2, ref.MAX_LENGTH)
+    else:
+        rng = np.random.default_rng(LOGITS_SEED)
+        logits = rng.standard_normal((n_windows, 2, ref.MAX_LENGTH), dtype=np.float32)
+        logits_path = os.path.join(args.work_dir, "logits.f32")
+        logits.astype("<f4", copy=False).tofile(logits_path)
 
     log(f"peer: post-processing + scoring dev (x{args.repeat})")
     runs = [peer_postprocess(logits, dev_features, examples["dev"]) for _ in range(args.repeat)]

@@ -51,12 +51,11 @@ impl CustomOp3 for Linear {
             slice(ws, wl, "linear")?,
             slice(bs, bl, "linear")?,
         );
-        let mut y = vec![0f32; rows * out];
-        y.par_chunks_mut(out * 64).for_each(|block| {
-            for row in block.chunks_mut(out) {
-                row.copy_from_slice(b);
-            }
-        });
+        // The bias rows seed the output (no zero fill first); the product adds on.
+        let mut y = Vec::with_capacity(rows * out);
+        for _ in 0..rows {
+            y.extend_from_slice(b);
+        }
         // SAFETY: the views cover exactly the slices above.
         unsafe {
             gemm(
