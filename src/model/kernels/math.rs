@@ -88,23 +88,6 @@ pub fn dot(x: &[f32], y: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// max xᵢ (−∞ for an empty slice).
-#[inline(always)]
-pub fn max(x: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    for c in chunks {
-        for j in 0..LANES {
-            acc[j] = if c[j] > acc[j] { c[j] } else { acc[j] };
-        }
-    }
-    acc.iter().fold(tail, |m, &v| m.max(v))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +139,5 @@ mod tests {
             dot(&x, &y),
             x.iter().zip(&y).map(|(a, b)| a * b).sum::<f32>()
         );
-        assert_eq!(max(&x), 5.0);
     }
 }

@@ -83,3 +83,6 @@ pub fn has_avx512() -> bool {
 pub fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
+
+#[cfg(test)]
+mod tests;
