@@ -6,19 +6,7 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/squadlab-gpu}; STEPS=${STEPS:-300}
 mkdir -p "$OUT"; work=/tmp/squadlab-gpu-work
-# The binary travels gzipped (device transfers are size-limited).
-[ -f .device/squadlab.gz ] && gunzip -f .device/squadlab.gz && chmod +x .device/squadlab
-# The CUDA libraries the binary links: PyTorch's pip packages carry them.
-libs=$(python3 - <<'PY'
-import glob, os, site
-dirs = set()
-for sp in site.getsitepackages():
-    for f in glob.glob(os.path.join(sp, "nvidia", "**", "lib*.so*"), recursive=True):
-        dirs.add(os.path.dirname(f))
-print(":".join(sorted(dirs)))
-PY
-)
-export LD_LIBRARY_PATH="$libs:/usr/local/nvidia/lib64:/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
+. tools/gpu/cuda-libs.sh
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 ldd .device/squadlab | grep -E "cuda|cublas|curand|nvrtc" | tee "$OUT/ldd.txt"
 python3 tools/gpu/synthetic_task.py "$work" $((STEPS * 32)) 1000 || exit 1
