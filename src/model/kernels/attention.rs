@@ -35,7 +35,7 @@ pub fn attention(
     differentiable: bool,
 ) -> Result<Tensor> {
     let (b, s, hidden) = q.dims3()?;
-    if k.dims() != q.dims() || v.dims() != q.dims() || hidden % heads != 0 {
+    if k.dims() != q.dims() || v.dims() != q.dims() || heads == 0 || hidden % heads != 0 {
         bail!(
             "attention: q {:?}, k {:?}, v {:?} with {heads} heads do not fit",
             q.dims(),
