@@ -13,6 +13,8 @@ import time
 import torch
 from transformers import BertForQuestionAnswering
 
+from peer_model import decay_groups  # Hugging Face's weight-decay groups
+
 
 def step_flops(c, batch, seq):
     """Matrix-product FLOPs of forward + backward (3x forward), as squadlab counts them."""
@@ -22,10 +24,7 @@ def step_flops(c, batch, seq):
 
 
 def timed(model, inputs, labels, repeat, warmup):
-    decay = [p for n, p in model.named_parameters() if not (n.endswith(".bias") or "LayerNorm." in n)]
-    rest = [p for n, p in model.named_parameters() if n.endswith(".bias") or "LayerNorm." in n]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}],
-                            lr=1e-9, fused=True)
+    opt = torch.optim.AdamW(decay_groups(model, 0.01), lr=1e-9, fused=True)
 
     def step():
         with torch.autocast("cuda", dtype=torch.bfloat16):
