@@ -7,53 +7,18 @@
 //!
 //! `cargo bench --bench gui_frames` (SQuAD dev from $SQUADLAB_DATA).
 
+#[path = "synthetic.rs"]
+mod synthetic;
+
 use egui_kittest::Harness;
 use squadlab::gui::{AppOptions, Category, SquadlabApp, Tab, UiState};
-use squadlab::store::{Outcome, RunRecord, RunStatus, EVENTS_FILE};
-use squadlab::train::{StepLog, TrainEvent};
-use std::io::Write;
+use squadlab::train::TrainEvent;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 5;
 const STEPS: u64 = 100_000;
 const FRAMES: usize = 20;
-
-fn synthetic_run(store: &Path, index: usize) -> String {
-    let id = format!("20260101-00000{index}-b{index:03}");
-    let dir = store.join("runs").join(&id);
-    std::fs::create_dir_all(&dir).unwrap();
-    RunRecord {
-        id: id.clone(),
-        name: format!("run {index}"),
-        status: RunStatus::Finished,
-        outcome: Outcome::default(),
-        ..RunRecord::default()
-    }
-    .save(&dir)
-    .unwrap();
-    let mut log = std::io::BufWriter::new(std::fs::File::create(dir.join(EVENTS_FILE)).unwrap());
-    let mut noise = 0x9e3779b97f4a7c15u64 ^ index as u64;
-    for step in 1..=STEPS {
-        noise ^= noise << 13;
-        noise ^= noise >> 7;
-        noise ^= noise << 17;
-        let jitter = (noise % 1000) as f64 / 1000.0 - 0.5;
-        let t = step as f64 / STEPS as f64;
-        let event = TrainEvent::Step(StepLog {
-            step,
-            epoch: 3.0 * t,
-            loss: 5.0 * (-4.0 * t).exp() + 0.8 + 0.4 * jitter + 0.1 * index as f64,
-            grad_norm: 8.0 + 3.0 * jitter,
-            learning_rate: 2e-5 * (1.0 - t),
-            samples_per_second: 40.0,
-            elapsed_seconds: step as f64 * 0.8,
-        });
-        serde_json::to_writer(&mut log, &event).unwrap();
-        log.write_all(b"\n").unwrap();
-    }
-    id
-}
 
 /// Builds one frame and tessellates it, as the window would before painting.
 fn frame(h: &mut Harness<'_, SquadlabApp>) -> Duration {
@@ -90,7 +55,9 @@ fn harness(store: &Path) -> Harness<'static, SquadlabApp> {
 fn live_view() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    let ids: Vec<String> = (0..RUNS).map(|i| synthetic_run(&store, i)).collect();
+    let ids: Vec<String> = (0..RUNS)
+        .map(|i| synthetic::synthetic_run(&store, i, STEPS))
+        .collect();
     let mut h = harness(&store);
     let start = Instant::now();
     for id in &ids {

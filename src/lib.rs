@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod faults;
 pub mod fsutil;
 #[cfg(feature = "gui")]
 pub mod gui;

@@ -51,6 +51,7 @@ fn hub_dataset_loads_from_the_cache_and_offline_misses_say_what_to_fetch() {
         &LoadOptions {
             limit: Some(3),
             skip_bad_records: false,
+            ..LoadOptions::default()
         },
     );
     assert_eq!(limited.unwrap().len(), 3);

@@ -111,6 +111,7 @@ fn skip_bad_records_drops_and_counts_them() {
     let opts = LoadOptions {
         limit: None,
         skip_bad_records: true,
+        ..LoadOptions::default()
     };
     let data = load_json(&path, &opts).unwrap();
     assert_eq!(
@@ -138,6 +139,7 @@ fn limit_keeps_the_first_questions_in_file_order() {
         &LoadOptions {
             limit: Some(2),
             skip_bad_records: false,
+            ..LoadOptions::default()
         },
     )
     .unwrap();

@@ -14,6 +14,9 @@ pub struct WindowArgs {
     /// Tokens shared by consecutive windows of a long context.
     #[arg(long, default_value_t = 128)]
     pub stride: usize,
+    /// Longest context accepted, in characters; a longer one is an error.
+    #[arg(long, default_value_t = crate::data::DEFAULT_MAX_CONTEXT_CHARS)]
+    pub max_context_chars: usize,
 }
 
 impl WindowArgs {

@@ -74,6 +74,7 @@ pub fn run(args: &EvalArgs) -> Result<Report> {
         Split::Validation,
         args.limit,
         args.skip_bad_records,
+        args.window.max_context_chars,
     )?;
     let features = FeatureSet::build(&data, &tokenizer, args.window.params())?;
     let out = evaluate(

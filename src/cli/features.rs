@@ -43,7 +43,13 @@ pub fn run(args: &FeaturesArgs) -> Result<Report> {
     } else {
         Split::Validation
     };
-    let data = load_data(&args.data, split, args.limit, args.skip_bad_records)?;
+    let data = load_data(
+        &args.data,
+        split,
+        args.limit,
+        args.skip_bad_records,
+        args.window.max_context_chars,
+    )?;
     let tokenizer = load_tokenizer(&args.tokenizer)?;
     let params = args.window.params();
 

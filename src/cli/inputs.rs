@@ -11,6 +11,7 @@ pub fn load_data(
     split: Split,
     limit: Option<usize>,
     skip_bad_records: bool,
+    max_context_chars: usize,
 ) -> Result<SquadDataset> {
     let source =
         DataSource::try_from(spec.to_string()).map_err(|e| anyhow!("--data {spec:?}: {e}"))?;
@@ -20,6 +21,7 @@ pub fn load_data(
         &LoadOptions {
             limit,
             skip_bad_records,
+            max_context_chars,
         },
     )?;
     if !data.skipped.is_empty() {

@@ -13,7 +13,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct RmArgs {
@@ -92,7 +92,7 @@ pub fn rm(args: &RmArgs) -> Result<Report> {
     let dirs = args
         .runs
         .iter()
-        .map(|r| store.find(r))
+        .map(|r| store.find_own(r))
         .collect::<Result<Vec<_>>>()?;
     let mut removed = Vec::new();
     for dir in &dirs {
@@ -151,7 +151,7 @@ pub fn edit(args: &EditArgs) -> Result<Report> {
 }
 
 pub fn prune(args: &PruneArgs) -> Result<Report> {
-    let dir = args.store.open().find(&args.run)?;
+    let dir = args.store.open().find_own(&args.run)?;
     let rule = match (args.keep_last, args.keep_best) {
         (Some(n), None) => Prune::KeepLast(n),
         (None, Some(n)) => Prune::KeepBest(n),
@@ -180,7 +180,13 @@ pub fn prune(args: &PruneArgs) -> Result<Report> {
 
 /// Scores another system's predictions and stores them as a read-only run.
 pub fn import_predictions(args: &ImportArgs) -> Result<Report> {
-    let data = super::inputs::load_data(&args.data, Split::Validation, None, false)?;
+    let data = super::inputs::load_data(
+        &args.data,
+        Split::Validation,
+        None,
+        false,
+        crate::data::DEFAULT_MAX_CONTEXT_CHARS,
+    )?;
     let data_path = PathBuf::from(&data.origin);
     let predictions = load_predictions(&args.predictions)?;
     let scores = score(&data, &predictions);
@@ -192,15 +198,14 @@ pub fn import_predictions(args: &ImportArgs) -> Result<Report> {
         );
     }
     let store = args.store.open();
-    let (id, dir) = store.new_run_dir()?;
-    let write = || -> Result<()> {
+    let write = |id: &str, dir: &Path| -> Result<()> {
         let bytes = std::fs::read(&args.predictions)
             .with_context(|| format!("cannot read {}", args.predictions.display()))?;
         crate::fsutil::write_atomically(&dir.join(PREDICTIONS_FILE), &bytes)?;
         EvalResults::from_scores(&scores).save(&dir.join(RESULTS_FILE))?;
         let now = rfc3339(std::time::SystemTime::now());
         RunRecord {
-            id: id.clone(),
+            id: id.to_string(),
             name: args.name.clone(),
             tags: args.labels.tags.clone(),
             notes: args.labels.notes.clone(),
@@ -229,13 +234,9 @@ pub fn import_predictions(args: &ImportArgs) -> Result<Report> {
             },
             ..RunRecord::default()
         }
-        .save(&dir)
+        .save(dir)
     };
-    if let Err(e) = write() {
-        // Nothing of the half-made folder is worth keeping.
-        std::fs::remove_dir_all(&dir).ok();
-        return Err(e);
-    }
+    let (id, dir) = store.create_run(write)?;
     if !scores.unknown_ids.is_empty() {
         eprintln!(
             "warning: {} prediction ids are not questions of {} and were ignored",

@@ -2,10 +2,23 @@
 
 use crate::train::{EventSink, TrainEvent};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// How often a log (stderr not a terminal) gets a plain progress line.
+const LOG_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 pub struct ProgressReporter {
     bar: Option<ProgressBar>,
+    /// Without a terminal indicatif draws nothing, and its `println` is
+    /// dropped too; a server's log gets plain lines instead.
+    plain: Option<PlainProgress>,
+}
+
+struct PlainProgress {
+    total: u64,
+    last: Instant,
 }
 
 impl ProgressReporter {
@@ -37,6 +50,13 @@ impl EventSink for ProgressReporter {
                 if info.resumed_from_step > 0 {
                     self.say(format!("resuming at step {}", info.resumed_from_step));
                 }
+                if !std::io::stderr().is_terminal() {
+                    self.plain = Some(PlainProgress {
+                        total: info.total_steps,
+                        last: Instant::now(),
+                    });
+                    return Ok(());
+                }
                 let bar = ProgressBar::new(info.total_steps);
                 bar.set_style(
                     ProgressStyle::with_template("{bar:28} {pos}/{len} steps  {msg}  ETA {eta}")
@@ -47,6 +67,20 @@ impl EventSink for ProgressReporter {
                 self.bar = Some(bar);
             }
             TrainEvent::Step(s) => {
+                if let Some(plain) = &mut self.plain {
+                    if plain.last.elapsed() >= LOG_EVERY || s.step == plain.total {
+                        plain.last = Instant::now();
+                        eprintln!(
+                            "step {}/{}  epoch {:.2}  loss {:.4}  lr {:.2e}  {:.1} samples/s",
+                            s.step,
+                            plain.total,
+                            s.epoch,
+                            s.loss,
+                            s.learning_rate,
+                            s.samples_per_second
+                        );
+                    }
+                }
                 if let Some(bar) = &self.bar {
                     bar.set_position(s.step);
                     bar.set_message(format!(

@@ -3,7 +3,7 @@
 use super::args::{AnswerArgs, WindowArgs};
 use super::inputs::{load_data, load_tokenizer};
 use super::Report;
-use crate::data::{FeatureSet, Split};
+use crate::data::{FeatureSet, Split, DEFAULT_MAX_CONTEXT_CHARS};
 use crate::eval::{
     load_predictions, postprocess, score, score_predictions, write_nbest, write_predictions,
     Scores, WindowLogits,
@@ -25,14 +25,40 @@ pub struct ScoreArgs {
     /// Score only the first N questions, in file order.
     #[arg(long)]
     limit: Option<usize>,
+    /// Fail on prediction ids that are not questions of the data, instead of
+    /// ignoring them with a warning as the official script does.
+    #[arg(long)]
+    strict: bool,
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run_score(args: &ScoreArgs) -> Result<Report> {
-    let data = load_data(&args.data, Split::Validation, args.limit, false)?;
+    let data = load_data(
+        &args.data,
+        Split::Validation,
+        args.limit,
+        false,
+        DEFAULT_MAX_CONTEXT_CHARS,
+    )?;
     let predictions = load_predictions(&args.predictions)?;
     let scores = score(&data, &predictions);
+    if args.strict && !scores.unknown_ids.is_empty() {
+        let mut ids = scores.unknown_ids.clone();
+        ids.sort();
+        bail!(
+            "{}: {} ids are not questions of {} (--strict): {}",
+            args.predictions.display(),
+            ids.len(),
+            data.origin,
+            ids.iter()
+                .take(5)
+                .map(|id| format!("{id:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+                + if ids.len() > 5 { ", …" } else { "" }
+        );
+    }
     warn_about(&scores);
     Ok(score_report(&scores, json!({})))
 }
@@ -98,7 +124,13 @@ pub struct PostprocessArgs {
 
 pub fn run_postprocess(args: &PostprocessArgs) -> Result<Report> {
     let pp = args.answer.params()?;
-    let data = load_data(&args.data, Split::Validation, args.limit, false)?;
+    let data = load_data(
+        &args.data,
+        Split::Validation,
+        args.limit,
+        false,
+        args.window.max_context_chars,
+    )?;
     let tokenizer = load_tokenizer(&args.tokenizer)?;
     let params = args.window.params();
     let features = FeatureSet::build(&data, &tokenizer, params)?;

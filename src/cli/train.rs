@@ -68,6 +68,15 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
     }
     override_device(&mut config, args.device.as_deref())?;
     config.validate()?;
+    let new_record = |id: &str| RunRecord {
+        id: id.to_string(),
+        name: config.name.clone(),
+        tags: args.labels.tags.clone(),
+        notes: args.labels.notes.clone(),
+        status: RunStatus::Queued,
+        config: Some(config.clone()),
+        ..RunRecord::default()
+    };
     let (id, run_dir) = match (&args.out, &args.resume) {
         (Some(out), None) => {
             store::claim_run_dir(out)?;
@@ -81,17 +90,14 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
             let dir = run_of_checkpoint(ckpt)?;
             (folder_name(&dir), dir)
         }
-        (None, None) => args.store.open().new_run_dir()?,
+        (None, None) => args
+            .store
+            .open()
+            .create_run(|id, dir| new_record(id).save(dir))?,
     };
     let mut record = match RunRecord::load(&run_dir) {
         Ok(existing) if args.resume.is_some() => existing,
-        _ => RunRecord {
-            id,
-            name: config.name.clone(),
-            tags: args.labels.tags.clone(),
-            notes: args.labels.notes.clone(),
-            ..RunRecord::default()
-        },
+        _ => new_record(&id),
     };
     record.status = RunStatus::Queued;
     record.config = Some(config.clone());
@@ -103,6 +109,9 @@ pub fn resume(args: &ResumeArgs) -> Result<Report> {
     let dir = args.store.open().find(&args.run)?;
     let mut plan = store::plan_resume(&dir)?;
     override_device(&mut plan.config, args.device.as_deref())?;
+    for why in &plan.unreadable {
+        eprintln!("warning: skipping an unreadable checkpoint: {why}");
+    }
     if plan.checkpoint.is_none() {
         eprintln!(
             "run {} has no checkpoint: training it again from step 0",

@@ -70,6 +70,9 @@ pub struct DataConfig {
     pub max_eval_samples: Option<usize>,
     /// Skip records that fail validation (and report how many) instead of stopping.
     pub skip_bad_records: bool,
+    /// Longest context accepted, in characters. A longer one fails the load
+    /// (or is skipped with `skip_bad_records`) before it costs memory.
+    pub max_context_chars: usize,
 }
 
 /// When checkpoints are written, as in Hugging Face: `no`, `epoch` or `steps`.
@@ -174,6 +177,7 @@ impl Default for DataConfig {
             max_train_samples: None,
             max_eval_samples: None,
             skip_bad_records: false,
+            max_context_chars: crate::data::DEFAULT_MAX_CONTEXT_CHARS,
         }
     }
 }

@@ -145,6 +145,10 @@ impl RunConfig {
             "data.max_train_samples must be at least 1 when set, got 0".into(),
         );
         need(
+            c.data.max_context_chars > 0,
+            "data.max_context_chars must be at least 1, got 0".into(),
+        );
+        need(
             c.data.max_eval_samples != Some(0),
             "data.max_eval_samples must be at least 1 when set, got 0".into(),
         );

@@ -6,12 +6,36 @@ use anyhow::{bail, Result};
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 
-#[derive(Clone, Debug, Default)]
+/// SQuAD's longest context is about 25,000 characters; a context far beyond
+/// that is a broken file, and would take memory in proportion before failing.
+pub const DEFAULT_MAX_CONTEXT_CHARS: usize = 1_000_000;
+
+#[derive(Clone, Debug)]
 pub struct LoadOptions {
     /// Keep only the first N questions, in file order.
     pub limit: Option<usize>,
     /// Drop records that fail the checks instead of failing the load.
     pub skip_bad_records: bool,
+    /// Longest context accepted, in characters (`data.max_context_chars`).
+    pub max_context_chars: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            limit: None,
+            skip_bad_records: false,
+            max_context_chars: DEFAULT_MAX_CONTEXT_CHARS,
+        }
+    }
+}
+
+/// The message for a context over the limit, naming the setting that raises it.
+pub fn context_too_long(chars: impl std::fmt::Display, max: usize) -> String {
+    format!(
+        "a context of {chars} characters exceeds max_context_chars ({max}); \
+         raise data.max_context_chars in the run config (or --max-context-chars) to load it"
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +128,9 @@ impl<'a> DatasetBuilder<'a> {
             }
         };
         let n_chars = boundaries.len() - 1;
+        if n_chars > self.options.max_context_chars {
+            return Err(context_too_long(n_chars, self.options.max_context_chars));
+        }
         let mut answers = Vec::with_capacity(raw_answers.len());
         for (k, a) in raw_answers.into_iter().enumerate() {
             let len = a.text.chars().count();

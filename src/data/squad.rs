@@ -1,7 +1,8 @@
 //! The SQuAD v1.1 dataset in memory: contexts stored once, questions pointing at them.
 
-use super::builder::{DatasetBuilder, LoadOptions, RawAnswer};
+use super::builder::{context_too_long, DatasetBuilder, LoadOptions, RawAnswer};
 use super::hub_parquet;
+use super::long_strings::{find_long_string, find_long_string_in, LongString};
 use crate::config::{DataLocation, DataSource};
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
@@ -89,13 +90,44 @@ struct RawQa {
 }
 
 /// Reads an official-format SQuAD JSON file (`{"data": [{"title", "paragraphs": …}]}`).
+/// An over-long string is found by streaming first, so a huge context fails
+/// in constant memory instead of being read whole.
 pub fn load_json(path: &Path, options: &LoadOptions) -> Result<SquadDataset> {
     let origin = path.display().to_string();
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot read SQuAD file {origin}"))?;
+    let long = find_long_string(file, options.max_context_chars)
+        .with_context(|| format!("cannot read SQuAD file {origin}"))?;
+    if let Some(at) = long {
+        return Err(too_long(&origin, &at, options.max_context_chars));
+    }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read SQuAD file {origin}"))?;
+    parse_scanned(&bytes, &origin, options)
+}
+
+/// Parses SQuAD JSON already in memory; `origin` names it in messages.
+pub fn parse_json(bytes: &[u8], origin: &str, options: &LoadOptions) -> Result<SquadDataset> {
+    if let Some(at) = find_long_string_in(bytes, options.max_context_chars) {
+        return Err(too_long(origin, &at, options.max_context_chars));
+    }
+    parse_scanned(bytes, origin, options)
+}
+
+fn too_long(origin: &str, at: &LongString, max: usize) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{origin}:{}:{}: {}",
+        at.line,
+        at.column,
+        context_too_long(format!("more than {max}"), max)
+    )
+}
+
+/// Parses bytes already checked for over-long strings.
+fn parse_scanned(bytes: &[u8], origin: &str, options: &LoadOptions) -> Result<SquadDataset> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         bail!("{origin}: the file is empty; expected SQuAD JSON ({{\"data\": [...]}})");
     }
-    let text = std::str::from_utf8(&bytes).map_err(|e| {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
             "{origin}: not UTF-8: invalid byte at offset {}",
             e.valid_up_to()
@@ -108,7 +140,7 @@ pub fn load_json(path: &Path, options: &LoadOptions) -> Result<SquadDataset> {
             e.column()
         )
     })?;
-    let mut builder = DatasetBuilder::new(origin, options);
+    let mut builder = DatasetBuilder::new(origin.to_string(), options);
     'articles: for article in raw.data {
         for paragraph in article.paragraphs {
             for qa in paragraph.qas {

@@ -120,13 +120,23 @@ fn bert_uncased_from_vocab(path: &Path) -> Result<Tokenizer> {
         .unk_token("[UNK]".into())
         .build()
         .map_err(|e| anyhow!("{}: not a valid WordPiece vocab.txt: {e}", path.display()))?;
+    use tokenizers::Model as _;
+    // Marking a token special that the vocabulary lacks would invent an id
+    // past the model's embeddings.
+    let vocab = model.get_vocab();
+    for needed in ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] {
+        if !vocab.contains_key(needed) {
+            bail!("tokenizer {} has no {needed} token", path.display());
+        }
+    }
+    let specials: Vec<AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .filter(|t| vocab.contains_key(**t))
+        .map(|t| AddedToken::from(*t, true))
+        .collect();
     let mut tok = Tokenizer::new(model);
     tok.with_normalizer(Some(BertNormalizer::new(true, true, None, true)));
     tok.with_pre_tokenizer(Some(BertPreTokenizer));
-    let specials: Vec<AddedToken> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .iter()
-        .map(|t| AddedToken::from(*t, true))
-        .collect();
     tok.add_special_tokens(&specials);
     Ok(tok)
 }

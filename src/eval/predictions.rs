@@ -6,26 +6,55 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
 
+/// Reads `{id: answer}`; an answer that is not a string, or an id given twice
+/// (JSON allows it, and a reader would silently keep one), is an error.
 pub fn load_predictions(path: &Path) -> Result<HashMap<String, String>> {
     let origin = path.display();
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read predictions {origin}"))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+    let Entries(entries) = serde_json::from_str(&text).map_err(|e| {
         anyhow!(
             "{origin}:{}:{}: malformed predictions JSON: {e}",
             e.line(),
             e.column()
         )
     })?;
-    let serde_json::Value::Object(map) = value else {
-        bail!("{origin}: predictions must be a JSON object {{\"question id\": \"answer\"}}");
-    };
-    map.into_iter()
-        .map(|(id, answer)| match answer {
-            serde_json::Value::String(s) => Ok((id, s)),
-            other => bail!("{origin}: the answer for id {id:?} must be a string, found {other}"),
-        })
-        .collect()
+    let mut map = HashMap::with_capacity(entries.len());
+    for (id, answer) in entries {
+        let serde_json::Value::String(answer) = answer else {
+            bail!("{origin}: the answer for id {id:?} must be a string, found {answer}");
+        };
+        if map.insert(id.clone(), answer).is_some() {
+            bail!("{origin}: id {id:?} appears more than once; which answer counts is ambiguous");
+        }
+    }
+    Ok(map)
+}
+
+/// A JSON object's entries in file order, duplicates kept.
+struct Entries(Vec<(String, serde_json::Value)>);
+
+impl<'de> serde::Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object {\"question id\": \"answer\"}")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Entries, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
 }
 
 /// Writes `{id: answer}` in question order, atomically.

@@ -60,6 +60,7 @@ pub fn load_prediction_set(dir: &Path, record: &RunRecord) -> Result<PredictionS
     let options = LoadOptions {
         limit: None,
         skip_bad_records: true,
+        ..LoadOptions::default()
     };
     let validation = record.data.iter().find(|d| d.split == "validation");
     let data =

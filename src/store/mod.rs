@@ -8,6 +8,7 @@ mod record;
 mod recorder;
 mod scan;
 mod start;
+mod tail;
 
 pub use lock::{holder, hostname, Holder, LockInfo, RunLock, LOCK_FILE};
 pub use manage::{prune_checkpoints, remove_run, Prune};
@@ -18,6 +19,7 @@ pub use record::{
 pub use recorder::RunRecorder;
 pub use scan::{disk_use, read_metrics, step_history, MetricsLog, RunEntry, Shown};
 pub use start::{new_run, plan_resume, ResumePlan};
+pub use tail::{read_tail, LogTail};
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -52,8 +54,14 @@ impl Store {
         self.root.join("runs")
     }
 
-    /// A new, empty run folder with a fresh id (UTC time plus a random suffix).
-    pub fn new_run_dir(&self) -> Result<(String, PathBuf)> {
+    /// A new run folder with a fresh id (UTC time plus a random suffix),
+    /// filled by `fill(id, folder)` (at least its `run.ron`) under a hidden
+    /// name and only then renamed into place: a process killed at any moment
+    /// leaves either no run or a run with its record, never an empty folder.
+    pub fn create_run(
+        &self,
+        fill: impl FnOnce(&str, &Path) -> Result<()>,
+    ) -> Result<(String, PathBuf)> {
         let runs = self.runs_dir();
         std::fs::create_dir_all(&runs)
             .with_context(|| format!("cannot create {}", runs.display()))?;
@@ -64,15 +72,29 @@ impl Store {
         }
         for _ in 0..100 {
             let id = new_run_id();
-            let dir = runs.join(&id);
+            let (staging, dir) = (runs.join(format!(".new-{id}")), runs.join(&id));
+            if dir.exists() {
+                continue;
+            }
             // create_dir fails if it exists, so two launches never share a folder.
-            match std::fs::create_dir(&dir) {
-                Ok(()) => return Ok((id, dir)),
+            match std::fs::create_dir(&staging) {
+                Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
-                    return Err(e).with_context(|| format!("cannot create {}", dir.display()))
+                    return Err(e).with_context(|| format!("cannot create {}", staging.display()))
                 }
             }
+            let placed = fill(&id, &staging).and_then(|()| {
+                std::fs::rename(&staging, &dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                crate::fsutil::sync_dir_only(&runs)
+            });
+            if let Err(e) = placed {
+                // Nothing of a half-made folder is worth keeping.
+                std::fs::remove_dir_all(&staging).ok();
+                return Err(e);
+            }
+            return Ok((id, dir));
         }
         bail!("cannot find a free run id in {}", runs.display())
     }
@@ -108,7 +130,7 @@ impl Store {
             return Ok(as_path.to_path_buf());
         }
         let runs = self.runs_dir();
-        if !spec.is_empty() && !spec.contains('/') && runs.join(spec).is_dir() {
+        if is_plain_name(spec) && runs.join(spec).is_dir() {
             return Ok(runs.join(spec));
         }
         let all = self.list()?;
@@ -141,6 +163,37 @@ impl Store {
             ),
         }
     }
+}
+
+impl Store {
+    /// As [`Store::find`], but only a folder directly inside this store's
+    /// `runs/`: what deleting commands act on, so no spec (`..`, an absolute
+    /// path, a link) reaches anything outside the store.
+    pub fn find_own(&self, spec: &str) -> Result<PathBuf> {
+        let dir = self.find(spec)?;
+        let real = |p: &Path| {
+            p.canonicalize()
+                .with_context(|| format!("cannot resolve {}", p.display()))
+        };
+        let (run, runs) = (real(&dir)?, real(&self.runs_dir())?);
+        if run.parent() != Some(runs.as_path()) {
+            bail!(
+                "{} is not a run of the store {}; only the store's own runs are deleted here",
+                dir.display(),
+                runs.display()
+            );
+        }
+        Ok(run)
+    }
+}
+
+/// A name that stays inside the folder it is joined to: one component, not
+/// `.`, `..`, hidden, absolute or with a separator.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && Path::new(name).components().count() == 1
 }
 
 /// Makes `dir` ready for a new run, refusing one that already holds a run.

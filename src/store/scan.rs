@@ -3,6 +3,7 @@
 
 use super::lock::{holder, Holder};
 use super::record::{RunKind, RunRecord, RunStatus};
+use super::tail::read_tail;
 use super::EVENTS_FILE;
 use crate::eval::{PREDICTIONS_FILE, RESULTS_FILE};
 use crate::train::{StepLog, TrainEvent};
@@ -42,11 +43,14 @@ pub struct RunEntry {
 }
 
 impl RunEntry {
+    /// The run for a listing: its record and the end of its event log, read
+    /// back from the end (see [`read_tail`]), so listing a store of long runs
+    /// stays fast. [`read_metrics`] reads the whole history.
     pub fn load(dir: &Path) -> Self {
         let mut entry = Self::load_record(dir);
-        let metrics = read_metrics(dir);
-        entry.problems.extend(metrics.problems.iter().cloned());
-        entry.last_step = metrics.steps().pop();
+        let tail = read_tail(dir);
+        entry.problems.extend(tail.problems);
+        entry.last_step = tail.last_step;
         entry
     }
 

@@ -5,7 +5,7 @@ use super::record::{RunKind, RunRecord, RunStatus};
 use super::scan::{RunEntry, Shown};
 use super::Store;
 use crate::config::RunConfig;
-use crate::train::checkpoint::list_checkpoints;
+use crate::train::checkpoint::{list_checkpoints, load_state};
 use anyhow::{anyhow, bail, Result};
 use std::path::{Path, PathBuf};
 
@@ -17,9 +17,8 @@ pub fn new_run(
     notes: &str,
 ) -> Result<(PathBuf, RunRecord)> {
     config.validate()?;
-    let (id, dir) = store.new_run_dir()?;
-    let record = RunRecord {
-        id,
+    let record = |id: &str| RunRecord {
+        id: id.to_string(),
         name: config.name.clone(),
         tags: tags.to_vec(),
         notes: notes.to_string(),
@@ -27,7 +26,8 @@ pub fn new_run(
         config: Some(config.clone()),
         ..RunRecord::default()
     };
-    Ok((dir, record))
+    let (id, dir) = store.create_run(|id, dir| record(id).save(dir))?;
+    Ok((dir, record(&id)))
 }
 
 /// What continuing an unfinished run needs.
@@ -35,8 +35,10 @@ pub struct ResumePlan {
     pub dir: PathBuf,
     pub record: RunRecord,
     pub config: RunConfig,
-    /// The newest checkpoint; none trains again from step 0.
+    /// The newest whole checkpoint; none trains again from step 0.
     pub checkpoint: Option<PathBuf>,
+    /// Newer checkpoints passed over, each with why it cannot be read.
+    pub unreadable: Vec<String>,
 }
 
 /// Checks that the run in `dir` can continue (interrupted, cancelled, failed
@@ -68,10 +70,24 @@ pub fn plan_resume(dir: &Path) -> Result<ResumePlan> {
         .clone()
         .ok_or_else(|| anyhow!("{}: run.ron holds no config to resume with", dir.display()))?;
     record.status = RunStatus::Queued;
+    // A damaged newest checkpoint (a disk fault, a hand edit) costs only the
+    // steps since the one before it.
+    let mut unreadable = Vec::new();
+    let mut checkpoint = None;
+    for (_, path) in list_checkpoints(dir).into_iter().rev() {
+        match load_state(&path) {
+            Ok(_) => {
+                checkpoint = Some(path);
+                break;
+            }
+            Err(e) => unreadable.push(format!("{e:#}")),
+        }
+    }
     Ok(ResumePlan {
         dir: dir.to_path_buf(),
         record,
         config,
-        checkpoint: list_checkpoints(dir).pop().map(|(_, path)| path),
+        checkpoint,
+        unreadable,
     })
 }

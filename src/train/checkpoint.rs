@@ -73,6 +73,8 @@ pub struct CheckpointParts<'a> {
     pub tokenizer: &'a TokenizerFile,
 }
 
+/// Writes the checkpoint at `state.global_step`. On failure (a full disk)
+/// the half-written staging folder is removed and older checkpoints are untouched.
 pub fn save_checkpoint(
     run_dir: &Path,
     state: &TrainerState,
@@ -84,8 +86,28 @@ pub fn save_checkpoint(
         std::fs::remove_dir_all(&staging)
             .with_context(|| format!("cannot clear {}", staging.display()))?;
     }
+    let written = write_staged(&staging, state, parts);
+    if written.is_err() {
+        std::fs::remove_dir_all(&staging).ok();
+    }
+    written.with_context(|| format!("cannot save checkpoint {}", dir.display()))?;
+    // Replace an older checkpoint of the same step (a resumed run passing it again).
+    if dir.exists() {
+        remove_hidden_first(&dir).with_context(|| format!("cannot replace {}", dir.display()))?;
+    }
+    std::fs::rename(&staging, &dir).with_context(|| format!("cannot write {}", dir.display()))?;
+    if let Some(parent) = dir.parent() {
+        std::fs::File::open(parent)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("cannot sync {}", parent.display()))?;
+    }
+    Ok(dir)
+}
+
+/// Every file of a checkpoint, into `staging`, synced.
+fn write_staged(staging: &Path, state: &TrainerState, parts: &CheckpointParts) -> Result<()> {
     save_pretrained(
-        &staging,
+        staging,
         parts.model_config,
         parts.params,
         Some(parts.tokenizer),
@@ -101,19 +123,19 @@ pub fn save_checkpoint(
     )?;
     write_atomically(&staging.join(STATE_FILE), &serde_json::to_vec(state)?)?;
     // On disk before it gets its real name, and before rotation deletes older ones.
-    crate::fsutil::sync_dir(&staging)?;
-    // Replace an older checkpoint of the same step (a resumed run passing it again).
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("cannot replace {}", dir.display()))?;
+    crate::fsutil::sync_dir(staging)
+}
+
+/// Deletes a folder after renaming it to a hidden name, so a process killed
+/// mid-delete never leaves a half checkpoint under a real name.
+fn remove_hidden_first(dir: &Path) -> std::io::Result<()> {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let trash = dir.with_file_name(format!(".deleting-{name}"));
+    if trash.exists() {
+        std::fs::remove_dir_all(&trash)?;
     }
-    std::fs::rename(&staging, &dir).with_context(|| format!("cannot write {}", dir.display()))?;
-    if let Some(parent) = dir.parent() {
-        std::fs::File::open(parent)
-            .and_then(|f| f.sync_all())
-            .with_context(|| format!("cannot sync {}", parent.display()))?;
-    }
-    Ok(dir)
+    std::fs::rename(dir, &trash)?;
+    std::fs::remove_dir_all(&trash)
 }
 
 /// Checkpoints of a run, oldest first.
@@ -141,7 +163,7 @@ pub fn rotate_checkpoints(run_dir: &Path, keep: usize, protect: &Path) -> Result
     let all = list_checkpoints(run_dir);
     let excess = all.len().saturating_sub(keep.max(1));
     for (_, dir) in all.into_iter().filter(|(_, d)| d != protect).take(excess) {
-        std::fs::remove_dir_all(&dir)
+        remove_hidden_first(&dir)
             .with_context(|| format!("cannot delete old checkpoint {}", dir.display()))?;
     }
     Ok(())

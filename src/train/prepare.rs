@@ -81,6 +81,7 @@ pub fn prepare(
             &LoadOptions {
                 limit,
                 skip_bad_records: config.data.skip_bad_records,
+                max_context_chars: config.data.max_context_chars,
             },
         )?;
         if data.is_empty() {

@@ -218,7 +218,7 @@ impl<'a> Trainer<'a> {
                         pad_to,
                         &self.p.device,
                     )?;
-                    let value = accumulate_gradients(
+                    let mut value = accumulate_gradients(
                         model,
                         &self.p.model.params,
                         &batch,
@@ -226,6 +226,9 @@ impl<'a> Trainer<'a> {
                         &mut state.dropout_rng,
                         &mut grads,
                     )?;
+                    if crate::faults::nan_loss_at(state.global_step + 1) {
+                        value = f64::NAN;
+                    }
                     if !value.is_finite() {
                         return self.diverged(state.global_step + 1, value, f64::NAN);
                     }

@@ -35,6 +35,7 @@ pub fn load_squad(name: &str, limit: Option<usize>) -> Option<SquadDataset> {
             &LoadOptions {
                 limit,
                 skip_bad_records: false,
+                ..LoadOptions::default()
             },
         )
         .expect("loads"),

@@ -1,0 +1,14 @@
+//! Fault injection for tests of the failure paths, set by environment
+//! variables and read once. Nothing changes unless one is set.
+
+use std::sync::OnceLock;
+
+/// `SQUADLAB_FAULT_NAN_LOSS_AT_STEP=N`: the loss of optimizer step N is NaN,
+/// as a numerically broken model's would be.
+pub const NAN_LOSS_AT_STEP: &str = "SQUADLAB_FAULT_NAN_LOSS_AT_STEP";
+
+/// Whether the loss of (1-based) `step` is to be replaced by NaN.
+pub fn nan_loss_at(step: u64) -> bool {
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+    *AT.get_or_init(|| std::env::var(NAN_LOSS_AT_STEP).ok()?.trim().parse().ok()) == Some(step)
+}
