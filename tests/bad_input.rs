@@ -80,6 +80,16 @@ fn squad_with(context: serde_json::Value, qa: serde_json::Value) -> serde_json::
     json!({"version": "1.1", "data": [{"title": "t", "paragraphs": [{"context": context, "qas": [qa]}]}]})
 }
 
+/// The context "it is red ." with one answer "red" said to start at `start`.
+fn red_at(start: serde_json::Value) -> Vec<u8> {
+    red_at_with_text("red", start)
+}
+
+fn red_at_with_text(text: &str, start: impl Into<serde_json::Value>) -> Vec<u8> {
+    let qa = json!({"id": "q1", "question": "what ?", "answers": [{"text": text, "answer_start": start.into()}]});
+    serde_json::to_vec(&squad_with(json!("it is red ."), qa)).unwrap()
+}
+
 fn good_qa() -> serde_json::Value {
     json!({"id": "q1", "question": "what color is it ?", "answers": [{"text": "red", "answer_start": 6}]})
 }
@@ -111,12 +121,11 @@ fn broken_squad_files_are_named_with_what_is_wrong() {
         ),
         (
             "wrong-type.json",
-            serde_json::to_vec(&squad_with(
-                json!("it is red ."),
-                json!({"id": "q1", "question": "what ?", "answers": [{"text": "red", "answer_start": "6"}]}),
-            ))
-            .unwrap(),
-            vec!["wrong-type.json:1:", "invalid type: string \"6\", expected i64"],
+            red_at(json!("6")),
+            vec![
+                "wrong-type.json:1:",
+                "invalid type: string \"6\", expected i64",
+            ],
         ),
         (
             "context-number.json",
@@ -139,30 +148,33 @@ fn broken_squad_files_are_named_with_what_is_wrong() {
         ),
         (
             "out-of-range.json",
-            serde_json::to_vec(&squad_with(
-                json!("it is red ."),
-                json!({"id": "q1", "question": "what ?", "answers": [{"text": "red", "answer_start": 40}]}),
-            ))
-            .unwrap(),
-            vec!["out-of-range.json", "bad record \"q1\"", "answer_start 40", "outside the context of 11 chars"],
+            red_at(json!(40)),
+            vec![
+                "out-of-range.json",
+                "bad record \"q1\"",
+                "answer_start 40",
+                "outside the context of 11 chars",
+            ],
         ),
         (
             "negative.json",
-            serde_json::to_vec(&squad_with(
-                json!("it is red ."),
-                json!({"id": "q1", "question": "what ?", "answers": [{"text": "red", "answer_start": -3}]}),
-            ))
-            .unwrap(),
+            red_at(json!(-3)),
             vec!["negative.json", "answer_start -3"],
         ),
         (
             "mismatch.json",
-            serde_json::to_vec(&squad_with(
-                json!("it is red ."),
-                json!({"id": "q1", "question": "what ?", "answers": [{"text": "red", "answer_start": 3}]}),
-            ))
-            .unwrap(),
-            vec!["mismatch.json", "\"q1\"", "answer_start 3 points at \"is \"", "not at the answer text \"red\""],
+            red_at(json!(3)),
+            vec![
+                "mismatch.json",
+                "\"q1\"",
+                "answer_start 3 points at \"is \"",
+                "not at the answer text \"red\"",
+            ],
+        ),
+        (
+            "empty-answer.json",
+            red_at_with_text("", 0),
+            vec!["empty-answer.json", "\"q1\"", "answer 0: empty text"],
         ),
         (
             "empty-context.json",

@@ -133,6 +133,10 @@ impl<'a> DatasetBuilder<'a> {
         }
         let mut answers = Vec::with_capacity(raw_answers.len());
         for (k, a) in raw_answers.into_iter().enumerate() {
+            // An empty answer has no span: its labels would end before they start.
+            if python_strip(&a.text).is_empty() {
+                return Err(format!("answer {k}: empty text"));
+            }
             let len = a.text.chars().count();
             let start = a.answer_start;
             if start < 0 || start as usize + len > n_chars {

@@ -233,7 +233,6 @@ fn example_windows(
         let start = a.answer_start as u32;
         (start, start + a.text.chars().count() as u32)
     });
-    let step = keep - params.stride;
     let mut out = Vec::new();
     let mut start = 0;
     loop {
@@ -254,7 +253,11 @@ fn example_windows(
         if stop == c {
             return Ok(out);
         }
-        start += step;
+        // Only reached when the context overflows one window, where `keep`
+        // exceeds the stride; a context that fits may be shorter than the
+        // stride, and `keep - stride` would underflow (fuzz crash, see
+        // tests/fuzz_regressions.rs).
+        start += keep - params.stride;
     }
 }
 

@@ -127,8 +127,17 @@ fn predict_example(
     } else {
         char_boundaries(context)
     };
+    // Both paths slice as Python does, clamping an end past the context (a
+    // tokenizer.json may report such offsets): found by fuzzing, where the
+    // ASCII path gave "" for `context[1:10**9]`.
     let cut = |s: u32, e: u32| match bounds.is_empty() {
-        true => context.get(s as usize..e as usize).unwrap_or(""),
+        true => {
+            let (s, e) = (
+                (s as usize).min(context.len()),
+                (e as usize).min(context.len()),
+            );
+            context.get(s..e).unwrap_or("")
+        }
         false => char_slice(context, &bounds, s as usize, e as usize),
     };
     let nbest: Vec<Candidate> = spans
