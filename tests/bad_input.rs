@@ -282,6 +282,8 @@ fn a_200_mb_context_fails_in_bounded_memory_naming_the_setting() {
         .unwrap(),
     )
     .unwrap();
+    let err = features_fail(&t, &long, &["--max-context-chars", "0"]);
+    contains_all(&err, &["--max-context-chars must be at least 1"]);
     let err = features_fail(&t, &long, &["--max-context-chars", "1000"]);
     contains_all(&err, &["long.json", "more than 1000 characters"]);
     let ok = common::squadlab_json(&[

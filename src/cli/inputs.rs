@@ -3,7 +3,7 @@
 use crate::config::{DataSource, ModelSource};
 use crate::data::{load_source, LoadOptions, QaTokenizer, Split, SquadDataset};
 use crate::model::locate_model;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use std::path::Path;
 
 pub fn load_data(
@@ -13,6 +13,9 @@ pub fn load_data(
     skip_bad_records: bool,
     max_context_chars: usize,
 ) -> Result<SquadDataset> {
+    if max_context_chars == 0 {
+        bail!("--max-context-chars must be at least 1");
+    }
     let source =
         DataSource::try_from(spec.to_string()).map_err(|e| anyhow!("--data {spec:?}: {e}"))?;
     let data = load_source(

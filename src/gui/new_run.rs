@@ -361,6 +361,16 @@ impl SquadlabApp {
             "Eval questions (first N)",
             |ui| optional_count(ui, &mut c.data.max_eval_samples, 1000),
         );
+        field(
+            ui,
+            problems,
+            "data.max_context_chars",
+            "Longest context (chars)",
+            |ui| {
+                ui.add(egui::DragValue::new(&mut c.data.max_context_chars).range(1..=usize::MAX))
+                    .on_hover_text("A longer context is a broken file: the load stops and says so");
+            },
+        );
         field(ui, problems, "max_seq_length", "Max length", |ui| {
             ui.add(egui::DragValue::new(&mut c.max_seq_length));
         });
