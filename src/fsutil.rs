@@ -61,6 +61,25 @@ pub fn read_ron<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
+/// Renames `dir` to a hidden `.deleting-NAME` beside it (clearing one an
+/// earlier crash left), so a listing or a resume never sees it half deleted;
+/// returns where it now is.
+pub fn hide_for_deletion(dir: &Path) -> std::io::Result<PathBuf> {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let trash = dir.with_file_name(format!(".deleting-{name}"));
+    if trash.exists() {
+        std::fs::remove_dir_all(&trash)?;
+    }
+    std::fs::rename(dir, &trash)?;
+    Ok(trash)
+}
+
+/// Deletes a folder, hidden first: a process killed mid-delete leaves
+/// nothing partial under the real name.
+pub fn remove_dir_hidden_first(dir: &Path) -> std::io::Result<()> {
+    std::fs::remove_dir_all(hide_for_deletion(dir)?)
+}
+
 /// Flushes a folder's entries (a rename into it) to disk.
 pub fn sync_dir_only(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)

@@ -24,11 +24,8 @@ fn ensure_idle(dir: &Path) -> Result<()> {
 /// never sees it half deleted.
 pub fn remove_run(dir: &Path) -> Result<()> {
     ensure_idle(dir)?;
-    let name = dir
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    let trash = dir.with_file_name(format!(".deleting-{name}"));
-    std::fs::rename(dir, &trash).with_context(|| format!("cannot delete {}", dir.display()))?;
+    let trash = crate::fsutil::hide_for_deletion(dir)
+        .with_context(|| format!("cannot delete {}", dir.display()))?;
     std::fs::remove_dir_all(&trash).with_context(|| {
         format!(
             "{} was hidden but not fully deleted; remove {} by hand",
@@ -79,7 +76,7 @@ pub fn prune_checkpoints(dir: &Path, rule: Prune) -> Result<Vec<(u64, PathBuf)>>
         if record.status != RunStatus::Finished && Some(step) == newest {
             continue;
         }
-        std::fs::remove_dir_all(&path)
+        crate::fsutil::remove_dir_hidden_first(&path)
             .with_context(|| format!("cannot delete {}", path.display()))?;
         deleted.push((step, path));
     }

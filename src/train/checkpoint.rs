@@ -93,7 +93,8 @@ pub fn save_checkpoint(
     written.with_context(|| format!("cannot save checkpoint {}", dir.display()))?;
     // Replace an older checkpoint of the same step (a resumed run passing it again).
     if dir.exists() {
-        remove_hidden_first(&dir).with_context(|| format!("cannot replace {}", dir.display()))?;
+        crate::fsutil::remove_dir_hidden_first(&dir)
+            .with_context(|| format!("cannot replace {}", dir.display()))?;
     }
     std::fs::rename(&staging, &dir).with_context(|| format!("cannot write {}", dir.display()))?;
     if let Some(parent) = dir.parent() {
@@ -126,18 +127,6 @@ fn write_staged(staging: &Path, state: &TrainerState, parts: &CheckpointParts) -
     crate::fsutil::sync_dir(staging)
 }
 
-/// Deletes a folder after renaming it to a hidden name, so a process killed
-/// mid-delete never leaves a half checkpoint under a real name.
-fn remove_hidden_first(dir: &Path) -> std::io::Result<()> {
-    let name = dir.file_name().unwrap_or_default().to_string_lossy();
-    let trash = dir.with_file_name(format!(".deleting-{name}"));
-    if trash.exists() {
-        std::fs::remove_dir_all(&trash)?;
-    }
-    std::fs::rename(dir, &trash)?;
-    std::fs::remove_dir_all(&trash)
-}
-
 /// Checkpoints of a run, oldest first.
 pub fn list_checkpoints(run_dir: &Path) -> Vec<(u64, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(run_dir.join("checkpoints")) else {
@@ -163,7 +152,7 @@ pub fn rotate_checkpoints(run_dir: &Path, keep: usize, protect: &Path) -> Result
     let all = list_checkpoints(run_dir);
     let excess = all.len().saturating_sub(keep.max(1));
     for (_, dir) in all.into_iter().filter(|(_, d)| d != protect).take(excess) {
-        remove_hidden_first(&dir)
+        crate::fsutil::remove_dir_hidden_first(&dir)
             .with_context(|| format!("cannot delete old checkpoint {}", dir.display()))?;
     }
     Ok(())
