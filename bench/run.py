@@ -181,14 +181,8 @@ class Bench:
                  {"f1_ours": o_out and o_out.get("f1"), "f1_peer": p and p["f1"]})
 
     def protocol(self, padded):
-        preset = os.path.join(ROOT, "experiments", "minilm-squad-quick.ron")
-        config = preset
-        if padded:
-            with open(preset, encoding="utf-8") as f:
-                text = f.read().replace("dynamic_padding: true", "dynamic_padding: false")
-            config = os.path.join(self.work, "minilm-squad-quick-padded.ron")
-            with open(config, "w", encoding="utf-8") as f:
-                f.write(text)
+        preset = "minilm-squad-quick-384.ron" if padded else "minilm-squad-quick.ron"
+        config = os.path.join(ROOT, "experiments", preset)
         out_dir = os.path.join(self.work, "protocol-padded" if padded else "protocol")
         shutil.rmtree(out_dir, ignore_errors=True)
         log(f"protocol{' (ours padded to 384)' if padded else ''}: ours")

@@ -412,3 +412,61 @@ fn compile_latex(table: &str, dir: &Path) -> Option<PathBuf> {
     );
     Some(dir.join("table.pdf"))
 }
+
+/// A finished run of the 10%-warmup protocol (161 steps) at `seed`, whose
+/// record says `warmup` steps were derived (none: a record from before
+/// squadlab kept them, when the ratio was floored to 16).
+fn warmup_run(store: &Path, id: &str, seed: u64, warmup: Option<u64>, f1: f64) {
+    let dir = store.join("runs").join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    RunRecord {
+        id: id.into(),
+        status: RunStatus::Finished,
+        outcome: Outcome {
+            exact_match: Some(f1 - 10.0),
+            f1: Some(f1),
+            total_steps: Some(161),
+            ..Outcome::default()
+        },
+        config: Some(RunConfig {
+            warmup_ratio: 0.1,
+            seed,
+            ..RunConfig::default()
+        }),
+        warmup_steps: warmup,
+        ..RunRecord::default()
+    }
+    .save(&dir)
+    .unwrap();
+}
+
+#[test]
+fn runs_derived_with_other_warmup_steps_never_fold_into_one_seed_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    warmup_run(&store, "20260101-000000-old1", 42, None, 38.0);
+    warmup_run(&store, "20260101-000001-old2", 43, Some(16), 39.0);
+    warmup_run(&store, "20260101-000002-new1", 44, Some(17), 30.0);
+    warmup_run(&store, "20260101-000003-new2", 45, Some(17), 32.0);
+    let store_arg = store.display().to_string();
+    let c = common::squadlab_json(&[
+        "compare",
+        "20260101-000000-old1",
+        "20260101-000001-old2",
+        "20260101-000002-new1",
+        "20260101-000003-new2",
+        "--store",
+        &store_arg,
+    ]);
+    let rows = c["rows"].as_array().unwrap();
+    let seeds: Vec<&serde_json::Value> = rows
+        .iter()
+        .filter(|r| r["kind"] == "seed_group")
+        .map(|r| &r["seeds"])
+        .collect();
+    assert_eq!(
+        seeds,
+        vec![&serde_json::json!([42, 43]), &serde_json::json!([44, 45])],
+        "the floor-rule runs (one legacy record, one recording 16) fold apart from the ceil-rule ones: {c}"
+    );
+}

@@ -52,7 +52,8 @@ fn a_tiny_bert_learns_the_task_and_the_run_folder_holds_everything() {
         (info.train_windows, info.steps_per_epoch, info.total_steps),
         (48, 6, total)
     );
-    assert_eq!(info.warmup_steps, total / 10);
+    // Hugging Face's rule: ceil(warmup_ratio × total steps).
+    assert_eq!(info.warmup_steps, total.div_ceil(10));
     let log = steps(&events);
     assert_eq!(log.len() as u64, total);
     assert_eq!(
@@ -295,4 +296,50 @@ fn a_non_finite_loss_stops_the_run_as_diverged_and_keeps_the_last_good_checkpoin
     assert_eq!(good, checkpoint::checkpoint_dir(&run_dir, step - 1));
     assert!(!checkpoint::checkpoint_dir(&run_dir, *step).exists());
     assert_eq!(steps(&events).len() as u64, step - 1);
+}
+
+#[test]
+fn a_checkpoint_derived_with_other_warmup_steps_is_not_resumed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = tiny_task(tmp.path());
+    let mut config = tiny_run_config(&json, &model);
+    config.num_train_epochs = 3.0; // 18 steps
+    config.warmup_ratio = 0.15; // ceil(2.7) = 3 now; the old floor rule gave 2
+    config.max_steps = Some(5);
+    config.save_strategy = SaveStrategy::Steps;
+    config.save_steps = 4;
+    let dir = tmp.path().join("run");
+    let events = run_events(RunRequest {
+        config: config.clone(),
+        run_dir: dir.clone(),
+        resume: None,
+    });
+    assert!(matches!(events.last(), Some(TrainEvent::Finished(_))));
+    let ckpt = checkpoint::checkpoint_dir(&dir, 4);
+    let state_file = ckpt.join(checkpoint::STATE_FILE);
+    let mut state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    assert_eq!(state["warmup_steps"], 1, "ceil(0.15 × 5 steps), recorded");
+
+    // The same checkpoint as squadlab wrote it before it recorded warmup
+    // (and floored the ratio): for 18 steps that was 2, this squadlab derives 3.
+    config.max_steps = None;
+    state.as_object_mut().unwrap().remove("warmup_steps");
+    std::fs::write(&state_file, serde_json::to_vec(&state).unwrap()).unwrap();
+    let mut saved = checkpoint::load_run_config(&ckpt).unwrap();
+    saved.max_steps = None;
+    std::fs::write(ckpt.join(checkpoint::RUN_CONFIG_FILE), saved.to_ron()).unwrap();
+    let refused = run_events(RunRequest {
+        config,
+        run_dir: tmp.path().join("refused"),
+        resume: Some(ckpt),
+    });
+    match refused.last() {
+        Some(TrainEvent::Failed { error }) => assert!(
+            error.contains("trained with 2 warmup steps of 18")
+                && error.contains("this squadlab derives 3"),
+            "{error}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }

@@ -44,7 +44,8 @@ pub struct RunConfig {
     pub adam_epsilon: f64,
     /// Warmup in optimizer steps; when 0, `warmup_ratio` decides.
     pub warmup_steps: u64,
-    /// Warmup as a share of all steps: `floor(ratio × total steps)`.
+    /// Warmup as a share of all steps: `ceil(ratio × total steps)`, Hugging
+    /// Face's `TrainingArguments.get_warmup_steps`.
     pub warmup_ratio: f64,
     pub max_grad_norm: f64,
     pub seed: u64,
@@ -224,8 +225,22 @@ impl RunConfig {
         }
     }
 
-    /// Warmup steps for a run of `total_steps` optimizer steps.
+    /// Warmup steps for a run of `total_steps` optimizer steps, by Hugging
+    /// Face's rule (`TrainingArguments.get_warmup_steps`): `warmup_steps` when
+    /// set, else `ceil(warmup_ratio × total_steps)`: 17 for 10% of 161.
+    /// squadlab before it took this rule floored the ratio (16); `legacy_warmup_steps_for`
+    /// keeps that rule to read old runs.
     pub fn warmup_steps_for(&self, total_steps: u64) -> u64 {
+        if self.warmup_steps > 0 {
+            self.warmup_steps
+        } else {
+            (self.warmup_ratio * total_steps as f64).ceil() as u64
+        }
+    }
+
+    /// The warmup squadlab derived before it took Hugging Face's rule
+    /// (`floor`), for runs whose record predates `RunRecord::warmup_steps`.
+    pub fn legacy_warmup_steps_for(&self, total_steps: u64) -> u64 {
         if self.warmup_steps > 0 {
             self.warmup_steps
         } else {

@@ -135,9 +135,15 @@ fn max_length_is_bounded_by_the_models_positions() {
 }
 
 #[test]
-fn warmup_ratio_rounds_down() {
+fn warmup_ratio_rounds_up_as_hugging_face_does() {
+    // transformers' TrainingArguments.get_warmup_steps: math.ceil(num_training_steps * warmup_ratio).
     let c = parse("RunConfig(warmup_ratio: 0.1)").unwrap();
-    assert_eq!(c.warmup_steps_for(161), 16);
+    assert_eq!(c.warmup_steps_for(161), 17);
+    assert_eq!(c.warmup_steps_for(160), 16);
+    assert_eq!(c.warmup_steps_for(20), 2);
+    assert_eq!(c.legacy_warmup_steps_for(161), 16);
+    let none = parse("RunConfig(warmup_ratio: 0.0)").unwrap();
+    assert_eq!(none.warmup_steps_for(161), 0);
     let c = parse("RunConfig(warmup_ratio: 0.1, warmup_steps: 5)").unwrap();
     assert_eq!(c.warmup_steps_for(161), 5);
 }

@@ -230,7 +230,7 @@ fn groups(runs: &[RunEntry], fold: bool) -> Result<Vec<Vec<&RunEntry>>> {
             .config
             .as_ref()
             .filter(|_| fold && entry.is_scored())
-            .map(course_without_seed);
+            .map(|c| seed_group_key(c, record.warmup_steps_as_run()));
         match out.iter_mut().find(|(k, _)| key.is_some() && *k == key) {
             Some((_, members)) => members.push(entry),
             None => out.push((key, vec![entry])),
@@ -239,13 +239,16 @@ fn groups(runs: &[RunEntry], fold: bool) -> Result<Vec<Vec<&RunEntry>>> {
     Ok(out.into_iter().map(|(_, members)| members).collect())
 }
 
-/// The run's course, seed left out: runs with equal keys form a seed group.
-fn course_without_seed(c: &RunConfig) -> String {
-    RunConfig {
+/// The run's course, seed left out, and the warmup steps its schedule was
+/// derived with (the same config gave 16 under the old floor rule and 17
+/// under Hugging Face's ceil): runs with equal keys form a seed group.
+fn seed_group_key(c: &RunConfig, warmup_steps: Option<u64>) -> String {
+    let course = RunConfig {
         seed: 0,
         ..c.course()
     }
-    .to_ron()
+    .to_ron();
+    format!("{course}\nwarmup_steps as run: {warmup_steps:?}")
 }
 
 /// Config keys (dotted paths) whose values differ between the runs, with each

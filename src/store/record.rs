@@ -118,6 +118,10 @@ pub struct RunRecord {
     pub outcome: Outcome,
     /// The config as run; none for imported predictions.
     pub config: Option<RunConfig>,
+    /// The warmup steps the trainer derived from the config (Hugging Face's
+    /// `ceil(warmup_ratio × total steps)`); none before the run started, and
+    /// in records from before squadlab kept it (see `warmup_steps_as_run`).
+    pub warmup_steps: Option<u64>,
 }
 
 impl Default for RunRecord {
@@ -141,6 +145,7 @@ impl Default for RunRecord {
             data: Vec::new(),
             outcome: Outcome::default(),
             config: None,
+            warmup_steps: None,
         }
     }
 }
@@ -185,6 +190,17 @@ impl RunRecord {
         if let Some(notes) = &edit.notes {
             self.notes = notes.clone();
         }
+    }
+
+    /// The warmup steps this run's schedule used: as recorded, else (a run
+    /// from before squadlab recorded them, which floored the ratio) derived
+    /// by the old rule from its total steps; none when neither is known.
+    pub fn warmup_steps_as_run(&self) -> Option<u64> {
+        self.warmup_steps.or_else(|| {
+            let config = self.config.as_ref()?;
+            let total = self.outcome.total_steps?;
+            Some(config.legacy_warmup_steps_for(total))
+        })
     }
 
     /// The model the run fine-tuned, or what the import was called.

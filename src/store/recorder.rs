@@ -64,6 +64,7 @@ impl RunRecorder {
         r.device = Some(info.device.clone());
         r.dtype = Some(info.dtype.clone());
         r.outcome.total_steps = Some(info.total_steps);
+        r.warmup_steps = Some(info.warmup_steps);
         r.outcome.global_step = Some(info.resumed_from_step);
         r.config = Some(info.config.clone());
         r.data = [("train", &info.train_data), ("validation", &info.eval_data)]

@@ -37,6 +37,10 @@ pub struct TrainerState {
     pub total_flos: f64,
     pub step_history: Vec<StepLog>,
     pub epoch_history: Vec<EpochLog>,
+    /// The warmup steps the schedule was derived with; none in checkpoints
+    /// from before squadlab recorded it, which used the floor rule.
+    #[serde(default)]
+    pub warmup_steps: Option<u64>,
 }
 
 impl TrainerState {
@@ -53,6 +57,7 @@ impl TrainerState {
             total_flos: 0.0,
             step_history: Vec::new(),
             epoch_history: Vec::new(),
+            warmup_steps: None,
         }
     }
 }
@@ -196,6 +201,31 @@ pub fn check_resumable(saved: &RunConfig, now: &RunConfig, dir: &Path) -> Result
             "the config differs from the one checkpoint {} was trained with ({}); resume with that config",
             dir.display(),
             dir.join(RUN_CONFIG_FILE).display()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses to resume a checkpoint whose schedule was derived with other
+/// warmup steps than this squadlab derives (checkpoints from before the
+/// Hugging Face ceil rule floored `warmup_ratio × total steps`): the rest of
+/// the run would follow another learning-rate curve.
+pub fn check_warmup(
+    state: &TrainerState,
+    config: &RunConfig,
+    total_steps: u64,
+    dir: &Path,
+) -> Result<()> {
+    let then = state
+        .warmup_steps
+        .unwrap_or_else(|| config.legacy_warmup_steps_for(total_steps));
+    let now = config.warmup_steps_for(total_steps);
+    if then != now {
+        bail!(
+            "checkpoint {} was trained with {then} warmup steps of {total_steps}, but this squadlab derives {now} \
+             (Hugging Face's rule, ceil(warmup_ratio × steps)); resuming would change the learning-rate schedule. \
+             Finish it with the squadlab that started it, or start a new run",
+            dir.display()
         );
     }
     Ok(())

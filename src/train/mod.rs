@@ -9,6 +9,7 @@ pub mod optimizer;
 mod prepare;
 pub mod schedule;
 mod step;
+pub mod trace;
 mod trainer;
 
 pub use events::{

@@ -1,7 +1,7 @@
 //! Everything a run needs before its first step: data, windows, tokenizer,
 //! model (fresh from its source, or from a checkpoint when resuming), device.
 
-use super::checkpoint::{check_resumable, load_run_config, load_state, TrainerState};
+use super::checkpoint::{check_resumable, check_warmup, load_run_config, load_state, TrainerState};
 use crate::config::RunConfig;
 use crate::data::{
     load_source, FeatureSet, LoadOptions, QaTokenizer, Split, SquadDataset, WindowParams,
@@ -96,6 +96,10 @@ pub fn prepare(
         Ok::<_, anyhow::Error>((data, features))
     };
     let (train, train_features) = load(Split::Train, config.data.max_train_samples, status)?;
+    if let Some((dir, state)) = &resume {
+        let plan = super::trainer::StepPlan::new(config, train_features.len());
+        check_warmup(state, config, plan.total_steps, dir)?;
+    }
     let (eval, eval_features) = load(Split::Validation, config.data.max_eval_samples, status)?;
     Ok(Prepared {
         config: config.clone(),

@@ -32,15 +32,17 @@ mod tests {
 
     #[test]
     fn rises_over_warmup_then_decays_to_zero() {
+        // The CPU protocol: 161 steps, ceil(10%) = 17 of them warmup.
         let s = LinearSchedule {
             base_lr: 1e-4,
-            warmup_steps: 16,
+            warmup_steps: 17,
             total_steps: 161,
         };
         assert_eq!(s.lr(0), 0.0);
-        assert!((s.lr(8) - 0.5e-4).abs() < 1e-12);
-        assert!((s.lr(16) - 1e-4).abs() < 1e-12);
-        assert!((s.lr(160) - 1e-4 / 145.0).abs() < 1e-12);
+        assert!((s.lr(1) - 1e-4 / 17.0).abs() < 1e-12);
+        assert!((s.lr(16) - 1e-4 * 16.0 / 17.0).abs() < 1e-12);
+        assert!((s.lr(17) - 1e-4).abs() < 1e-12);
+        assert!((s.lr(160) - 1e-4 / 144.0).abs() < 1e-12);
         assert_eq!(s.lr(161), 0.0);
         let flat = LinearSchedule {
             warmup_steps: 0,

@@ -135,6 +135,8 @@ impl<'a> Trainer<'a> {
             }
             None => TrainerState::new(dropout_rng(c.seed)),
         };
+        // `prepare` refused a checkpoint derived with other warmup steps.
+        state.warmup_steps = Some(warmup_steps);
         if !self.p.device.is_cpu() {
             self.p.device.set_seed(c.seed ^ state.global_step)?;
         }
@@ -237,12 +239,14 @@ impl<'a> Trainer<'a> {
                 }
                 let loss = loss_sum / group.len() as f64;
                 let lr = schedule.lr(state.global_step);
+                let trace = super::trace::before_clipping(state.global_step + 1, &grads)?;
                 let grad_norm = clip_grad_norm(&mut grads, c.max_grad_norm)?;
                 if !grad_norm.is_finite() {
                     return self.diverged(state.global_step + 1, loss, grad_norm);
                 }
                 optimizer.step(&grads, lr)?;
                 drop(grads);
+                super::trace::after_update(trace, &self.p.model.params)?;
 
                 let seconds = started.elapsed().as_secs_f64();
                 session_seconds += seconds;
