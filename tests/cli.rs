@@ -141,6 +141,7 @@ fn check_config_prints_presets_in_full() {
     for preset in [
         "experiments/bert-base-squad.ron",
         "experiments/bert-large-squad.ron",
+        "experiments/minilm-squad-quick-384.ron",
     ] {
         let out = squadlab_ok(&["check-config", preset, "--json"]);
         assert_eq!(json_line(&out)["valid"], true);

@@ -209,13 +209,13 @@ fn fused_attention_dropout_keeps_one_minus_p_independently_per_head_window_and_c
     let calls: Vec<_> = (0..2).map(|_| fused_masks(p, rng.next_u64())).collect();
     for (c, masks) in calls.iter().enumerate() {
         let all = flat(masks);
-        kept_fraction_ok(&all, 1.0 - p as f64).unwrap_or_else(|e| panic!("call {c}: {e}"));
+        kept_fraction_ok(&all, 1.0 - f64::from(p)).unwrap_or_else(|e| panic!("call {c}: {e}"));
         serially_independent(&all, &format!("call {c}, lag 1")).unwrap();
-        for w in 0..WINDOWS {
-            for h in 1..HEADS {
+        for (w, heads) in masks.iter().enumerate() {
+            for (h, head) in heads.iter().enumerate().skip(1) {
                 independent(
-                    &masks[w][0],
-                    &masks[w][h],
+                    &heads[0],
+                    head,
                     &format!("call {c} window {w}: heads 0 and {h}"),
                 )
                 .unwrap();
@@ -240,7 +240,7 @@ fn fused_attention_dropout_keeps_one_minus_p_independently_per_head_window_and_c
     }
     independent(&flat(&calls[0]), &flat(&calls[1]), "calls 0 and 1").unwrap();
     // The backward pass redraws the mask from the seed: the same seed, the same mask.
-    assert_eq!(fused_masks(p as f32, 99), fused_masks(p as f32, 99));
+    assert_eq!(fused_masks(p, 99), fused_masks(p, 99));
 }
 
 #[test]

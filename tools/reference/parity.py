@@ -47,8 +47,9 @@ def log(msg):
     print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
 
 
-def make_start_folder(out, seed):
-    """MiniLM with a seeded QA head, dropout 0, saved as a QA folder."""
+def make_start_folder(out, seed, keep_dropout=False):
+    """MiniLM with a seeded QA head, dropout 0 (or its own 0.1 with
+    `keep_dropout`), saved as a QA folder."""
     import torch
     from transformers import BertForQuestionAnswering, set_seed
 
@@ -56,8 +57,9 @@ def make_start_folder(out, seed):
 
     set_seed(seed)
     model = BertForQuestionAnswering.from_pretrained(ref.tokenizer_dir())
-    model.config.hidden_dropout_prob = 0.0
-    model.config.attention_probs_dropout_prob = 0.0
+    if not keep_dropout:
+        model.config.hidden_dropout_prob = 0.0
+        model.config.attention_probs_dropout_prob = 0.0
     model.save_pretrained(out)
     ref.load_tokenizer().save_pretrained(out)
     head = {k: v.detach().tolist() for k, v in model.qa_outputs.state_dict().items()}
@@ -236,6 +238,10 @@ def main():
     ap.add_argument("--no-dump", action="store_true", help="skip the second pass that dumps tensors")
     ap.add_argument("--fixture", default=None, help="write the CI fixture (head, order, PyTorch's steps) here")
     ap.add_argument("--json", default=None, help="write every step of both sides here")
+    ap.add_argument("--dropout", action="store_true",
+                    help="keep the model's dropout: the same init and order, each side its own masks; "
+                         "losses are then compared as means over blocks of steps")
+    ap.add_argument("--torch-seed", type=int, default=None, help="seed of PyTorch's dropout masks (--dropout)")
     args = ap.parse_args()
 
     os.environ.setdefault("RAYON_NUM_THREADS", str(args.threads))
@@ -249,8 +255,8 @@ def main():
     work = args.work or tempfile.mkdtemp(prefix="parity-")
     os.makedirs(work, exist_ok=True)
     model_dir = os.path.join(work, "start")
-    log(f"start folder (seeded head, dropout 0): {model_dir}")
-    head = make_start_folder(model_dir, args.seed)
+    log(f"start folder (seeded head, dropout {'as the model has it' if args.dropout else '0'}): {model_dir}")
+    head = make_start_folder(model_dir, args.seed, args.dropout)
 
     tokenizer = ref.load_tokenizer()
     train = ref.load_squad(os.path.join(ref.data_dir(), ref.SPLIT_FILES["train"]), args.questions)
@@ -273,6 +279,8 @@ def main():
 
     log("PyTorch on squadlab's course")
     torch_norms = []
+    if args.torch_seed is not None:
+        torch.manual_seed(args.torch_seed)
     started = time.perf_counter()
     theirs, model = run_torch(args, model_dir, cols, order, steps, norms_out=torch_norms)
     torch_seconds = time.perf_counter() - started
@@ -306,7 +314,16 @@ def main():
         if step <= 5 or step % 10 == 0 or step == first_past or step == steps:
             print(f"  step {step:>4}: grad {gd:.2e} {gn}; weight {wd:.2e} {wn}")
 
-    if first_past and not args.no_dump:
+    if args.dropout:
+        print("\nwith dropout each side draws its own masks; mean loss and grad-norm over blocks of 20 steps:")
+        for lo in range(0, len(ours), 20):
+            o, t = ours[lo:lo + 20], theirs[lo:lo + 20]
+            mean = lambda rows, k: sum(r[k] for r in rows) / len(rows)
+            print(f"  steps {lo + 1:>3}-{lo + len(o):<3}  loss squadlab {mean(o, 'loss'):.4f}  torch {mean(t, 'loss'):.4f}"
+                  f"   grad-norm squadlab {mean(o, 'grad_norm'):.3f}  torch {mean(t, 'grad_norm'):.3f}")
+        print(f"mean loss over all steps: squadlab {sum(r['loss'] for r in ours) / len(ours):.4f}, "
+              f"torch {sum(r['loss'] for r in theirs) / len(theirs):.4f}")
+    if first_past and not args.no_dump and not args.dropout:
         dump_dir = os.path.join(work, "dump")
         os.makedirs(dump_dir, exist_ok=True)
         log(f"second pass to step {first_past}, dumping full tensors there")
@@ -332,6 +349,8 @@ def main():
         with open(args.fixture, "w", encoding="utf-8") as f:
             json.dump(fixture, f)
         log(f"fixture written: {args.fixture}")
+    if args.dropout:
+        return 0  # no step-by-step verdict: the masks differ by design
     ok = worst_loss <= args.tol and abs(f1_ours - f1_torch) <= args.f1_tol
     print("PARITY " + ("HOLDS" if ok else "BROKEN"))
     return 0 if ok else 1
