@@ -363,3 +363,106 @@ fn inference_keeps_no_graph_and_matches_the_differentiable_pass() {
         "fused inference kernels differ by {max_diff}"
     );
 }
+
+/// The loss of `params` moved by `step × direction`, with the dropout masks of `seed`.
+fn loss_along(
+    config: &BertConfig,
+    params: &Params,
+    direction: &[(String, Tensor)],
+    step: f64,
+    seed: u64,
+) -> f64 {
+    let moved = Params::from_tensors(direction.iter().map(|(name, d)| {
+        let w = params.var(name).unwrap().as_tensor();
+        (name.clone(), (w + (d * step).unwrap()).unwrap())
+    }))
+    .unwrap();
+    let model = BertQa::new(config.clone(), &moved).unwrap();
+    let i = inputs();
+    let (s, e) = model
+        .forward(&batch(&i), Some(&mut SeededRng::new(seed)))
+        .unwrap();
+    let loss = qa_loss(&s, &e, &i.starts, &i.ends).unwrap();
+    f64::from(loss.to_scalar::<f32>().unwrap())
+}
+
+#[test]
+fn gradients_through_dropout_match_finite_differences_of_the_whole_model() {
+    // With the masks fixed by the seed, the training loss is a smooth function
+    // of the weights: its backward pass must be that function's gradient, dropped
+    // units included. A backward that ignored the masks would train a model
+    // other than the one the forward pass measures.
+    let config = BertConfig {
+        hidden_dropout_prob: 0.3,
+        attention_probs_dropout_prob: 0.3,
+        ..tiny_config()
+    };
+    let params = Params::random(&config, &Device::Cpu, 8).unwrap();
+    let model = BertQa::new(config.clone(), &params).unwrap();
+    let i = inputs();
+    let seed = 21;
+    let (s, e) = model
+        .forward(&batch(&i), Some(&mut SeededRng::new(seed)))
+        .unwrap();
+    let grads = qa_loss(&s, &e, &i.starts, &i.ends)
+        .unwrap()
+        .backward()
+        .unwrap();
+    let gradient: Vec<(String, Tensor)> = params
+        .vars()
+        .map(|(name, var)| (name.clone(), grads.get(var.as_tensor()).unwrap().clone()))
+        .collect();
+    // A fixed pseudo-random direction: another model's weights, less the
+    // [PAD] row, which by design (PyTorch's padding_idx) gets no gradient
+    // although the padded positions' logits do reach the loss.
+    let other = Params::random(&config, &Device::Cpu, 99).unwrap();
+    let random: Vec<(String, Tensor)> = gradient
+        .iter()
+        .map(|(name, _)| {
+            let mut d = other.tensor(name).unwrap();
+            if name == "bert.embeddings.word_embeddings.weight" {
+                let keep = Tensor::arange(0u32, d.dim(0).unwrap() as u32, &Device::Cpu)
+                    .unwrap()
+                    .ne(config.pad_token_id as u32)
+                    .unwrap()
+                    .to_dtype(DType::F32)
+                    .unwrap()
+                    .unsqueeze(1)
+                    .unwrap();
+                d = d.broadcast_mul(&keep).unwrap();
+            }
+            (name.clone(), d)
+        })
+        .collect();
+    let dot = |d: &[(String, Tensor)]| -> f64 {
+        d.iter()
+            .zip(&gradient)
+            .map(|((_, d), (_, g))| {
+                f64::from(
+                    (d * g)
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .to_scalar::<f32>()
+                        .unwrap(),
+                )
+            })
+            .sum()
+    };
+    for (what, direction) in [("the gradient", &gradient), ("a random direction", &random)] {
+        let analytic = dot(direction);
+        let eps = 1e-3;
+        let numeric = (loss_along(&config, &params, direction, eps, seed)
+            - loss_along(&config, &params, direction, -eps, seed))
+            / (2.0 * eps);
+        assert!(
+            (numeric - analytic).abs() <= 2e-2 * analytic.abs().max(1e-2),
+            "along {what}: finite differences {numeric}, backward {analytic}"
+        );
+    }
+    // The masks matter: another seed gives another loss.
+    assert_ne!(
+        loss_along(&config, &params, &gradient, 0.0, seed),
+        loss_along(&config, &params, &gradient, 0.0, seed + 1)
+    );
+}
