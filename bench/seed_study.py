@@ -85,14 +85,14 @@ def report(rows, markdown):
         by_side[side] = [r["f1"] for r in mine]
         em = [r["exact_match"] for r in mine]
         f1 = by_side[side]
-        sd = lambda xs: statistics.stdev(xs) if len(xs) > 1 else float("nan")
+        sd = lambda xs: f"{statistics.stdev(xs):.2f}" if len(xs) > 1 else "n/a (one run)"
         per_seed = ", ".join(f"{r['seed']}: {r['f1']:.2f}" for r in mine)
         if markdown:
             lines.append(f"| {side} | {len(mine)} | {mine[0]['seed']}–{mine[-1]['seed']} | "
-                         f"{statistics.mean(em):.2f} ± {sd(em):.2f} | {statistics.mean(f1):.2f} ± {sd(f1):.2f} | {per_seed} |")
+                         f"{statistics.mean(em):.2f} ± {sd(em)} | {statistics.mean(f1):.2f} ± {sd(f1)} | {per_seed} |")
         else:
-            lines.append(f"{side:>10}: n={len(mine)}  EM {statistics.mean(em):.2f} ± {sd(em):.2f}  "
-                         f"F1 {statistics.mean(f1):.2f} ± {sd(f1):.2f}  ({per_seed})")
+            lines.append(f"{side:>10}: n={len(mine)}  EM {statistics.mean(em):.2f} ± {sd(em)}  "
+                         f"F1 {statistics.mean(f1):.2f} ± {sd(f1)}  ({per_seed})")
     if len(sides) == 2 and all(len(v) > 1 for v in by_side.values()):
         t, df, p = welch(by_side[sides[0]], by_side[sides[1]])
         diff = statistics.mean(by_side[sides[0]]) - statistics.mean(by_side[sides[1]])
