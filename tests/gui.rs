@@ -512,6 +512,83 @@ fn import(store: &Path, data: &Path, name: &str, answer: impl Fn(usize, &str) ->
 }
 
 #[test]
+fn results_mark_runs_no_different_from_the_base_run_and_show_seed_intervals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, _) = common::tiny_task(tmp.path());
+    let store = tmp.path().join("store");
+    let right_below = |n: usize| {
+        move |c: usize, gold: &str| {
+            if c < n {
+                gold.to_string()
+            } else {
+                "purple".to_string()
+            }
+        }
+    };
+    // On the same 48 questions: 10 right, 12 right (2 flips), 40 right (30 flips).
+    let weak = import(&store, &json, "weak", right_below(10));
+    let close = import(&store, &json, "close", right_below(12));
+    let strong = import(&store, &json, "strong", right_below(40));
+    // Two seeds of one bert-base config, F1 88 and 89.
+    for (id, seed, em, f1) in [
+        ("20260101-000000-s042", 42, 80.0, 88.0),
+        ("20260101-000001-s043", 43, 82.0, 89.0),
+    ] {
+        let dir = scored_run(&store, id, "base", em, f1);
+        let mut record = RunRecord::load(&dir).unwrap();
+        record.config.as_mut().unwrap().seed = seed;
+        record.save(&dir).unwrap();
+    }
+    let mut h = harness(&store);
+    for id in [&weak, &close, &strong] {
+        h.state_mut().select(id.clone(), true);
+    }
+    h.state_mut().select("20260101-000000-s042".into(), true);
+    h.state_mut().select("20260101-000001-s043".into(), true);
+    h.state_mut().results.include_references = false;
+    h.state_mut().state.tab = Tab::Results;
+    let tests_done = |app: &SquadlabApp| {
+        app.results.tests.len() == 2
+            && app
+                .results
+                .tests
+                .values()
+                .all(|t| !matches!(t, squadlab::gui::PairTest::Running(_)))
+    };
+    step_until(&mut h, Duration::from_secs(60), tests_done);
+    h.run_steps(2);
+    // The first run row is the base; "close" is no different from it, "strong" is.
+    assert!(has_label(&h, "base run"));
+    assert_eq!(
+        h.query_all_by_label("n.s.").count(),
+        1,
+        "only close is n.s."
+    );
+    assert!(
+        has_label_containing(&h, "ΔF1 +4.17 ["),
+        "close: 2 of 48 questions"
+    );
+    assert!(has_label_containing(&h, "ΔF1 +62.50 ["), "strong: 30 of 48");
+    // The seed group: n = 2, F1 88.5 ± t(0.975, 1) · 0.7071 / √2 = [82.15, 94.85].
+    assert!(has_label(&h, "base (2 seeds)"));
+    assert!(has_label(&h, "[82.15, 94.85]"));
+
+    // Against "strong", both others differ: no mark.
+    h.state_mut().results.baseline_run = Some(strong.clone());
+    step_until(&mut h, Duration::from_secs(60), |app| {
+        app.results.tests.len() == 4
+            && app
+                .results
+                .tests
+                .values()
+                .all(|t| !matches!(t, squadlab::gui::PairTest::Running(_)))
+    });
+    h.run_steps(2);
+    assert_eq!(h.query_all_by_label("n.s.").count(), 0);
+    assert!(has_label_containing(&h, "ΔF1 -62.50 ["));
+}
+
+#[test]
 fn prediction_filters_narrow_the_list_and_flips_show() {
     let tmp = tempfile::tempdir().unwrap();
     let (json, _) = common::tiny_task(tmp.path());
@@ -582,6 +659,11 @@ fn prediction_filters_narrow_the_list_and_flips_show() {
     assert!(has_label_containing(
         &h,
         "0 questions right here and wrong there, 32 the other way"
+    ));
+    // The paired tests: 32 flips one way, F1 100 against 55.56.
+    assert!(has_label_containing(
+        &h,
+        "against this run: significant at 0.05: EM differs (McNemar p = "
     ));
 }
 

@@ -150,6 +150,24 @@ fn import_scores_and_diff_lists_the_flipped_questions() {
         ids("wrong_to_right"),
         (30..48).map(|c| format!("q{c}")).collect::<Vec<_>>()
     );
+    // McNemar on 10 + 18 flips: χ² (|10 − 18| − 1)² / 28, p from scipy.stats.chi2.sf(1.75, 1).
+    assert_eq!(diff["mcnemar"]["method"], "chi_squared_corrected");
+    assert_eq!(diff["mcnemar"]["statistic"], 1.75);
+    assert!((diff["mcnemar"]["p_value"].as_f64().unwrap() - 0.185_876_732_365_872_1).abs() < 1e-12);
+    // B gains 8 of 48 questions net, ΔF1 = +16.67 points, but on 48
+    // questions the interval is wide enough to hold 0: not significant.
+    let delta = &diff["delta_f1"];
+    let (lo, hi) = (
+        delta["low"].as_f64().unwrap(),
+        delta["high"].as_f64().unwrap(),
+    );
+    assert!((delta["delta"].as_f64().unwrap() - 800.0 / 48.0).abs() < 1e-9);
+    assert!(lo < 0.0 && 800.0 / 48.0 < hi, "[{lo}, {hi}]");
+    assert_eq!(diff["significant"], false, "{}", diff["verdict"]);
+    assert!(diff["verdict"]
+        .as_str()
+        .unwrap()
+        .starts_with("not significant at 0.05"));
     let first = &diff["right_to_wrong"][0];
     assert_eq!(
         (first["answer_a"].as_str(), first["answer_b"].as_str()),
@@ -169,6 +187,18 @@ fn import_scores_and_diff_lists_the_flipped_questions() {
     assert!(
         text.contains("wrong → right (A wrong, B right): 18"),
         "{text}"
+    );
+
+    // Paired tests need the same questions: a run scored on one is refused, by count.
+    let other = common::squadlab()
+        .args(["diff", "system A", TRAINED[0], "--store", &f.store()])
+        .output()
+        .unwrap();
+    assert!(!other.status.success());
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("not scored on the same questions (A 48, B 1, 1 in common)"),
+        "{err}"
     );
 
     // Imported runs are read-only.
@@ -331,17 +361,28 @@ fn exported_tables_parse_in_every_format() {
         .unwrap();
     assert_eq!(group[col("seeds")], "42 43");
     assert_eq!(group[col("em")].parse::<f64>().unwrap(), 81.0);
+    // Two seeds, EM 80 and 82: 81 ± t(0.975, 1) · √2 / √2, t = 12.706204736174698 (scipy).
+    let t1 = 12.706_204_736_174_698;
+    assert_eq!(group[col("n")], "2");
+    let em_lo: f64 = group[col("em_ci95_low")].parse().unwrap();
+    let em_hi: f64 = group[col("em_ci95_high")].parse().unwrap();
+    assert!((em_lo - (81.0 - t1)).abs() < 1e-9 && (em_hi - (81.0 + t1)).abs() < 1e-9);
+    assert_eq!(hot[col("em_ci95_low")], "", "one run has no interval");
+    // The published NVIDIA row: F1 90.68 ± 0.16 over 10 seeds.
+    assert!(nvidia[col("f1_ci95_low")].starts_with("90.565"));
 
     let md = export(&f, "md");
     let table: Vec<&str> = md.lines().take_while(|l| l.starts_with('|')).collect();
     assert_eq!(table.len(), 2 + 9);
     let cells = |line: &str| line.replace("\\|", "").matches('|').count() - 1;
-    assert!(table.iter().all(|l| cells(l) == 10), "{md}");
+    assert!(table.iter().all(|l| cells(l) == 13), "{md}");
     assert!(table[1]
         .split('|')
         .skip(1)
         .all(|c| c.is_empty() || c.starts_with("---")));
     assert!(md.contains("| 81.00 ± 1.41 |"), "{md}");
+    assert!(md.contains("| [68.29, 93.71] |"), "{md}");
+    assert!(md.contains("| [90.57, 90.79] |"), "{md}");
     assert!(md.contains("Sources:") && md.contains("arXiv:1810.04805"));
 
     let tex = export(&f, "tex");
@@ -360,7 +401,7 @@ fn exported_tables_parse_in_every_format() {
 /// row, every brace closed, nothing special left unescaped.
 fn check_latex(tex: &str) {
     let pos = |s: &str| tex.find(s).unwrap_or_else(|| panic!("{s} missing:\n{tex}"));
-    assert!(pos("\\begin{tabular}{llrrrrrrrl}") < pos("\\toprule"));
+    assert!(pos("\\begin{tabular}{llrrrrrrrrrrl}") < pos("\\toprule"));
     assert!(pos("\\toprule") < pos("\\midrule"));
     assert!(pos("\\midrule") < pos("\\bottomrule"));
     assert!(pos("\\bottomrule") < pos("\\end{tabular}"));
@@ -368,7 +409,7 @@ fn check_latex(tex: &str) {
     assert_eq!(rows.len(), 1 + 9);
     for row in &rows {
         let unescaped = row.replace("\\&", "").matches('&').count();
-        assert_eq!(unescaped, 9, "{row}");
+        assert_eq!(unescaped, 12, "{row}");
     }
     let depth = tex
         .replace("\\{", "")

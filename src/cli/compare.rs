@@ -3,6 +3,7 @@
 
 use super::args::StoreArgs;
 use super::Report;
+use crate::report::significance::{show_p, BootstrapOptions, McNemarMethod, PairedTests};
 use crate::report::{
     aligned, comparison_rows, diff_runs, differing_keys, render, render_steps, text, Format,
     ReferenceResults, Row, TableOptions,
@@ -39,6 +40,12 @@ pub struct DiffArgs {
     /// Flipped questions listed per direction (all of them with --json).
     #[arg(long, default_value_t = 20)]
     limit: usize,
+    /// Bootstrap resamples for the ΔF1 interval.
+    #[arg(long, default_value_t = BootstrapOptions::default().resamples)]
+    resamples: usize,
+    /// The bootstrap's seed: the same seed gives the same interval.
+    #[arg(long, default_value_t = BootstrapOptions::default().seed)]
+    bootstrap_seed: u64,
     #[arg(long)]
     pub json: bool,
 }
@@ -147,12 +154,28 @@ fn key_table(header: &[String], rows: &[(String, Vec<String>)]) -> String {
 pub fn diff(args: &DiffArgs) -> Result<Report> {
     let store = args.store.open();
     let (a, b) = (store.find(&args.run_a)?, store.find(&args.run_b)?);
-    let d = diff_runs(&a, &b)?;
+    if args.resamples < 100 {
+        bail!(
+            "--resamples {}: a 95% interval needs at least 100",
+            args.resamples
+        );
+    }
+    let bootstrap = BootstrapOptions {
+        resamples: args.resamples,
+        seed: args.bootstrap_seed,
+    };
+    let d = diff_runs(&a, &b, bootstrap)?;
     let name = |p: &std::path::Path| {
         p.file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     };
     let (na, nb) = (name(&a), name(&b));
+    let Some(tests) = &d.tests else {
+        bail!(
+            "cannot compare {na} with {nb}: {}",
+            d.untested.as_deref().unwrap_or("no questions scored")
+        );
+    };
     let mut out = format!(
         "A = {na}\nB = {nb}\nright in both: {}\nwrong in both: {}\nright → wrong (A right, B wrong): {}\nwrong → right (A wrong, B right): {}\n",
         d.both_right,
@@ -160,12 +183,7 @@ pub fn diff(args: &DiffArgs) -> Result<Report> {
         d.right_to_wrong.len(),
         d.wrong_to_right.len()
     );
-    if d.only_in_a + d.only_in_b > 0 {
-        out += &format!(
-            "scored in only one run: {} in A, {} in B (not compared)\n",
-            d.only_in_a, d.only_in_b
-        );
-    }
+    out += &tests_text(tests);
     for (title, flips) in [
         ("right → wrong", &d.right_to_wrong),
         ("wrong → right", &d.wrong_to_right),
@@ -197,6 +215,39 @@ pub fn diff(args: &DiffArgs) -> Result<Report> {
         text: out,
         json: json!({"a": na, "b": nb, "diff": d}),
     })
+}
+
+/// McNemar's test, the ΔF1 interval and the verdict, a line each.
+fn tests_text(t: &PairedTests) -> String {
+    let m = &t.mcnemar;
+    let method = match m.method {
+        McNemarMethod::ExactBinomial => format!(
+            "exact binomial, {} flips < 25: statistic min(b, c) = {}",
+            m.right_to_wrong + m.wrong_to_right,
+            m.statistic
+        ),
+        McNemarMethod::ChiSquaredCorrected => format!(
+            "χ² with continuity correction, {} flips: statistic {:.4}",
+            m.right_to_wrong + m.wrong_to_right,
+            m.statistic
+        ),
+    };
+    let i = &t.delta_f1;
+    format!(
+        "\nMcNemar's test on EM flips (b = {}, c = {}; {method}): p = {}\n\
+         ΔF1 (B − A) = {:+.2}, 95% CI [{:+.2}, {:+.2}] (paired percentile bootstrap over {} questions, {} resamples, seed {})\n\
+         {}\n",
+        m.right_to_wrong,
+        m.wrong_to_right,
+        show_p(m.p_value),
+        i.delta,
+        i.low,
+        i.high,
+        t.questions,
+        i.resamples,
+        i.seed,
+        t.verdict
+    )
 }
 
 fn quote(s: &str) -> String {

@@ -49,7 +49,14 @@ pub struct FlipInfo {
     pub other_f1: f64,
 }
 
-type Flips = Result<HashMap<String, FlipInfo>, String>;
+/// The questions that flipped against the compared run, and what the paired
+/// tests (McNemar, the ΔF1 interval) say of the difference.
+pub struct Comparison {
+    pub flips: HashMap<String, FlipInfo>,
+    pub verdict: String,
+}
+
+type Flips = Result<Comparison, String>;
 
 #[derive(Default)]
 pub struct PredictionsView {
@@ -125,7 +132,11 @@ impl PredictionsView {
         let flips_key = self.flips.as_ref().map(|(pair, _)| pair.1.clone());
         let key = (self.filter.clone(), set.run.clone(), flips_key);
         if self.shown_for.as_ref() != Some(&key) {
-            let flips = self.flips.as_ref().and_then(|(_, r)| r.as_ref().ok());
+            let flips = self
+                .flips
+                .as_ref()
+                .and_then(|(_, r)| r.as_ref().ok())
+                .map(|c| &c.flips);
             self.shown = filter_questions(set, &self.filter, flips);
             self.shown_for = Some(key);
         }
@@ -133,7 +144,7 @@ impl PredictionsView {
     }
 
     fn flip(&self, id: &str) -> Option<&FlipInfo> {
-        self.flips.as_ref()?.1.as_ref().ok()?.get(id)
+        self.flips.as_ref()?.1.as_ref().ok()?.flips.get(id)
     }
 }
 
@@ -330,12 +341,14 @@ impl SquadlabApp {
         }
         if let Some(((_, other), result)) = &self.predictions.flips {
             match result {
-                Ok(flips) => {
-                    let gained = flips.values().filter(|f| f.now_right).count();
+                Ok(c) => {
+                    let gained = c.flips.values().filter(|f| f.now_right).count();
                     ui.label(format!(
                         "vs {other}: {gained} questions right here and wrong there, {} the other way",
-                        flips.len() - gained
+                        c.flips.len() - gained
                     ));
+                    // Here B is the compared run: its ΔF1 is F1(there) − F1(here).
+                    ui.weak(format!("{other} against this run: {}", c.verdict));
                 }
                 Err(e) => {
                     ui.colored_label(ui.visuals().error_fg_color, e);
@@ -375,20 +388,28 @@ impl SquadlabApp {
         let other = pair.1.clone();
         std::thread::spawn(move || {
             let result = match dirs {
-                (Some(a), Some(b)) => diff_runs(&a, &b).map_err(|e| format!("{e:#}")).map(|d| {
-                    let mut flips = HashMap::new();
-                    for (list, now_right) in [(d.wrong_to_right, false), (d.right_to_wrong, true)] {
-                        for f in list {
-                            let info = FlipInfo {
-                                now_right,
-                                other_answer: f.answer_b,
-                                other_f1: f.f1_b,
-                            };
-                            flips.insert(f.id, info);
+                (Some(a), Some(b)) => diff_runs(&a, &b, Default::default())
+                    .map_err(|e| format!("{e:#}"))
+                    .map(|d| {
+                        let verdict = match (d.tests, d.untested) {
+                            (Some(t), _) => t.verdict,
+                            (None, why) => why.unwrap_or_default(),
+                        };
+                        let mut flips = HashMap::new();
+                        for (list, now_right) in
+                            [(d.wrong_to_right, false), (d.right_to_wrong, true)]
+                        {
+                            for f in list {
+                                let info = FlipInfo {
+                                    now_right,
+                                    other_answer: f.answer_b,
+                                    other_f1: f.f1_b,
+                                };
+                                flips.insert(f.id, info);
+                            }
                         }
-                    }
-                    flips
-                }),
+                        Comparison { flips, verdict }
+                    }),
                 _ => Err(format!("run {other} is no longer in the store")),
             };
             let _ = tx.send(result);

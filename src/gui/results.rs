@@ -1,22 +1,39 @@
 //! Results: the selected runs against the paper and the reference notebook,
-//! deltas coloured by sign, a bar chart of EM and F1, and exports through the
-//! same code as `squadlab export`.
+//! deltas coloured by sign, seed groups with their 95% intervals, each run
+//! tested against a baseline run (paired, per question), a bar chart of EM
+//! and F1, and exports through the same code as `squadlab export`.
 
 use super::app::SquadlabApp;
+use crate::report::significance::{show_p, PairedTests};
 use crate::report::{
-    comparison_rows, render, Format, ReferenceResults, Row, RowKind, TableOptions,
+    comparison_rows, diff_runs, render, Format, ReferenceResults, Row, RowKind, TableOptions,
 };
 use crate::store::RunEntry;
+use crossbeam_channel::{bounded, Receiver};
 use egui_plot::{Bar, BarChart, Legend, Plot};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 pub struct ResultsView {
     pub group_seeds: bool,
     pub include_references: bool,
+    /// The run every other run row is tested against; the first run row when
+    /// unset or no longer shown.
+    pub baseline_run: Option<String>,
+    /// Paired tests by (baseline, run), computed once on a worker thread.
+    pub tests: HashMap<(String, String), PairTest>,
     /// Files written by the last exports.
     pub exported: Vec<PathBuf>,
     /// Where the bar chart was drawn, for saving it as PNG.
     pub(super) chart_rect: Option<egui::Rect>,
+}
+
+/// A run row's paired tests against the baseline run.
+pub enum PairTest {
+    Running(Receiver<PairTest>),
+    Tested(Box<PairedTests>),
+    /// Not tested, and why: other questions, or a results file that cannot be read.
+    Untested(String),
 }
 
 impl Default for ResultsView {
@@ -24,9 +41,19 @@ impl Default for ResultsView {
         Self {
             group_seeds: true,
             include_references: true,
+            baseline_run: None,
+            tests: HashMap::new(),
             exported: Vec::new(),
             chart_rect: None,
         }
+    }
+}
+
+/// The single run behind a run row (seed groups and published rows have none).
+fn single_run(row: &Row) -> Option<&str> {
+    match (row.kind, row.runs.as_slice()) {
+        (RowKind::Run, [id]) => Some(id),
+        _ => None,
     }
 }
 
@@ -75,6 +102,62 @@ impl SquadlabApp {
         crate::fsutil::write_atomically(&path, body.as_bytes())?;
         self.results.exported.push(path.clone());
         Ok(path)
+    }
+
+    /// The baseline run among the rows: the chosen one, else the first run row.
+    pub fn effective_baseline(&self, rows: &[Row]) -> Option<String> {
+        let runs: Vec<&str> = rows.iter().filter_map(single_run).collect();
+        self.results
+            .baseline_run
+            .as_deref()
+            .filter(|id| runs.contains(id))
+            .or(runs.first().copied())
+            .map(String::from)
+    }
+
+    /// Starts the missing paired tests against `baseline` and collects the
+    /// finished ones; true while any is still running.
+    fn update_pair_tests(&mut self, rows: &[Row], baseline: &str) -> bool {
+        for id in rows
+            .iter()
+            .filter_map(single_run)
+            .filter(|id| *id != baseline)
+        {
+            let key = (baseline.to_string(), id.to_string());
+            if self.results.tests.contains_key(&key) {
+                continue;
+            }
+            let dirs = (
+                self.runs.get(baseline).map(|v| v.entry.dir.clone()),
+                self.runs.get(id).map(|v| v.entry.dir.clone()),
+            );
+            let (tx, rx) = bounded(1);
+            std::thread::spawn(move || {
+                let outcome = match dirs {
+                    (Some(a), Some(b)) => match diff_runs(&a, &b, Default::default()) {
+                        Ok(d) => match d.tests {
+                            Some(t) => PairTest::Tested(Box::new(t)),
+                            None => PairTest::Untested(d.untested.unwrap_or_default()),
+                        },
+                        Err(e) => PairTest::Untested(format!("{e:#}")),
+                    },
+                    _ => PairTest::Untested("the run is no longer in the store".into()),
+                };
+                let _ = tx.send(outcome);
+            });
+            self.results.tests.insert(key, PairTest::Running(rx));
+        }
+        let mut running = false;
+        for test in self.results.tests.values_mut() {
+            if let PairTest::Running(rx) = test {
+                match rx.try_recv() {
+                    Ok(done) => *test = done,
+                    Err(crossbeam_channel::TryRecvError::Empty) => running = true,
+                    Err(_) => *test = PairTest::Untested("the test stopped".into()),
+                }
+            }
+        }
+        running
     }
 
     pub(super) fn results_view(&mut self, ui: &mut egui::Ui) {
@@ -131,26 +214,53 @@ impl SquadlabApp {
                 return;
             }
         };
+        let baseline = self.effective_baseline(&rows);
+        if let Some(base) = &baseline {
+            if self.update_pair_tests(&rows, base) {
+                ui.ctx()
+                    .request_repaint_after(std::time::Duration::from_millis(100));
+            }
+        }
+        let mut chosen = baseline.clone();
+        let tests = &self.results.tests;
+        let lookup = |id: &str| {
+            let base = baseline.as_deref()?;
+            (base != id)
+                .then(|| tests.get(&(base.to_string(), id.to_string())))
+                .flatten()
+        };
         egui::ScrollArea::both()
             .id_salt("results-table")
             .max_height(ui.available_height() * 0.5)
-            .show(ui, |ui| results_table(ui, &rows));
+            .show(ui, |ui| results_table(ui, &rows, &mut chosen, &lookup));
+        if chosen != baseline {
+            self.results.baseline_run = chosen;
+        }
         ui.separator();
         self.results.chart_rect = Some(bar_chart(ui, &rows));
     }
 }
 
-fn results_table(ui: &mut egui::Ui, rows: &[Row]) {
+fn results_table<'t>(
+    ui: &mut egui::Ui,
+    rows: &[Row],
+    baseline: &mut Option<String>,
+    test_of: &dyn Fn(&str) -> Option<&'t PairTest>,
+) {
     egui::Grid::new("results")
         .striped(true)
-        .num_columns(10)
+        .num_columns(14)
         .show(ui, |ui| {
             for h in [
+                "Base",
                 "System",
                 "Model",
                 "Questions",
+                "n",
                 "EM",
                 "F1",
+                "F1 95% CI",
+                "vs base run (paired)",
                 "ΔEM",
                 "ΔF1",
                 "vs",
@@ -161,6 +271,21 @@ fn results_table(ui: &mut egui::Ui, rows: &[Row]) {
             }
             ui.end_row();
             for row in rows {
+                match single_run(row) {
+                    Some(id) => {
+                        let is_base = baseline.as_deref() == Some(id);
+                        if ui
+                            .radio(is_base, "")
+                            .on_hover_text("test every other run against this one")
+                            .clicked()
+                        {
+                            *baseline = Some(id.to_string());
+                        }
+                    }
+                    None => {
+                        ui.label("");
+                    }
+                }
                 let label = egui::RichText::new(&row.label);
                 ui.label(if row.kind == RowKind::Reference {
                     label.italics()
@@ -170,8 +295,17 @@ fn results_table(ui: &mut egui::Ui, rows: &[Row]) {
                 .on_hover_text(&row.source);
                 ui.label(row.model.rsplit('/').next().unwrap_or(""));
                 ui.label(row.eval_questions.map_or("-".into(), |q| q.to_string()));
+                ui.label(row.runs_n().to_string());
                 ui.monospace(row.exact_match.as_ref().map_or("-".into(), |s| s.show(2)));
                 ui.monospace(row.f1.as_ref().map_or("-".into(), |s| s.show(2)));
+                ui.monospace(
+                    row.f1
+                        .as_ref()
+                        .and_then(|s| s.show_interval(2))
+                        .unwrap_or_else(|| "-".into()),
+                )
+                .on_hover_text("95% Student-t interval on the mean over the seeds");
+                pair_test_cell(ui, row, baseline.as_deref(), test_of);
                 for delta in [row.delta_exact_match, row.delta_f1] {
                     match delta {
                         Some(d) => ui.colored_label(
@@ -241,4 +375,50 @@ fn bar_chart(ui: &mut egui::Ui, rows: &[Row]) -> egui::Rect {
         })
         .response
         .rect
+}
+
+/// The row's paired test against the baseline run: ΔF1 with its bootstrap
+/// interval and McNemar's p, marked "n.s." when neither finds a difference.
+fn pair_test_cell<'t>(
+    ui: &mut egui::Ui,
+    row: &Row,
+    baseline: Option<&str>,
+    test_of: &dyn Fn(&str) -> Option<&'t PairTest>,
+) {
+    let Some(id) = single_run(row) else {
+        ui.label("");
+        return;
+    };
+    if baseline == Some(id) {
+        ui.weak("base run");
+        return;
+    }
+    match test_of(id) {
+        Some(PairTest::Tested(t)) => {
+            ui.horizontal(|ui| {
+                let i = &t.delta_f1;
+                ui.monospace(format!(
+                    "ΔF1 {:+.2} [{:+.2}, {:+.2}]  p {}",
+                    i.delta,
+                    i.low,
+                    i.high,
+                    show_p(t.mcnemar.p_value)
+                ))
+                .on_hover_text(&t.verdict);
+                if !t.significant {
+                    ui.colored_label(ui.visuals().warn_fg_color, "n.s.")
+                        .on_hover_text(&t.verdict);
+                }
+            });
+        }
+        Some(PairTest::Untested(why)) => {
+            ui.weak("not paired").on_hover_text(why);
+        }
+        Some(PairTest::Running(_)) => {
+            ui.spinner();
+        }
+        None => {
+            ui.label("");
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! Question-level differences between two scored runs: which questions one
-//! gets right (exact match) and the other wrong.
+//! gets right (exact match) and the other wrong, and whether the difference
+//! is more than chance (the paired tests of `significance`).
 
+use super::significance::{paired_tests, BootstrapOptions, PairedTests};
 use crate::eval::{load_predictions, EvalResults, PREDICTIONS_FILE, RESULTS_FILE};
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -27,10 +29,18 @@ pub struct QuestionDiff {
     /// Questions scored in only one of the runs.
     pub only_in_a: usize,
     pub only_in_b: usize,
+    /// McNemar's test and the ΔF1 interval, when both runs scored the same
+    /// questions; beside the flip counts in JSON.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<PairedTests>,
+    /// Why there are no tests: the question counts that differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untested: Option<String>,
 }
 
-/// Compares the per-question results of two run folders.
-pub fn diff_runs(a: &Path, b: &Path) -> Result<QuestionDiff> {
+/// Compares the per-question results of two run folders; the tests need
+/// both to have scored exactly the same questions.
+pub fn diff_runs(a: &Path, b: &Path, bootstrap: BootstrapOptions) -> Result<QuestionDiff> {
     let (ra, pa) = scored(a)?;
     let (rb, pb) = scored(b)?;
     let in_b: HashMap<&str, (f64, f64)> = rb
@@ -45,7 +55,11 @@ pub fn diff_runs(a: &Path, b: &Path) -> Result<QuestionDiff> {
         wrong_to_right: Vec::new(),
         only_in_a: 0,
         only_in_b: 0,
+        tests: None,
+        untested: None,
     };
+    // Paired scores, in A's question order: EM A, EM B, F1 A, F1 B.
+    let mut paired: [Vec<f64>; 4] = Default::default();
     let mut matched = 0;
     for q in &ra.questions {
         let Some(&(em_b, f1_b)) = in_b.get(q.id.as_str()) else {
@@ -53,6 +67,9 @@ pub fn diff_runs(a: &Path, b: &Path) -> Result<QuestionDiff> {
             continue;
         };
         matched += 1;
+        for (v, x) in paired.iter_mut().zip([q.exact_match, em_b, q.f1, f1_b]) {
+            v.push(x);
+        }
         let flip = || Flip {
             id: q.id.clone(),
             answer_a: pa.get(&q.id).cloned().unwrap_or_default(),
@@ -68,6 +85,17 @@ pub fn diff_runs(a: &Path, b: &Path) -> Result<QuestionDiff> {
         }
     }
     diff.only_in_b = rb.questions.len() - matched;
+    if diff.only_in_a + diff.only_in_b == 0 && matched > 0 {
+        let [em_a, em_b, f1_a, f1_b] = &paired;
+        diff.tests = Some(paired_tests(em_a, em_b, f1_a, f1_b, bootstrap));
+    } else {
+        diff.untested = Some(format!(
+            "no paired tests: the runs were not scored on the same questions \
+             (A {}, B {}, {matched} in common)",
+            ra.questions.len(),
+            rb.questions.len()
+        ));
+    }
     Ok(diff)
 }
 

@@ -34,12 +34,16 @@ pub fn render(rows: &[Row], format: Format) -> Result<String> {
     })
 }
 
-const HEADERS: [&str; 10] = [
+/// Seed groups carry n and a 95% Student-t interval on each mean.
+const HEADERS: [&str; 13] = [
     "System",
     "Model",
     "Questions",
+    "n",
     "EM",
     "F1",
+    "EM 95% CI",
+    "F1 95% CI",
     "ΔEM",
     "ΔF1",
     "Train time (s)",
@@ -56,15 +60,24 @@ fn delta(d: Option<f64>) -> String {
     d.map_or_else(|| "-".into(), |d| format!("{d:+.2}"))
 }
 
+fn interval(stat: &Option<Stat>) -> String {
+    stat.as_ref()
+        .and_then(|s| s.show_interval(2))
+        .unwrap_or_else(|| "-".into())
+}
+
 /// The cells people read, in `HEADERS` order.
-fn display_cells(row: &Row) -> [String; 10] {
+fn display_cells(row: &Row) -> [String; 13] {
     [
         row.label.clone(),
         row.model.clone(),
         row.eval_questions
             .map_or_else(|| "-".into(), |n| n.to_string()),
+        row.runs_n().to_string(),
         opt(&row.exact_match, 2),
         opt(&row.f1, 2),
+        interval(&row.exact_match),
+        interval(&row.f1),
         delta(row.delta_exact_match),
         delta(row.delta_f1),
         opt(&row.train_runtime, 0),
@@ -118,7 +131,7 @@ where
 }
 
 pub fn text(rows: &[Row]) -> String {
-    let cells: Vec<[String; 10]> = rows.iter().map(display_cells).collect();
+    let cells: Vec<[String; 13]> = rows.iter().map(display_cells).collect();
     aligned(&HEADERS, &cells) + &baseline_note(rows) + "\n"
 }
 
@@ -126,7 +139,7 @@ fn markdown(rows: &[Row]) -> String {
     let escape = |s: &str| s.replace('|', "\\|").replace('\n', " ");
     let mut out = format!("| {} |\n", HEADERS.join(" | "));
     let align: Vec<&str> = (0..HEADERS.len())
-        .map(|i| if (2..9).contains(&i) { "---:" } else { "---" })
+        .map(|i| if (2..12).contains(&i) { "---:" } else { "---" })
         .collect();
     out += &format!("|{}|\n", align.join("|"));
     for row in rows {
@@ -153,6 +166,7 @@ fn csv(rows: &[Row]) -> String {
     let num = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v}"));
     let mean = |s: &Option<Stat>| num(s.as_ref().map(|s| s.mean));
     let std = |s: &Option<Stat>| num(s.as_ref().and_then(|s| s.std));
+    let ci = |s: &Option<Stat>, end: usize| num(s.as_ref().and_then(|s| s.ci95).map(|c| c[end]));
     let header = [
         "system",
         "kind",
@@ -165,6 +179,10 @@ fn csv(rows: &[Row]) -> String {
         "em_std",
         "f1",
         "f1_std",
+        "em_ci95_low",
+        "em_ci95_high",
+        "f1_ci95_low",
+        "f1_ci95_high",
         "delta_em",
         "delta_f1",
         "baseline",
@@ -175,7 +193,7 @@ fn csv(rows: &[Row]) -> String {
     ];
     let mut out = header.join(",") + "\r\n";
     for r in rows {
-        let n = r.f1.as_ref().or(r.exact_match.as_ref()).map_or(0, |s| s.n);
+        let n = r.runs_n();
         let kind = serde_json::to_value(r.kind)
             .ok()
             .and_then(|v| v.as_str().map(String::from))
@@ -193,6 +211,10 @@ fn csv(rows: &[Row]) -> String {
             std(&r.exact_match),
             mean(&r.f1),
             std(&r.f1),
+            ci(&r.exact_match, 0),
+            ci(&r.exact_match, 1),
+            ci(&r.f1, 0),
+            ci(&r.f1, 1),
             num(r.delta_exact_match),
             num(r.delta_f1),
             r.baseline.clone().unwrap_or_default(),
@@ -210,7 +232,7 @@ fn csv(rows: &[Row]) -> String {
 /// A booktabs `table` that compiles on its own with `\usepackage{booktabs}`.
 fn latex(rows: &[Row]) -> String {
     let mut out = String::from(
-        "% Requires \\usepackage{booktabs}.\n\\begin{table}[t]\n\\centering\n\\begin{tabular}{llrrrrrrrl}\n\\toprule\n",
+        "% Requires \\usepackage{booktabs}.\n\\begin{table}[t]\n\\centering\n\\begin{tabular}{llrrrrrrrrrrl}\n\\toprule\n",
     );
     let headers: Vec<String> = HEADERS.iter().map(|h| tex_escape(h)).collect();
     out += &format!("{} \\\\\n\\midrule\n", headers.join(" & "));

@@ -2,9 +2,11 @@
 //! question-level diffs, and metric histories, in formats for papers and tools.
 
 mod diff;
+mod distributions;
 mod format;
 mod metrics;
 mod reference;
+pub mod significance;
 mod table;
 
 pub use diff::{diff_runs, Flip, QuestionDiff};

@@ -2,6 +2,7 @@
 //! published rows, with deltas against the matching BERT paper row.
 
 use super::reference::{model_size, Reference, ReferenceResults, Role};
+use super::significance::t_interval;
 use crate::config::RunConfig;
 use crate::store::{RunEntry, RunRecord};
 use anyhow::{bail, Result};
@@ -11,21 +12,34 @@ use std::collections::BTreeMap;
 /// Questions in the SQuAD v1.1 dev set, which every published row scores.
 pub const SQUAD_DEV_QUESTIONS: usize = 10_570;
 
-/// A value over one run or several (mean ± sample std).
+/// A value over one run or several (mean ± sample std), with a 95%
+/// Student-t interval on the mean when there are two or more.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Stat {
     pub mean: f64,
     pub std: Option<f64>,
     pub n: usize,
+    pub ci95: Option<[f64; 2]>,
 }
 
 impl Stat {
     pub fn one(v: f64) -> Self {
+        Self::new(v, None, 1)
+    }
+
+    pub fn new(mean: f64, std: Option<f64>, n: usize) -> Self {
         Self {
-            mean: v,
-            std: None,
-            n: 1,
+            mean,
+            std,
+            n,
+            ci95: std.and_then(|s| t_interval(mean, s, n)),
         }
+    }
+
+    /// `[87.90, 89.10]`, or None for a single value.
+    pub fn show_interval(&self, decimals: usize) -> Option<String> {
+        let [lo, hi] = self.ci95?;
+        Some(format!("[{lo:.decimals$}, {hi:.decimals$}]"))
     }
 
     pub fn of(values: &[f64]) -> Option<Self> {
@@ -37,7 +51,7 @@ impl Stat {
         let std = (n > 1).then(|| {
             (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
         });
-        Some(Self { mean, std, n })
+        Some(Self::new(mean, std, n))
     }
 
     /// `88.50` or `88.50 ± 0.16`.
@@ -129,13 +143,19 @@ pub fn comparison_rows(
     Ok(rows)
 }
 
+impl Row {
+    /// The runs (or the published seeds) behind the row's numbers.
+    pub fn runs_n(&self) -> usize {
+        self.f1
+            .as_ref()
+            .or(self.exact_match.as_ref())
+            .map_or(0, |s| s.n)
+    }
+}
+
 fn reference_row(r: &Reference) -> Row {
     let with_std = |v: Option<f64>, std: Option<f64>| {
-        v.map(|mean| Stat {
-            mean,
-            std,
-            n: r.seeds.unwrap_or(1) as usize,
-        })
+        v.map(|mean| Stat::new(mean, std, r.seeds.unwrap_or(1) as usize))
     };
     Row {
         label: r.label.clone(),
@@ -328,6 +348,11 @@ mod tests {
     fn mean_and_sample_std() {
         let s = Stat::of(&[80.0, 81.0, 82.0]).unwrap();
         assert_eq!((s.mean, s.std, s.n), (81.0, Some(1.0), 3));
+        // 81 ± t(0.975, 2) · 1 / √3, t(0.975, 2) = 4.302652729911275.
+        let [lo, hi] = s.ci95.unwrap();
+        assert!((hi - 81.0 - 4.302_652_729_911_275 / 3f64.sqrt()).abs() < 1e-12);
+        assert!((81.0 - lo - (hi - 81.0)).abs() < 1e-12);
+        assert_eq!(Stat::one(88.5).ci95, None);
         assert_eq!(s.show(2), "81.00 ± 1.00");
         assert_eq!(Stat::of(&[88.5]).unwrap().show(1), "88.5");
         assert!(Stat::of(&[]).is_none());
