@@ -188,7 +188,7 @@ pub fn diff(args: &DiffArgs) -> Result<Report> {
         ("right → wrong", &d.right_to_wrong),
         ("wrong → right", &d.wrong_to_right),
     ] {
-        if flips.is_empty() {
+        if flips.is_empty() || args.limit == 0 {
             continue;
         }
         out += &format!(

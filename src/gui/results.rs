@@ -260,7 +260,7 @@ fn results_table<'t>(
                 "EM",
                 "F1",
                 "F1 95% CI",
-                "vs base run (paired)",
+                "ΔF1 vs base [95% CI], McNemar p",
                 "ΔEM",
                 "ΔF1",
                 "vs",
@@ -396,19 +396,20 @@ fn pair_test_cell<'t>(
     match test_of(id) {
         Some(PairTest::Tested(t)) => {
             ui.horizontal(|ui| {
+                // The mark first, so a narrow window still shows it.
+                if !t.significant {
+                    ui.colored_label(ui.visuals().warn_fg_color, "n.s.")
+                        .on_hover_text(&t.verdict);
+                }
                 let i = &t.delta_f1;
                 ui.monospace(format!(
-                    "ΔF1 {:+.2} [{:+.2}, {:+.2}]  p {}",
+                    "{:+.2} [{:+.2}, {:+.2}] p {}",
                     i.delta,
                     i.low,
                     i.high,
                     show_p(t.mcnemar.p_value)
                 ))
                 .on_hover_text(&t.verdict);
-                if !t.significant {
-                    ui.colored_label(ui.visuals().warn_fg_color, "n.s.")
-                        .on_hover_text(&t.verdict);
-                }
             });
         }
         Some(PairTest::Untested(why)) => {

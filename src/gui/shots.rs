@@ -124,6 +124,18 @@ impl SquadlabApp {
                 self.predictions.filter.category = Category::All;
             }
         }
+        if tab == Tab::Results && script.frames < 2000 {
+            // Wait for the paired tests against the base run.
+            let testing = self
+                .results
+                .tests
+                .values()
+                .any(|t| matches!(t, super::results::PairTest::Running(_)));
+            if testing || script.frames < 5 {
+                self.shots = Some(script);
+                return;
+            }
+        }
         if script.frames > 20 {
             script.waiting = Some(capture(ctx, None, script.dir.join(file)));
         }

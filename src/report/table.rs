@@ -348,9 +348,9 @@ mod tests {
     fn mean_and_sample_std() {
         let s = Stat::of(&[80.0, 81.0, 82.0]).unwrap();
         assert_eq!((s.mean, s.std, s.n), (81.0, Some(1.0), 3));
-        // 81 ± t(0.975, 2) · 1 / √3, t(0.975, 2) = 4.302652729911275.
+        // 81 ± t(0.975, 2) · 1 / √3, t(0.975, 2) = (2p − 1)·√(2 / 4p(1 − p)) = 4.302652729749461.
         let [lo, hi] = s.ci95.unwrap();
-        assert!((hi - 81.0 - 4.302_652_729_911_275 / 3f64.sqrt()).abs() < 1e-12);
+        assert!((hi - 81.0 - 4.302_652_729_749_461 / 3f64.sqrt()).abs() < 1e-12);
         assert!((81.0 - lo - (hi - 81.0)).abs() < 1e-12);
         assert_eq!(Stat::one(88.5).ci95, None);
         assert_eq!(s.show(2), "81.00 ± 1.00");
