@@ -40,6 +40,9 @@ pub struct BenchArgs {
     /// Compute dtype: f32, or bf16/f16 autocast on CUDA (f32 master weights).
     #[arg(long, default_value = "f32")]
     dtype: String,
+    /// Time the generic graph (CUDA's ops, no fused CPU kernels) on any device.
+    #[arg(long)]
+    generic: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -72,7 +75,13 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
     let dtype_choice: config::DType = ron::from_str(&args.dtype)
         .map_err(|_| anyhow!("--dtype {:?}: expected f32, bf16 or f16", args.dtype))?;
     let device = select_device(device_choice)?;
-    let compute = compute_dtype(dtype_choice, &device)?;
+    let graph = if args.generic {
+        config::Graph::Generic
+    } else {
+        config::Graph::Auto
+    };
+    let compute = compute_dtype(dtype_choice, &device, graph)?;
+    let _graph = crate::model::kernels::generic_graph(args.generic);
     let files = locate_model(&source, true)?;
     let loaded = load_qa_model(&files.dir, &device, 0)?;
     if args.seq > loaded.config.max_position_embeddings {

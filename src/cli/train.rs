@@ -32,6 +32,10 @@ pub struct TrainArgs {
     /// Override the config's device: auto, cpu or cuda:N.
     #[arg(long)]
     device: Option<String>,
+    /// Train with the generic graph (`graph: generic`): CUDA's ops on any
+    /// device, to check the CUDA path on the CPU.
+    #[arg(long)]
+    generic_graph: bool,
     /// The run's name in listings (default: the config's `name`).
     #[arg(long)]
     name: Option<String>,
@@ -67,6 +71,9 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
         config.name = name.clone();
     }
     override_device(&mut config, args.device.as_deref())?;
+    if args.generic_graph {
+        config.graph = crate::config::Graph::Generic;
+    }
     config.validate()?;
     let new_record = |id: &str| RunRecord {
         id: id.to_string(),

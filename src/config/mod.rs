@@ -58,6 +58,12 @@ pub struct RunConfig {
     pub max_answer_length: usize,
     pub device: Device,
     pub dtype: DType,
+    /// `auto`: the fused CPU kernels for f32 on the CPU, candle's ops
+    /// elsewhere. `generic`: candle's ops on every device, the graph a CUDA
+    /// build trains with, so the CUDA path can be checked on the CPU (it also
+    /// lets f16 autocast run there). Like `device`, it is not part of the
+    /// run's course.
+    pub graph: Graph,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -92,6 +98,15 @@ pub enum DType {
     F32,
     Bf16,
     F16,
+}
+
+/// Which graph trains: see `RunConfig::graph`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Graph {
+    #[default]
+    Auto,
+    Generic,
 }
 
 /// `"auto"` (CUDA when built with it and present, else CPU), `"cpu"`, or `"cuda:N"`.
@@ -166,6 +181,7 @@ impl Default for RunConfig {
             max_answer_length: 30,
             device: Device::Auto,
             dtype: DType::F32,
+            graph: Graph::Auto,
         }
     }
 }
@@ -216,6 +232,7 @@ impl RunConfig {
         RunConfig {
             name: String::new(),
             device: Device::Auto,
+            graph: Graph::Auto,
             logging_steps: 1,
             save_strategy: SaveStrategy::No,
             save_steps: 1,

@@ -4,7 +4,7 @@
 
 use super::app::SquadlabApp;
 use super::browse::{Browser, Purpose};
-use crate::config::{DType, DataSource, Device, ModelSource, RunConfig, SaveStrategy};
+use crate::config::{DType, DataSource, Device, Graph, ModelSource, RunConfig, SaveStrategy};
 use std::path::{Path, PathBuf};
 
 /// The presets shipped in experiments/, built in so the app has them anywhere.
@@ -465,6 +465,11 @@ impl SquadlabApp {
             ui.radio_value(&mut c.dtype, DType::F32, "f32");
             ui.radio_value(&mut c.dtype, DType::Bf16, "bf16");
             ui.radio_value(&mut c.dtype, DType::F16, "f16");
+        });
+        field(ui, problems, "graph", "Graph", |ui| {
+            ui.radio_value(&mut c.graph, Graph::Auto, "auto");
+            ui.radio_value(&mut c.graph, Graph::Generic, "generic (CUDA's ops)")
+                .on_hover_text("candle's ops on every device, no fused CPU kernels: checks the CUDA path on the CPU");
         });
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         field(ui, problems, "threads", "Threads", |ui| {

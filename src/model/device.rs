@@ -19,11 +19,24 @@ pub fn select_device(choice: config::Device) -> Result<Device> {
     }
 }
 
-/// The compute dtype. bf16 and f16 autocast need CUDA: the CPU trains in f32.
-pub fn compute_dtype(choice: config::DType, device: &Device) -> Result<DType> {
+/// The compute dtype. bf16 and f16 autocast need CUDA: the CPU trains in
+/// f32, except that the generic graph runs f16 there to check the casts
+/// (candle's CPU matmul has f16 but no bf16 without MKL).
+pub fn compute_dtype(
+    choice: config::DType,
+    device: &Device,
+    graph: config::Graph,
+) -> Result<DType> {
+    let generic = graph == config::Graph::Generic;
     match (choice, device.is_cpu()) {
         (config::DType::F32, _) => Ok(DType::F32),
-        (other, true) => bail!("dtype {other:?} needs a CUDA device; on the CPU use dtype: f32",),
+        (config::DType::F16, true) if generic => Ok(DType::F16),
+        (config::DType::F16, true) => bail!(
+            "dtype F16 on the CPU runs only in the generic graph (graph: generic); for training on the CPU use dtype: f32"
+        ),
+        (config::DType::Bf16, true) => bail!(
+            "dtype Bf16 needs a CUDA device: candle's CPU matrix product has no bf16; on the CPU use dtype: f32 (or f16 with graph: generic)"
+        ),
         (config::DType::Bf16, false) => Ok(DType::BF16),
         (config::DType::F16, false) => Ok(DType::F16),
     }

@@ -100,7 +100,9 @@ pub fn dropout(x: &Tensor, p: f64, rng: Option<&mut SeededRng>) -> Result<Tensor
         return Ok(x.clone());
     }
     let scale = 1.0 / (1.0 - p);
-    let mask = if x.device().is_cpu() {
+    // The generic graph draws as CUDA does. Masks are drawn in f32 on every
+    // device: CUDA's `rand` rejects bf16 and f16.
+    let mask = if x.device().is_cpu() && !kernels::generic_graph_active() {
         let values = cpu_mask(x.elem_count(), p as f32, scale as f32, rng.next_u64());
         Tensor::from_vec(values, x.shape(), x.device())?
     } else {

@@ -164,12 +164,10 @@ pub fn chi_squared_1_upper_tail(x: f64) -> f64 {
 pub fn fair_binomial_two_sided(k: u64, n: u64) -> f64 {
     assert!(n <= 62, "the exact binomial is for small counts");
     let k = k.min(n - k);
-    let mut choose = 1u64;
-    let mut tail = 0u64;
-    for i in 0..=k {
-        if i > 0 {
-            choose = choose * (n - i + 1) / i;
-        }
+    // C(n, 0) + … + C(n, k), each C(n, i) from the one before.
+    let (mut choose, mut tail) = (1u64, 1u64);
+    for i in 1..=k {
+        choose = choose * (n - i + 1) / i;
         tail += choose;
     }
     (2.0 * tail as f64 / (1u64 << n) as f64).min(1.0)

@@ -39,7 +39,7 @@ enum Moments {
 
 impl Moments {
     fn zeros(param: &Tensor) -> Result<Self> {
-        Ok(if param.device().is_cpu() && param.dtype() == DType::F32 {
+        Ok(if crate::model::kernels::applies(&[param]) {
             let n = param.elem_count();
             Moments::Host {
                 exp_avg: vec![0.0; n],

@@ -42,7 +42,7 @@ pub fn prepare(
         None => None,
     };
     let device = select_device(config.device)?;
-    let compute = compute_dtype(config.dtype, &device)?;
+    let compute = compute_dtype(config.dtype, &device, config.graph)?;
 
     status(format!("locating model {}", config.model.as_str()));
     let files = locate_model(&config.model, true)?;

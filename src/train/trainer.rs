@@ -108,6 +108,8 @@ impl<'a> Trainer<'a> {
 
     pub fn run(mut self) -> Result<()> {
         let c = self.p.config.clone();
+        // The whole run on this thread builds the graph the config asks for.
+        let _graph = crate::model::kernels::generic_graph(c.graph == crate::config::Graph::Generic);
         let plan = StepPlan::new(&c, self.p.train_features.len());
         let warmup_steps = c.warmup_steps_for(plan.total_steps);
         let schedule = LinearSchedule {

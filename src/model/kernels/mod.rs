@@ -23,12 +23,45 @@ pub use linear::linear;
 pub use storage::slice as f32_slice;
 
 use candle_core::{DType, Tensor};
+use std::cell::Cell;
 
-/// Whether the fused kernels handle these tensors: f32 on the CPU.
+thread_local! {
+    static GENERIC_GRAPH: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the fused kernels handle these tensors: f32 on the CPU, unless
+/// this thread runs the generic graph.
 pub fn applies(tensors: &[&Tensor]) -> bool {
-    tensors
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    !generic_graph_active()
+        && tensors
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// True while a `GenericGraph` guard lives on this thread.
+pub fn generic_graph_active() -> bool {
+    GENERIC_GRAPH.with(Cell::get)
+}
+
+/// While it lives, this thread builds the device-generic graph: candle's
+/// primitive ops, the device dropout and the tensor AdamW, as a CUDA build
+/// runs them, with none of the fused CPU kernels. Per thread, because device
+/// work stays on the thread that created the device, and so that tests on
+/// other threads keep their own graph.
+#[must_use = "the generic graph ends when the guard drops"]
+pub struct GenericGraph {
+    previous: bool,
+}
+
+pub fn generic_graph(on: bool) -> GenericGraph {
+    let previous = GENERIC_GRAPH.with(|g| g.replace(on));
+    GenericGraph { previous }
+}
+
+impl Drop for GenericGraph {
+    fn drop(&mut self) {
+        GENERIC_GRAPH.with(|g| g.set(self.previous));
+    }
 }
 
 /// Defines `fn $name(args)` compiled three ways, for AVX-512, for AVX2 with
