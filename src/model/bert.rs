@@ -1,6 +1,7 @@
 //! BERT with a question-answering head, in the layout of Hugging Face's
 //! `BertForQuestionAnswering`, trainable end to end.
 
+use super::cuda_layout::matmul;
 use super::kernels::{self, AttentionDropout};
 use super::layers::{additive_mask, dropout, gelu, LayerNorm, Linear, SeededRng};
 use super::params::Params;
@@ -222,10 +223,9 @@ impl BertQa {
         let q = split((layer.query.forward(x)? * scale)?)?;
         let k = split(layer.key.forward(x)?)?;
         let v = split(layer.value.forward(x)?)?;
-        let scores = q.matmul(&k.t()?)?.broadcast_add(mask)?;
+        let scores = matmul(&q, &k.t()?)?.broadcast_add(mask)?;
         let probs = mode.dropout(&mode.softmax(&scores)?, c.attention_probs_dropout_prob)?;
-        probs
-            .matmul(&v)?
+        matmul(&probs, &v)?
             .transpose(1, 2)?
             .reshape((b, s, c.hidden_size))
     }

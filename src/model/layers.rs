@@ -1,6 +1,7 @@
 //! The layers BERT needs, written so every one is differentiable: candle-nn's
 //! fused LayerNorm records no backward pass, and its dropout is not seeded.
 
+use super::cuda_layout::matmul;
 use super::kernels;
 use candle_core::{DType, Result, Tensor, D};
 
@@ -27,8 +28,8 @@ impl Linear {
         }
         let w = self.weight.t()?;
         let y = match x.dims() {
-            [b, s, h] => x.reshape((b * s, *h))?.matmul(&w)?.reshape((*b, *s, ()))?,
-            _ => x.matmul(&w)?,
+            [b, s, h] => matmul(&x.reshape((b * s, *h))?, &w)?.reshape((*b, *s, ()))?,
+            _ => matmul(x, &w)?,
         };
         y.broadcast_add(&self.bias)
     }

@@ -5,6 +5,7 @@ mod batch;
 mod bert;
 mod bert_config;
 mod checkpoint;
+pub mod cuda_layout;
 mod device;
 pub mod kernels;
 pub mod layers;

@@ -53,6 +53,11 @@ impl TrainerHandle {
         let thread = std::thread::Builder::new()
             .name("squadlab-trainer".into())
             .spawn(move || match pool {
+                // `install` runs the whole closure on one worker of the pool:
+                // the device is created, filled and driven from that thread
+                // alone (CUDA's per-thread stream); the pool's other workers
+                // only run the host-side parallel loops (windowing, scoring,
+                // the CPU optimizer), which never touch a device tensor.
                 Some(pool) => pool.install(|| run_to_end(request, &event_tx, &control_rx)),
                 None => run_to_end(request, &event_tx, &control_rx),
             })?;

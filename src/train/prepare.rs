@@ -23,6 +23,9 @@ pub struct Prepared {
     pub tokenizer_file: TokenizerFile,
     pub model: LoadedModel,
     pub device: Device,
+    /// The thread that created `device`. `Device::new_cuda` binds a stream to
+    /// it: every upload and op must be issued from it (the trainer checks).
+    pub device_thread: std::thread::ThreadId,
     pub compute: DType,
     /// The checkpoint and its state when resuming.
     pub resume: Option<(PathBuf, TrainerState)>,
@@ -110,6 +113,7 @@ pub fn prepare(
         tokenizer_file,
         model,
         device,
+        device_thread: std::thread::current().id(),
         compute,
         resume,
     })

@@ -13,7 +13,7 @@ use crate::config::SaveStrategy;
 use crate::eval::{evaluate, PostprocessParams};
 use crate::model::layers::SeededRng;
 use crate::model::{describe, expected_shapes, save_pretrained, BertConfig, BertQa, WindowBatch};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use candle_core::DType;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::path::{Path, PathBuf};
@@ -215,6 +215,11 @@ impl<'a> Trainer<'a> {
                     } else {
                         c.max_seq_length
                     };
+                    // Uploads go through the device's stream from the thread
+                    // that created it; work moved to another thread would race.
+                    if std::thread::current().id() != self.p.device_thread {
+                        bail!("device work left the thread that created the device");
+                    }
                     let batch = WindowBatch::new(
                         &self.p.train_features,
                         &self.p.train,
