@@ -13,13 +13,7 @@ use squadlab::model::{qa_loss, Batch, BertQa, Params};
 use squadlab::train::{RunRequest, TrainEvent};
 use std::path::Path;
 
-struct Inputs {
-    ids: Tensor,
-    types: Tensor,
-    mask: Tensor,
-    starts: Tensor,
-    ends: Tensor,
-}
+use common::QaInputs as Inputs;
 
 /// Two windows of 24 tokens, the second padded after 17.
 fn inputs() -> Inputs {
@@ -210,14 +204,16 @@ fn thirty_generic_steps_follow_the_fused_trajectory_and_f16_tracks_f32() {
             step + 1
         );
     }
-    // f16 rounds each matrix product's inputs to 11 significant bits
-    // (relative error 2^-11 ≈ 5e-4 per value, a few 1e-3 through a layer);
-    // with f32 master weights and f32 softmax, LayerNorm and loss, the loss
-    // tracks f32 within 2% over the run. No loss scaler: this checks the
-    // casts and the graph, not f16 training.
+    // f16 rounds each matrix product's inputs to 11 significant bits (unit
+    // roundoff 2^-11 ≈ 4.9e-4); with f32 master weights and f32 softmax,
+    // LayerNorm and loss, those errors average out in the loss, which should
+    // stay within about 10 roundoffs (0.5%) of f32 over the run (measured:
+    // 7.8e-4 at worst). A wrong cast (an f16 softmax or LayerNorm, weights
+    // not refreshed from the masters) moves it by far more. No loss scaler:
+    // this checks the casts and the graph, not f16 training.
     for (step, (a, b)) in fused.iter().zip(&half).enumerate() {
         assert!(
-            (a - b).abs() <= 0.02 * a.abs().max(1.0),
+            (a - b).abs() <= 5e-3 * a.abs().max(1.0),
             "step {}: f32 {a}, f16 {b}",
             step + 1
         );

@@ -11,13 +11,7 @@ fn tiny_config() -> BertConfig {
     common::tiny_bert_config(100)
 }
 
-struct Inputs {
-    ids: Tensor,
-    types: Tensor,
-    mask: Tensor,
-    starts: Tensor,
-    ends: Tensor,
-}
+use common::QaInputs as Inputs;
 
 /// Two windows of 16 tokens; the second is padded after 10 and has a second segment.
 fn inputs() -> Inputs {

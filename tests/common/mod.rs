@@ -237,3 +237,12 @@ pub fn import_predictions(
     ]);
     out["run_id"].as_str().unwrap().to_string()
 }
+
+/// A QA batch's inputs and answer positions, as tests build them by hand.
+pub struct QaInputs {
+    pub ids: candle_core::Tensor,
+    pub types: candle_core::Tensor,
+    pub mask: candle_core::Tensor,
+    pub starts: candle_core::Tensor,
+    pub ends: candle_core::Tensor,
+}
