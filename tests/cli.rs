@@ -392,3 +392,38 @@ fn predict_answers_with_a_span_of_the_passage() {
     ]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("has no config.json"));
 }
+
+#[test]
+fn doctor_says_what_the_binary_has_and_what_to_do() {
+    let report = json_line(&squadlab_ok(&["doctor", "--json"]));
+    let cuda = cfg!(feature = "cuda");
+    assert_eq!(report["cuda_built"], cuda);
+    let features: Vec<&str> = report["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(features.contains(&"gui"), cfg!(feature = "gui"));
+    assert_eq!(features.contains(&"cuda"), cuda);
+    let cpu = &report["cpu"];
+    assert!(cpu["cores"].as_u64().unwrap() >= 1 && cpu["threads"].as_u64().unwrap() >= 1);
+    // The CPU kernels pick AVX-512 only where AVX2 is there too.
+    let simd: Vec<&str> = cpu["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(!simd.contains(&"AVX-512") || simd.contains(&"AVX2+FMA"));
+    // Without a GPU (this machine, CI) a CPU build is told how to train.
+    if !cuda && report["gpus"].as_array().unwrap().is_empty() {
+        let advice = report["advice"][0].as_str().unwrap();
+        assert!(advice.starts_with("CPU only"), "{advice}");
+    }
+    let text = String::from_utf8(squadlab_ok(&["doctor"]).stdout).unwrap();
+    assert!(
+        text.starts_with("squadlab ") && text.contains("worker threads"),
+        "{text}"
+    );
+}

@@ -6,6 +6,7 @@ mod bench;
 mod check_config;
 mod compare;
 mod convert;
+mod doctor;
 mod eval;
 mod features;
 mod inputs;
@@ -75,6 +76,8 @@ enum Command {
     Prune(manage::PruneArgs),
     /// Time our side of a benchmark case (bench/*.py prints it beside the peer's).
     Bench(bench::BenchArgs),
+    /// What this binary was built with and what it finds: CPU, GPUs, driver; and what to fix.
+    Doctor(doctor::DoctorArgs),
     /// Open the desktop app (also what `squadlab` alone does).
     #[cfg(feature = "gui")]
     Gui(GuiArgs),
@@ -144,6 +147,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig(a) => (a.json, check_config::run(&a)),
         Command::Predict(a) => (a.json, predict::run(&a)),
         Command::Bench(a) => (a.json, bench::run(&a)),
+        Command::Doctor(a) => (a.json, doctor::run(&a)),
         #[cfg(feature = "gui")]
         Command::Gui(a) => return open_gui(a),
         Command::Convert(a) => (a.json, convert::run(&a)),
