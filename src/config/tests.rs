@@ -147,3 +147,33 @@ fn warmup_ratio_rounds_up_as_hugging_face_does() {
     let c = parse("RunConfig(warmup_ratio: 0.1, warmup_steps: 5)").unwrap();
     assert_eq!(c.warmup_steps_for(161), 5);
 }
+
+#[test]
+fn half_precision_on_an_explicit_cpu_is_refused_unless_the_generic_graph_checks_it() {
+    // Only the dtype's problems: the data files may be absent here.
+    let problems = |text: &str| match parse(text).unwrap().validate() {
+        Ok(()) => Vec::new(),
+        Err(e) => e
+            .problems()
+            .into_iter()
+            .filter(|p| p.starts_with("dtype"))
+            .collect(),
+    };
+    let bf16 = problems("RunConfig(device: \"cpu\", dtype: bf16, graph: generic)");
+    assert!(
+        bf16.iter()
+            .any(|p| p.starts_with("dtype bf16 needs a CUDA device")),
+        "{bf16:?}"
+    );
+    let f16 = problems("RunConfig(device: \"cpu\", dtype: f16)");
+    assert!(
+        f16.iter().any(|p| p.contains("only with graph: generic")),
+        "{f16:?}"
+    );
+    assert!(problems("RunConfig(device: \"cpu\", dtype: f16, graph: generic)").is_empty());
+    // On CUDA (or auto) the device decides later.
+    assert!(problems("RunConfig(device: \"cuda:0\", dtype: bf16)").is_empty());
+    // The generic graph is not part of the run's course, as the device is not.
+    let generic = parse("RunConfig(graph: generic)").unwrap();
+    assert_eq!(generic.course(), RunConfig::default().course());
+}

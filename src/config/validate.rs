@@ -152,6 +152,17 @@ impl RunConfig {
             c.data.max_eval_samples != Some(0),
             "data.max_eval_samples must be at least 1 when set, got 0".into(),
         );
+        // On an explicit CPU the dtype is known to fail before any data loads.
+        if c.device == super::Device::Cpu {
+            need(
+                c.dtype != super::DType::Bf16,
+                "dtype bf16 needs a CUDA device (device is cpu): candle's CPU matrix product has no bf16; use f32".into(),
+            );
+            need(
+                c.dtype != super::DType::F16 || c.graph == super::Graph::Generic,
+                "dtype f16 on device cpu runs only with graph: generic (a check of the casts); train with f32".into(),
+            );
+        }
         for (field, source) in [
             ("data.train", &c.data.train),
             ("data.validation", &c.data.validation),

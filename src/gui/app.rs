@@ -236,8 +236,14 @@ impl SquadlabApp {
             ctx.memory_mut(|m| m.request_focus(super::sidebar::filter_id()));
         }
         if pressed(Key::R) {
-            self.runs.refresh(&self.state.selected, true);
+            self.reread_store();
         }
+    }
+
+    /// Re-reads the store on request; a run scored again since is tested again.
+    pub(super) fn reread_store(&mut self) {
+        self.runs.refresh(&self.state.selected, true);
+        self.results.tests.clear();
     }
 }
 

@@ -51,7 +51,7 @@ impl SquadlabApp {
                 .on_hover_text("Re-read the store (Ctrl+R)")
                 .clicked()
             {
-                self.runs.refresh(&self.state.selected, true);
+                self.reread_store();
             }
         });
         ui.add(
