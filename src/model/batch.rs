@@ -1,8 +1,8 @@
 //! Windows turned into the model's input tensors.
 
-use super::Batch;
+use super::{Batch, BertConfig};
 use crate::data::{FeatureSet, SquadDataset};
-use candle_core::{Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 
 /// `[n, len]` u32 input tensors for `n` windows, plus their `[n]` answer labels.
 pub struct WindowBatch {
@@ -14,6 +14,25 @@ pub struct WindowBatch {
 }
 
 impl WindowBatch {
+    /// `n` windows of fixed pseudo-random ids, every position real (as with
+    /// padding to max_length), with labels spread over the positions: inputs
+    /// for benchmarks and censuses that need no data.
+    pub fn synthetic(config: &BertConfig, n: usize, seq: usize, device: &Device) -> Result<Self> {
+        let vocab = config.vocab_size as u32;
+        let low = 1000.min(vocab / 2);
+        let ids: Vec<u32> = (0..n * seq)
+            .map(|i| low + (i as u32 * 7919) % (vocab - low))
+            .collect();
+        let labels: Vec<u32> = (0..n as u32).map(|i| i % seq as u32).collect();
+        Ok(Self {
+            input_ids: Tensor::from_vec(ids, (n, seq), device)?,
+            token_type_ids: Tensor::zeros((n, seq), DType::U32, device)?,
+            attention_mask: Tensor::ones((n, seq), DType::U32, device)?,
+            start_positions: Tensor::from_vec(labels.clone(), n, device)?,
+            end_positions: Tensor::from_vec(labels, n, device)?,
+        })
+    }
+
     /// Windows `windows` of `features`, each padded to `len` positions.
     pub fn new(
         features: &FeatureSet,

@@ -1,6 +1,7 @@
 //! BERT with a question-answering head, in the layout of Hugging Face's
 //! `BertForQuestionAnswering`, trainable end to end.
 
+use super::census::scope;
 use super::cuda_layout::matmul;
 use super::kernels::{self, AttentionDropout};
 use super::layers::{additive_mask, dropout, gelu, LayerNorm, Linear, SeededRng};
@@ -156,18 +157,20 @@ impl BertQa {
         let c = &self.config;
         let s = batch.input_ids.dim(1)?;
         let dtype = self.compute;
-        let positions = Tensor::arange(0u32, s as u32, batch.input_ids.device())?;
-        let words = self.word_embeddings(batch.input_ids)?;
-        let types = self
-            .embeddings
-            .token_type
-            .embedding_rows(batch.token_type_ids)?;
-        let pos = self
-            .embeddings
-            .position
-            .index_select(&positions, 0)?
-            .unsqueeze(0)?;
-        let x = words.add(&types)?.broadcast_add(&pos)?;
+        let x = scope("embeddings", || {
+            let positions = Tensor::arange(0u32, s as u32, batch.input_ids.device())?;
+            let words = self.word_embeddings(batch.input_ids)?;
+            let types = self
+                .embeddings
+                .token_type
+                .embedding_rows(batch.token_type_ids)?;
+            let pos = self
+                .embeddings
+                .position
+                .index_select(&positions, 0)?
+                .unsqueeze(0)?;
+            words.add(&types)?.broadcast_add(&pos)
+        })?;
         let mut x = mode.dropout(
             &mode.norm(&self.embeddings.norm, &x, dtype)?,
             c.hidden_dropout_prob,
@@ -177,7 +180,9 @@ impl BertQa {
         let mask = if fused {
             None
         } else {
-            Some(additive_mask(batch.attention_mask, dtype)?)
+            Some(scope("attention mask", || {
+                additive_mask(batch.attention_mask, dtype)
+            })?)
         };
         for layer in &self.layers {
             let context = match &mask {
@@ -188,15 +193,19 @@ impl BertQa {
                 &layer.attention_out.forward(&context)?,
                 c.hidden_dropout_prob,
             )?;
-            let h = mode.norm(&layer.attention_norm, &attended.add(&x)?, dtype)?;
+            let residual = scope("residual add", || attended.add(&x))?;
+            let h = mode.norm(&layer.attention_norm, &residual, dtype)?;
             let inner = gelu(&layer.intermediate.forward(&h)?)?;
             let out = mode.dropout(&layer.output.forward(&inner)?, c.hidden_dropout_prob)?;
-            x = mode.norm(&layer.output_norm, &out.add(&h)?, dtype)?;
+            let residual = scope("residual add", || out.add(&h))?;
+            x = mode.norm(&layer.output_norm, &residual, dtype)?;
         }
         let logits = self.qa_outputs.forward(&x)?;
-        let start = logits.narrow(D::Minus1, 0, 1)?.squeeze(D::Minus1)?;
-        let end = logits.narrow(D::Minus1, 1, 1)?.squeeze(D::Minus1)?;
-        Ok((start.to_dtype(DType::F32)?, end.to_dtype(DType::F32)?))
+        scope("qa head", || {
+            let start = logits.narrow(D::Minus1, 0, 1)?.squeeze(D::Minus1)?;
+            let end = logits.narrow(D::Minus1, 1, 1)?.squeeze(D::Minus1)?;
+            Ok((start.to_dtype(DType::F32)?, end.to_dtype(DType::F32)?))
+        })
     }
 }
 
@@ -220,14 +229,21 @@ impl BertQa {
         };
         // Scaling q (b·h·s·d values) is cheaper than scaling the scores (b·h·s·s).
         let scale = 1.0 / (head_dim as f64).sqrt();
-        let q = split((layer.query.forward(x)? * scale)?)?;
-        let k = split(layer.key.forward(x)?)?;
-        let v = split(layer.value.forward(x)?)?;
-        let scores = matmul(&q, &k.t()?)?.broadcast_add(mask)?;
+        let (q, k, v) = (
+            layer.query.forward(x)?,
+            layer.key.forward(x)?,
+            layer.value.forward(x)?,
+        );
+        let scores = scope("attention scores", || {
+            let (q, k) = (split((q * scale)?)?, split(k)?);
+            matmul(&q, &k.t()?)?.broadcast_add(mask)
+        })?;
         let probs = mode.dropout(&mode.softmax(&scores)?, c.attention_probs_dropout_prob)?;
-        matmul(&probs, &v)?
-            .transpose(1, 2)?
-            .reshape((b, s, c.hidden_size))
+        scope("attention context", || {
+            matmul(&probs, &split(v)?)?
+                .transpose(1, 2)?
+                .reshape((b, s, c.hidden_size))
+        })
     }
 
     /// Self-attention as one fused CPU kernel (f32).
@@ -276,34 +292,38 @@ enum Mode<'a> {
 impl Mode<'_> {
     fn dropout(&mut self, x: &Tensor, p: f64) -> Result<Tensor> {
         match self {
-            Mode::Graph(rng) => dropout(x, p, rng.as_deref_mut()),
+            Mode::Graph(rng) => scope("dropout", || dropout(x, p, rng.as_deref_mut())),
             Mode::Inference => Ok(x.clone()),
         }
     }
 
     /// Softmax in f32 whatever the compute dtype, as autocast does.
     fn softmax(&self, x: &Tensor) -> Result<Tensor> {
-        let x32 = x.to_dtype(DType::F32)?;
-        match self {
-            Mode::Graph(_) => candle_nn::ops::softmax(&x32, D::Minus1),
-            Mode::Inference => candle_nn::ops::softmax_last_dim(&x32),
-        }?
-        .to_dtype(x.dtype())
+        scope("softmax", || {
+            let x32 = x.to_dtype(DType::F32)?;
+            match self {
+                Mode::Graph(_) => candle_nn::ops::softmax(&x32, D::Minus1),
+                Mode::Inference => candle_nn::ops::softmax_last_dim(&x32),
+            }?
+            .to_dtype(x.dtype())
+        })
     }
 
     /// LayerNorm in f32 with f32 parameters, its output in the compute dtype.
     fn norm(&self, norm: &LayerNorm, x: &Tensor, compute: DType) -> Result<Tensor> {
-        let x32 = x.to_dtype(DType::F32)?;
-        match self {
-            Mode::Graph(_) if kernels::applies(&[&x32, &norm.weight, &norm.bias]) => {
-                kernels::layer_norm(&x32, &norm.weight, &norm.bias, norm.eps)
-            }
-            Mode::Graph(_) => norm.forward(&x32),
-            Mode::Inference => {
-                candle_nn::ops::layer_norm(&x32, &norm.weight, &norm.bias, norm.eps as f32)
-            }
-        }?
-        .to_dtype(compute)
+        scope("layer_norm", || {
+            let x32 = x.to_dtype(DType::F32)?;
+            match self {
+                Mode::Graph(_) if kernels::applies(&[&x32, &norm.weight, &norm.bias]) => {
+                    kernels::layer_norm(&x32, &norm.weight, &norm.bias, norm.eps)
+                }
+                Mode::Graph(_) => norm.forward(&x32),
+                Mode::Inference => {
+                    candle_nn::ops::layer_norm(&x32, &norm.weight, &norm.bias, norm.eps as f32)
+                }
+            }?
+            .to_dtype(compute)
+        })
     }
 }
 
@@ -327,9 +347,11 @@ pub fn qa_loss(
     start_positions: &Tensor,
     end_positions: &Tensor,
 ) -> Result<Tensor> {
-    let start_loss = candle_nn::loss::cross_entropy(start, start_positions)?;
-    let end_loss = candle_nn::loss::cross_entropy(end, end_positions)?;
-    (start_loss + end_loss)? / 2.0
+    scope("loss", || {
+        let start_loss = candle_nn::loss::cross_entropy(start, start_positions)?;
+        let end_loss = candle_nn::loss::cross_entropy(end, end_positions)?;
+        (start_loss + end_loss)? / 2.0
+    })
 }
 
 trait EmbeddingRows {

@@ -76,6 +76,23 @@ impl Default for BertConfig {
 }
 
 impl BertConfig {
+    /// The published configs of the models the paper reports, by hub id, so
+    /// a census or a memory plan needs no download.
+    pub fn known(model_id: &str) -> Option<Self> {
+        let base = Self::default();
+        match model_id.trim_start_matches("google-bert/") {
+            "bert-base-uncased" => Some(base),
+            "bert-large-uncased" => Some(Self {
+                hidden_size: 1024,
+                num_hidden_layers: 24,
+                num_attention_heads: 16,
+                intermediate_size: 4096,
+                ..base
+            }),
+            _ => None,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Self> {
         let origin = path.display();
         let text = std::fs::read_to_string(path)

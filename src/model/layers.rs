@@ -1,17 +1,20 @@
 //! The layers BERT needs, written so every one is differentiable: candle-nn's
 //! fused LayerNorm records no backward pass, and its dropout is not seeded.
 
+use super::census::scope;
 use super::cuda_layout::matmul;
 use super::kernels;
 use candle_core::{DType, Result, Tensor, D};
 
 /// GELU (erf form): the fused kernel for f32 on the CPU, candle's elsewhere.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    if kernels::applies(&[x]) {
-        kernels::gelu(x)
-    } else {
-        x.gelu_erf()
-    }
+    scope("gelu", || {
+        if kernels::applies(&[x]) {
+            kernels::gelu(x)
+        } else {
+            x.gelu_erf()
+        }
+    })
 }
 
 /// `x · Wᵀ + b` with a Hugging Face `[out, in]` weight.
@@ -23,15 +26,17 @@ pub struct Linear {
 
 impl Linear {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if kernels::applies(&[x, &self.weight, &self.bias]) {
-            return kernels::linear(x, &self.weight, &self.bias);
-        }
-        let w = self.weight.t()?;
-        let y = match x.dims() {
-            [b, s, h] => matmul(&x.reshape((b * s, *h))?, &w)?.reshape((*b, *s, ()))?,
-            _ => matmul(x, &w)?,
-        };
-        y.broadcast_add(&self.bias)
+        scope("linear", || {
+            if kernels::applies(&[x, &self.weight, &self.bias]) {
+                return kernels::linear(x, &self.weight, &self.bias);
+            }
+            let w = self.weight.t()?;
+            let y = match x.dims() {
+                [b, s, h] => matmul(&x.reshape((b * s, *h))?, &w)?.reshape((*b, *s, ()))?,
+                _ => matmul(x, &w)?,
+            };
+            y.broadcast_add(&self.bias)
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 mod batch;
 mod bert;
 mod bert_config;
+pub mod census;
 mod checkpoint;
 pub mod cuda_layout;
 mod device;

@@ -2,6 +2,7 @@
 //! `TrainEvent`s, obeys pause/resume/cancel, checkpoints and evaluates.
 
 mod adamw_cpu;
+pub mod census;
 pub mod checkpoint;
 mod events;
 mod handle;
