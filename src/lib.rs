@@ -11,6 +11,7 @@ pub mod fsutil;
 #[cfg(feature = "gui")]
 pub mod gui;
 pub mod hub;
+pub mod memory;
 pub mod model;
 pub mod report;
 pub mod store;

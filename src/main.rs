@@ -1,5 +1,7 @@
+/// jemalloc, counting its large allocations for `squadlab bench memory`.
 #[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+static ALLOCATOR: squadlab::memory::counting::Counting<tikv_jemallocator::Jemalloc> =
+    squadlab::memory::counting::Counting(tikv_jemallocator::Jemalloc);
 
 /// jemalloc's settings. Training churns through tensors of tens of megabytes:
 /// transparent huge pages cut the page faults of touching fresh ones about

@@ -17,7 +17,12 @@ fn the_census_counts_the_structure_not_the_shapes() {
     let dev = &Device::Cpu;
     let f32_small = census(&config, 2, 16, DType::F32, dev).unwrap();
     let f32_large = census(&config, 3, 24, DType::F32, dev).unwrap();
-    assert_eq!(f32_small.forward, f32_large.forward, "forward by kind");
+    let counts = |c: &squadlab::train::census::Census| {
+        let mut kinds = c.forward.clone();
+        kinds.values_mut().for_each(|k| k.bytes = 0);
+        kinds
+    };
+    assert_eq!(counts(&f32_small), counts(&f32_large), "forward by kind");
     assert_eq!(f32_small.backward_made, f32_large.backward_made);
     assert_eq!(f32_small.optimizer_made, f32_large.optimizer_made);
 
@@ -48,7 +53,7 @@ fn the_census_counts_the_structure_not_the_shapes() {
     // and the f32 islands (softmax, LayerNorm) cast in and out.
     let f16 = census(&config, 2, 16, DType::F16, dev).unwrap();
     assert_eq!(f16.forward["weight cast"].kernels, 2 * linears);
-    assert_eq!(f16.forward["linear"], kinds["linear"]);
+    assert_eq!(f16.forward["linear"].kernels, kinds["linear"].kernels);
     assert!(f16.forward["softmax"].kernels > kinds["softmax"].kernels);
     assert!(f16.launch_proxy() > f32_small.launch_proxy());
 

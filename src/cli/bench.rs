@@ -47,6 +47,9 @@ pub struct BenchArgs {
     /// Time the generic graph (CUDA's ops, no fused CPU kernels) on any device.
     #[arg(long)]
     generic: bool,
+    /// Keep CUDA's f32 products in full f32 (no TF32).
+    #[arg(long)]
+    no_tf32: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -58,6 +61,8 @@ enum BenchCase {
     TrainStep,
     /// The op census of one train step of the generic graph (no timing).
     Census,
+    /// One train step's peak memory beside the planner's prediction.
+    Memory,
 }
 
 impl BenchCase {
@@ -67,6 +72,7 @@ impl BenchCase {
             BenchCase::ForwardBackward => "forward_backward",
             BenchCase::TrainStep => "train_step",
             BenchCase::Census => "census",
+            BenchCase::Memory => "memory",
         }
     }
 }
@@ -115,6 +121,9 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
             weight_decay: 0.01,
         },
     )?;
+    if let BenchCase::Memory = args.case {
+        return super::bench_memory::measure(&device, compute, &loaded, &batch, &mut optimizer);
+    }
     let mut rng = SeededRng::new(42);
     let mut once = || -> Result<f64> {
         let timer = Instant::now();
@@ -132,7 +141,7 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
                     qa_loss(&s, &e, &batch.start_positions, &batch.end_positions)?.backward()?;
                 drop(grads);
             }
-            BenchCase::TrainStep | BenchCase::Census => {
+            BenchCase::TrainStep | BenchCase::Census | BenchCase::Memory => {
                 let mut grads = Grads::new();
                 accumulate_gradients(&model, params, &batch, 1.0, &mut rng, &mut grads)?;
                 clip_grad_norm(&mut grads, 1.0)?;
@@ -170,6 +179,7 @@ fn device_and_dtype(args: &BenchArgs) -> Result<(Device, config::DType)> {
         .map_err(|e| anyhow!("--device {:?}: {e}", args.device))?;
     let dtype_choice: config::DType = ron::from_str(&args.dtype)
         .map_err(|_| anyhow!("--dtype {:?}: expected f32, bf16 or f16", args.dtype))?;
+    crate::model::cuda_tuning::set_tf32(!args.no_tf32);
     Ok((select_device(device_choice)?, dtype_choice))
 }
 
@@ -228,6 +238,6 @@ fn step_flops(c: &BertConfig, batch: usize, seq: usize, case: BenchCase) -> f64 
     let forward = per_layer * c.num_hidden_layers as f64 + 2.0 * tokens * h * 2.0;
     match case {
         BenchCase::Forward => forward,
-        BenchCase::ForwardBackward | BenchCase::TrainStep | BenchCase::Census => 3.0 * forward,
+        _ => 3.0 * forward,
     }
 }

@@ -7,21 +7,13 @@ use super::Report;
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
+use crate::memory::gpus::query_gpus;
 use std::process::Command;
 
 #[derive(Args)]
 pub struct DoctorArgs {
     #[arg(long)]
     pub json: bool,
-}
-
-/// One GPU as `nvidia-smi` reports it.
-struct Gpu {
-    name: String,
-    driver: String,
-    compute_cap: String,
-    free_mib: Option<u64>,
-    total_mib: Option<u64>,
 }
 
 pub fn run(_args: &DoctorArgs) -> Result<Report> {
@@ -150,37 +142,6 @@ fn cpu_features() -> Vec<&'static str> {
         }
     }
     out
-}
-
-fn query_gpus() -> Result<Vec<Gpu>, String> {
-    let out = Command::new("nvidia-smi")
-        .args([
-            "--query-gpu=name,driver_version,compute_cap,memory.free,memory.total",
-            "--format=csv,noheader,nounits",
-        ])
-        .output()
-        .map_err(|e| format!("nvidia-smi: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "nvidia-smi failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            let get = |i: usize| f.get(i).copied().unwrap_or("").to_string();
-            Gpu {
-                name: get(0),
-                driver: get(1),
-                compute_cap: get(2),
-                free_mib: get(3).parse().ok(),
-                total_mib: get(4).parse().ok(),
-            }
-        })
-        .collect())
 }
 
 /// "CUDA Version: 13.0" from nvidia-smi's banner: the newest CUDA the driver runs.

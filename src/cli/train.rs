@@ -36,6 +36,9 @@ pub struct TrainArgs {
     /// device, to check the CUDA path on the CPU.
     #[arg(long)]
     generic_graph: bool,
+    /// Keep CUDA's f32 matrix products in full f32 (`tf32: false`).
+    #[arg(long)]
+    no_tf32: bool,
     /// The run's name in listings (default: the config's `name`).
     #[arg(long)]
     name: Option<String>,
@@ -73,6 +76,9 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
     override_device(&mut config, args.device.as_deref())?;
     if args.generic_graph {
         config.graph = crate::config::Graph::Generic;
+    }
+    if args.no_tf32 {
+        config.tf32 = false;
     }
     config.validate()?;
     let new_record = |id: &str| RunRecord {

@@ -64,6 +64,11 @@ pub struct RunConfig {
     /// lets f16 autocast run there). Like `device`, it is not part of the
     /// run's course.
     pub graph: Graph,
+    /// On CUDA, f32 matrix products on the TF32 tensor cores (PyTorch's
+    /// `allow_tf32`): several times faster, with a 10-bit mantissa in the
+    /// products. bf16/f16 autocast and the CPU are unaffected. Like `device`,
+    /// not part of the run's course.
+    pub tf32: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -182,6 +187,7 @@ impl Default for RunConfig {
             device: Device::Auto,
             dtype: DType::F32,
             graph: Graph::Auto,
+            tf32: true,
         }
     }
 }
@@ -233,6 +239,7 @@ impl RunConfig {
             name: String::new(),
             device: Device::Auto,
             graph: Graph::Auto,
+            tf32: true,
             logging_steps: 1,
             save_strategy: SaveStrategy::No,
             save_steps: 1,

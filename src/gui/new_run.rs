@@ -471,6 +471,10 @@ impl SquadlabApp {
             ui.radio_value(&mut c.graph, Graph::Generic, "generic (CUDA's ops)")
                 .on_hover_text("candle's ops on every device, no fused CPU kernels: checks the CUDA path on the CPU");
         });
+        field(ui, problems, "tf32", "TF32", |ui| {
+            ui.checkbox(&mut c.tf32, "f32 products on TF32 tensor cores (CUDA)")
+                .on_hover_text("faster f32 matrix products on CUDA with a 10-bit mantissa; bf16/f16 and the CPU are unaffected");
+        });
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         field(ui, problems, "threads", "Threads", |ui| {
             ui.add(egui::DragValue::new(&mut f.threads).range(1..=cores));

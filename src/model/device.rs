@@ -8,15 +8,23 @@ use candle_core::{DType, Device};
 pub fn select_device(choice: config::Device) -> Result<Device> {
     match choice {
         config::Device::Cpu => Ok(Device::Cpu),
-        config::Device::Auto if candle_core::utils::cuda_is_available() => Ok(Device::new_cuda(0)?),
+        config::Device::Auto if candle_core::utils::cuda_is_available() => tuned(Device::new_cuda(0)?),
         config::Device::Auto => Ok(Device::Cpu),
         config::Device::Cuda(n) => {
             if !candle_core::utils::cuda_is_available() {
                 bail!("device cuda:{n}: this build has no CUDA support; rebuild with `--features cuda`, or set device: \"cpu\"");
             }
-            Device::new_cuda(n).map_err(|e| anyhow::anyhow!("device cuda:{n}: {e}"))
+            let device =
+                Device::new_cuda(n).map_err(|e| anyhow::anyhow!("device cuda:{n}: {e}"))?;
+            tuned(device)
         }
     }
+}
+
+fn tuned(device: Device) -> Result<Device> {
+    super::cuda_tuning::tune(&device)
+        .map_err(|e| anyhow::anyhow!("configuring {device:?} (event tracking, memory pool): {e}"))?;
+    Ok(device)
 }
 
 /// The compute dtype. bf16 and f16 autocast need CUDA: the CPU trains in

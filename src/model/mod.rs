@@ -7,6 +7,7 @@ mod bert_config;
 pub mod census;
 mod checkpoint;
 pub mod cuda_layout;
+pub mod cuda_tuning;
 mod device;
 pub mod kernels;
 pub mod layers;

@@ -36,6 +36,14 @@ pub struct KindCount {
     pub kernels: usize,
     /// Graph nodes sharing another's storage: no kernel.
     pub views: usize,
+    /// The kernels' output bytes, all alive until the backward pass ends
+    /// (the memory planner's activations; shape-dependent, unlike the counts).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub bytes: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -122,6 +130,7 @@ pub fn census(
         }
         if owners.get(&storage_address(node)) == Some(&id) {
             count.kernels += 1;
+            count.bytes += node.elem_count() * node.dtype().size_in_bytes();
         } else {
             count.views += 1;
         }
@@ -133,6 +142,7 @@ pub fn census(
             nodes: t.nodes + c.nodes,
             kernels: t.kernels + c.kernels,
             views: t.views + c.views,
+            bytes: t.bytes + c.bytes,
         });
     drop(nodes);
 

@@ -231,28 +231,44 @@ impl AdamW {
     }
 }
 
+/// Each gradient's squared L2 norm, as one `[n]` f64 tensor still on the
+/// device: reading it is the step's one host sync, shared with the loss.
+pub fn squared_norms(grads: &Grads) -> Result<Tensor> {
+    let parts = grads
+        .values()
+        .map(|g| g.sqr()?.sum_all()?.to_dtype(DType::F64))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(Tensor::stack(&parts, 0)?)
+}
+
+/// The global norm from `squared_norms`' values, summed in f64 in order.
+pub fn global_norm(squared: &[f64]) -> f64 {
+    squared.iter().sum::<f64>().sqrt()
+}
+
 /// The global L2 norm of all gradients, before any clipping.
 pub fn grad_norm(grads: &Grads) -> Result<f64> {
-    let mut total = 0f64;
-    for g in grads.values() {
-        total += g
-            .sqr()?
-            .sum_all()?
-            .to_dtype(DType::F64)?
-            .to_scalar::<f64>()?;
+    if grads.is_empty() {
+        return Ok(0.0);
     }
-    Ok(total.sqrt())
+    Ok(global_norm(&squared_norms(grads)?.to_vec1::<f64>()?))
 }
 
 /// Scales the gradients so their global norm is at most `max_norm`, as torch
 /// does (`max_norm / (norm + 1e-6)`, capped at 1). Returns the norm before clipping.
 pub fn clip_grad_norm(grads: &mut Grads, max_norm: f64) -> Result<f64> {
     let norm = grad_norm(grads)?;
+    clip_to_norm(grads, max_norm, norm)?;
+    Ok(norm)
+}
+
+/// `clip_grad_norm` with the norm already read.
+pub fn clip_to_norm(grads: &mut Grads, max_norm: f64, norm: f64) -> Result<()> {
     let coef = max_norm / (norm + 1e-6);
     if max_norm > 0.0 && coef < 1.0 {
         for g in grads.values_mut() {
             *g = (&*g * coef)?;
         }
     }
-    Ok(norm)
+    Ok(())
 }

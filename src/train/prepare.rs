@@ -45,6 +45,7 @@ pub fn prepare(
         None => None,
     };
     let device = select_device(config.device)?;
+    crate::model::cuda_tuning::set_tf32(config.tf32);
     let compute = compute_dtype(config.dtype, &device, config.graph)?;
 
     status(format!("locating model {}", config.model.as_str()));

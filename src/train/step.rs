@@ -5,11 +5,14 @@ use super::optimizer::Grads;
 use crate::model::layers::SeededRng;
 use crate::model::{qa_loss, BertQa, Params, WindowBatch};
 use anyhow::Result;
-use candle_core::DType;
+use candle_core::{DType, Tensor};
 
 /// Forward (dropout on) and backward for one micro-batch: adds the gradients
 /// of `loss × scale` into `grads` (f32, by parameter name) and returns the
-/// unscaled loss. A non-finite loss returns at once, before any backward pass.
+/// unscaled loss, a detached f32 scalar still on the device. It is not read
+/// here: on CUDA each read is a host sync, so the trainer reads the step's
+/// losses and gradient norms together, once. A non-finite loss gives
+/// non-finite gradients, which the trainer stops on.
 pub fn accumulate_gradients(
     model: &BertQa,
     params: &Params,
@@ -17,14 +20,10 @@ pub fn accumulate_gradients(
     scale: f64,
     rng: &mut SeededRng,
     grads: &mut Grads,
-) -> Result<f64> {
+) -> Result<Tensor> {
     let (start, end) = model.forward(&batch.as_batch(), Some(rng))?;
     let loss = qa_loss(&start, &end, &batch.start_positions, &batch.end_positions)?;
-    let value = f64::from(loss.to_scalar::<f32>()?);
-    if !value.is_finite() {
-        return Ok(value);
-    }
-    let step_grads = (loss * scale)?.backward()?;
+    let step_grads = (&loss * scale)?.backward()?;
     for (name, var) in params.vars() {
         if let Some(g) = step_grads.get(var) {
             let g = g.to_dtype(DType::F32)?;
@@ -35,5 +34,5 @@ pub fn accumulate_gradients(
             grads.insert(name.clone(), sum);
         }
     }
-    Ok(value)
+    Ok(loss.detach())
 }

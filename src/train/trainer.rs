@@ -5,7 +5,7 @@ use super::checkpoint::{
     list_checkpoints, rotate_checkpoints, save_checkpoint, CheckpointParts, TrainerState,
 };
 use super::events::{Control, EpochLog, EvalSummary, StartInfo, StepLog, TrainEvent, TrainSummary};
-use super::optimizer::{clip_grad_norm, AdamW, AdamWParams, Grads};
+use super::optimizer::{clip_to_norm, global_norm, squared_norms, AdamW, AdamWParams, Grads};
 use super::prepare::Prepared;
 use super::schedule::LinearSchedule;
 use super::step::accumulate_gradients;
@@ -14,7 +14,7 @@ use crate::eval::{evaluate, PostprocessParams};
 use crate::model::layers::SeededRng;
 use crate::model::{describe, expected_shapes, save_pretrained, BertConfig, BertQa, WindowBatch};
 use anyhow::{bail, Result};
-use candle_core::DType;
+use candle_core::{DType, Tensor};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -207,7 +207,7 @@ impl<'a> Trainer<'a> {
                     &autocast
                 };
                 let mut grads = Grads::new();
-                let (mut loss_sum, mut step_windows) = (0f64, 0usize);
+                let (mut losses, mut step_windows) = (Vec::with_capacity(group.len()), 0usize);
                 for mb in group {
                     let ids: Vec<usize> = mb.iter().map(|&w| w as usize).collect();
                     let pad_to = if c.dynamic_padding {
@@ -227,30 +227,37 @@ impl<'a> Trainer<'a> {
                         pad_to,
                         &self.p.device,
                     )?;
-                    let mut value = accumulate_gradients(
+                    losses.push(accumulate_gradients(
                         model,
                         &self.p.model.params,
                         &batch,
                         1.0 / group.len() as f64,
                         &mut state.dropout_rng,
                         &mut grads,
-                    )?;
-                    if crate::faults::nan_loss_at(state.global_step + 1) {
+                    )?);
+                    step_windows += mb.len();
+                }
+                // The step's one host sync: its losses and gradient norms in
+                // one read (each read waits for the device on CUDA).
+                let (values, squared) = read_step(&losses, &grads)?;
+                let mut loss_sum = 0f64;
+                for (i, mut value) in values.into_iter().enumerate() {
+                    if i == 0 && crate::faults::nan_loss_at(state.global_step + 1) {
                         value = f64::NAN;
                     }
                     if !value.is_finite() {
                         return self.diverged(state.global_step + 1, value, f64::NAN);
                     }
                     loss_sum += value;
-                    step_windows += mb.len();
                 }
                 let loss = loss_sum / group.len() as f64;
                 let lr = schedule.lr(state.global_step);
                 let trace = super::trace::before_clipping(state.global_step + 1, &grads)?;
-                let grad_norm = clip_grad_norm(&mut grads, c.max_grad_norm)?;
+                let grad_norm = global_norm(&squared);
                 if !grad_norm.is_finite() {
                     return self.diverged(state.global_step + 1, loss, grad_norm);
                 }
+                clip_to_norm(&mut grads, c.max_grad_norm, grad_norm)?;
                 optimizer.step(&grads, lr)?;
                 drop(grads);
                 super::trace::after_update(trace, &self.p.model.params)?;
@@ -476,4 +483,19 @@ mod tests {
         sorted.sort();
         assert_eq!(sorted, (0..1000).collect::<Vec<u32>>());
     }
+}
+
+/// The micro-batches' losses and each gradient's squared norm, read from the
+/// device in one transfer.
+fn read_step(losses: &[Tensor], grads: &Grads) -> Result<(Vec<f64>, Vec<f64>)> {
+    let mut parts = losses
+        .iter()
+        .map(|l| l.to_dtype(DType::F64)?.reshape(1))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    if !grads.is_empty() {
+        parts.push(squared_norms(grads)?);
+    }
+    let mut values = Tensor::cat(&parts, 0)?.to_vec1::<f64>()?;
+    let squared = values.split_off(losses.len());
+    Ok((values, squared))
 }
