@@ -892,3 +892,46 @@ fn the_form_shows_the_clis_validation_errors_inline_and_blocks_launch() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn the_new_run_form_shows_the_memory_plan_and_refuses_a_run_too_big_for_its_gpu() {
+    let (tmp, json, model, _store, mut h) = tiny_app();
+    let tiny = common::tiny_run_config(&json, &model);
+    h.state_mut().new_run.load_config(tiny, "tiny".into());
+    h.state_mut().state.tab = Tab::NewRun;
+    // A GPU as nvidia-smi would report it, so no process is spawned.
+    h.state_mut()
+        .new_run
+        .memory
+        .set_gpus(Ok(vec![squadlab::memory::gpus::Gpu {
+            name: "test GPU".into(),
+            driver: "1".into(),
+            compute_cap: "9.0".into(),
+            free_mib: Some(16 * 1024),
+            total_mib: Some(16 * 1024),
+        }]));
+    h.run_steps(2);
+    assert!(
+        has_label_containing(&h, "Memory: training needs about"),
+        "the plan is shown"
+    );
+
+    // BERT-large at 32 × 384 in bf16 on that 16 GiB GPU cannot fit.
+    let large = RunConfig {
+        model: ModelSource::try_from("bert-large-uncased".to_string()).unwrap(),
+        device: squadlab::config::Device::Cuda(0),
+        dtype: squadlab::config::DType::Bf16,
+        max_seq_length: 384,
+        doc_stride: 128,
+        per_device_train_batch_size: 32,
+        ..common::tiny_run_config(&json, &model)
+    };
+    h.state_mut().new_run.load_config(large, "large".into());
+    h.run_steps(2);
+    assert!(has_label_containing(&h, "more than the 16.00 GiB free on cuda:0"));
+    assert!(has_label_containing(&h, "gradient_accumulation_steps"));
+    h.get_by_label("Launch").click();
+    h.run_steps(2);
+    assert_eq!(h.state().new_run.launched, None, "nothing launched");
+    drop(tmp);
+}

@@ -3,7 +3,7 @@
 use super::Report;
 use crate::config::RunConfig;
 use crate::model::{locate_model, BertConfig};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
@@ -29,9 +29,22 @@ pub fn run(args: &CheckConfigArgs) -> Result<Report> {
         }
         Err(e) => format!("model not checked: {e:#}"),
     };
-    eprintln!("{}: valid; {model_note}", args.file.display());
+    let fit = crate::memory::check_run(&config, &crate::memory::gpus::query_gpus());
+    let memory_note = match &fit {
+        Some(fit) if fit.refuse => bail!("{}: {}", args.file.display(), fit.message),
+        Some(fit) => format!("training {}", fit.message),
+        None => "memory not planned: the model's config.json is not at hand".to_string(),
+    };
+    eprintln!("{}: valid; {model_note}; {memory_note}", args.file.display());
     Ok(Report {
         text: config.to_ron(),
-        json: json!({ "valid": true, "model_check": model_note, "config": serde_json::to_value(&config)? }),
+        json: json!({
+            "valid": true, "model_check": model_note, "memory": memory_note,
+            "memory_plan": fit.as_ref().map(|f| json!({
+                "planned_total_bytes": f.plan.total(), "device": f.device.name,
+                "device_free_bytes": f.device.free, "plan": f.plan,
+            })),
+            "config": serde_json::to_value(&config)?,
+        }),
     })
 }

@@ -39,6 +39,9 @@ pub struct TrainArgs {
     /// Keep CUDA's f32 matrix products in full f32 (`tf32: false`).
     #[arg(long)]
     no_tf32: bool,
+    /// Launch even when the memory planner says the step cannot fit the GPU.
+    #[arg(long)]
+    skip_memory_check: bool,
     /// The run's name in listings (default: the config's `name`).
     #[arg(long)]
     name: Option<String>,
@@ -81,6 +84,16 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
         config.tf32 = false;
     }
     config.validate()?;
+    if !args.skip_memory_check {
+        if let Some(fit) = crate::memory::check_run(&config, &crate::memory::gpus::query_gpus()) {
+            if fit.refuse {
+                bail!("{} (or pass --skip-memory-check)", fit.message);
+            }
+            if fit.message.starts_with("warning:") {
+                eprintln!("{}", fit.message);
+            }
+        }
+    }
     let new_record = |id: &str| RunRecord {
         id: id.to_string(),
         name: config.name.clone(),

@@ -48,6 +48,8 @@ pub struct NewRunForm {
     pub threads: usize,
     /// The run launched last, to select it.
     pub launched: Option<String>,
+    /// Behind the memory line under the form.
+    pub memory: super::memory_line::MemoryProbe,
 }
 
 /// All cores but one on small machines, so the desktop stays responsive.
@@ -80,6 +82,7 @@ impl NewRunForm {
             notes: String::new(),
             threads: default_threads(),
             launched: None,
+            memory: Default::default(),
         };
         let (name, text) = BUILTIN_PRESETS[0];
         if let Ok(c) = RunConfig::from_ron(text, name) {
@@ -263,7 +266,11 @@ impl SquadlabApp {
             ui.weak("or “Clone config” on any run in the sidebar");
         });
         ui.separator();
-        let (config, problems) = self.new_run.build();
+        let (config, mut problems) = self.new_run.build();
+        let fit = self.new_run.memory.fit(&config);
+        if let Some(fit) = fit.as_ref().filter(|f| f.refuse) {
+            problems.push(format!("per_device_train_batch_size: {}", fit.message));
+        }
         egui::ScrollArea::vertical()
             .id_salt("form")
             .max_height(ui.available_height() - 90.0)
@@ -274,9 +281,10 @@ impl SquadlabApp {
                     .show(ui, |ui| self.form_fields(ui, &problems));
             });
         ui.separator();
-        for p in &problems {
+        for p in problems.iter().filter(|p| fit.as_ref().is_none_or(|f| !p.ends_with(&f.message))) {
             ui.colored_label(ui.visuals().error_fg_color, format!("- {p}"));
         }
+        super::memory_line::show(ui, fit.as_ref());
         ui.horizontal(|ui| {
             let ok = problems.is_empty();
             if ui.add_enabled(ok, egui::Button::new("Launch")).clicked() {

@@ -64,6 +64,13 @@ pub fn model_config(source: &ModelSource) -> Option<BertConfig> {
     })
 }
 
+/// The plan for `config` against its device, or `None` when the model's
+/// config is not at hand without a download.
+pub fn check_run(config: &RunConfig, gpus: &Result<Vec<Gpu>, String>) -> Option<Fit> {
+    let model = model_config(&config.model)?;
+    Some(check(config, &model, &device_memory(config.device, gpus)))
+}
+
 /// The prediction for a run, set against its device.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fit {

@@ -9,5 +9,5 @@ pub mod gpus;
 pub mod plan;
 pub mod rss;
 
-pub use fit::{check, device_memory, model_config, DeviceMemory, Fit};
+pub use fit::{check, check_run, device_memory, model_config, DeviceMemory, Fit};
 pub use plan::{plan, show_bytes, MemoryPlan};

@@ -42,10 +42,11 @@ pub struct MemoryPlan {
     /// The gradients of operands that need none, and what their ops hold,
     /// kept by candle until the backward pass returns (see above).
     pub retained_gradients: u64,
-    /// The backward pass's temporaries at its widest, through a softmax's
-    /// quotient: the incoming gradient, the numerator's, the divisor's three
+    /// The backward pass's temporaries at its widest: through a softmax's
+    /// quotient, the incoming gradient, the numerator's, the divisor's three
     /// temporaries (chained by their recorded ops) and the zeros it is summed
-    /// into: six `b·h·s·s` f32 tensors.
+    /// into, six `b·h·s·s` f32 tensors; or, if larger, the word embeddings'
+    /// scattered gradient beside their sum, one more vocab × hidden f32.
     pub backward_workspace: u64,
     /// The CUDA context, cuBLAS and kernel modules: an estimate, 0 off CUDA.
     pub runtime: u64,
@@ -142,7 +143,7 @@ pub fn plan(model: &BertConfig, batch: usize, seq: usize, compute_bytes: u64, cu
         // Each mask's four; one `b·h·s·s` sum per layer for the attention
         // mask (its zeros and sum record no op); the [PAD] split's four.
         retained_gradients: 4 * dropout + layers * scores * c + 4 * th * f,
-        backward_workspace: 6 * scores * f,
+        backward_workspace: (6 * scores * f).max(model.vocab_size as u64 * h * f),
         runtime: if cuda { CUDA_RUNTIME_BYTES } else { 0 },
     }
 }
