@@ -50,6 +50,12 @@ pub struct BenchArgs {
     /// Keep CUDA's f32 products in full f32 (no TF32).
     #[arg(long)]
     no_tf32: bool,
+    /// `check`: train steps in the trajectory comparison.
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// `check`: the trajectory's learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    learning_rate: f64,
     #[arg(long)]
     pub json: bool,
 }
@@ -63,6 +69,9 @@ enum BenchCase {
     Census,
     /// One train step's peak memory beside the planner's prediction.
     Memory,
+    /// The device against the CPU: f32 logits, and a half-precision loss
+    /// trajectory against f32 (TF32 off).
+    Check,
 }
 
 impl BenchCase {
@@ -73,6 +82,7 @@ impl BenchCase {
             BenchCase::TrainStep => "train_step",
             BenchCase::Census => "census",
             BenchCase::Memory => "memory",
+            BenchCase::Check => "check",
         }
     }
 }
@@ -81,6 +91,7 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
     let census_case = matches!(args.case, BenchCase::Census);
     let (n, seq) = match (args.batch, args.seq) {
         (b, s) if census_case => (b.unwrap_or(1), s.unwrap_or(16)),
+        (b, s) if matches!(args.case, BenchCase::Check) => (b.unwrap_or(4), s.unwrap_or(128)),
         (b, s) => (b.unwrap_or(32), s.unwrap_or(384)),
     };
     if n == 0 || seq == 0 || args.repeat == 0 {
@@ -93,6 +104,16 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
     let source =
         ModelSource::try_from(model.to_string()).map_err(|e| anyhow!("--model {model:?}: {e}"))?;
     let (device, dtype_choice) = device_and_dtype(args)?;
+    if let BenchCase::Check = args.case {
+        let files = locate_model(&source, true)?;
+        let shape = super::bench_check::CheckShape {
+            batch: n,
+            seq,
+            steps: args.steps.max(1),
+            learning_rate: args.learning_rate,
+        };
+        return super::bench_check::check(&files.dir, &device, &shape);
+    }
     let graph = if args.generic {
         config::Graph::Generic
     } else {
@@ -141,7 +162,7 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
                     qa_loss(&s, &e, &batch.start_positions, &batch.end_positions)?.backward()?;
                 drop(grads);
             }
-            BenchCase::TrainStep | BenchCase::Census | BenchCase::Memory => {
+            BenchCase::TrainStep | BenchCase::Census | BenchCase::Memory | BenchCase::Check => {
                 let mut grads = Grads::new();
                 accumulate_gradients(&model, params, &batch, 1.0, &mut rng, &mut grads)?;
                 clip_grad_norm(&mut grads, 1.0)?;

@@ -3,6 +3,7 @@
 
 mod args;
 mod bench;
+mod bench_check;
 mod bench_memory;
 mod check_config;
 mod compare;

@@ -1,0 +1,144 @@
+//! `squadlab bench check`: the device's graph against the CPU's, for the GPU
+//! check (bench/gpu.sh, section 2). TF32 stays off throughout.
+//!
+//! - **Logits.** The same weights and windows on the CPU (f32, fused
+//!   kernels) and on `--device` (f32, the generic graph): the largest
+//!   absolute difference of the start and end logits, held to 1e-3.
+//! - **Trajectory.** `--steps` train steps on `--device` in f32 and in half
+//!   precision (bf16 on CUDA, f16 on the CPU, whose matmul has no bf16), both
+//!   on the generic graph with dropout off, from the same weights on the same
+//!   windows: the largest relative loss difference, held to ten unit
+//!   roundoffs of the half type (bf16 3.9%, f16 0.49%). There is no loss
+//!   scaler, so this checks the casts and the graph, not half-precision
+//!   training quality; 30 f16 steps on the tiny task measured 7.8e-4
+//!   (tests/generic_graph.rs), under two roundoffs.
+
+use super::Report;
+use crate::model::kernels::generic_graph;
+use crate::model::layers::SeededRng;
+use crate::model::{load_qa_model, BertQa, WindowBatch};
+use crate::train::accumulate_gradients;
+use crate::train::optimizer::{clip_to_norm, global_norm, squared_norms, AdamW, AdamWParams, Grads};
+use anyhow::{bail, Result};
+use candle_core::{DType, Device, Tensor};
+use serde_json::json;
+use std::path::Path;
+
+pub const LOGITS_TOLERANCE: f64 = 1e-3;
+
+pub struct CheckShape {
+    pub batch: usize,
+    pub seq: usize,
+    pub steps: usize,
+    pub learning_rate: f64,
+}
+
+pub fn check(model_dir: &Path, device: &Device, shape: &CheckShape) -> Result<Report> {
+    crate::model::cuda_tuning::set_tf32(false);
+    let (max_diff, logits_shape) = logits_difference(model_dir, device, shape)?;
+    let half = if device.is_cuda() { DType::BF16 } else { DType::F16 };
+    let tolerance = 10.0 * unit_roundoff(half);
+    let full = trajectory(model_dir, device, DType::F32, shape)?;
+    let reduced = trajectory(model_dir, device, half, shape)?;
+    let worst = full
+        .iter()
+        .zip(&reduced)
+        .map(|(a, b)| ((a - b) / a).abs())
+        .fold(0f64, f64::max);
+    let logits_ok = max_diff <= LOGITS_TOLERANCE;
+    let trajectory_ok = worst <= tolerance && reduced.iter().all(|l| l.is_finite());
+    let text = format!(
+        "logits, {device:?} f32 (generic graph) against the CPU f32 (fused) on {logits_shape:?}: max |Δ| {max_diff:.3e} (tolerance {LOGITS_TOLERANCE:e}) {}\n\
+         {} steps, {half:?} against f32 on {device:?}, dropout off: worst relative loss difference {worst:.3e} (tolerance {tolerance:.3e}) {}; losses {:.4} → {:.4} (f32), {:.4} → {:.4} ({half:?})\n",
+        verdict(logits_ok),
+        shape.steps,
+        verdict(trajectory_ok),
+        full[0],
+        full[full.len() - 1],
+        reduced[0],
+        reduced[reduced.len() - 1],
+    );
+    if !(logits_ok && trajectory_ok) {
+        bail!("{text}");
+    }
+    Ok(Report {
+        text,
+        json: json!({
+            "case": "check", "device": format!("{device:?}"), "tf32": false,
+            "logits": {"max_abs_diff": max_diff, "tolerance": LOGITS_TOLERANCE, "shape": logits_shape, "pass": logits_ok},
+            "trajectory": {
+                "steps": shape.steps, "half": format!("{half:?}").to_lowercase(),
+                "f32": full, "reduced": reduced, "worst_relative_diff": worst,
+                "tolerance": tolerance, "pass": trajectory_ok,
+            },
+        }),
+    })
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn unit_roundoff(dtype: DType) -> f64 {
+    match dtype {
+        DType::BF16 => 2f64.powi(-8),
+        DType::F16 => 2f64.powi(-11),
+        _ => f64::from(f32::EPSILON) / 2.0,
+    }
+}
+
+/// The logits on the CPU and on `device`, from the same files.
+fn logits_difference(dir: &Path, device: &Device, s: &CheckShape) -> Result<(f64, Vec<usize>)> {
+    let logits = |device: &Device, generic: bool| -> Result<Vec<f32>> {
+        let _graph = generic_graph(generic);
+        let loaded = load_qa_model(dir, device, 0)?;
+        let batch = WindowBatch::synthetic(&loaded.config, s.batch, s.seq, device)?;
+        let model = BertQa::new(loaded.config.clone(), &loaded.params)?;
+        // The training graph without dropout: what the device trains with.
+        let (start, end) = model.forward(&batch.as_batch(), None)?;
+        Ok(Tensor::cat(&[start, end], 1)?.flatten_all()?.to_vec1::<f32>()?)
+    };
+    let cpu = logits(&Device::Cpu, false)?;
+    let dev = logits(device, true)?;
+    let max = cpu
+        .iter()
+        .zip(&dev)
+        .map(|(a, b)| f64::from((a - b).abs()))
+        .fold(0f64, f64::max);
+    Ok((max, vec![s.batch, 2 * s.seq]))
+}
+
+/// The losses of `steps` train steps in `compute`, dropout off, on the
+/// generic graph, each step on the same windows.
+fn trajectory(dir: &Path, device: &Device, compute: DType, s: &CheckShape) -> Result<Vec<f64>> {
+    let _graph = generic_graph(true);
+    let mut loaded = load_qa_model(dir, device, 0)?;
+    loaded.config.hidden_dropout_prob = 0.0;
+    loaded.config.attention_probs_dropout_prob = 0.0;
+    let batch = WindowBatch::synthetic(&loaded.config, s.batch, s.seq, device)?;
+    let mut optimizer = AdamW::new(
+        &loaded.params,
+        AdamWParams {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        },
+    )?;
+    let mut rng = SeededRng::new(42);
+    let mut losses = Vec::with_capacity(s.steps);
+    for _ in 0..s.steps {
+        let model = BertQa::with_dtype(loaded.config.clone(), &loaded.params, compute)?;
+        let mut grads = Grads::new();
+        let loss = accumulate_gradients(&model, &loaded.params, &batch, 1.0, &mut rng, &mut grads)?;
+        losses.push(f64::from(loss.to_scalar::<f32>()?));
+        let norm = global_norm(&squared_norms(&grads)?.to_vec1::<f64>()?);
+        clip_to_norm(&mut grads, 1.0, norm)?;
+        optimizer.step(&grads, s.learning_rate)?;
+    }
+    Ok(losses)
+}
