@@ -1,51 +1,137 @@
 #!/usr/bin/env bash
-# The GPU benchmark (see bench/GPU.md): one bf16 train step of a random-init
-# BERT-base at batch 32 × 384 (forward with dropout, backward, clipping,
-# AdamW; f32 master weights), ours beside PyTorch eager with bf16 autocast and
-# torch.compile, on the same GPU in the same run. Self-contained: the
-# prebuilt binary .device/squadlab.gz and inputs it generates; nothing from
-# ../shared or the network. Well under 8 minutes on an H200.
-#   OUT=/tmp/out bash bench/gpu.sh        (REPEAT=10, PEAK_TFLOPS=788)
+# The one-shot GPU check (bench/GPU.md): five sections, each under its own
+# timeout, each writing its JSON to $OUT the moment it ends, so a late
+# failure loses nothing; then a readable table ($OUT/table.txt).
+#   1 doctor       what the binary was built with, the GPU, the driver
+#   2 correctness  f32 logits against the CPU's; a bf16 loss trajectory
+#                  against f32 (TF32 off, dropout off)
+#   3 speed        the train step of BERT-base and -large at 32 x 384 in bf16,
+#                  ours beside PyTorch eager and torch.compile
+#   4 memory       one step's measured peak against the planner
+#   5 trainer      `squadlab train` on a synthetic task: events, checkpoints,
+#                  resume from a checkpoint, evaluation
+# Self-contained: the prebuilt binary .device/squadlab(.gz), random-init
+# models and data made on the spot; nothing from ../shared or the network.
+#   OUT=/tmp/out bash bench/gpu.sh             the GPU machine: under 5 minutes
+#   OUT=/tmp/out bash bench/gpu.sh --dry-run   here: every section on the CPU
+#                                              with the CPU build, tiny config
 set -uo pipefail
-OUT=${OUT:-/tmp/squadlab-gpu}; REPEAT=${REPEAT:-10}; PEAK=${PEAK_TFLOPS:-788}
-work=/tmp/squadlab-gpu-bench
-mkdir -p "$OUT" "$work"
-. tools/gpu/cuda-libs.sh
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-# config.json + model.safetensors + vocab.txt of a random BERT-base (no questions needed).
-python3 tools/gpu/synthetic_task.py "$work" 0 0 > /dev/null || exit 1
-model="$work/bert-base-random"
-start=$(date +%s)
-timeout 240 .device/squadlab bench train-step --model "$model" --batch 32 --seq 384 \
-    --device cuda:0 --dtype bf16 --repeat "$REPEAT" --json > "$OUT/ours.json" 2> "$OUT/ours.err"
-echo "ours: exit $? after $(( $(date +%s) - start )) s"; tail -3 "$OUT/ours.err"
-timeout 300 python3 bench/gpu_peer.py "$model" --repeat "$REPEAT" > "$OUT/peer.json" 2> "$OUT/peer.err"
-echo "peer: exit $?"; tail -3 "$OUT/peer.err"
-python3 - "$OUT" "$PEAK" <<'PY' | tee "$OUT/table.txt"
-import json, sys
-out, peak = sys.argv[1], float(sys.argv[2])
-def last_json(path):
+OUT=${OUT:-/tmp/squadlab-gpu}; PEAK=${PEAK_TFLOPS:-788}
+work=${WORK:-/tmp/squadlab-gpu-work}
+mkdir -p "$OUT" "$work"; rm -f "$OUT"/*.json "$OUT"/*.err "$OUT/sections.txt"
+if [ "${1:-}" = "--dry-run" ]; then
+    mode=dry-run; BIN=${SQUADLAB_BIN:-target/release/squadlab}; DEVICE=cpu
+    # The CPU build trains f32 (its matmul has no bf16); the check's half
+    # precision is f16 there. torch.compile uses its eager backend.
+    OURS_DTYPE=f32; PEER_DTYPE=f32; ARCHS="tiny"; BATCH=2; SEQ=32; REPEAT=2
+    CHECK="--batch 2 --seq 32 --steps 5"; COMPILE=eager; MEM_FLAGS="--generic"
+    QUESTIONS="48 16"; TRAIN_SEQ=128; STRIDE=32; STEPS=4; SAVE=2; TRAIN_DTYPE=f32
+    T_SETUP=120; T_CHECK=120; T_OURS=120; T_PEER=240; T_MEM=60; T_TRAIN=240
+else
+    mode=gpu; . tools/gpu/cuda-libs.sh; BIN=${SQUADLAB_BIN:-.device/squadlab}; DEVICE=cuda:0
+    OURS_DTYPE=bf16; PEER_DTYPE=bf16; ARCHS="base large"; BATCH=32; SEQ=384; REPEAT=5
+    CHECK="--batch 4 --seq 128 --steps 50"; COMPILE=inductor; MEM_FLAGS=""
+    QUESTIONS="1280 128"; TRAIN_SEQ=384; STRIDE=128; STEPS=20; SAVE=10; TRAIN_DTYPE=bf16
+    T_SETUP=30; T_CHECK=30; T_OURS=35; T_PEER=50; T_MEM=25; T_TRAIN=45
+fi
+first=${ARCHS%% *}
+echo "mode $mode, binary $BIN, device $DEVICE, out $OUT" | tee "$OUT/sections.txt"
+
+# Runs one step of a section under a time limit: stdout to $OUT/NAME.json
+# (the last JSON line is kept), stderr to $OUT/NAME.err.
+step() {
+    local name=$1 limit=$2; shift 2
+    local start; start=$(date +%s)
+    timeout "$limit" "$@" > "$OUT/$name.out" 2> "$OUT/$name.err"
+    local rc=$?
+    grep '^{' "$OUT/$name.out" | tail -1 > "$OUT/$name.json"
+    [ -s "$OUT/$name.json" ] || echo "{\"error\": \"exit $rc, no JSON (see $name.err)\"}" > "$OUT/$name.json"
+    rm -f "$OUT/$name.out"
+    echo "$name: exit $rc after $(( $(date +%s) - start )) s (limit $limit s)" | tee -a "$OUT/sections.txt"
+    [ "$rc" = 0 ] || tail -3 "$OUT/$name.err"
+}
+
+setup_start=$(date +%s)
+for arch in $ARCHS; do
+    # The first model also gets the synthetic questions the trainer reads.
+    if [ "$arch" = "$first" ]; then q=$QUESTIONS; else q="0 0"; fi
+    timeout "$T_SETUP" python3 tools/gpu/synthetic_task.py "$work" $q --arch "$arch" > /dev/null ||
+        echo "setup: synthetic $arch failed" | tee -a "$OUT/sections.txt"
+done
+echo "setup: $(( $(date +%s) - setup_start )) s" | tee -a "$OUT/sections.txt"
+model() { echo "$work/bert-$1-random"; }
+
+# 1. doctor
+step 1-doctor 15 "$BIN" doctor --json
+
+# 2. correctness, TF32 off (the command turns it off)
+step 2-correctness "$T_CHECK" "$BIN" bench check --model "$(model "$first")" --device "$DEVICE" $CHECK --json
+
+# 3. speed
+for arch in $ARCHS; do
+    step "3-speed-ours-$arch" "$T_OURS" "$BIN" bench train-step --model "$(model "$arch")" \
+        --batch "$BATCH" --seq "$SEQ" --device "$DEVICE" --dtype "$OURS_DTYPE" --repeat "$REPEAT" --json
+    step "3-speed-peer-$arch" "$T_PEER" python3 bench/gpu_peer.py "$(model "$arch")" \
+        --batch "$BATCH" --seq "$SEQ" --device "${DEVICE%%:*}" --dtype "$PEER_DTYPE" \
+        --repeat "$REPEAT" --warmup 2 --compile-backend "$COMPILE"
+done
+
+# 4. memory: one step of the first model, no warm-up
+step 4-memory "$T_MEM" "$BIN" bench memory --model "$(model "$first")" --batch "$BATCH" --seq "$SEQ" \
+    --device "$DEVICE" --dtype "$OURS_DTYPE" $MEM_FLAGS --json
+
+# 5. the trainer through the CLI: a run with checkpoints, then a second run
+# resumed from the first one's middle checkpoint; both evaluate at the end.
+cat > "$work/run.ron" <<RON
+RunConfig(
+    name: "gpu check: $first random, synthetic",
+    model: "$(model "$first")",
+    data: (train: "$work/train.json", validation: "$work/dev.json"),
+    max_seq_length: $TRAIN_SEQ,
+    doc_stride: $STRIDE,
+    per_device_train_batch_size: $BATCH,
+    per_device_eval_batch_size: 64,
+    max_steps: Some($STEPS),
+    learning_rate: 5e-5,
+    save_strategy: steps,
+    save_steps: $SAVE,
+    save_total_limit: None,
+    device: "$DEVICE",
+    dtype: $TRAIN_DTYPE,
+)
+RON
+rm -rf "$work/run-a" "$work/run-b"
+step 5-trainer-run "$T_TRAIN" "$BIN" train "$work/run.ron" --out "$work/run-a" --json
+step 5-trainer-resume "$T_TRAIN" "$BIN" train --resume "$work/run-a/checkpoints/checkpoint-$SAVE" \
+    --out "$work/run-b" --json
+python3 - "$work" "$OUT" "$SAVE" "$STEPS" <<'PY'
+import json, os, sys
+work, out, save, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def events(run):
     try:
-        lines = [l for l in open(path) if l.startswith("{")]
-        return json.loads(lines[-1]) if lines else {}
-    except OSError:
-        return {}
-ours, peer = last_json(f"{out}/ours.json"), last_json(f"{out}/peer.json")
-rows = [("squadlab (candle, bf16 autocast)", ours.get("median_seconds"), ours.get("flops"))]
-for name in ("eager", "compile"):
-    p = peer.get(name) or {}
-    rows.append((f"PyTorch {name} (bf16 autocast)", p.get("median_seconds"), peer.get("flops")))
-print(f"BERT-base train step, batch 32 x 384, median of the timed steps; MFU against {peak:.0f} TFLOP/s")
-print(f"{'':<36}{'s/step':>9}{'samples/s':>11}{'TFLOP/s':>9}{'MFU':>7}")
-for name, s, flops in rows:
-    if not s or not flops:
-        print(f"{name:<36}{'n/a':>9}")
-        continue
-    tf = flops / s / 1e12
-    print(f"{name:<36}{s:>9.4f}{32 / s:>11.1f}{tf:>9.1f}{100 * tf / peak:>6.1f}%")
-eager = (peer.get("eager") or {}).get("median_seconds")
-if ours.get("median_seconds") and eager:
-    print(f"ours / eager: {ours['median_seconds'] / eager:.3f} (goal <= 1.0)")
-    sps = 32 / ours["median_seconds"]
-    print(f"projected 3 epochs of 88,524 windows: {3 * 88524 / sps / 60:.1f} min (goal < 10, >= 450 samples/s)")
+        return [json.loads(l) for l in open(os.path.join(work, run, "metrics.jsonl"))]
+    except (OSError, ValueError):
+        return []
+summary = {}
+for run in ("run-a", "run-b"):
+    ev = events(run)
+    st = [e for e in ev if e.get("event") == "step"]
+    ev_eval = [e for e in ev if e.get("event") == "evaluated"]
+    ckpts = sorted(os.listdir(os.path.join(work, run, "checkpoints"))) if os.path.isdir(os.path.join(work, run, "checkpoints")) else []
+    summary[run] = {
+        "events": sorted({e.get("event") for e in ev}), "steps": [s["step"] for s in st],
+        "losses": [s["loss"] for s in st], "checkpoints": ckpts,
+        "eval": ev_eval[-1] if ev_eval else None,
+    }
+a, b = summary["run-a"], summary["run-b"]
+# The resumed steps beside the same steps of the first run: equal on the CPU
+# (seeded dropout); on CUDA the device draws its own masks, so they differ.
+overlap = [abs(x - y) for x, y in zip(a["losses"][save:], b["losses"])]
+summary["resumed_max_loss_diff"] = max(overlap) if overlap else None
+summary["pass"] = (a["steps"] == list(range(1, steps + 1)) and b["steps"] == list(range(save + 1, steps + 1))
+                   and a["eval"] is not None and b["eval"] is not None and bool(a["checkpoints"]))
+json.dump(summary, open(os.path.join(out, "5-trainer.json"), "w"))
 PY
+echo "5-trainer: summary written" | tee -a "$OUT/sections.txt"
+
+python3 bench/gpu_table.py "$OUT" "$PEAK" "$mode" | tee "$OUT/table.txt"

@@ -928,7 +928,10 @@ fn the_new_run_form_shows_the_memory_plan_and_refuses_a_run_too_big_for_its_gpu(
     };
     h.state_mut().new_run.load_config(large, "large".into());
     h.run_steps(2);
-    assert!(has_label_containing(&h, "more than the 16.00 GiB free on cuda:0"));
+    assert!(has_label_containing(
+        &h,
+        "more than the 16.00 GiB free on cuda:0"
+    ));
     assert!(has_label_containing(&h, "gradient_accumulation_steps"));
     h.get_by_label("Launch").click();
     h.run_steps(2);

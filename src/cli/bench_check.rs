@@ -18,7 +18,9 @@ use crate::model::kernels::generic_graph;
 use crate::model::layers::SeededRng;
 use crate::model::{load_qa_model, BertQa, WindowBatch};
 use crate::train::accumulate_gradients;
-use crate::train::optimizer::{clip_to_norm, global_norm, squared_norms, AdamW, AdamWParams, Grads};
+use crate::train::optimizer::{
+    clip_to_norm, global_norm, squared_norms, AdamW, AdamWParams, Grads,
+};
 use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use serde_json::json;
@@ -36,7 +38,11 @@ pub struct CheckShape {
 pub fn check(model_dir: &Path, device: &Device, shape: &CheckShape) -> Result<Report> {
     crate::model::cuda_tuning::set_tf32(false);
     let (max_diff, logits_shape) = logits_difference(model_dir, device, shape)?;
-    let half = if device.is_cuda() { DType::BF16 } else { DType::F16 };
+    let half = if device.is_cuda() {
+        DType::BF16
+    } else {
+        DType::F16
+    };
     let tolerance = 10.0 * unit_roundoff(half);
     let full = trajectory(model_dir, device, DType::F32, shape)?;
     let reduced = trajectory(model_dir, device, half, shape)?;
@@ -100,7 +106,9 @@ fn logits_difference(dir: &Path, device: &Device, s: &CheckShape) -> Result<(f64
         let model = BertQa::new(loaded.config.clone(), &loaded.params)?;
         // The training graph without dropout: what the device trains with.
         let (start, end) = model.forward(&batch.as_batch(), None)?;
-        Ok(Tensor::cat(&[start, end], 1)?.flatten_all()?.to_vec1::<f32>()?)
+        Ok(Tensor::cat(&[start, end], 1)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
     };
     let cpu = logits(&Device::Cpu, false)?;
     let dev = logits(device, true)?;

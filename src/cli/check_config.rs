@@ -35,7 +35,10 @@ pub fn run(args: &CheckConfigArgs) -> Result<Report> {
         Some(fit) => format!("training {}", fit.message),
         None => "memory not planned: the model's config.json is not at hand".to_string(),
     };
-    eprintln!("{}: valid; {model_note}; {memory_note}", args.file.display());
+    eprintln!(
+        "{}: valid; {model_note}; {memory_note}",
+        args.file.display()
+    );
     Ok(Report {
         text: config.to_ron(),
         json: json!({

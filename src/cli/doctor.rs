@@ -4,10 +4,10 @@
 //! context, so it answers even where CUDA is broken.
 
 use super::Report;
+use crate::memory::gpus::query_gpus;
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
-use crate::memory::gpus::query_gpus;
 use std::process::Command;
 
 #[derive(Args)]

@@ -40,10 +40,16 @@ impl MemoryProbe {
 pub fn show(ui: &mut egui::Ui, fit: Option<&Fit>) {
     match fit {
         Some(fit) if fit.refuse => {
-            ui.colored_label(ui.visuals().error_fg_color, format!("- memory: {}", fit.message));
+            ui.colored_label(
+                ui.visuals().error_fg_color,
+                format!("- memory: {}", fit.message),
+            );
         }
         Some(fit) if fit.message.starts_with("warning:") => {
-            ui.colored_label(ui.visuals().warn_fg_color, format!("Memory: training {}", fit.message));
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("Memory: training {}", fit.message),
+            );
         }
         Some(fit) => {
             ui.label(format!("Memory: training {}", fit.message))

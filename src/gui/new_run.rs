@@ -281,7 +281,10 @@ impl SquadlabApp {
                     .show(ui, |ui| self.form_fields(ui, &problems));
             });
         ui.separator();
-        for p in problems.iter().filter(|p| fit.as_ref().is_none_or(|f| !p.ends_with(&f.message))) {
+        for p in problems
+            .iter()
+            .filter(|p| fit.as_ref().is_none_or(|f| !p.ends_with(&f.message)))
+        {
             ui.colored_label(ui.visuals().error_fg_color, format!("- {p}"));
         }
         super::memory_line::show(ui, fit.as_ref());

@@ -89,12 +89,21 @@ pub fn check(config: &RunConfig, model: &BertConfig, device: &DeviceMemory) -> F
         config::DType::Bf16 | config::DType::F16 => 2,
     };
     let plan_for = |batch: usize| {
-        plan(model, batch, config.max_seq_length, bytes(config), device.cuda)
+        plan(
+            model,
+            batch,
+            config.max_seq_length,
+            bytes(config),
+            device.cuda,
+        )
     };
     let p = plan_for(config.per_device_train_batch_size);
     let needs = format!("needs about {}", show_bytes(p.total()));
     let (refuse, message) = match device.free {
-        None => (false, format!("{needs}; {}'s free memory is unknown", device.name)),
+        None => (
+            false,
+            format!("{needs}; {}'s free memory is unknown", device.name),
+        ),
         Some(free) if p.total() <= free => (
             false,
             format!("{needs}; {} has {} free", device.name, show_bytes(free)),

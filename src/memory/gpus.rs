@@ -47,4 +47,3 @@ pub fn query_gpus() -> Result<Vec<Gpu>, String> {
         })
         .collect())
 }
-

@@ -79,7 +79,13 @@ impl MemoryPlan {
 
 /// The plan for training `model` on batches of `batch × seq` windows with
 /// matrix products in `compute_bytes` (4 for f32, 2 for bf16/f16 autocast).
-pub fn plan(model: &BertConfig, batch: usize, seq: usize, compute_bytes: u64, cuda: bool) -> MemoryPlan {
+pub fn plan(
+    model: &BertConfig,
+    batch: usize,
+    seq: usize,
+    compute_bytes: u64,
+    cuda: bool,
+) -> MemoryPlan {
     let c = compute_bytes;
     let f = 4u64; // f32
     let half = u64::from(c != f);

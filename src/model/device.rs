@@ -8,7 +8,9 @@ use candle_core::{DType, Device};
 pub fn select_device(choice: config::Device) -> Result<Device> {
     match choice {
         config::Device::Cpu => Ok(Device::Cpu),
-        config::Device::Auto if candle_core::utils::cuda_is_available() => tuned(Device::new_cuda(0)?),
+        config::Device::Auto if candle_core::utils::cuda_is_available() => {
+            tuned(Device::new_cuda(0)?)
+        }
         config::Device::Auto => Ok(Device::Cpu),
         config::Device::Cuda(n) => {
             if !candle_core::utils::cuda_is_available() {
@@ -22,8 +24,9 @@ pub fn select_device(choice: config::Device) -> Result<Device> {
 }
 
 fn tuned(device: Device) -> Result<Device> {
-    super::cuda_tuning::tune(&device)
-        .map_err(|e| anyhow::anyhow!("configuring {device:?} (event tracking, memory pool): {e}"))?;
+    super::cuda_tuning::tune(&device).map_err(|e| {
+        anyhow::anyhow!("configuring {device:?} (event tracking, memory pool): {e}")
+    })?;
     Ok(device)
 }
 
