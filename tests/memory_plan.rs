@@ -122,7 +122,8 @@ fn a_run_that_cannot_fit_its_gpu_is_refused_with_a_batch_split_that_would() {
         free: Some(1 << 30),
     };
     let warned = check(&run, &large, &cpu);
-    assert!(!warned.refuse && warned.message.starts_with("warning:"));
+    assert!(!warned.refuse && warned.warn, "{}", warned.message);
+    assert!(warned.message.contains("fused CPU graph needs less"));
     let unknown = device_memory(config::Device::Cuda(3), &gpus);
     let noted = check(&run, &large, &unknown);
     assert!(!noted.refuse && noted.message.contains("free memory is unknown"));

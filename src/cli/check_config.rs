@@ -32,6 +32,7 @@ pub fn run(args: &CheckConfigArgs) -> Result<Report> {
     let fit = crate::memory::check_run(&config, &crate::memory::gpus::query_gpus());
     let memory_note = match &fit {
         Some(fit) if fit.refuse => bail!("{}: {}", args.file.display(), fit.message),
+        Some(fit) if fit.warn => format!("warning: training {}", fit.message),
         Some(fit) => format!("training {}", fit.message),
         None => "memory not planned: the model's config.json is not at hand".to_string(),
     };

@@ -89,8 +89,8 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
             if fit.refuse {
                 bail!("{} (or pass --skip-memory-check)", fit.message);
             }
-            if fit.message.starts_with("warning:") {
-                eprintln!("{}", fit.message);
+            if fit.warn {
+                eprintln!("warning: training {}", fit.message);
             }
         }
     }

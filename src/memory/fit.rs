@@ -78,6 +78,8 @@ pub struct Fit {
     pub device: DeviceMemory,
     /// A CUDA run that cannot fit: refuse it before launch.
     pub refuse: bool,
+    /// A CPU run that may not fit: say so, launch anyway.
+    pub warn: bool,
     /// "needs about 7.12 GiB; cuda:0 has 139.50 GiB free", plus advice.
     pub message: String,
 }
@@ -99,33 +101,44 @@ pub fn check(config: &RunConfig, model: &BertConfig, device: &DeviceMemory) -> F
     };
     let p = plan_for(config.per_device_train_batch_size);
     let needs = format!("needs about {}", show_bytes(p.total()));
-    let (refuse, message) = match device.free {
+    // The plan counts the generic graph; the CPU's fused f32 graph keeps no
+    // attention scores, so there it is an upper bound.
+    let fused_cpu = !device.cuda && config.graph == config::Graph::Auto;
+    let bound = if fused_cpu {
+        " (at most: the fused CPU graph needs less)"
+    } else {
+        ""
+    };
+    let (refuse, warn, message) = match device.free {
         None => (
             false,
-            format!("{needs}; {}'s free memory is unknown", device.name),
+            false,
+            format!("{needs}{bound}; {}'s free memory is unknown", device.name),
         ),
         Some(free) if p.total() <= free => (
             false,
-            format!("{needs}; {} has {} free", device.name, show_bytes(free)),
+            false,
+            format!(
+                "{needs}{bound}; {} has {} free",
+                device.name,
+                show_bytes(free)
+            ),
         ),
         Some(free) => {
             let advice = split_advice(config, free, &plan_for);
-            let short = format!(
-                "{needs}, more than the {} free on {}: {advice}",
+            let message = format!(
+                "{needs}{bound}, more than the {} free on {}: {advice}",
                 show_bytes(free),
                 device.name
             );
-            if device.cuda {
-                (true, short)
-            } else {
-                (false, format!("warning: {short} (the CPU may swap)"))
-            }
+            (device.cuda, !device.cuda, message)
         }
     };
     Fit {
         plan: p,
         device: device.clone(),
         refuse,
+        warn,
         message,
     }
 }
