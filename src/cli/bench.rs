@@ -133,15 +133,7 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
     let batch = WindowBatch::synthetic(&loaded.config, n, seq, &device)?;
     let params = &loaded.params;
     let config = &loaded.config;
-    let mut optimizer = AdamW::new(
-        params,
-        AdamWParams {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-        },
-    )?;
+    let mut optimizer = AdamW::new(params, AdamWParams::default())?;
     if let BenchCase::Memory = args.case {
         return super::bench_memory::measure(&device, compute, &loaded, &batch, &mut optimizer);
     }

@@ -128,15 +128,7 @@ fn trajectory(dir: &Path, device: &Device, compute: DType, s: &CheckShape) -> Re
     loaded.config.hidden_dropout_prob = 0.0;
     loaded.config.attention_probs_dropout_prob = 0.0;
     let batch = WindowBatch::synthetic(&loaded.config, s.batch, s.seq, device)?;
-    let mut optimizer = AdamW::new(
-        &loaded.params,
-        AdamWParams {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-        },
-    )?;
+    let mut optimizer = AdamW::new(&loaded.params, AdamWParams::default())?;
     let mut rng = SeededRng::new(42);
     let mut losses = Vec::with_capacity(s.steps);
     for _ in 0..s.steps {

@@ -83,15 +83,7 @@ pub fn census(
 ) -> Result<Census> {
     let _graph = generic_graph(true);
     let params = Params::random(config, device, 42)?;
-    let mut optimizer = AdamW::new(
-        &params,
-        AdamWParams {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.01,
-        },
-    )?;
+    let mut optimizer = AdamW::new(&params, AdamWParams::default())?;
     let batch = WindowBatch::synthetic(config, n, seq, device)?;
     let mut rng = SeededRng::new(42);
 

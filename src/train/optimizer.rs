@@ -16,6 +16,19 @@ pub struct AdamWParams {
     pub weight_decay: f64,
 }
 
+/// The reference recipe's AdamW (`RunConfig`'s defaults): β = (0.9, 0.999),
+/// ε = 1e-8, weight decay 0.01. Benchmarks and checks step with it.
+impl Default for AdamWParams {
+    fn default() -> Self {
+        Self {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }
+    }
+}
+
 /// One parameter and its f32 moment estimates.
 struct Slot {
     name: String,

@@ -444,6 +444,21 @@ impl<'a> Trainer<'a> {
     }
 }
 
+/// The micro-batches' losses and each gradient's squared norm, read from the
+/// device in one transfer.
+fn read_step(losses: &[Tensor], grads: &Grads) -> Result<(Vec<f64>, Vec<f64>)> {
+    let mut parts = losses
+        .iter()
+        .map(|l| l.to_dtype(DType::F64)?.reshape(1))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    if !grads.is_empty() {
+        parts.push(squared_norms(grads)?);
+    }
+    let mut values = Tensor::cat(&parts, 0)?.to_vec1::<f64>()?;
+    let squared = values.split_off(losses.len());
+    Ok((values, squared))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,19 +498,4 @@ mod tests {
         sorted.sort();
         assert_eq!(sorted, (0..1000).collect::<Vec<u32>>());
     }
-}
-
-/// The micro-batches' losses and each gradient's squared norm, read from the
-/// device in one transfer.
-fn read_step(losses: &[Tensor], grads: &Grads) -> Result<(Vec<f64>, Vec<f64>)> {
-    let mut parts = losses
-        .iter()
-        .map(|l| l.to_dtype(DType::F64)?.reshape(1))
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    if !grads.is_empty() {
-        parts.push(squared_norms(grads)?);
-    }
-    let mut values = Tensor::cat(&parts, 0)?.to_vec1::<f64>()?;
-    let squared = values.split_off(losses.len());
-    Ok((values, squared))
 }
