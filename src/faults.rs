@@ -12,3 +12,15 @@ pub fn nan_loss_at(step: u64) -> bool {
     static AT: OnceLock<Option<u64>> = OnceLock::new();
     *AT.get_or_init(|| std::env::var(NAN_LOSS_AT_STEP).ok()?.trim().parse().ok()) == Some(step)
 }
+
+/// `SQUADLAB_FAULT_SLOW_STEP_MS=N`: each optimizer step takes N ms longer, so
+/// a tiny run lives long enough to be interrupted (Ctrl-C, a preemption).
+pub const SLOW_STEP_MS: &str = "SQUADLAB_FAULT_SLOW_STEP_MS";
+
+/// Sleeps the configured extra time, if any.
+pub fn slow_step() {
+    static MS: OnceLock<Option<u64>> = OnceLock::new();
+    if let Some(ms) = *MS.get_or_init(|| std::env::var(SLOW_STEP_MS).ok()?.trim().parse().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}

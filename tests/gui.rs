@@ -938,3 +938,58 @@ fn the_new_run_form_shows_the_memory_plan_and_refuses_a_run_too_big_for_its_gpu(
     assert_eq!(h.state().new_run.launched, None, "nothing launched");
     drop(tmp);
 }
+
+#[test]
+fn the_app_shares_the_stores_queue_with_workers_in_both_directions() {
+    let (tmp, json, model, store, mut h) = tiny_app();
+    let config = RunConfig {
+        max_steps: Some(3),
+        save_strategy: squadlab::config::SaveStrategy::No,
+        ..common::tiny_run_config(&json, &model)
+    };
+    // A run queued in the app while another process trains on its device
+    // waits; a worker's claim then takes it from the app.
+    h.run_steps(1);
+    let busy = squadlab::store::queue::take_device(&store, "cpu")
+        .unwrap()
+        .expect("the cpu slot is free");
+    let queued_here = launch(&mut h, config.clone());
+    h.run_steps(3);
+    let job = h.state().jobs.get(&queued_here).unwrap();
+    assert!(
+        job.status.contains("busy in another process"),
+        "{}",
+        job.status
+    );
+    let dir = store.join("runs").join(&queued_here);
+    let worker_claim = squadlab::store::queue::claim(&dir)
+        .unwrap()
+        .expect("claimable");
+    drop(busy);
+    step_until(&mut h, Duration::from_secs(30), |app| {
+        app.jobs
+            .get(&queued_here)
+            .unwrap()
+            .status
+            .contains("taken by another process")
+    });
+    drop(worker_claim);
+
+    // A run queued from the CLI is trained by the app when it works the store's queue.
+    let ron = tmp.path().join("queued.ron");
+    std::fs::write(&ron, config.to_ron()).unwrap();
+    let queued = common::squadlab_json(&[
+        "train",
+        &ron.display().to_string(),
+        "--queue",
+        "--store",
+        &store.display().to_string(),
+    ]);
+    let id = queued["run_id"].as_str().unwrap().to_string();
+    h.state_mut().state.train_store_queue = true;
+    step_until(&mut h, Duration::from_secs(60), |app| {
+        app.jobs.get(&id).is_some_and(|j| j.status == "finished")
+    });
+    let record = squadlab::store::RunRecord::load(&store.join("runs").join(&id)).unwrap();
+    assert_eq!(record.status, RunStatus::Finished);
+}

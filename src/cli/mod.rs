@@ -18,6 +18,7 @@ mod progress;
 mod runs;
 mod score;
 mod train;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -56,6 +57,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Continue an unfinished run (interrupted, cancelled, failed) from its last checkpoint.
     Resume(train::ResumeArgs),
+    /// Train the store's queued runs on one device, one after another.
+    Worker(worker::WorkerArgs),
     /// List the runs in the store: status, steps, EM, F1, runtime, disk use.
     Runs(runs::RunsArgs),
     /// One run in full: record, config, summary, last metrics, files.
@@ -156,6 +159,7 @@ pub fn main() -> ExitCode {
         Command::Train(a) => (a.json, train::run(&a)),
         Command::Eval(a) => (a.json, eval::run(&a)),
         Command::Resume(a) => (a.json, train::resume(&a)),
+        Command::Worker(a) => (a.json, worker::run(&a)),
         Command::Runs(a) => (a.json, runs::runs(&a)),
         Command::Show(a) => (a.json, runs::show(&a)),
         Command::Compare(a) => (a.json, compare::compare(&a)),

@@ -42,6 +42,10 @@ pub struct TrainArgs {
     /// Launch even when the memory planner says the step cannot fit the GPU.
     #[arg(long)]
     skip_memory_check: bool,
+    /// Put the run in the store's queue instead of training it here: a
+    /// `squadlab worker` (or the app) takes it.
+    #[arg(long, conflicts_with_all = ["out", "resume"])]
+    queue: bool,
     /// The run's name in listings (default: the config's `name`).
     #[arg(long)]
     name: Option<String>,
@@ -103,6 +107,17 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
         config: Some(config.clone()),
         ..RunRecord::default()
     };
+    if args.queue {
+        let store = args.store.open();
+        let (id, dir) = store.create_run(|id, dir| new_record(id).save(dir))?;
+        return Ok(Report {
+            text: format!(
+                "queued run {id} ({}); start a worker: squadlab worker\n",
+                dir.display()
+            ),
+            json: json!({ "run_id": id, "run_dir": dir, "status": "queued" }),
+        });
+    }
     let (id, run_dir) = match (&args.out, &args.resume) {
         (Some(out), None) => {
             store::claim_run_dir(out)?;
@@ -158,7 +173,7 @@ fn override_device(config: &mut RunConfig, device: Option<&str>) -> Result<()> {
 
 /// Runs the trainer on its thread, feeding its events to the run store and
 /// the progress bar, and reports how the run ended.
-fn launch(
+pub(super) fn launch(
     run_dir: &Path,
     record: RunRecord,
     config: RunConfig,
@@ -254,13 +269,33 @@ fn run_of_checkpoint(ckpt: &Path) -> Result<PathBuf> {
 
 /// The first Ctrl-C asks the trainer to stop at the next step and checkpoint;
 /// a second one exits at once.
+/// The run Ctrl-C cancels: the one launched last in this process (a worker
+/// launches several, and a process gets one Ctrl-C handler).
+static CURRENT_RUN: std::sync::Mutex<Option<crossbeam_channel::Sender<Control>>> =
+    std::sync::Mutex::new(None);
+static CTRL_C_PRESSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether Ctrl-C was pressed: a worker then stops taking runs.
+pub fn ctrl_c_pressed() -> bool {
+    CTRL_C_PRESSED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 fn cancel_on_ctrl_c(control: crossbeam_channel::Sender<Control>) {
-    let pressed = std::sync::atomic::AtomicBool::new(false);
-    let _ = ctrlc::set_handler(move || {
-        if pressed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ncancelling at the next step boundary (Ctrl-C again to quit now)…");
-        let _ = control.send(Control::Cancel);
+    *CURRENT_RUN.lock().unwrap_or_else(|e| e.into_inner()) = Some(control);
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    HANDLER.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            if CTRL_C_PRESSED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\ncancelling at the next step boundary (Ctrl-C again to quit now)…");
+            if let Some(control) = CURRENT_RUN
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                let _ = control.send(Control::Cancel);
+            }
+        });
     });
 }

@@ -48,6 +48,8 @@ pub struct SquadlabApp {
     pub state: UiState,
     pub runs: Runs,
     pub jobs: Jobs,
+    /// When the store's queue was last looked at for runs to take.
+    adopted_at: std::time::Instant,
     pub new_run: NewRunForm,
     pub predictions: PredictionsView,
     pub results: ResultsView,
@@ -98,6 +100,7 @@ impl SquadlabApp {
             state,
             runs,
             jobs: Jobs::default(),
+            adopted_at: std::time::Instant::now(),
             predictions: PredictionsView::default(),
             results: ResultsView::default(),
             playground: Playground::default(),
@@ -151,6 +154,16 @@ impl SquadlabApp {
 
     /// One frame's work that draws nothing: events in, store re-read.
     pub fn tick(&mut self, ctx: &egui::Context) {
+        if self.jobs.store_root != self.runs.store.root {
+            self.jobs.store_root = self.runs.store.root.clone();
+        }
+        if self.state.train_store_queue && self.adopted_at.elapsed() > Duration::from_secs(2) {
+            self.adopted_at = std::time::Instant::now();
+            let threads = Some(self.new_run.threads);
+            for id in self.jobs.adopt(&self.runs.store, threads) {
+                self.notify(format!("taking queued run {id} from the store"));
+            }
+        }
         let changed = self.jobs.poll(ctx);
         self.runs.refresh(&self.state.selected, !changed.is_empty());
         self.predictions.poll();

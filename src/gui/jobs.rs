@@ -1,10 +1,15 @@
 //! Runs this app launched: each trains on its own thread, with a forwarder
 //! thread that hands every event to the run store first (so nothing depends on
-//! the UI drawing frames) and then to the UI, waking it. Runs wait in a queue
-//! while their device is busy: one run per device at a time.
+//! the UI drawing frames) and then to the UI, waking it.
+//!
+//! The queue is the store's (`store::queue`): a submitted run is saved as
+//! queued with no lock, so a `squadlab worker` may take it, and the app may
+//! take runs queued elsewhere (`adopt`). A run starts once this app holds its
+//! device's slot on this host and its claim: one run per device per host.
 
 use crate::config::{Device, RunConfig};
-use crate::store::{RunRecord, RunRecorder};
+use crate::store::queue::{self, Held};
+use crate::store::{RunRecord, RunRecorder, RunStatus};
 use crate::train::{Control, EventSink, RunRequest, TrainEvent, TrainerHandle};
 use anyhow::Result;
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
@@ -34,7 +39,7 @@ pub struct Job {
 
 struct Pending {
     request: RunRequest,
-    recorder: RunRecorder,
+    record: RunRecord,
     threads: Option<usize>,
 }
 
@@ -44,6 +49,8 @@ const UI_BUFFER: usize = 1024;
 #[derive(Default)]
 pub struct Jobs {
     pub list: Vec<Job>,
+    /// The store whose queue and device slots the runs share.
+    pub store_root: PathBuf,
 }
 
 /// The device a config trains on, as a queue key.
@@ -57,20 +64,21 @@ pub fn device_key(config: &RunConfig) -> String {
 }
 
 impl Jobs {
-    /// Queues a run: its folder is locked and marked queued at once, so other
-    /// processes see it waiting rather than interrupted.
+    /// Queues a run in the store: saved as queued with no lock, so this app
+    /// or any worker may take it.
     pub fn submit(
         &mut self,
         dir: PathBuf,
-        record: RunRecord,
+        mut record: RunRecord,
         config: RunConfig,
         resume: Option<PathBuf>,
         threads: Option<usize>,
     ) -> Result<()> {
-        let id = record.id.clone();
-        let recorder = RunRecorder::open(&dir, record)?;
+        record.status = RunStatus::Queued;
+        record.config = Some(config.clone());
+        record.save(&dir)?;
         self.list.push(Job {
-            id,
+            id: record.id.clone(),
             device: device_key(&config),
             dir: dir.clone(),
             state: JobState::Queued,
@@ -83,13 +91,42 @@ impl Jobs {
                     run_dir: dir,
                     resume,
                 },
-                recorder,
+                record,
                 threads,
             }),
             control: None,
             events: None,
         });
         Ok(())
+    }
+
+    /// Takes the store's claimable runs (queued by the CLI, a sweep or
+    /// another app) into this app's queue, resuming any that left a
+    /// checkpoint. Returns their ids.
+    pub fn adopt(&mut self, store: &crate::store::Store, threads: Option<usize>) -> Vec<String> {
+        let Ok(entries) = store.list() else {
+            return Vec::new();
+        };
+        let mut adopted = Vec::new();
+        for entry in entries {
+            let known = self
+                .list
+                .iter()
+                .any(|j| j.dir == entry.dir && !matches!(j.state, JobState::Ended));
+            if known || !queue::is_claimable(&entry) {
+                continue;
+            }
+            if let Ok(plan) = crate::store::plan_resume(&entry.dir) {
+                let id = plan.record.id.clone();
+                if self
+                    .submit(plan.dir, plan.record, plan.config, plan.checkpoint, threads)
+                    .is_ok()
+                {
+                    adopted.push(id);
+                }
+            }
+        }
+        adopted
     }
 
     pub fn active(&self) -> usize {
@@ -118,8 +155,10 @@ impl Jobs {
                 .iter()
                 .any(|j| matches!(j.state, JobState::Running) && j.device == self.list[i].device);
             if !busy && matches!(self.list[i].state, JobState::Queued) {
-                self.list[i].start(ctx);
-                changed.push(self.list[i].id.clone());
+                let root = self.store_root.clone();
+                if self.list[i].try_start(&root, ctx) {
+                    changed.push(self.list[i].id.clone());
+                }
             }
         }
         changed
@@ -150,14 +189,52 @@ impl Jobs {
 }
 
 impl Job {
-    fn start(&mut self, ctx: &egui::Context) {
+    /// Starts the run if this app gets its device's slot and its claim;
+    /// true when the job changed (started, or taken by another process).
+    fn try_start(&mut self, store_root: &std::path::Path, ctx: &egui::Context) -> bool {
+        let slot = match queue::take_device(store_root, &self.device) {
+            Ok(Some(slot)) => slot,
+            Ok(None) => {
+                self.status = format!("queued: {} is busy in another process", self.device);
+                return false;
+            }
+            Err(e) => {
+                self.end(Some(format!("cannot take the device slot: {e:#}")));
+                return true;
+            }
+        };
+        let claim = match queue::claim(&self.dir) {
+            Ok(Some(claim)) => claim,
+            Ok(None) => {
+                self.pending = None;
+                self.status = "taken by another process (a worker)".into();
+                self.end(None);
+                return true;
+            }
+            Err(e) => {
+                self.end(Some(format!("cannot claim the run: {e:#}")));
+                return true;
+            }
+        };
+        self.start(ctx, [slot, claim]);
+        true
+    }
+
+    fn start(&mut self, ctx: &egui::Context, held: [Held; 2]) {
         let Some(Pending {
             request,
-            mut recorder,
+            record,
             threads,
         }) = self.pending.take()
         else {
             return;
+        };
+        let mut recorder = match RunRecorder::open(&self.dir, record) {
+            Ok(r) => r,
+            Err(e) => {
+                self.end(Some(format!("cannot open the run: {e:#}")));
+                return;
+            }
         };
         let handle = match TrainerHandle::spawn_with_threads(request, threads) {
             Ok(h) => h,
@@ -176,20 +253,24 @@ impl Job {
         self.state = JobState::Running;
         self.status = "starting".into();
         let ctx = ctx.clone();
+        // The slot and the claim go with the run: freed when its events end.
         let forwarder = std::thread::Builder::new()
             .name("squadlab-run-events".into())
-            .spawn(move || forward(handle, recorder, tx, ctx));
+            .spawn(move || forward(handle, recorder, tx, ctx, held));
         if let Err(e) = forwarder {
             self.end(Some(format!("cannot start the event thread: {e}")));
         }
     }
 
+    /// Cancels a run before it started: claimed first, so a worker that
+    /// takes it at the same moment wins or loses cleanly.
     fn cancel_queued(&mut self) {
-        if let Some(mut pending) = self.pending.take() {
-            let _ = pending.recorder.on_event(&TrainEvent::Cancelled {
-                step: 0,
-                checkpoint: None,
-            });
+        if let Some(pending) = self.pending.take() {
+            if let Ok(Some(_claim)) = queue::claim(&self.dir) {
+                let mut record = pending.record;
+                record.status = RunStatus::Cancelled;
+                let _ = record.save(&self.dir);
+            }
         }
         self.end(Some("cancelled before it started".into()));
     }
@@ -262,6 +343,7 @@ fn forward(
     mut recorder: RunRecorder,
     ui: Sender<TrainEvent>,
     ctx: egui::Context,
+    held: [Held; 2],
 ) {
     for event in handle.events.iter() {
         if let Err(e) = recorder.on_event(&event) {
@@ -286,5 +368,8 @@ fn forward(
         }
     }
     handle.join();
+    // The lock first, then the claim and the slot.
+    drop(recorder);
+    drop(held);
     ctx.request_repaint();
 }

@@ -306,9 +306,14 @@ impl SquadlabApp {
                 .filter(|j| matches!(j.state, super::jobs::JobState::Queued))
                 .count();
             ui.weak(format!(
-                "{running} training, {queued} queued in this app; one run per device at a time"
+                "{running} training, {queued} queued in this app; one run per device per machine, shared with `squadlab worker`"
             ));
         });
+        ui.checkbox(
+            &mut self.state.train_store_queue,
+            "Also train runs queued in the store by the CLI or a sweep",
+        )
+        .on_hover_text("this app takes them as a `squadlab worker` would; a worker may take this app's queued runs too");
     }
 
     fn form_fields(&mut self, ui: &mut egui::Ui, problems: &[String]) {

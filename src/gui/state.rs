@@ -47,6 +47,9 @@ pub struct UiState {
     /// Draw every point instead of about two per pixel column (slow on long runs).
     pub every_point: bool,
     pub filter: String,
+    /// Also train the runs other processes queued in the store (the CLI's
+    /// `train --queue`, a sweep), as a worker would.
+    pub train_store_queue: bool,
 }
 
 impl Default for UiState {
@@ -60,6 +63,7 @@ impl Default for UiState {
             log_loss: false,
             every_point: false,
             filter: String::new(),
+            train_store_queue: false,
         }
     }
 }

@@ -167,7 +167,7 @@ pub fn hostname() -> String {
 }
 
 /// Whether a process with this pid exists (and is not a zombie) on this host.
-fn pid_alive(pid: u32) -> bool {
+pub(crate) fn pid_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
         let Ok(pid) = i32::try_from(pid) else {

@@ -4,6 +4,7 @@
 
 mod lock;
 mod manage;
+pub mod queue;
 mod record;
 mod recorder;
 mod scan;

@@ -75,6 +75,8 @@ impl RunEntry {
                     problems.insert(0, why);
                     Shown::Interrupted
                 }
+                // Queued in the store with no lock: waiting for a worker.
+                Holder::None if r.status == RunStatus::Queued => Shown::Is(r.status),
                 Holder::None => {
                     problems.insert(0, "no process holds the run's lock".into());
                     Shown::Interrupted

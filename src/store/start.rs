@@ -60,6 +60,8 @@ pub fn plan_resume(dir: &Path) -> Result<ResumePlan> {
     }
     match entry.shown {
         Shown::Is(RunStatus::Finished) => bail!("run {} already finished", entry.id),
+        // Queued in the store with no lock: the caller has claimed it.
+        Shown::Is(RunStatus::Queued) if super::holder(dir) == super::Holder::None => {}
         Shown::Is(s) if s.is_active() => {
             bail!("run {} is {} in a live process", entry.id, s.as_str())
         }

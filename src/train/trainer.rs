@@ -260,6 +260,7 @@ impl<'a> Trainer<'a> {
                 clip_to_norm(&mut grads, c.max_grad_norm, grad_norm)?;
                 optimizer.step(&grads, lr)?;
                 drop(grads);
+                crate::faults::slow_step();
                 super::trace::after_update(trace, &self.p.model.params)?;
 
                 let seconds = started.elapsed().as_secs_f64();
