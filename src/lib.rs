@@ -15,5 +15,6 @@ pub mod memory;
 pub mod model;
 pub mod report;
 pub mod store;
+pub mod sweep;
 pub mod text;
 pub mod train;

@@ -17,6 +17,7 @@ mod predict;
 mod progress;
 mod runs;
 mod score;
+mod sweep;
 mod train;
 mod worker;
 
@@ -59,6 +60,8 @@ enum Command {
     Resume(train::ResumeArgs),
     /// Train the store's queued runs on one device, one after another.
     Worker(worker::WorkerArgs),
+    /// Sweeps: expand a grid/random/seeds file into queued runs, and follow them.
+    Sweep(sweep::SweepArgs),
     /// List the runs in the store: status, steps, EM, F1, runtime, disk use.
     Runs(runs::RunsArgs),
     /// One run in full: record, config, summary, last metrics, files.
@@ -160,6 +163,7 @@ pub fn main() -> ExitCode {
         Command::Eval(a) => (a.json, eval::run(&a)),
         Command::Resume(a) => (a.json, train::resume(&a)),
         Command::Worker(a) => (a.json, worker::run(&a)),
+        Command::Sweep(a) => (a.json, sweep::run(&a)),
         Command::Runs(a) => (a.json, runs::runs(&a)),
         Command::Show(a) => (a.json, runs::show(&a)),
         Command::Compare(a) => (a.json, compare::compare(&a)),

@@ -15,7 +15,7 @@ pub use lock::{holder, hostname, Holder, LockInfo, RunLock, LOCK_FILE};
 pub use manage::{prune_checkpoints, remove_run, Prune};
 pub use record::{
     md5_file, relabel_run, rfc3339, DataFile, Outcome, Relabel, RunKind, RunRecord, RunStatus,
-    Versions, RECORD_FILE, RECORD_FORMAT,
+    SweepTag, Versions, RECORD_FILE, RECORD_FORMAT,
 };
 pub use recorder::RunRecorder;
 pub use scan::{disk_use, read_metrics, step_history, MetricsLog, RunEntry, Shown};

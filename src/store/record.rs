@@ -122,6 +122,17 @@ pub struct RunRecord {
     /// `ceil(warmup_ratio × total steps)`); none before the run started, and
     /// in records from before squadlab kept it (see `warmup_steps_as_run`).
     pub warmup_steps: Option<u64>,
+    /// The sweep this run is a point of; set when the sweep queues it, and
+    /// not a label: `edit` cannot remove it.
+    pub sweep: Option<SweepTag>,
+}
+
+/// A run's place in a sweep: the sweep's id and the axis values of its point
+/// (each as RON text, e.g. `learning_rate: "3e-5"`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SweepTag {
+    pub id: String,
+    pub point: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for RunRecord {
@@ -146,6 +157,7 @@ impl Default for RunRecord {
             outcome: Outcome::default(),
             config: None,
             warmup_steps: None,
+            sweep: None,
         }
     }
 }
