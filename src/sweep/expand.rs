@@ -59,10 +59,9 @@ pub fn validate(sweep: &Sweep, base: &RunConfig) -> Result<()> {
             }
         }
     }
-    if sweep.grid.contains_key("seed") || sweep.random.contains_key("seed") {
-        if !sweep.seeds.is_empty() {
-            bail!("axis seed: give seeds either as `seeds` or as an axis, not both");
-        }
+    let seed_axis = sweep.grid.contains_key("seed") || sweep.random.contains_key("seed");
+    if seed_axis && !sweep.seeds.is_empty() {
+        bail!("axis seed: give seeds either as `seeds` or as an axis, not both");
     }
     if sweep.trials == 0 && !sweep.random.is_empty() {
         bail!("trials: random axes need at least one trial");
