@@ -16,7 +16,8 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct CompareArgs {
-    /// Runs: ids (or unique prefixes), names, folders, or `latest`.
+    /// Runs: ids (or unique prefixes), names, folders, `latest`, or
+    /// `sweep:ID` for every finished run of a sweep.
     #[arg(required = true)]
     runs: Vec<String>,
     #[command(flatten)]
@@ -87,9 +88,23 @@ pub struct ExportMetricsArgs {
     pub json: bool,
 }
 
+/// The runs `specs` name; `sweep:ID` names every finished run of a sweep.
 fn load_runs(store: &Store, specs: &[String]) -> Result<Vec<RunEntry>> {
     let mut entries = Vec::new();
     for spec in specs {
+        if let Some(id) = spec.strip_prefix("sweep:") {
+            crate::sweep::load(store, id)?;
+            let mut finished: Vec<RunEntry> = crate::sweep::runs(store, id)?
+                .into_iter()
+                .filter(|e| e.shown == crate::store::Shown::Is(crate::store::RunStatus::Finished))
+                .collect();
+            if finished.is_empty() {
+                bail!("sweep {id} has no finished run yet (squadlab sweep status {id})");
+            }
+            finished.sort_by(|a, b| a.id.cmp(&b.id));
+            entries.extend(finished);
+            continue;
+        }
         let entry = RunEntry::load(&store.find(spec)?);
         if entry.record.is_none() {
             bail!("run {} is damaged: {}", entry.id, entry.problems.join("; "));
