@@ -13,8 +13,10 @@ pub fn nan_loss_at(step: u64) -> bool {
     *AT.get_or_init(|| std::env::var(NAN_LOSS_AT_STEP).ok()?.trim().parse().ok()) == Some(step)
 }
 
-/// `SQUADLAB_FAULT_SLOW_STEP_MS=N`: each optimizer step takes N ms longer, so
-/// a tiny run lives long enough to be interrupted (Ctrl-C, a preemption).
+/// `SQUADLAB_FAULT_SLOW_STEP_MS=N`: each optimizer step of a run started from
+/// scratch takes N ms longer, so a tiny run lives long enough to be
+/// interrupted (Ctrl-C, a time limit); once resumed it runs at full speed,
+/// so it outlives a time limit only once.
 pub const SLOW_STEP_MS: &str = "SQUADLAB_FAULT_SLOW_STEP_MS";
 
 /// Sleeps the configured extra time, if any.

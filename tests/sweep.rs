@@ -210,7 +210,13 @@ fn a_sweep_trained_by_workers_reports_its_status_and_best_run() {
     // (Read through RON in one process and JSON in the other: equal to print precision.)
     assert!((best_f1 - top).abs() < 1e-9, "best {best_f1}, top {top}");
     // The sweep's table: its four runs, the point's axes among the keys that differ.
-    let table = squadlab_json(&["compare", "sweep:tiny-sweep", "--no-group", "--store", &root_arg]);
+    let table = squadlab_json(&[
+        "compare",
+        "sweep:tiny-sweep",
+        "--no-group",
+        "--store",
+        &root_arg,
+    ]);
     assert_eq!(table["runs"].as_array().unwrap().len(), 4);
     let keys: Vec<&str> = table["differing_config"]
         .as_array()
@@ -218,7 +224,10 @@ fn a_sweep_trained_by_workers_reports_its_status_and_best_run() {
         .iter()
         .filter_map(|d| d["key"].as_str())
         .collect();
-    assert!(keys.contains(&"learning_rate") && keys.contains(&"seed"), "{keys:?}");
+    assert!(
+        keys.contains(&"learning_rate") && keys.contains(&"seed"),
+        "{keys:?}"
+    );
     let listed = squadlab_json(&["sweep", "ls", "--store", &root_arg]);
     assert_eq!(listed[0]["sweep"], "tiny-sweep");
     assert_eq!(listed[0]["runs"], 4);

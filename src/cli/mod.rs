@@ -18,6 +18,7 @@ mod progress;
 mod runs;
 mod score;
 mod sweep;
+mod sweep_task;
 mod train;
 mod worker;
 

@@ -19,10 +19,49 @@ pub struct SweepArgs {
     pub json: bool,
 }
 
+/// Slurm: write an sbatch job array over the sweep's queued runs.
+#[derive(Args)]
+struct SlurmArgs {
+    /// Write the job-array script (and with --submit, submit it).
+    #[arg(long)]
+    slurm: bool,
+    #[arg(long, requires = "slurm")]
+    partition: Option<String>,
+    #[arg(long, requires = "slurm")]
+    account: Option<String>,
+    /// The time limit, HH:MM:SS.
+    #[arg(long, requires = "slurm")]
+    time: Option<String>,
+    #[arg(long, requires = "slurm")]
+    cpus_per_task: Option<usize>,
+    #[arg(long, requires = "slurm")]
+    gpus_per_task: Option<usize>,
+    /// At most this many tasks at once.
+    #[arg(long, requires = "slurm")]
+    max_parallel: Option<usize>,
+    /// Signal a task this many seconds before its time limit (Slurm may
+    /// signal up to a minute earlier).
+    #[arg(long, default_value_t = 90, requires = "slurm")]
+    signal_seconds: u32,
+    /// Submit with sbatch; without it the script is only written.
+    #[arg(long, requires = "slurm")]
+    submit: bool,
+}
+
 #[derive(Subcommand)]
 enum SweepCommand {
     /// Expand a sweep file into queued runs (again: only its new points).
-    Start { file: PathBuf },
+    Start {
+        file: PathBuf,
+        #[command(flatten)]
+        slurm: SlurmArgs,
+    },
+    /// One Slurm array task: train one run of the store, checkpointing and
+    /// requeueing itself on SIGUSR1 (what the sbatch script runs).
+    Task {
+        #[arg(long)]
+        run: String,
+    },
     /// Draw more random points from the sweep's seeded stream and queue them.
     Add {
         sweep: String,
@@ -38,16 +77,61 @@ enum SweepCommand {
 pub fn run(args: &SweepArgs) -> Result<Report> {
     let store = crate::store::Store::open(args.store.as_deref());
     match &args.command {
-        SweepCommand::Start { file } => expansion(sweep::start(&store, file)?),
+        SweepCommand::Start { file, slurm } => {
+            let e = sweep::start(&store, file)?;
+            if !slurm.slurm {
+                return expansion(e);
+            }
+            let options = sweep::slurm::SlurmOptions {
+                partition: slurm.partition.clone(),
+                account: slurm.account.clone(),
+                time: slurm.time.clone(),
+                cpus_per_task: slurm.cpus_per_task,
+                gpus_per_task: slurm.gpus_per_task,
+                max_parallel: slurm.max_parallel,
+                signal_seconds: slurm.signal_seconds,
+            };
+            let array = sweep::slurm_array(&store, &e.sweep, &options, slurm.submit)?;
+            let mut report = expansion(e)?;
+            report.text = if array.job.is_empty() {
+                format!(
+                    "{}wrote {} ({} tasks); submit it: sbatch {}\n",
+                    report.text.lines().next().unwrap_or("").to_owned() + "\n",
+                    array.script.display(),
+                    array.runs.len(),
+                    array.script.display()
+                )
+            } else {
+                format!(
+                    "{}submitted job array {} ({} tasks, script {})\n",
+                    report.text.lines().next().unwrap_or("").to_owned() + "\n",
+                    array.job,
+                    array.runs.len(),
+                    array.script.display()
+                )
+            };
+            report.json["slurm"] = serde_json::to_value(&array)?;
+            Ok(report)
+        }
+        SweepCommand::Task { run } => super::sweep_task::run(&store, run),
         SweepCommand::Add { sweep: id, trials } => expansion(sweep::add(&store, id, *trials)?),
         SweepCommand::Status { sweep: id } => {
             let (counts, best) = sweep::status(&store, id)?;
+            let slurm = sweep::slurm_states(&store, id)?;
             let total: usize = counts.values().sum();
             let mut text = format!("sweep {id}: {total} run(s)");
             for (status, n) in &counts {
                 text += &format!(", {n} {status}");
             }
             text.push('\n');
+            if !slurm.is_empty() {
+                // The store decides a run's status; Slurm's word is shown beside it.
+                let mut by_state: std::collections::BTreeMap<&str, usize> = Default::default();
+                for s in slurm.values() {
+                    *by_state.entry(s.as_str()).or_insert(0) += 1;
+                }
+                text += &format!("Slurm says: {by_state:?}\n");
+            }
             let best_json = best.as_ref().and_then(|e| {
                 let r = e.record.as_ref()?;
                 text += &format!(
@@ -64,7 +148,7 @@ pub fn run(args: &SweepArgs) -> Result<Report> {
             });
             Ok(Report {
                 text,
-                json: json!({ "sweep": id, "runs": total, "by_status": counts, "best": best_json }),
+                json: json!({ "sweep": id, "runs": total, "by_status": counts, "best": best_json, "slurm": slurm }),
             })
         }
         SweepCommand::Ls => {

@@ -275,6 +275,16 @@ static CURRENT_RUN: std::sync::Mutex<Option<crossbeam_channel::Sender<Control>>>
     std::sync::Mutex::new(None);
 static CTRL_C_PRESSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Asks the run launched last in this process to stop at its next step with
+/// a checkpoint; false when none was launched yet.
+pub fn cancel_current_run() -> bool {
+    CURRENT_RUN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .is_some_and(|c| c.send(Control::Cancel).is_ok())
+}
+
 /// Whether Ctrl-C was pressed: a worker then stops taking runs.
 pub fn ctrl_c_pressed() -> bool {
     CTRL_C_PRESSED.load(std::sync::atomic::Ordering::SeqCst)

@@ -9,6 +9,7 @@
 //! has yet, and `sweep add` draws more from the same seeded stream.
 
 pub mod expand;
+pub mod slurm;
 pub mod spec;
 
 use crate::config::RunConfig;
@@ -28,6 +29,8 @@ pub use spec::Draw;
 struct State {
     /// Random points drawn so far from the sweep's stream.
     drawn: usize,
+    /// The Slurm job arrays written for it (job empty until submitted).
+    slurm: Vec<slurm::ArrayJob>,
 }
 
 /// What an expansion queued and left out.
@@ -57,11 +60,11 @@ pub fn start(store: &Store, file: &Path) -> Result<Expansion> {
     validate(&sweep, &base).map_err(|e| anyhow!("{}: {e:#}", file.display()))?;
     sweep.base = Base::Inline(Box::new(base));
     let id = sweep.id();
-    let state = load_state(store, &id).unwrap_or_default();
-    let drawn = state.drawn.max(sweep.trials);
-    let expansion = queue_points(store, &sweep, &points(&sweep, 0, drawn)?)
+    let mut state = load_state(store, &id).unwrap_or_default();
+    state.drawn = state.drawn.max(sweep.trials);
+    let expansion = queue_points(store, &sweep, &points(&sweep, 0, state.drawn)?)
         .map_err(|e| anyhow!("{}: {e:#}", file.display()))?;
-    save(store, &sweep, &State { drawn })?;
+    save(store, &sweep, &state)?;
     Ok(expansion)
 }
 
@@ -71,10 +74,11 @@ pub fn add(store: &Store, id: &str, trials: usize) -> Result<Expansion> {
     if sweep.random.is_empty() {
         bail!("sweep {id} has no random axes to draw more points from");
     }
-    let state = load_state(store, id)?;
+    let mut state = load_state(store, id)?;
     let to = state.drawn + trials;
     let expansion = queue_points(store, &sweep, &points(&sweep, state.drawn, to)?)?;
-    save(store, &sweep, &State { drawn: to })?;
+    state.drawn = to;
+    save(store, &sweep, &state)?;
     Ok(expansion)
 }
 
@@ -216,4 +220,53 @@ pub fn status(store: &Store, id: &str) -> Result<(BTreeMap<String, usize>, Optio
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
     Ok((counts, best))
+}
+
+/// Writes (and with `submit`, submits) a Slurm job array over the sweep's
+/// queued runs: task i trains run i.
+pub fn slurm_array(
+    store: &Store,
+    id: &str,
+    options: &slurm::SlurmOptions,
+    submit: bool,
+) -> Result<slurm::ArrayJob> {
+    let sweep = load(store, id)?;
+    let mut state = load_state(store, id)?;
+    let mut queued: Vec<String> = runs(store, id)?
+        .into_iter()
+        .filter(crate::store::queue::is_claimable)
+        .map(|e| e.id)
+        .collect();
+    queued.sort();
+    let text = slurm::script(&store.root, id, &queued, options)?;
+    let path = sweep_dir(store, id).join(format!("slurm-{}.sbatch", state.slurm.len() + 1));
+    write_atomically(&path, text.as_bytes())?;
+    let job = if submit {
+        slurm::submit(&path)?
+    } else {
+        String::new()
+    };
+    let array = slurm::ArrayJob {
+        job,
+        script: path,
+        runs: queued,
+    };
+    state.slurm.push(array.clone());
+    save(store, &sweep, &state)?;
+    Ok(array)
+}
+
+/// Slurm's state of each run the sweep's submitted arrays hold (the latest
+/// array's, for a run in several), by run id.
+pub fn slurm_states(store: &Store, id: &str) -> Result<BTreeMap<String, String>> {
+    let state = load_state(store, id)?;
+    let mut out = BTreeMap::new();
+    for array in state.slurm.iter().filter(|a| !a.job.is_empty()) {
+        for (task, s) in slurm::task_states(&array.job) {
+            if let Some(run) = array.runs.get(task) {
+                out.insert(run.clone(), s);
+            }
+        }
+    }
+    Ok(out)
 }

@@ -126,6 +126,7 @@ impl<'a> Trainer<'a> {
                 weight_decay: c.weight_decay,
             },
         )?;
+        let fresh_start = self.p.resume.is_none();
         let mut state = match self.p.resume.take() {
             Some((dir, state)) => {
                 optimizer.load(
@@ -260,7 +261,9 @@ impl<'a> Trainer<'a> {
                 clip_to_norm(&mut grads, c.max_grad_norm, grad_norm)?;
                 optimizer.step(&grads, lr)?;
                 drop(grads);
-                crate::faults::slow_step();
+                if fresh_start {
+                    crate::faults::slow_step();
+                }
                 super::trace::after_update(trace, &self.p.model.params)?;
 
                 let seconds = started.elapsed().as_secs_f64();

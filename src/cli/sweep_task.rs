@@ -1,0 +1,68 @@
+//! `squadlab sweep task --run ID`: one Slurm array task. It trains the run
+//! (resuming from its checkpoint after a requeue). On SIGUSR1, which Slurm
+//! sends shortly before the time limit, it stops at the next step with a
+//! checkpoint, puts the run back in the store's queue and requeues its own
+//! array task. It exits non-zero when the run fails, so Slurm's state agrees
+//! where it can; the store's status is the one `sweep status` trusts.
+
+use super::train::{cancel_current_run, launch};
+use super::Report;
+use crate::store::queue::{claim, requeue};
+use crate::store::{plan_resume, RunRecord, RunStatus, Store};
+use crate::sweep::slurm::requeue_self;
+use anyhow::{bail, Result};
+use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_usr1(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::SeqCst);
+}
+
+/// Relays SIGUSR1 to the run: a signal handler may only set a flag, so a
+/// thread turns the flag into a cancel, retrying until a run is there.
+fn relay_usr1() {
+    // SAFETY: the handler only stores to an atomic, which is signal-safe.
+    unsafe { libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t) };
+    std::thread::spawn(|| loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if SIGNALLED.load(Ordering::SeqCst) {
+            eprintln!("SIGUSR1: checkpointing at the next step, then requeueing");
+            while !cancel_current_run() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            return;
+        }
+    });
+}
+
+pub fn run(store: &Store, run: &str) -> Result<Report> {
+    relay_usr1();
+    let dir = store.find(run)?;
+    let Some(claimed) = claim(&dir)? else {
+        let status = RunRecord::load(&dir)?.status;
+        if status == RunStatus::Finished {
+            return Ok(Report {
+                text: format!("run {run} already finished\n"),
+                json: json!({ "run_id": run, "status": "finished" }),
+            });
+        }
+        bail!("run {run} is {} and not claimable", status.as_str());
+    };
+    let plan = plan_resume(&dir)?;
+    let outcome = launch(&plan.dir, plan.record, plan.config, plan.checkpoint);
+    let status = RunRecord::load(&dir)?.status;
+    if SIGNALLED.load(Ordering::SeqCst) && status == RunStatus::Cancelled {
+        requeue(&dir)?;
+        drop(claimed);
+        requeue_self()?;
+        return Ok(Report {
+            text: format!("run {run}: checkpointed at the time limit and requeued\n"),
+            json: json!({ "run_id": run, "status": "requeued" }),
+        });
+    }
+    drop(claimed);
+    outcome
+}

@@ -1,0 +1,141 @@
+//! Slurm as the scale-out engine: a sweep's queued runs as one sbatch job
+//! array over a store on shared storage. Task i trains run i
+//! (`squadlab sweep task`). Shortly before the time limit Slurm signals the
+//! batch shell (`--signal=B:USR1@N`; the script `exec`s squadlab, so the
+//! shell is squadlab). The task then checkpoints, puts the run back in the
+//! store's queue and requeues its own array task with `scontrol requeue`,
+//! since Slurm does not requeue a task that merely exits. The requeued task
+//! resumes from the checkpoint.
+//!
+//! Slurm's own bookkeeping may call a failed task COMPLETED (Hydra's
+//! submitit, hydra #1928), so `sweep status` shows the store's status and
+//! only beside it Slurm's state.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What the sbatch script asks of Slurm.
+#[derive(Clone, Debug, Default)]
+pub struct SlurmOptions {
+    pub partition: Option<String>,
+    pub account: Option<String>,
+    pub time: Option<String>,
+    pub cpus_per_task: Option<usize>,
+    pub gpus_per_task: Option<usize>,
+    /// At most this many tasks at once (`%K`).
+    pub max_parallel: Option<usize>,
+    /// Seconds before the time limit to signal the task (Slurm may signal up
+    /// to a minute earlier than asked).
+    pub signal_seconds: u32,
+}
+
+/// One submitted array: its job id and its runs, task i being run i.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArrayJob {
+    pub job: String,
+    pub script: PathBuf,
+    pub runs: Vec<String>,
+}
+
+/// The sbatch script for `runs` of sweep `id` in the store at `store_root`.
+pub fn script(store_root: &Path, id: &str, runs: &[String], o: &SlurmOptions) -> Result<String> {
+    if runs.is_empty() {
+        bail!("sweep {id} has no queued run for Slurm");
+    }
+    let exe = std::env::current_exe().context("cannot find the squadlab binary")?;
+    let store = std::path::absolute(store_root)?;
+    let logs = store.join("sweeps").join(id);
+    let mut s = String::from("#!/bin/bash\n");
+    let _ = writeln!(s, "#SBATCH --job-name=squadlab-{id}");
+    let parallel = o.max_parallel.map_or(String::new(), |k| format!("%{k}"));
+    let _ = writeln!(s, "#SBATCH --array=0-{}{parallel}", runs.len() - 1);
+    // B: signals the batch shell, which `exec` below makes squadlab itself.
+    let _ = writeln!(s, "#SBATCH --signal=B:USR1@{}", o.signal_seconds);
+    let _ = writeln!(s, "#SBATCH --requeue");
+    let _ = writeln!(s, "#SBATCH --open-mode=append");
+    let _ = writeln!(s, "#SBATCH --output={}/slurm-%A_%a.out", logs.display());
+    for (flag, value) in [
+        ("partition", o.partition.clone()),
+        ("account", o.account.clone()),
+        ("time", o.time.clone()),
+        ("cpus-per-task", o.cpus_per_task.map(|n| n.to_string())),
+        ("gpus-per-task", o.gpus_per_task.map(|n| n.to_string())),
+    ] {
+        if let Some(v) = value {
+            let _ = writeln!(s, "#SBATCH --{flag}={v}");
+        }
+    }
+    let _ = writeln!(s, "RUNS=({})", runs.join(" "));
+    let _ = writeln!(
+        s,
+        "exec {} sweep task --store {} --run \"${{RUNS[$SLURM_ARRAY_TASK_ID]}}\"",
+        shell_quote(&exe.display().to_string()),
+        shell_quote(&store.display().to_string())
+    );
+    Ok(s)
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Submits a script; returns the job id.
+pub fn submit(script: &Path) -> Result<String> {
+    let out = Command::new("sbatch")
+        .arg("--parsable")
+        .arg(script)
+        .output()
+        .map_err(|e| anyhow!("sbatch: {e}"))?;
+    if !out.status.success() {
+        bail!(
+            "sbatch failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(text.trim().split(';').next().unwrap_or("").to_string())
+}
+
+/// Slurm's state of each task of `job` (`squeue -t all`, which keeps ended
+/// jobs for `MinJobAge`), by task index; empty when Slurm does not answer.
+pub fn task_states(job: &str) -> BTreeMap<usize, String> {
+    let Ok(out) = Command::new("squeue")
+        .args(["-h", "-r", "-t", "all", "-j", job, "-o", "%K %T"])
+        .output()
+    else {
+        return BTreeMap::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (task, state) = l.trim().split_once(' ')?;
+            Some((task.parse().ok()?, state.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Requeues this array task (`scontrol requeue JOB_TASK`), from inside it.
+pub fn requeue_self() -> Result<()> {
+    let job = match (
+        std::env::var("SLURM_ARRAY_JOB_ID"),
+        std::env::var("SLURM_ARRAY_TASK_ID"),
+    ) {
+        (Ok(j), Ok(t)) => format!("{j}_{t}"),
+        _ => std::env::var("SLURM_JOB_ID").map_err(|_| anyhow!("not inside a Slurm job"))?,
+    };
+    let out = Command::new("scontrol")
+        .args(["requeue", &job])
+        .output()
+        .map_err(|e| anyhow!("scontrol: {e}"))?;
+    if !out.status.success() {
+        bail!(
+            "scontrol requeue {job} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
