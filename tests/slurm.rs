@@ -8,9 +8,8 @@
 
 mod common;
 
-use common::{squadlab, squadlab_json, tiny_run_config, tiny_task};
-use squadlab::store::{RunRecord, RunStatus, Store};
-use std::path::Path;
+use common::{squadlab, squadlab_json, step_losses, tiny_run_config, tiny_task, train_straight};
+use squadlab::store::{RunRecord, RunStatus};
 use std::time::{Duration, Instant};
 
 fn slurm_up() -> bool {
@@ -18,23 +17,6 @@ fn slurm_up() -> bool {
         .args(["-h", "-o", "%T"])
         .output()
         .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("idle"))
-}
-
-fn step_losses(dir: &Path) -> Vec<(u64, f64)> {
-    let mut by_step = std::collections::BTreeMap::new();
-    for line in std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-    {
-        let Ok(e) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if e["event"] == "step" {
-            // A resumed run logs the steps after its checkpoint again: the later entry counts.
-            by_step.insert(e["step"].as_u64().unwrap(), e["loss"].as_f64().unwrap());
-        }
-    }
-    by_step.into_iter().collect()
 }
 
 #[test]
@@ -169,20 +151,8 @@ fn a_sweep_runs_as_a_slurm_array_through_a_failure_and_a_preemption() {
     assert_eq!(resumed.len(), 60);
 
     // The same config uninterrupted, here: the same losses step for step.
-    let ron = tmp.path().join("long.ron");
-    std::fs::write(&ron, long_config.to_ron()).unwrap();
-    let straight = tmp.path().join("straight");
-    let out = squadlab()
-        .args(["train", "--json", "--out"])
-        .arg(&straight)
-        .arg(&ron)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_eq!(
+        resumed,
+        step_losses(&train_straight(tmp.path(), &long_config))
     );
-    assert_eq!(resumed, step_losses(&straight));
-    let _ = Store::open(Some(&root));
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{squadlab, squadlab_json, tiny_run_config, tiny_task};
+use common::{spawn_worker, squadlab_json, tiny_run_config, tiny_task};
 use squadlab::store::{RunRecord, RunStatus, Store};
 use squadlab::sweep::{self, expand, spec::Sweep};
 use std::path::Path;
@@ -19,6 +19,20 @@ fn write_sweep(dir: &Path, body: &str) -> std::path::PathBuf {
     file
 }
 
+/// The tiny task's config as `base.ron` beside a sweep file, and a store.
+fn tiny_sweep_dir(
+    tmp: &Path,
+    config: impl FnOnce(squadlab::config::RunConfig) -> squadlab::config::RunConfig,
+) -> Store {
+    let (json, model) = tiny_task(tmp);
+    std::fs::write(
+        tmp.join("base.ron"),
+        config(tiny_run_config(&json, &model)).to_ron(),
+    )
+    .unwrap();
+    Store::open(Some(&tmp.join("store")))
+}
+
 fn records(store: &Store) -> Vec<RunRecord> {
     store
         .list()
@@ -31,13 +45,7 @@ fn records(store: &Store) -> Vec<RunRecord> {
 #[test]
 fn a_sweep_expands_re_expands_and_draws_more_from_the_same_stream() {
     let tmp = tempfile::tempdir().unwrap();
-    let (json, model) = tiny_task(tmp.path());
-    std::fs::write(
-        tmp.path().join("base.ron"),
-        tiny_run_config(&json, &model).to_ron(),
-    )
-    .unwrap();
-    let store = Store::open(Some(&tmp.path().join("store")));
+    let store = tiny_sweep_dir(tmp.path(), |c| c);
     let axes = r#"grid: {"learning_rate": [1e-3, 5e-4], "num_train_epochs": [2.0, 3.0]},
         random: {"warmup_ratio": Uniform(0.0, 0.2), "weight_decay": LogUniform(1e-4, 1e-1)},
         trials: 2, seed: 7, seeds: [42, 43]"#;
@@ -120,13 +128,7 @@ fn a_sweep_expands_re_expands_and_draws_more_from_the_same_stream() {
 #[test]
 fn a_bad_axis_is_refused_by_name_and_nothing_is_queued() {
     let tmp = tempfile::tempdir().unwrap();
-    let (json, model) = tiny_task(tmp.path());
-    std::fs::write(
-        tmp.path().join("base.ron"),
-        tiny_run_config(&json, &model).to_ron(),
-    )
-    .unwrap();
-    let store = Store::open(Some(&tmp.path().join("store")));
+    let store = tiny_sweep_dir(tmp.path(), |c| c);
     for (body, says) in [
         (
             r#"grid: {"lerning_rate": [1e-3]}"#,
@@ -156,13 +158,11 @@ fn a_bad_axis_is_refused_by_name_and_nothing_is_queued() {
 #[test]
 fn a_sweep_trained_by_workers_reports_its_status_and_best_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let (json, model) = tiny_task(tmp.path());
-    let base = squadlab::config::RunConfig {
+    tiny_sweep_dir(tmp.path(), |c| squadlab::config::RunConfig {
         max_steps: Some(4),
         save_strategy: squadlab::config::SaveStrategy::No,
-        ..tiny_run_config(&json, &model)
-    };
-    std::fs::write(tmp.path().join("base.ron"), base.to_ron()).unwrap();
+        ..c
+    });
     let root = tmp.path().join("store");
     let root_arg = root.display().to_string();
     let file = write_sweep(
@@ -177,25 +177,9 @@ fn a_sweep_trained_by_workers_reports_its_status_and_best_run() {
         &root_arg,
     ]);
     assert_eq!(started["queued"].as_array().unwrap().len(), 4);
-    let workers: Vec<_> = (0..2)
-        .map(|_| {
-            squadlab()
-                .args([
-                    "worker",
-                    "--device",
-                    "cpu",
-                    "--threads",
-                    "1",
-                    "--store",
-                    &root_arg,
-                ])
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut w in workers {
-        assert!(w.wait().unwrap().success());
+    let workers: Vec<_> = (0..2).map(|_| spawn_worker(&root, &[])).collect();
+    for w in workers {
+        assert!(w.wait_with_output().unwrap().status.success());
     }
     let status = squadlab_json(&["sweep", "status", "tiny-sweep", "--store", &root_arg]);
     assert_eq!(status["runs"], 4);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{squadlab, tiny_run_config, tiny_task};
+use common::{spawn_worker, step_losses, tiny_run_config, tiny_task, train_straight};
 use squadlab::store::queue::{claim, is_claimable};
 use squadlab::store::{new_run, RunEntry, RunRecord, RunStatus, Shown, Store};
 use std::path::{Path, PathBuf};
@@ -83,25 +83,7 @@ fn workers_in_several_processes_train_every_queued_run_once() {
         ..tiny_run_config(&json, &model)
     };
     let dirs = queue_runs(&store, &config, 6);
-    let workers: Vec<_> = (0..3)
-        .map(|_| {
-            squadlab()
-                .args([
-                    "worker",
-                    "--device",
-                    "cpu",
-                    "--json",
-                    "--threads",
-                    "1",
-                    "--store",
-                ])
-                .arg(&root)
-                .stderr(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
+    let workers: Vec<_> = (0..3).map(|_| spawn_worker(&root, &[])).collect();
     let mut trained = 0;
     for w in workers {
         let out = w.wait_with_output().unwrap();
@@ -137,14 +119,7 @@ fn ctrl_c_puts_the_run_back_in_the_queue_and_the_next_worker_resumes_it_exactly(
     let dir = queue_runs(&store, &config, 1).remove(0);
 
     // Slowed so Ctrl-C lands mid-run.
-    let mut worker = squadlab()
-        .args(["worker", "--device", "cpu", "--json", "--store"])
-        .arg(&root)
-        .env(squadlab::faults::SLOW_STEP_MS, "300")
-        .stderr(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut worker = spawn_worker(&root, &[(squadlab::faults::SLOW_STEP_MS, "300")]);
     let deadline = Instant::now() + Duration::from_secs(120);
     while events(&dir, "step").len() < 3 {
         assert!(Instant::now() < deadline, "the run never reached step 3");
@@ -170,49 +145,11 @@ fn ctrl_c_puts_the_run_back_in_the_queue_and_the_next_worker_resumes_it_exactly(
     let stopped_at = events(&dir, "cancelled")[0]["step"].as_u64().unwrap();
     assert!(stopped_at < 12);
 
-    let out = squadlab()
-        .args(["worker", "--device", "cpu", "--json", "--store"])
-        .arg(&root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let second = spawn_worker(&root, &[]).wait_with_output().unwrap();
+    assert!(second.status.success());
     assert_eq!(RunRecord::load(&dir).unwrap().status, RunStatus::Finished);
-    let resumed: Vec<(u64, f64)> = events(&dir, "step")
-        .iter()
-        .map(|e| (e["step"].as_u64().unwrap(), e["loss"].as_f64().unwrap()))
-        .collect();
+    let resumed = step_losses(&dir);
     assert_eq!(resumed.last().unwrap().0, 12);
-
     // The same run uninterrupted: its losses equal the resumed run's, step by step.
-    let straight = tmp.path().join("straight");
-    let ron = tmp.path().join("run.ron");
-    std::fs::write(&ron, config.to_ron()).unwrap();
-    let out = squadlab()
-        .args(["train", "--json", "--out"])
-        .arg(&straight)
-        .arg(&ron)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let expected: Vec<(u64, f64)> = events(&straight, "step")
-        .iter()
-        .map(|e| (e["step"].as_u64().unwrap(), e["loss"].as_f64().unwrap()))
-        .collect();
-    let last_of =
-        |log: &[(u64, f64)], step: u64| log.iter().rev().find(|(s, _)| *s == step).unwrap().1;
-    for step in 1..=12 {
-        assert_eq!(
-            last_of(&resumed, step),
-            last_of(&expected, step),
-            "step {step}"
-        );
-    }
+    assert_eq!(resumed, step_losses(&train_straight(tmp.path(), &config)));
 }

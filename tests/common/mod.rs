@@ -246,3 +246,63 @@ pub struct QaInputs {
     pub starts: candle_core::Tensor,
     pub ends: candle_core::Tensor,
 }
+
+/// Each step's loss from a run's event log; a resumed run logs the steps
+/// after its checkpoint again, and the later entry counts.
+#[allow(dead_code)]
+pub fn step_losses(dir: &std::path::Path) -> Vec<(u64, f64)> {
+    let mut by_step = std::collections::BTreeMap::new();
+    let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_default();
+    for line in log.lines() {
+        let Ok(e) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if e["event"] == "step" {
+            by_step.insert(e["step"].as_u64().unwrap(), e["loss"].as_f64().unwrap());
+        }
+    }
+    by_step.into_iter().collect()
+}
+
+/// Trains `config` uninterrupted with `squadlab train --out DIR/straight`,
+/// for a resumed run's losses to be held against; returns the run folder.
+#[allow(dead_code)]
+pub fn train_straight(dir: &std::path::Path, config: &squadlab::config::RunConfig) -> PathBuf {
+    let ron = dir.join("straight.ron");
+    std::fs::write(&ron, config.to_ron()).unwrap();
+    let out_dir = dir.join("straight");
+    let out = squadlab()
+        .args(["train", "--json", "--out"])
+        .arg(&out_dir)
+        .arg(&ron)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out_dir
+}
+
+/// `squadlab worker --device cpu --threads 1 --json` on the store at `root`,
+/// started, not waited for.
+#[allow(dead_code)]
+pub fn spawn_worker(root: &std::path::Path, env: &[(&str, &str)]) -> std::process::Child {
+    squadlab()
+        .args([
+            "worker",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--json",
+            "--store",
+        ])
+        .arg(root)
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
