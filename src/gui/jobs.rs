@@ -33,6 +33,9 @@ pub struct Job {
     /// How the run ended, when it did not finish: shown on the run.
     pub error: Option<String>,
     pending: Option<Pending>,
+    /// When a queued job may next try for its device slot and claim (file
+    /// operations, so not every frame).
+    next_try: std::time::Instant,
     control: Option<Sender<Control>>,
     events: Option<Receiver<TrainEvent>>,
 }
@@ -94,6 +97,7 @@ impl Jobs {
                 record,
                 threads,
             }),
+            next_try: std::time::Instant::now(),
             control: None,
             events: None,
         });
@@ -192,6 +196,11 @@ impl Job {
     /// Starts the run if this app gets its device's slot and its claim;
     /// true when the job changed (started, or taken by another process).
     fn try_start(&mut self, store_root: &std::path::Path, ctx: &egui::Context) -> bool {
+        let now = std::time::Instant::now();
+        if now < self.next_try {
+            return false;
+        }
+        self.next_try = now + std::time::Duration::from_millis(500);
         let slot = match queue::take_device(store_root, &self.device) {
             Ok(Some(slot)) => slot,
             Ok(None) => {

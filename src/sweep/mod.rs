@@ -60,7 +60,12 @@ pub fn start(store: &Store, file: &Path) -> Result<Expansion> {
     validate(&sweep, &base).map_err(|e| anyhow!("{}: {e:#}", file.display()))?;
     sweep.base = Base::Inline(Box::new(base));
     let id = sweep.id();
-    let mut state = load_state(store, &id).unwrap_or_default();
+    // A first start has no state yet; a damaged one is an error, not a reset.
+    let mut state = if sweep_dir(store, &id).join("state.ron").exists() {
+        load_state(store, &id)?
+    } else {
+        State::default()
+    };
     state.drawn = state.drawn.max(sweep.trials);
     let expansion = queue_points(store, &sweep, &points(&sweep, 0, state.drawn)?)
         .map_err(|e| anyhow!("{}: {e:#}", file.display()))?;
