@@ -42,6 +42,13 @@ pub struct RunConfig {
     pub adam_beta1: f64,
     pub adam_beta2: f64,
     pub adam_epsilon: f64,
+    /// Hugging Face's `lr_scheduler_type`: linear (the default), cosine,
+    /// cosine_with_restarts, polynomial, constant, constant_with_warmup.
+    pub lr_scheduler_type: LrSchedulerType,
+    /// Its keyword arguments, with Hugging Face's defaults when absent:
+    /// `num_cycles` (cosine 0.5, cosine_with_restarts 1), `power` (1.0) and
+    /// `lr_end` (1e-7) for polynomial.
+    pub lr_scheduler_kwargs: LrSchedulerKwargs,
     /// Warmup in optimizer steps; when 0, `warmup_ratio` decides.
     pub warmup_steps: u64,
     /// Warmup as a share of all steps: `ceil(ratio × total steps)`, Hugging
@@ -103,6 +110,28 @@ pub enum DType {
     F32,
     Bf16,
     F16,
+}
+
+/// The learning-rate schedule after warmup (see `train::schedule`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedulerType {
+    #[default]
+    Linear,
+    Cosine,
+    CosineWithRestarts,
+    Polynomial,
+    Constant,
+    ConstantWithWarmup,
+}
+
+/// `lr_scheduler_kwargs`: each absent one takes Hugging Face's default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LrSchedulerKwargs {
+    pub num_cycles: Option<f64>,
+    pub power: Option<f64>,
+    pub lr_end: Option<f64>,
 }
 
 /// Which graph trains: see `RunConfig::graph`.
@@ -174,6 +203,8 @@ impl Default for RunConfig {
             adam_beta1: 0.9,
             adam_beta2: 0.999,
             adam_epsilon: 1e-8,
+            lr_scheduler_type: LrSchedulerType::Linear,
+            lr_scheduler_kwargs: LrSchedulerKwargs::default(),
             warmup_steps: 0,
             warmup_ratio: 0.0,
             max_grad_norm: 1.0,

@@ -109,6 +109,29 @@ impl RunConfig {
             c.adam_epsilon.is_finite() && c.adam_epsilon > 0.0,
             format!("adam_epsilon must be positive, got {}", c.adam_epsilon),
         );
+        let k = &c.lr_scheduler_kwargs;
+        need(
+            k.num_cycles.is_none_or(|n| n.is_finite() && n > 0.0),
+            format!(
+                "lr_scheduler_kwargs.num_cycles must be positive, got {:?}",
+                k.num_cycles
+            ),
+        );
+        need(
+            k.power.is_none_or(|p| p.is_finite() && p > 0.0),
+            format!(
+                "lr_scheduler_kwargs.power must be positive, got {:?}",
+                k.power
+            ),
+        );
+        need(
+            k.lr_end
+                .is_none_or(|e| e.is_finite() && e >= 0.0 && e <= c.learning_rate),
+            format!(
+                "lr_scheduler_kwargs.lr_end must be in [0, learning_rate ({})], got {:?}",
+                c.learning_rate, k.lr_end
+            ),
+        );
         need(
             (0.0..1.0).contains(&c.warmup_ratio),
             format!("warmup_ratio must be in [0, 1), got {}", c.warmup_ratio),

@@ -433,6 +433,25 @@ impl SquadlabApp {
         field(ui, problems, "weight_decay", "Weight decay", |ui| {
             ui.add(egui::DragValue::new(&mut c.weight_decay).speed(0.001));
         });
+        field(ui, problems, "lr_scheduler_type", "LR schedule", |ui| {
+            use crate::config::LrSchedulerType as L;
+            egui::ComboBox::from_id_salt("lr-schedule")
+                .selected_text(format!("{:?}", c.lr_scheduler_type))
+                .show_ui(ui, |ui| {
+                    for kind in [
+                        L::Linear,
+                        L::Cosine,
+                        L::CosineWithRestarts,
+                        L::Polynomial,
+                        L::Constant,
+                        L::ConstantWithWarmup,
+                    ] {
+                        ui.selectable_value(&mut c.lr_scheduler_type, kind, format!("{kind:?}"));
+                    }
+                })
+                .response
+                .on_hover_text("Hugging Face's lr_scheduler_type; its kwargs (num_cycles, power, lr_end) are set in the config file");
+        });
         field(ui, problems, "warmup_ratio", "Warmup ratio", |ui| {
             ui.add(egui::DragValue::new(&mut c.warmup_ratio).speed(0.01));
         });

@@ -7,7 +7,7 @@ use super::checkpoint::{
 use super::events::{Control, EpochLog, EvalSummary, StartInfo, StepLog, TrainEvent, TrainSummary};
 use super::optimizer::{clip_to_norm, global_norm, squared_norms, AdamW, AdamWParams, Grads};
 use super::prepare::Prepared;
-use super::schedule::LinearSchedule;
+use super::schedule::Schedule;
 use super::step::accumulate_gradients;
 use crate::config::SaveStrategy;
 use crate::eval::{evaluate, PostprocessParams};
@@ -112,7 +112,9 @@ impl<'a> Trainer<'a> {
         let _graph = crate::model::kernels::generic_graph(c.graph == crate::config::Graph::Generic);
         let plan = StepPlan::new(&c, self.p.train_features.len());
         let warmup_steps = c.warmup_steps_for(plan.total_steps);
-        let schedule = LinearSchedule {
+        let schedule = Schedule {
+            kind: c.lr_scheduler_type,
+            kwargs: c.lr_scheduler_kwargs,
             base_lr: c.learning_rate,
             warmup_steps,
             total_steps: plan.total_steps,
