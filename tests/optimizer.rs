@@ -4,9 +4,10 @@
 
 use candle_core::{Device, Tensor};
 use serde_json::Value;
+use squadlab::config::{LrSchedulerKwargs, LrSchedulerType};
 use squadlab::model::Params;
 use squadlab::train::optimizer::{clip_grad_norm, decays, grad_norm, AdamW, AdamWParams, Grads};
-use squadlab::train::schedule::LinearSchedule;
+use squadlab::train::schedule::Schedule;
 
 fn tensor(values: &Value, shape: &[usize]) -> Tensor {
     let v: Vec<f32> = values
@@ -52,7 +53,9 @@ fn adamw_schedule_and_clipping_match_torch() {
         },
     )
     .unwrap();
-    let schedule = LinearSchedule {
+    let schedule = Schedule {
+        kind: LrSchedulerType::Linear,
+        kwargs: LrSchedulerKwargs::default(),
         base_lr: cfg["lr"].as_f64().unwrap(),
         warmup_steps: cfg["warmup_steps"].as_u64().unwrap(),
         total_steps: cfg["total_steps"].as_u64().unwrap(),
