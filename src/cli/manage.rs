@@ -62,7 +62,9 @@ pub struct PruneArgs {
         required_unless_present = "keep_best"
     )]
     keep_last: Option<usize>,
-    /// Keep the N checkpoints with the lowest training loss over their last 50 steps.
+    /// Keep the N best checkpoints: by the run's in-training evaluation
+    /// (`metric_for_best_model`) when every checkpoint was evaluated at its
+    /// step, else by the lowest training loss over their last 50 steps.
     #[arg(long)]
     keep_best: Option<usize>,
     #[arg(long)]
@@ -158,22 +160,29 @@ pub fn prune(args: &PruneArgs) -> Result<Report> {
         _ => bail!("give one of --keep-last N or --keep-best N"),
     };
     let before = disk_use(&dir);
-    let deleted = prune_checkpoints(&dir, rule)?;
+    let pruned = prune_checkpoints(&dir, rule)?;
     let freed = before.saturating_sub(disk_use(&dir));
-    let steps: Vec<String> = deleted.iter().map(|(s, _)| s.to_string()).collect();
+    let steps: Vec<String> = pruned.deleted.iter().map(|(s, _)| s.to_string()).collect();
+    let why = pruned
+        .note
+        .as_ref()
+        .map_or(String::new(), |n| format!(" ({n})"));
     Ok(Report {
-        text: if deleted.is_empty() {
-            "nothing to prune\n".into()
+        text: if pruned.deleted.is_empty() {
+            format!("nothing to prune (ranked by {}{why})\n", pruned.ranked_by)
         } else {
             format!(
-                "deleted checkpoints at steps {} ({} freed)\n",
+                "deleted checkpoints at steps {} ({} freed); ranked by {}{why}\n",
                 steps.join(", "),
-                bytes(freed)
+                bytes(freed),
+                pruned.ranked_by
             )
         },
         json: json!({
-            "deleted": deleted.iter().map(|(s, p)| json!({"step": s, "path": p})).collect::<Vec<_>>(),
+            "deleted": pruned.deleted.iter().map(|(s, p)| json!({"step": s, "path": p})).collect::<Vec<_>>(),
             "freed_bytes": freed,
+            "ranked_by": pruned.ranked_by,
+            "note": pruned.note,
         }),
     })
 }

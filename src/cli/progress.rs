@@ -1,6 +1,6 @@
 //! The CLI's consumer of the event stream: a progress bar on stderr.
 
-use crate::train::{EventSink, TrainEvent};
+use crate::train::{EvalKind, EventSink, TrainEvent};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -99,8 +99,16 @@ impl EventSink for ProgressReporter {
             TrainEvent::Paused { step } => self.say(format!("paused at step {step}")),
             TrainEvent::Resumed { step } => self.say(format!("resumed at step {step}")),
             TrainEvent::Evaluated(e) => self.say(format!(
-                "evaluation: EM {:.2}  F1 {:.2} on {} questions ({} windows, {:.1} s)",
-                e.exact_match, e.f1, e.total, e.windows, e.seconds
+                "{}: EM {:.2}  F1 {:.2} on {} questions ({} windows, {:.1} s)",
+                match e.kind {
+                    EvalKind::InTraining => format!("step {} evaluation", e.step),
+                    EvalKind::Final => "evaluation".to_string(),
+                },
+                e.exact_match,
+                e.f1,
+                e.total,
+                e.windows,
+                e.seconds
             )),
             TrainEvent::Finished(_)
             | TrainEvent::Diverged { .. }

@@ -221,6 +221,13 @@ pub(super) fn launch(
                     "train_loss": s.train_loss,
                     "total_flos": s.total_flos,
                     "global_step": s.global_step,
+                    "best": s.best.as_ref().map(|b| json!({
+                        "step": b.step,
+                        "metric": b.metric.name(),
+                        "value": b.value,
+                        "checkpoint": b.checkpoint,
+                        "loaded_at_end": s.loaded_best,
+                    })),
                     "run_dir": s.run_dir,
                 }),
             })

@@ -59,8 +59,32 @@ pub struct RunConfig {
     pub logging_steps: u64,
     pub save_strategy: SaveStrategy,
     pub save_steps: u64,
-    /// Checkpoints kept on disk; `None` keeps all.
+    /// Checkpoints kept on disk; `None` keeps all. Rotation never deletes
+    /// the newest checkpoint nor the best one (see `metric_for_best_model`).
     pub save_total_limit: Option<usize>,
+    /// Evaluation during training, as Hugging Face's `eval_strategy`: `no`
+    /// (only the final evaluation), `epoch`, or `steps` (every `eval_steps`).
+    pub eval_strategy: EvalStrategy,
+    /// Steps between evaluations with `eval_strategy: steps`; when unset,
+    /// `logging_steps`, as in Hugging Face.
+    pub eval_steps: Option<u64>,
+    /// squadlab's own (Hugging Face has none): evaluations during training
+    /// score only the first N questions of the evaluation set, to keep them
+    /// quick. The final evaluation always scores the whole set (up to
+    /// `data.max_eval_samples`); unset, in-training evaluations do too.
+    pub in_training_eval_samples: Option<usize>,
+    /// Load the checkpoint with the best `metric_for_best_model` at the end:
+    /// the final `model/` and the final evaluation are of it. As in Hugging
+    /// Face, `save_strategy` must match `eval_strategy` (and `save_steps` be a
+    /// multiple of `eval_steps`).
+    pub load_best_model_at_end: bool,
+    /// `f1` or `exact_match` (`eval_f1`, `eval_exact_match` also read); unset,
+    /// `f1`. Hugging Face defaults to the evaluation loss, which squadlab's
+    /// evaluation does not compute.
+    pub metric_for_best_model: Option<BestMetric>,
+    /// Whether a larger metric is better; unset, true (Hugging Face's rule
+    /// for any metric but a loss).
+    pub greater_is_better: Option<bool>,
     pub n_best_size: usize,
     pub max_answer_length: usize,
     pub device: Device,
@@ -101,6 +125,44 @@ pub enum SaveStrategy {
     No,
     Epoch,
     Steps,
+}
+
+/// When evaluations run during training, as in Hugging Face.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EvalStrategy {
+    #[default]
+    No,
+    Epoch,
+    Steps,
+}
+
+/// The metric that ranks in-training evaluations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BestMetric {
+    #[default]
+    #[serde(alias = "eval_f1")]
+    F1,
+    #[serde(alias = "eval_exact_match")]
+    ExactMatch,
+}
+
+impl BestMetric {
+    pub fn name(self) -> &'static str {
+        match self {
+            BestMetric::F1 => "f1",
+            BestMetric::ExactMatch => "exact_match",
+        }
+    }
+
+    /// This metric of an evaluation.
+    pub fn of(self, exact_match: f64, f1: f64) -> f64 {
+        match self {
+            BestMetric::F1 => f1,
+            BestMetric::ExactMatch => exact_match,
+        }
+    }
 }
 
 /// Compute precision: `f32`, or `bf16`/`f16` autocast with f32 master weights.
@@ -213,6 +275,12 @@ impl Default for RunConfig {
             save_strategy: SaveStrategy::Epoch,
             save_steps: 500,
             save_total_limit: Some(3),
+            eval_strategy: EvalStrategy::No,
+            eval_steps: None,
+            in_training_eval_samples: None,
+            load_best_model_at_end: false,
+            metric_for_best_model: None,
+            greater_is_better: None,
             n_best_size: 20,
             max_answer_length: 30,
             device: Device::Auto,
@@ -278,6 +346,20 @@ impl RunConfig {
             per_device_eval_batch_size: 1,
             ..self.clone()
         }
+    }
+
+    /// Steps between in-training evaluations with `eval_strategy: steps`:
+    /// `eval_steps`, else `logging_steps` (Hugging Face's rule).
+    pub fn eval_every(&self) -> u64 {
+        self.eval_steps.unwrap_or(self.logging_steps)
+    }
+
+    /// The metric ranking evaluations, and whether larger is better.
+    pub fn best_metric(&self) -> (BestMetric, bool) {
+        (
+            self.metric_for_best_model.unwrap_or_default(),
+            self.greater_is_better.unwrap_or(true),
+        )
     }
 
     /// Warmup steps for a run of `total_steps` optimizer steps, by Hugging

@@ -1,6 +1,6 @@
 //! Impossible values, each with one clear message naming its field.
 
-use super::{DataLocation, RunConfig, SaveStrategy};
+use super::{DataLocation, EvalStrategy, RunConfig, SaveStrategy};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +151,40 @@ impl RunConfig {
             c.save_strategy != SaveStrategy::Steps || c.save_steps > 0,
             "save_steps must be at least 1 with save_strategy: Steps".into(),
         );
+        need(
+            c.eval_strategy != EvalStrategy::Steps || c.eval_every() > 0,
+            "eval_steps must be at least 1 with eval_strategy: steps".into(),
+        );
+        need(
+            c.in_training_eval_samples != Some(0),
+            "in_training_eval_samples must be at least 1 when set, got 0".into(),
+        );
+        if c.load_best_model_at_end {
+            // Hugging Face's rules: the best is chosen among saved checkpoints.
+            let same = matches!(
+                (c.eval_strategy, c.save_strategy),
+                (EvalStrategy::Epoch, SaveStrategy::Epoch) | (EvalStrategy::Steps, SaveStrategy::Steps)
+            );
+            need(
+                same,
+                format!(
+                    "load_best_model_at_end requires save_strategy ({}) and eval_strategy ({}) to match, both epoch or both steps",
+                    format!("{:?}", c.save_strategy).to_lowercase(),
+                    format!("{:?}", c.eval_strategy).to_lowercase()
+                ),
+            );
+            need(
+                !same
+                    || c.eval_strategy != EvalStrategy::Steps
+                    || c.eval_every() == 0
+                    || c.save_steps % c.eval_every() == 0,
+                format!(
+                    "load_best_model_at_end requires save_steps ({}) to be a round multiple of eval_steps ({})",
+                    c.save_steps,
+                    c.eval_every()
+                ),
+            );
+        }
         need(
             c.save_total_limit != Some(0),
             "save_total_limit must be at least 1, or None to keep all".into(),

@@ -4,7 +4,7 @@
 //! first time is read on a loader thread, and drawn as it arrives.
 
 use crate::store::EVENTS_FILE;
-use crate::train::{EpochLog, EvalSummary, StartInfo, StepLog, TrainEvent};
+use crate::train::{EpochLog, EvalKind, EvalSummary, StartInfo, StepLog, TrainEvent};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -20,7 +20,10 @@ pub struct Series {
     pub epochs: Vec<EpochLog>,
     pub last: Option<StepLog>,
     pub started: Option<StartInfo>,
+    /// The final evaluation.
     pub eval: Option<EvalSummary>,
+    /// Evaluations during training, by step.
+    pub evals: Vec<EvalSummary>,
     pub paused: bool,
     /// Bumped on every change, so derived curves know when to recompute.
     pub version: u64,
@@ -42,6 +45,10 @@ impl Series {
                 self.started = Some((**info).clone());
                 self.paused = false;
             }
+            TrainEvent::Evaluated(e) if e.kind == EvalKind::InTraining => {
+                self.evals.retain(|old| old.step < e.step);
+                self.evals.push(e.clone());
+            }
             TrainEvent::Evaluated(e) => self.eval = Some(e.clone()),
             TrainEvent::Finished(s) => self.eval = s.eval.clone().or(self.eval.take()),
             TrainEvent::Paused { .. } => self.paused = true,
@@ -58,6 +65,8 @@ impl Series {
         if keep < self.step.len() {
             self.rewrites += 1;
         }
+        // Evaluations of the steps logged again are made again too.
+        self.evals.retain(|e| e.step < s.step);
         for column in [
             &mut self.step,
             &mut self.loss,

@@ -181,7 +181,7 @@ fn to_axis(points: Vec<[f64; 2]>, log: bool) -> Vec<[f64; 2]> {
 impl SquadlabApp {
     /// A run's name in legends: its label, with its id when another selected
     /// run has the same label (legend entries of one name merge).
-    fn series_name(&self, id: &str) -> String {
+    pub(super) fn series_name(&self, id: &str) -> String {
         let label = |id: &str| self.runs.get(id).map_or(id.to_string(), |v| v.label());
         let mine = label(id);
         let clash = self
@@ -234,11 +234,15 @@ impl SquadlabApp {
                     }
                 })
             });
+        let plots = if self.has_evals(&ids) { 4.0 } else { 3.0 };
         // Each plot's title and x axis take about 40 points.
-        let height = ((ui.available_height() - 3.0 * 40.0) / 3.0).max(120.0);
+        let height = ((ui.available_height() - plots * 40.0) / plots).max(120.0);
         let top = ui.cursor().min;
         for metric in Metric::ALL {
             self.metric_plot(ui, metric, &ids, height);
+        }
+        if plots > 3.0 {
+            self.eval_plot(ui, &ids, height);
         }
         self.live.plots_rect = Some(egui::Rect::from_min_max(top, ui.min_rect().max));
     }
@@ -392,6 +396,12 @@ impl SquadlabApp {
                     if let Some(rss) = writer_memory(&view.entry.dir) {
                         row("memory", rss);
                     }
+                }
+                if let Some(best) = super::eval_plot::best_eval(s) {
+                    row(
+                        "best F1",
+                        format!("{:.2} (step {}, {} q)", best.f1, best.step, best.total),
+                    );
                 }
                 if let Some(e) = &s.eval {
                     row("EM", format!("{:.2}", e.exact_match));

@@ -7,6 +7,7 @@ mod app;
 mod browse;
 mod close;
 mod curves;
+mod eval_plot;
 mod follow;
 mod jobs;
 mod live;

@@ -479,6 +479,50 @@ impl SquadlabApp {
         field(ui, problems, "save_total_limit", "Keep checkpoints", |ui| {
             optional_count(ui, &mut c.save_total_limit, 2)
         });
+        field(ui, problems, "eval_strategy", "Evaluate during training", |ui| {
+            use crate::config::EvalStrategy as E;
+            for (s, label) in [
+                (E::No, "no"),
+                (E::Epoch, "each epoch"),
+                (E::Steps, "every N steps"),
+            ] {
+                ui.radio_value(&mut c.eval_strategy, s, label);
+            }
+            if c.eval_strategy == E::Steps {
+                let mut every = c.eval_every();
+                ui.add(egui::DragValue::new(&mut every).prefix("N = "));
+                c.eval_steps = Some(every);
+            }
+        });
+        if c.eval_strategy != crate::config::EvalStrategy::No {
+            field(
+                ui,
+                problems,
+                "in_training_eval_samples",
+                "In-training questions",
+                |ui| {
+                    optional_count(ui, &mut c.in_training_eval_samples, 500);
+                    ui.weak("first N questions; off: all (the final evaluation always scores all)");
+                },
+            );
+            field(
+                ui,
+                problems,
+                "load_best_model_at_end",
+                "Load best at end",
+                |ui| {
+                    use crate::config::BestMetric as B;
+                    ui.checkbox(&mut c.load_best_model_at_end, "");
+                    let mut metric = c.metric_for_best_model.unwrap_or_default();
+                    ui.label("by");
+                    ui.radio_value(&mut metric, B::F1, "F1");
+                    ui.radio_value(&mut metric, B::ExactMatch, "EM");
+                    if c.metric_for_best_model.is_some() || metric != B::default() {
+                        c.metric_for_best_model = Some(metric);
+                    }
+                },
+            );
+        }
         field(ui, problems, "n_best_size", "n-best", |ui| {
             ui.add(egui::DragValue::new(&mut c.n_best_size));
         });

@@ -3,7 +3,7 @@
 
 use super::lock::{holder, Holder};
 use super::record::{RunKind, RunRecord, RunStatus};
-use crate::train::checkpoint::{list_checkpoints, load_state};
+use crate::train::checkpoint::{list_checkpoints, load_run_config, load_state};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -39,16 +39,29 @@ pub fn remove_run(dir: &Path) -> Result<()> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prune {
     KeepLast(usize),
-    /// The N with the lowest mean training loss over their last `BEST_WINDOW` steps.
+    /// The N best by the run's in-training evaluation metric when every
+    /// checkpoint was evaluated at its step, else the N with the lowest mean
+    /// training loss over their last `BEST_WINDOW` steps.
     KeepBest(usize),
 }
 
-/// Steps of training loss that rank a checkpoint for `--keep-best`.
+/// Steps of training loss that rank a checkpoint for `--keep-best` when
+/// checkpoints have no evaluation.
 pub const BEST_WINDOW: usize = 50;
 
-/// Deletes the checkpoints `rule` does not keep; returns the deleted ones.
-/// An unfinished run always keeps its newest checkpoint, which resume needs.
-pub fn prune_checkpoints(dir: &Path, rule: Prune) -> Result<Vec<(u64, PathBuf)>> {
+/// What `prune` did: the checkpoints deleted, and what ranked them.
+#[derive(Debug)]
+pub struct Pruned {
+    pub deleted: Vec<(u64, PathBuf)>,
+    /// `"step"`, `"f1"`/`"exact_match"` (in-training evaluation) or `"training loss"`.
+    pub ranked_by: String,
+    /// Why the training loss ranked them when the run has evaluations.
+    pub note: Option<String>,
+}
+
+/// Deletes the checkpoints `rule` does not keep. An unfinished run always
+/// keeps its newest checkpoint, which resume needs.
+pub fn prune_checkpoints(dir: &Path, rule: Prune) -> Result<Pruned> {
     ensure_idle(dir)?;
     let record = RunRecord::load(dir)?;
     if let RunKind::Imported { .. } = record.kind {
@@ -58,14 +71,20 @@ pub fn prune_checkpoints(dir: &Path, rule: Prune) -> Result<Vec<(u64, PathBuf)>>
         );
     }
     let all = list_checkpoints(dir);
-    let mut ranked: Vec<(f64, u64, PathBuf)> = Vec::new();
-    for (step, path) in &all {
-        let score = match rule {
-            Prune::KeepLast(_) => -(*step as f64),
-            Prune::KeepBest(_) => recent_loss(path)?,
-        };
-        ranked.push((score, *step, path.clone()));
-    }
+    // Lower scores rank first.
+    let (scores, ranked_by, note): (Vec<f64>, String, Option<String>) = match rule {
+        Prune::KeepLast(_) => (
+            all.iter().map(|(step, _)| -(*step as f64)).collect(),
+            "step".into(),
+            None,
+        ),
+        Prune::KeepBest(_) => rank_best(&all)?,
+    };
+    let mut ranked: Vec<(f64, u64, PathBuf)> = scores
+        .into_iter()
+        .zip(&all)
+        .map(|(score, (step, path))| (score, *step, path.clone()))
+        .collect();
     ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
     let keep = match rule {
         Prune::KeepLast(n) | Prune::KeepBest(n) => n,
@@ -81,7 +100,55 @@ pub fn prune_checkpoints(dir: &Path, rule: Prune) -> Result<Vec<(u64, PathBuf)>>
         deleted.push((step, path));
     }
     deleted.sort();
-    Ok(deleted)
+    Ok(Pruned {
+        deleted,
+        ranked_by,
+        note,
+    })
+}
+
+/// Scores for `--keep-best`: the in-training evaluation metric when every
+/// checkpoint has an evaluation at its own step, else the recent training loss.
+fn rank_best(all: &[(u64, PathBuf)]) -> Result<(Vec<f64>, String, Option<String>)> {
+    let mut evaluated = Vec::new();
+    let mut unevaluated = Vec::new();
+    let mut any_eval = false;
+    for (step, path) in all {
+        let state = load_state(path)?;
+        any_eval |= !state.eval_history.is_empty();
+        match state.eval_history.iter().rev().find(|e| e.step == *step) {
+            Some(e) => evaluated.push((e.exact_match, e.f1)),
+            None => unevaluated.push(*step),
+        }
+    }
+    if unevaluated.is_empty() && !all.is_empty() && any_eval {
+        let (metric, greater) = load_run_config(&all[0].1)?.best_metric();
+        let sign = if greater { -1.0 } else { 1.0 };
+        let scores = evaluated
+            .iter()
+            .map(|&(em, f1)| sign * metric.of(em, f1))
+            .collect();
+        return Ok((scores, format!("in-training {}", metric.name()), None));
+    }
+    let note = any_eval.then(|| {
+        format!(
+            "checkpoints at steps {} have no evaluation at their step",
+            unevaluated
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    });
+    let scores = all
+        .iter()
+        .map(|(_, path)| recent_loss(path))
+        .collect::<Result<_>>()?;
+    Ok((
+        scores,
+        format!("training loss over the last {BEST_WINDOW} steps"),
+        note,
+    ))
 }
 
 /// The checkpoint's mean training loss over its last `BEST_WINDOW` steps.

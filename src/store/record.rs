@@ -90,6 +90,18 @@ pub struct Outcome {
     pub exact_match: Option<f64>,
     pub f1: Option<f64>,
     pub eval_questions: Option<usize>,
+    /// The best in-training evaluation: its step, metric and value (on the
+    /// in-training questions), and whether the final model is its weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<BestOutcome>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BestOutcome {
+    pub step: u64,
+    pub metric: crate::config::BestMetric,
+    pub value: f64,
+    pub loaded_at_end: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

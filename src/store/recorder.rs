@@ -4,10 +4,12 @@
 //! lock's heartbeat tells listings the writer is alive.
 
 use super::lock::RunLock;
-use super::record::{lock_record, md5_file, rfc3339, DataFile, RunRecord, RunStatus};
+use super::record::{
+    lock_record, md5_file, rfc3339, BestOutcome, DataFile, RunRecord, RunStatus,
+};
 use super::{EVENTS_FILE, SUMMARY_FILE};
 use crate::fsutil::write_atomically;
-use crate::train::{EventSink, StartInfo, TrainEvent};
+use crate::train::{EvalKind, EventSink, StartInfo, TrainEvent};
 use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -100,6 +102,8 @@ impl EventSink for RunRecorder {
                 self.record.outcome.global_step = Some(s.step);
                 save = false;
             }
+            // Only the final evaluation gives the run its headline numbers.
+            TrainEvent::Evaluated(e) if e.kind == EvalKind::InTraining => save = false,
             TrainEvent::Evaluated(e) => {
                 self.record.outcome.exact_match = Some(e.exact_match);
                 self.record.outcome.f1 = Some(e.f1);
@@ -112,6 +116,12 @@ impl EventSink for RunRecorder {
                 o.train_runtime = Some(s.train_runtime);
                 o.train_samples_per_second = Some(s.train_samples_per_second);
                 o.train_loss = Some(s.train_loss);
+                o.best = s.best.as_ref().map(|b| BestOutcome {
+                    step: b.step,
+                    metric: b.metric,
+                    value: b.value,
+                    loaded_at_end: s.loaded_best,
+                });
                 self.ended(RunStatus::Finished, None);
             }
             TrainEvent::Diverged {
@@ -221,6 +231,9 @@ mod tests {
                 total: i,
                 windows: i,
                 seconds: 0.0,
+                step: i as u64,
+                epoch: 0.0,
+                kind: crate::train::EvalKind::Final,
             };
             recorder.on_event(&TrainEvent::Evaluated(e)).unwrap();
         }

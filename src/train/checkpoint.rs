@@ -5,7 +5,7 @@
 //! only then renamed to `checkpoint-N/`: a crash never leaves a half checkpoint
 //! under a real name.
 
-use super::events::{EpochLog, StepLog};
+use super::events::{BestModel, EpochLog, EvalSummary, StepLog};
 use super::optimizer::AdamW;
 use crate::config::RunConfig;
 use crate::fsutil::write_atomically;
@@ -41,6 +41,12 @@ pub struct TrainerState {
     /// from before squadlab recorded it, which used the floor rule.
     #[serde(default)]
     pub warmup_steps: Option<u64>,
+    /// The evaluations during training so far.
+    #[serde(default)]
+    pub eval_history: Vec<EvalSummary>,
+    /// The best of them by the run's `metric_for_best_model`.
+    #[serde(default)]
+    pub best: Option<BestModel>,
 }
 
 impl TrainerState {
@@ -58,6 +64,8 @@ impl TrainerState {
             step_history: Vec::new(),
             epoch_history: Vec::new(),
             warmup_steps: None,
+            eval_history: Vec::new(),
+            best: None,
         }
     }
 }
@@ -152,11 +160,17 @@ pub fn list_checkpoints(run_dir: &Path) -> Vec<(u64, PathBuf)> {
     found
 }
 
-/// Deletes the oldest checkpoints beyond `keep`, never the one at `protect`.
-pub fn rotate_checkpoints(run_dir: &Path, keep: usize, protect: &Path) -> Result<()> {
+/// Deletes the oldest checkpoints beyond `keep`, never one in `protect` (the
+/// newest and the best): like Hugging Face, a limit of 1 keeps two when the
+/// best is not the newest.
+pub fn rotate_checkpoints(run_dir: &Path, keep: usize, protect: &[&Path]) -> Result<()> {
     let all = list_checkpoints(run_dir);
     let excess = all.len().saturating_sub(keep.max(1));
-    for (_, dir) in all.into_iter().filter(|(_, d)| d != protect).take(excess) {
+    for (_, dir) in all
+        .into_iter()
+        .filter(|(_, d)| !protect.contains(&d.as_path()))
+        .take(excess)
+    {
         crate::fsutil::remove_dir_hidden_first(&dir)
             .with_context(|| format!("cannot delete old checkpoint {}", dir.display()))?;
     }

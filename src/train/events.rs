@@ -130,6 +130,37 @@ pub struct EvalSummary {
     pub total: usize,
     pub windows: usize,
     pub seconds: f64,
+    /// The optimizer step whose weights were scored (0 in logs from before
+    /// squadlab recorded it).
+    #[serde(default)]
+    pub step: u64,
+    /// Fractional epoch at that step.
+    #[serde(default)]
+    pub epoch: f64,
+    /// During training (`eval_strategy`) or the run's final evaluation;
+    /// logs from before in-training evaluation hold only final ones.
+    #[serde(default)]
+    pub kind: EvalKind,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalKind {
+    InTraining,
+    /// The one evaluation that gives the run its headline EM/F1.
+    #[default]
+    Final,
+}
+
+/// The best in-training evaluation so far (Hugging Face's `best_metric` and
+/// `best_model_checkpoint`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BestModel {
+    pub step: u64,
+    pub metric: crate::config::BestMetric,
+    pub value: f64,
+    /// Its checkpoint, when one was saved at that step.
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// What Hugging Face's `TrainOutput` reports, plus the evaluation.
@@ -147,6 +178,13 @@ pub struct TrainSummary {
     pub train_loss: f64,
     pub log_history: Vec<EpochLog>,
     pub eval: Option<EvalSummary>,
+    /// The best in-training evaluation, when there were any.
+    #[serde(default)]
+    pub best: Option<BestModel>,
+    /// Whether the final `model/` (and its evaluation) is the best
+    /// checkpoint's weights (`load_best_model_at_end`) rather than the last step's.
+    #[serde(default)]
+    pub loaded_best: bool,
 }
 
 impl TrainSummary {
@@ -161,7 +199,19 @@ impl TrainSummary {
             self.train_steps_per_second,
             self.total_flos,
             self.train_loss
-        )
+        ) + &self.best.as_ref().map_or(String::new(), |b| {
+            format!(
+                "best in-training {}: {:.2} at step {}{}\n",
+                b.metric.name(),
+                b.value,
+                b.step,
+                if self.loaded_best {
+                    " (the final model)"
+                } else {
+                    ""
+                }
+            )
+        })
     }
 }
 

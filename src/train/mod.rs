@@ -4,6 +4,7 @@
 mod adamw_cpu;
 pub mod census;
 pub mod checkpoint;
+mod evaluation;
 mod events;
 mod handle;
 pub mod optimizer;
@@ -14,7 +15,8 @@ pub mod trace;
 mod trainer;
 
 pub use events::{
-    Control, EpochLog, EvalSummary, EventSink, StartInfo, StepLog, TrainEvent, TrainSummary,
+    BestModel, Control, EpochLog, EvalKind, EvalSummary, EventSink, StartInfo, StepLog,
+    TrainEvent, TrainSummary,
 };
 pub use handle::{RunRequest, TrainerHandle};
 pub use prepare::{prepare, Prepared};

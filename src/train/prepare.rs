@@ -19,6 +19,9 @@ pub struct Prepared {
     pub train_features: FeatureSet,
     pub eval: SquadDataset,
     pub eval_features: FeatureSet,
+    /// The questions in-training evaluations score, when
+    /// `in_training_eval_samples` takes fewer than the whole evaluation set.
+    pub in_training_eval: Option<(SquadDataset, FeatureSet)>,
     /// The tokenizer file copied into every checkpoint and the final model.
     pub tokenizer_file: TokenizerFile,
     pub model: LoadedModel,
@@ -105,12 +108,21 @@ pub fn prepare(
         check_warmup(state, config, plan.total_steps, dir)?;
     }
     let (eval, eval_features) = load(Split::Validation, config.data.max_eval_samples, status)?;
+    let in_training_eval = match config.in_training_eval_samples {
+        Some(n) if n < eval.len() && config.eval_strategy != crate::config::EvalStrategy::No => {
+            let subset = eval.first(n);
+            let features = FeatureSet::build(&subset, &tokenizer, params)?;
+            Some((subset, features))
+        }
+        _ => None,
+    };
     Ok(Prepared {
         config: config.clone(),
         train,
         train_features,
         eval,
         eval_features,
+        in_training_eval,
         tokenizer_file,
         model,
         device,

@@ -2,17 +2,25 @@
 //! clipped AdamW steps on a linear schedule, checkpoints, then evaluation.
 
 use super::checkpoint::{
-    list_checkpoints, rotate_checkpoints, save_checkpoint, CheckpointParts, TrainerState,
+    checkpoint_dir, list_checkpoints, rotate_checkpoints, save_checkpoint, CheckpointParts,
+    TrainerState,
 };
-use super::events::{Control, EpochLog, EvalSummary, StartInfo, StepLog, TrainEvent, TrainSummary};
+use super::evaluation;
+use super::events::{
+    Control, EpochLog, EvalKind, EvalSummary, StartInfo, StepLog, TrainEvent, TrainSummary,
+};
 use super::optimizer::{clip_to_norm, global_norm, squared_norms, AdamW, AdamWParams, Grads};
 use super::prepare::Prepared;
 use super::schedule::Schedule;
 use super::step::accumulate_gradients;
 use crate::config::SaveStrategy;
-use crate::eval::{evaluate, PostprocessParams};
+use crate::data::{FeatureSet, SquadDataset};
+use crate::eval::{evaluate, EvalOutput, PostprocessParams};
 use crate::model::layers::SeededRng;
-use crate::model::{describe, expected_shapes, save_pretrained, BertConfig, BertQa, WindowBatch};
+use crate::model::{
+    describe, expected_shapes, load_qa_model, save_pretrained, BertConfig, BertQa, Params,
+    WindowBatch,
+};
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -190,7 +198,7 @@ impl<'a> Trainer<'a> {
                     break;
                 }
                 if let Next::Cancel = self.poll_control(state.global_step) {
-                    let checkpoint = Some(self.save(&state, &optimizer, &c)?);
+                    let checkpoint = Some(self.save(&mut state, &optimizer, &c)?);
                     self.emit(TrainEvent::Cancelled {
                         step: state.global_step,
                         checkpoint,
@@ -292,13 +300,21 @@ impl<'a> Trainer<'a> {
                 if epoch_ended {
                     self.end_epoch(&mut state, lr);
                 }
+                // Evaluate before saving, as Hugging Face does, so the
+                // checkpoint's state knows whether it is the best.
+                let mut new_best = false;
+                if evaluation::due(&c, state.global_step, epoch_ended) {
+                    new_best = self.evaluate_during_training(&mut state, &plan)?;
+                }
                 let save = match c.save_strategy {
                     SaveStrategy::Epoch => epoch_ended,
                     SaveStrategy::Steps => state.global_step % c.save_steps == 0,
                     SaveStrategy::No => false,
                 };
-                if save {
-                    self.save(&state, &optimizer, &c)?;
+                // A best that falls between saves is kept too, so the end
+                // can load it (Hugging Face would warn it cannot).
+                if save || (new_best && c.load_best_model_at_end) {
+                    self.save(&mut state, &optimizer, &c)?;
                 }
             }
         }
@@ -355,10 +371,13 @@ impl<'a> Trainer<'a> {
 
     fn save(
         &self,
-        state: &TrainerState,
+        state: &mut TrainerState,
         optimizer: &AdamW,
         config: &crate::config::RunConfig,
     ) -> Result<PathBuf> {
+        if let Some(best) = state.best.as_mut().filter(|b| b.step == state.global_step) {
+            best.checkpoint = Some(checkpoint_dir(&self.run_dir, best.step));
+        }
         let dir = save_checkpoint(
             &self.run_dir,
             state,
@@ -371,7 +390,15 @@ impl<'a> Trainer<'a> {
             },
         )?;
         if let Some(keep) = config.save_total_limit {
-            rotate_checkpoints(&self.run_dir, keep, &dir)?;
+            let best = state
+                .best
+                .as_ref()
+                .map(|b| checkpoint_dir(&self.run_dir, b.step));
+            let protect: Vec<&Path> = [Some(dir.as_path()), best.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect();
+            rotate_checkpoints(&self.run_dir, keep, &protect)?;
         }
         self.emit(TrainEvent::CheckpointSaved {
             step: state.global_step,
@@ -390,13 +417,90 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    /// Saves the final model, evaluates it, and reports the run's summary.
+    /// Scores the weights in `params` on `data`.
+    fn score(
+        &self,
+        params: &Params,
+        model_config: &BertConfig,
+        data: &SquadDataset,
+        features: &FeatureSet,
+    ) -> Result<EvalOutput> {
+        let c = &self.p.config;
+        let model = BertQa::with_dtype(model_config.clone(), params, self.p.compute)?;
+        evaluate(
+            &model,
+            data,
+            features,
+            PostprocessParams {
+                n_best_size: c.n_best_size,
+                max_answer_length: c.max_answer_length,
+            },
+            c.per_device_eval_batch_size,
+            &self.p.device,
+        )
+    }
+
+    /// An evaluation during training, on `in_training_eval_samples` questions
+    /// when set; returns whether it is the best so far. Its time is not
+    /// training time, so samples/s stay comparable.
+    fn evaluate_during_training(&self, state: &mut TrainerState, plan: &StepPlan) -> Result<bool> {
+        let (data, features) = match &self.p.in_training_eval {
+            Some((data, features)) => (data, features),
+            None => (&self.p.eval, &self.p.eval_features),
+        };
+        self.emit(TrainEvent::Status {
+            message: format!(
+                "evaluating step {} on {} questions ({} windows)",
+                state.global_step,
+                data.len(),
+                features.len()
+            ),
+        });
+        let out = self.score(&self.p.model.params, &self.p.model.config, data, features)?;
+        let eval = summarize(&out, state.global_step, plan, EvalKind::InTraining);
+        let new_best = evaluation::note(state, &eval, &self.p.config);
+        self.emit(TrainEvent::Evaluated(eval));
+        Ok(new_best)
+    }
+
+    /// Saves the final model (the best checkpoint's weights with
+    /// `load_best_model_at_end`), evaluates it on the whole evaluation set,
+    /// and reports the run's summary.
     fn finish(&self, state: &TrainerState) -> Result<()> {
         let c = &self.p.config;
+        let best_dir = match (&state.best, c.load_best_model_at_end) {
+            (Some(best), true) => {
+                let found = evaluation::best_weights(&self.run_dir, best);
+                if found.is_none() {
+                    self.emit(TrainEvent::Status {
+                        message: format!(
+                            "warning: the best checkpoint (step {}) is no longer on disk; the final model is the last step's",
+                            best.step
+                        ),
+                    });
+                }
+                found
+            }
+            _ => None,
+        };
+        let best_model = match &best_dir {
+            Some(dir) => {
+                self.emit(TrainEvent::Status {
+                    message: format!("loading the best model from {}", dir.display()),
+                });
+                Some(load_qa_model(dir, &self.p.device, c.seed)?)
+            }
+            None => None,
+        };
+        let (model_config, params) = best_model
+            .as_ref()
+            .map_or((&self.p.model.config, &self.p.model.params), |m| {
+                (&m.config, &m.params)
+            });
         save_pretrained(
             &self.run_dir.join("model"),
-            &self.p.model.config,
-            &self.p.model.params,
+            model_config,
+            params,
             Some(&self.p.tokenizer_file),
         )?;
         self.emit(TrainEvent::Status {
@@ -406,34 +510,21 @@ impl<'a> Trainer<'a> {
                 self.p.eval_features.len()
             ),
         });
-        let model = BertQa::with_dtype(
-            self.p.model.config.clone(),
-            &self.p.model.params,
-            self.p.compute,
-        )?;
-        let out = evaluate(
-            &model,
-            &self.p.eval,
-            &self.p.eval_features,
-            PostprocessParams {
-                n_best_size: c.n_best_size,
-                max_answer_length: c.max_answer_length,
-            },
-            c.per_device_eval_batch_size,
-            &self.p.device,
-        )?;
+        let plan = StepPlan::new(c, self.p.train_features.len());
+        let out = self.score(params, model_config, &self.p.eval, &self.p.eval_features)?;
         out.write_to_dir(&self.run_dir)?;
-        let eval = EvalSummary {
-            exact_match: out.scores.exact_match,
-            f1: out.scores.f1,
-            total: out.scores.total,
-            windows: out.windows,
-            seconds: out.seconds,
+        let step = match (&state.best, &best_dir) {
+            (Some(best), Some(_)) => best.step,
+            _ => state.global_step,
         };
+        let eval = summarize(&out, step, &plan, EvalKind::Final);
         self.emit(TrainEvent::Evaluated(eval.clone()));
         let runtime = state.train_seconds.max(1e-9);
         let steps = state.step_history.len().max(1) as f64;
-        let plan = StepPlan::new(c, self.p.train_features.len());
+        let mut best = state.best.clone();
+        if let (Some(best), Some(dir)) = (best.as_mut(), &best_dir) {
+            best.checkpoint = Some(dir.clone());
+        }
         self.emit(TrainEvent::Finished(Box::new(TrainSummary {
             run_dir: self.run_dir.clone(),
             global_step: state.global_step,
@@ -445,8 +536,24 @@ impl<'a> Trainer<'a> {
             train_loss: state.step_history.iter().map(|s| s.loss).sum::<f64>() / steps,
             log_history: state.epoch_history.clone(),
             eval: Some(eval),
+            best,
+            loaded_best: best_dir.is_some(),
         })));
         Ok(())
+    }
+}
+
+/// An evaluation's event, for the weights of `step`.
+fn summarize(out: &EvalOutput, step: u64, plan: &StepPlan, kind: EvalKind) -> EvalSummary {
+    EvalSummary {
+        exact_match: out.scores.exact_match,
+        f1: out.scores.f1,
+        total: out.scores.total,
+        windows: out.windows,
+        seconds: out.seconds,
+        step,
+        epoch: step as f64 / plan.steps_per_epoch as f64,
+        kind,
     }
 }
 
