@@ -188,6 +188,14 @@ fn a_killed_run_shows_interrupted_and_resume_finishes_it_exactly() {
         &store_arg(&store),
     ]);
     assert_eq!(pruned["deleted"].as_array().unwrap().len(), 15);
+    assert_eq!(
+        (pruned["ranked_by"].as_str(), &pruned["note"]),
+        (
+            Some("training loss over the last 50 steps"),
+            &serde_json::Value::Null
+        ),
+        "a run without evaluations during training is ranked by its loss"
+    );
     let mut kept: Vec<u64> = list_checkpoints(&run_dir).iter().map(|(s, _)| *s).collect();
     let mut best: Vec<u64> = by_loss.iter().take(3).map(|(_, s)| *s).collect();
     kept.sort();

@@ -106,6 +106,26 @@ fn impossible_values_each_get_one_message() {
         ),
         ("n_best_size: 0", "n_best_size must be at least 1"),
         (
+            "eval_strategy: steps, eval_steps: Some(0)",
+            "eval_steps must be at least 1 with eval_strategy: steps",
+        ),
+        (
+            "eval_strategy: steps, logging_steps: 5, save_strategy: epoch, load_best_model_at_end: true",
+            "load_best_model_at_end requires save_strategy (epoch) and eval_strategy (steps) to match",
+        ),
+        (
+            "eval_strategy: steps, eval_steps: Some(40), save_strategy: steps, save_steps: 100, load_best_model_at_end: true",
+            "load_best_model_at_end requires save_steps (100) to be a round multiple of eval_steps (40)",
+        ),
+        (
+            "load_best_model_at_end: true",
+            "load_best_model_at_end requires save_strategy (epoch) and eval_strategy (no) to match",
+        ),
+        (
+            "in_training_eval_samples: Some(0)",
+            "in_training_eval_samples must be at least 1",
+        ),
+        (
             "data: (train: \"no/such/file.json\")",
             "data.train: file no/such/file.json does not exist",
         ),
@@ -121,6 +141,26 @@ fn impossible_values_each_get_one_message() {
         assert!(problems[0].contains(expected), "{field}: {problems:?}");
     }
     assert!(RunConfig::default().validate().is_ok());
+}
+
+#[test]
+fn evaluation_fields_read_hugging_faces_names() {
+    let c = parse(
+        "RunConfig(eval_strategy: steps, eval_steps: Some(50), save_strategy: steps, save_steps: 100, \
+         load_best_model_at_end: true, metric_for_best_model: Some(eval_exact_match), greater_is_better: Some(true))",
+    )
+    .unwrap();
+    assert_eq!(
+        (c.eval_every(), c.best_metric()),
+        (50, (super::BestMetric::ExactMatch, true))
+    );
+    let c = RunConfig {
+        data: DataConfig::default(),
+        ..c
+    };
+    assert!(c.validate().is_ok(), "{:?}", c.validate());
+    let round_trip = parse(&c.to_ron()).unwrap();
+    assert_eq!(round_trip, c);
 }
 
 #[test]

@@ -71,8 +71,8 @@ pub fn prune_checkpoints(dir: &Path, rule: Prune) -> Result<Pruned> {
         );
     }
     let all = list_checkpoints(dir);
-    // Lower scores rank first.
-    let (scores, ranked_by, note): (Vec<f64>, String, Option<String>) = match rule {
+    // Lower scores rank first; equal ones by the tie-break.
+    let (scores, ranked_by, note) = match rule {
         Prune::KeepLast(_) => (
             all.iter().map(|(step, _)| -(*step as f64)).collect(),
             "step".into(),
@@ -80,12 +80,22 @@ pub fn prune_checkpoints(dir: &Path, rule: Prune) -> Result<Pruned> {
         ),
         Prune::KeepBest(_) => rank_best(&all)?,
     };
+    let evaluated = ranked_by.starts_with("in-training");
     let mut ranked: Vec<(f64, u64, PathBuf)> = scores
         .into_iter()
         .zip(&all)
         .map(|(score, (step, path))| (score, *step, path.clone()))
         .collect();
-    ranked.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+    // Equal evaluations keep the earlier step, as the trainer's best does;
+    // equal losses, the newer.
+    ranked.sort_by(|a, b| {
+        let by_step = if evaluated {
+            a.1.cmp(&b.1)
+        } else {
+            b.1.cmp(&a.1)
+        };
+        a.0.total_cmp(&b.0).then(by_step)
+    });
     let keep = match rule {
         Prune::KeepLast(n) | Prune::KeepBest(n) => n,
     };
@@ -109,7 +119,9 @@ pub fn prune_checkpoints(dir: &Path, rule: Prune) -> Result<Pruned> {
 
 /// Scores for `--keep-best`: the in-training evaluation metric when every
 /// checkpoint has an evaluation at its own step, else the recent training loss.
-fn rank_best(all: &[(u64, PathBuf)]) -> Result<(Vec<f64>, String, Option<String>)> {
+type Ranking = (Vec<f64>, String, Option<String>);
+
+fn rank_best(all: &[(u64, PathBuf)]) -> Result<Ranking> {
     let mut evaluated = Vec::new();
     let mut unevaluated = Vec::new();
     let mut any_eval = false;

@@ -207,6 +207,33 @@ mod tests {
     }
 
     #[test]
+    fn only_the_final_evaluation_is_the_headline() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut recorder = RunRecorder::open(dir.path(), RunRecord::default()).unwrap();
+        let eval = |f1: f64, kind| crate::train::EvalSummary {
+            exact_match: f1 - 10.0,
+            f1,
+            total: 5,
+            windows: 5,
+            seconds: 0.0,
+            step: 3,
+            epoch: 1.0,
+            kind,
+        };
+        recorder
+            .on_event(&TrainEvent::Evaluated(eval(50.0, EvalKind::Final)))
+            .unwrap();
+        recorder
+            .on_event(&TrainEvent::Evaluated(eval(90.0, EvalKind::InTraining)))
+            .unwrap();
+        let outcome = RunRecord::load(dir.path()).unwrap().outcome;
+        assert_eq!((outcome.exact_match, outcome.f1), (Some(40.0), Some(50.0)));
+        let log = std::fs::read_to_string(dir.path().join(EVENTS_FILE)).unwrap();
+        assert_eq!(log.lines().count(), 2, "both are in metrics.jsonl");
+        assert!(log.contains(r#""kind":"in_training""#), "{log}");
+    }
+
+    #[test]
     fn concurrent_label_edits_and_status_updates_lose_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let record = RunRecord {
