@@ -79,7 +79,7 @@ pub struct ExportMetricsArgs {
     run: String,
     #[command(flatten)]
     store: StoreArgs,
-    /// csv or jsonl.
+    /// csv, jsonl, or tensorboard (an event file written into the folder --out).
     #[arg(long, default_value = "csv")]
     format: String,
     #[arg(long)]
@@ -293,7 +293,8 @@ pub fn export_metrics(args: &ExportMetricsArgs) -> Result<Report> {
     let format = match args.format.as_str() {
         "csv" => Format::Csv,
         "jsonl" => Format::Json,
-        other => bail!("--format {other:?}: expected csv or jsonl"),
+        "tensorboard" => return export_tensorboard(args),
+        other => bail!("--format {other:?}: expected csv, jsonl or tensorboard"),
     };
     let dir = args.store.open().find(&args.run)?;
     let log = read_metrics(&dir);
@@ -303,6 +304,40 @@ pub fn export_metrics(args: &ExportMetricsArgs) -> Result<Report> {
     let steps = log.steps();
     let body = render_steps(&steps, format)?;
     write_or_print(body, args.out.as_ref(), steps.len())
+}
+
+/// `--format tensorboard --out DIR`: an event file in DIR, for
+/// `tensorboard --logdir` on DIR or a folder above it.
+fn export_tensorboard(args: &ExportMetricsArgs) -> Result<Report> {
+    let Some(out) = &args.out else {
+        bail!("--format tensorboard writes an event file into a folder: give --out DIR");
+    };
+    let dir = args.store.open().find(&args.run)?;
+    let record = crate::store::RunRecord::load(&dir)?;
+    let log = read_metrics(&dir);
+    for p in &log.problems {
+        eprintln!("warning: {p}");
+    }
+    let start = [record.started.as_deref(), Some(record.created.as_str())]
+        .into_iter()
+        .flatten()
+        .find_map(crate::store::parse_rfc3339)
+        .unwrap_or(0);
+    let (path, scalars) = crate::report::tensorboard::export_run(
+        out,
+        &record.id,
+        &log.steps(),
+        &log.evaluations(),
+        start as f64,
+    )?;
+    Ok(Report {
+        text: format!(
+            "wrote {scalars} scalars to {}\nview them with: tensorboard --logdir {}\n",
+            path.display(),
+            out.display()
+        ),
+        json: json!({"out": path, "scalars": scalars}),
+    })
 }
 
 /// With `--out`, writes the file and reports it; else the body is the output.

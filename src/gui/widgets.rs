@@ -31,29 +31,9 @@ pub fn series_color(index: usize) -> Color32 {
     PALETTE[index % PALETTE.len()]
 }
 
-/// Seconds since the Unix epoch of an RFC 3339 UTC time `YYYY-MM-DDTHH:MM:SSZ`.
-pub fn parse_utc(t: &str) -> Option<i64> {
-    let b = t.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
 /// "3 min ago", "2 h ago", "5 d ago".
 pub fn age(created: &str) -> String {
-    let Some(then) = parse_utc(created) else {
+    let Some(then) = crate::store::parse_rfc3339(created) else {
         return String::new();
     };
     let now = std::time::SystemTime::now()
@@ -84,8 +64,8 @@ mod tests {
 
     #[test]
     fn parses_utc_times() {
-        assert_eq!(parse_utc("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_utc("2026-11-29T00:30:15Z"), Some(1_795_912_215));
-        assert_eq!(parse_utc("not a time"), None);
+        assert_eq!(crate::store::parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(crate::store::parse_rfc3339("2026-11-29T00:30:15Z"), Some(1_795_912_215));
+        assert_eq!(crate::store::parse_rfc3339("not a time"), None);
     }
 }

@@ -8,6 +8,7 @@ mod metrics;
 mod reference;
 pub mod significance;
 mod table;
+pub mod tensorboard;
 
 pub use diff::{diff_runs, Flip, QuestionDiff};
 pub use format::{aligned, render, tex_escape, text, Format};

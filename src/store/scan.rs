@@ -6,7 +6,7 @@ use super::record::{RunKind, RunRecord, RunStatus};
 use super::tail::read_tail;
 use super::EVENTS_FILE;
 use crate::eval::{PREDICTIONS_FILE, RESULTS_FILE};
-use crate::train::{StepLog, TrainEvent};
+use crate::train::{EvalKind, EvalSummary, StepLog, TrainEvent};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -140,6 +140,19 @@ impl MetricsLog {
         for e in &self.events {
             if let TrainEvent::Step(s) = e {
                 by_step.insert(s.step, s.clone());
+            }
+        }
+        by_step.into_values().collect()
+    }
+
+    /// Evaluations in order of step, in-training ones before the final one;
+    /// a step evaluated again after a resume keeps its later entry.
+    pub fn evaluations(&self) -> Vec<EvalSummary> {
+        let mut by_step = BTreeMap::new();
+        for e in &self.events {
+            if let TrainEvent::Evaluated(e) = e {
+                let last = e.kind == EvalKind::Final;
+                by_step.insert((last, e.step), e.clone());
             }
         }
         by_step.into_values().collect()
