@@ -993,3 +993,61 @@ fn the_app_shares_the_stores_queue_with_workers_in_both_directions() {
     let record = squadlab::store::RunRecord::load(&store.join("runs").join(&id)).unwrap();
     assert_eq!(record.status, RunStatus::Finished);
 }
+
+#[test]
+fn evaluations_during_training_plot_against_step_and_export_to_tensorboard() {
+    let (_tmp, json, model, store, mut h) = tiny_app();
+    let config = RunConfig {
+        num_train_epochs: 4.0,
+        eval_strategy: squadlab::config::EvalStrategy::Epoch,
+        in_training_eval_samples: Some(20),
+        ..common::tiny_run_config(&json, &model)
+    };
+    let id = launch(&mut h, config);
+    step_until(&mut h, Duration::from_secs(300), |app| {
+        let view = app.runs.get(&id).unwrap();
+        view.entry.shown == Shown::Is(RunStatus::Finished) && view.scores().is_some()
+    });
+    let evals = h.state().runs.get(&id).unwrap().follower.series.evals.clone();
+    let last = h.state().runs.get(&id).unwrap().follower.series.eval.clone();
+    let steps: Vec<u64> = evals.iter().map(|e| e.step).collect();
+    assert_eq!(steps, [6, 12, 18, 24], "one evaluation per epoch");
+    assert!(evals.iter().all(|e| e.total == 20));
+    let last = last.expect("the final evaluation");
+    assert_eq!((last.total, last.step), (48, 24));
+    let best = evals
+        .iter()
+        .fold(None::<&squadlab::train::EvalSummary>, |b, e| match b {
+            Some(b) if e.f1 <= b.f1 => Some(b),
+            _ => Some(e),
+        })
+        .unwrap()
+        .clone();
+    assert!(has_label_containing(&h, "EM / F1 (evaluations during training"));
+    assert!(
+        has_label_containing(&h, &format!("{:.2} (step {}, 20 q)", best.f1, best.step)),
+        "the best evaluation is beside the plots"
+    );
+
+    h.get_by_label("Export to TensorBoard").click();
+    h.run_steps(2);
+    let dir = store.join("exports").join("tensorboard").join(&id);
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let scalars =
+        squadlab::report::tensorboard::read_event_file(&std::fs::read(&files[0]).unwrap()).unwrap();
+    let f1: Vec<(i64, f32)> = scalars
+        .iter()
+        .filter(|s| s.tag == "eval/f1")
+        .map(|s| (s.step, s.value))
+        .collect();
+    let expected: Vec<(i64, f32)> = evals
+        .iter()
+        .map(|e| (e.step as i64, e.f1 as f32))
+        .collect();
+    assert_eq!(f1, expected);
+    assert!(has_label_containing(&h, "tensorboard --logdir"));
+}

@@ -313,23 +313,10 @@ fn export_tensorboard(args: &ExportMetricsArgs) -> Result<Report> {
         bail!("--format tensorboard writes an event file into a folder: give --out DIR");
     };
     let dir = args.store.open().find(&args.run)?;
-    let record = crate::store::RunRecord::load(&dir)?;
-    let log = read_metrics(&dir);
-    for p in &log.problems {
+    let (path, scalars, problems) = crate::report::tensorboard::export_run_dir(&dir, out)?;
+    for p in &problems {
         eprintln!("warning: {p}");
     }
-    let start = [record.started.as_deref(), Some(record.created.as_str())]
-        .into_iter()
-        .flatten()
-        .find_map(crate::store::parse_rfc3339)
-        .unwrap_or(0);
-    let (path, scalars) = crate::report::tensorboard::export_run(
-        out,
-        &record.id,
-        &log.steps(),
-        &log.evaluations(),
-        start as f64,
-    )?;
     Ok(Report {
         text: format!(
             "wrote {scalars} scalars to {}\nview them with: tensorboard --logdir {}\n",

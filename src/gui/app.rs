@@ -147,6 +147,20 @@ impl SquadlabApp {
         self.runs.store.root.join("exports").join(file)
     }
 
+    /// Exports the selected runs' metrics as TensorBoard event files, one
+    /// folder per run under `<store>/exports/tensorboard/`; returns that folder.
+    pub fn export_tensorboard(&mut self) -> anyhow::Result<PathBuf> {
+        let root = self.runs.store.root.join("exports").join("tensorboard");
+        for id in self.state.selected.clone() {
+            let Some(view) = self.runs.get(&id) else {
+                continue;
+            };
+            let dir = view.entry.dir.clone();
+            crate::report::tensorboard::export_run_dir(&dir, &root.join(&id))?;
+        }
+        Ok(root)
+    }
+
     /// The run whose details the single-run views show: the last one selected.
     pub fn primary(&self) -> Option<&str> {
         self.state.selected.last().map(String::as_str)

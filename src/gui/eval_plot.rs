@@ -75,7 +75,7 @@ impl SquadlabApp {
                 );
             }
         }
-        ui.label(egui::RichText::new("EM / F1 (evaluations during training; ◆ final)").strong());
+        ui.label(egui::RichText::new("EM / F1 (evaluations during training; diamond: final, ring: best)").strong());
         Plot::new("live-eval")
             .height(height)
             .legend(Legend::default())

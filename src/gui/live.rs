@@ -222,6 +222,19 @@ impl SquadlabApp {
             if ui.button("Save plots as PNG…").clicked() {
                 self.save_png(ui.ctx(), self.live.plots_rect, "plots");
             }
+            if ui
+                .button("Export to TensorBoard")
+                .on_hover_text("Event files of the selected runs, for TensorBoard, wandb sync, Aim or the Hub")
+                .clicked()
+            {
+                match self.export_tensorboard() {
+                    Ok(dir) => self.notify(format!(
+                        "wrote the runs' event files; view them with: tensorboard --logdir {}",
+                        dir.display()
+                    )),
+                    Err(e) => self.error(format!("TensorBoard export failed: {e:#}")),
+                }
+            }
         });
         egui::Panel::right("run-stats")
             .resizable(true)

@@ -97,6 +97,27 @@ pub fn event_file_name(start_wall: f64, run_id: &str) -> String {
     format!("events.out.tfevents.{}.squadlab-{run_id}", start_wall as i64)
 }
 
+/// Exports the run in `run_dir` into `out_dir`: the event file's path, its
+/// scalar count, and the lines of `metrics.jsonl` that could not be read.
+pub fn export_run_dir(run_dir: &Path, out_dir: &Path) -> Result<(PathBuf, usize, Vec<String>)> {
+    let record = crate::store::RunRecord::load(run_dir)?;
+    let log = crate::store::read_metrics(run_dir);
+    // Wall times count from the run's start (its creation when it never started).
+    let start = [record.started.as_deref(), Some(record.created.as_str())]
+        .into_iter()
+        .flatten()
+        .find_map(crate::store::parse_rfc3339)
+        .unwrap_or(0);
+    let (path, scalars) = export_run(
+        out_dir,
+        &record.id,
+        &log.steps(),
+        &log.evaluations(),
+        start as f64,
+    )?;
+    Ok((path, scalars, log.problems))
+}
+
 /// Writes a run's event file into `out_dir` (a TensorBoard log folder of its
 /// own), replacing one an earlier export of the same run left there.
 pub fn export_run(
