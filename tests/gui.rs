@@ -1023,7 +1023,7 @@ fn evaluations_during_training_plot_against_step_and_export_to_tensorboard() {
         })
         .unwrap()
         .clone();
-    assert!(has_label_containing(&h, "EM / F1 (evaluations during training"));
+    assert!(has_label_containing(&h, "F1 (solid) and EM (dashed) of the evaluations during training"));
     assert!(
         has_label_containing(&h, &format!("{:.2} (step {}, 20 q)", best.f1, best.step)),
         "the best evaluation is beside the plots"

@@ -5,6 +5,9 @@
 #
 #   tools/screenshots.sh                 # trains two real runs first (about 25 min on 2 cores)
 #   tools/screenshots.sh STORE RUN...    # or uses runs already in STORE
+#   tools/screenshots.sh --eval-curve [STORE RUN]
+#       only eval-curve.png: the live view of experiments/minilm-1000q-eval.ron,
+#       F1 against step (trains it first, about 10 min, unless given)
 #
 # The runs are experiments/minilm-300q.ron: all-MiniLM-L6-v2 fine-tuned on
 # 300 SQuAD questions at two learning rates, evaluated on 500 dev questions.
@@ -17,6 +20,21 @@ cargo build --release
 bin=target/release/squadlab
 out=assets/screenshots
 mkdir -p "$out"
+
+if [ "${1:-}" = "--eval-curve" ]; then
+    shift
+    if [ $# -ge 2 ]; then
+        store=$1 run=$2
+    else
+        store=$(mktemp -d)/store
+        "$bin" train experiments/minilm-1000q-eval.ron --store "$store" --json >"$store.json"
+        run=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$store.json")
+    fi
+    xvfb-run -a -s "-screen 0 1600x1000x24" \
+        "$bin" gui --store "$store" --select "$run" --screenshots "$out" --screenshot live=eval-curve.png
+    ls -l "$out/eval-curve.png"
+    exit 0
+fi
 
 if [ $# -ge 1 ]; then
     store=$1

@@ -103,6 +103,10 @@ struct GuiArgs {
     /// Save screenshots of the live view, results and predictions into DIR, then quit.
     #[arg(long, value_name = "DIR")]
     screenshots: Option<std::path::PathBuf>,
+    /// With --screenshots: only this view, saved as FILE (repeat for more);
+    /// VIEW is live, results, predictions, playground or new-run.
+    #[arg(long = "screenshot", value_name = "VIEW=FILE", requires = "screenshots", value_parser = crate::gui::parse_screenshot_view)]
+    screenshot_views: Vec<(crate::gui::Tab, String)>,
 }
 
 #[cfg(feature = "gui")]
@@ -111,6 +115,7 @@ fn open_gui(args: GuiArgs) -> ExitCode {
         store: args.store.store,
         select: args.select,
         screenshots: args.screenshots,
+        screenshot_views: args.screenshot_views,
     };
     match crate::gui::run(options) {
         Ok(()) => ExitCode::SUCCESS,

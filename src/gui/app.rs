@@ -26,6 +26,8 @@ pub struct AppOptions {
     pub select: Vec<String>,
     /// Save screenshots of the main views into this folder, then quit.
     pub screenshots: Option<PathBuf>,
+    /// Only these views, under these file names (default: the README's set).
+    pub screenshot_views: Vec<(Tab, String)>,
 }
 
 pub struct Notice {
@@ -109,7 +111,10 @@ impl SquadlabApp {
             live: LiveCache::default(),
             browser: None,
             closing: Closing::No,
-            shots: options.screenshots.clone().map(ShotScript::new),
+            shots: options
+                .screenshots
+                .clone()
+                .map(|dir| ShotScript::new(dir, options.screenshot_views.clone())),
             captures: Vec::new(),
             persist: options.screenshots.is_none(),
         };

@@ -6,7 +6,7 @@ use super::app::SquadlabApp;
 use super::follow::Series;
 use crate::train::EvalSummary;
 use super::widgets::series_color;
-use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoints, Points};
+use egui_plot::{Line, MarkerShape, Plot, PlotPoints, Points};
 
 impl SquadlabApp {
     /// Whether any selected run has evaluated during training.
@@ -75,10 +75,12 @@ impl SquadlabApp {
                 );
             }
         }
-        ui.label(egui::RichText::new("EM / F1 (evaluations during training; diamond: final, ring: best)").strong());
+        ui.label(egui::RichText::new("F1 (solid) and EM (dashed) of the evaluations during training; ring: best, diamond: final F1").strong());
+        // No legend: it would cover the points; the colours are the loss
+        // plot's, and hovering names each curve.
         Plot::new("live-eval")
             .height(height)
-            .legend(Legend::default())
+            .include_y(0.0)
             .link_axis(egui::Id::unique("live-x"), [true, false])
             .link_cursor(egui::Id::unique("live-x"), [true, false])
             .x_axis_label("step")

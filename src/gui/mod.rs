@@ -32,6 +32,7 @@ pub use new_run::{DataMode, NewRunForm};
 pub use predictions::{filter_questions, Category, Filter, PredictionsView, Sort};
 pub use predictions_data::{PredictionSet, Question};
 pub use results::PairTest;
+pub use shots::parse_view as parse_screenshot_view;
 pub use state::{Tab, UiState};
 
 /// Opens the app window and runs until it is closed.

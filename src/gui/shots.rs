@@ -27,6 +27,7 @@ fn capture(ctx: &egui::Context, region: Option<egui::Rect>, path: PathBuf) -> Ca
 
 pub(super) struct ShotScript {
     dir: PathBuf,
+    stages: Vec<(Tab, String)>,
     stage: usize,
     frames: u32,
     waiting: Option<Capture>,
@@ -40,9 +41,16 @@ const STAGES: [(Tab, &str); 4] = [
 ];
 
 impl ShotScript {
-    pub fn new(dir: PathBuf) -> Self {
+    /// Captures `views` (tab, file name) into `dir`; none given, the README's four.
+    pub fn new(dir: PathBuf, views: Vec<(Tab, String)>) -> Self {
+        let stages = if views.is_empty() {
+            STAGES.iter().map(|&(t, f)| (t, f.to_string())).collect()
+        } else {
+            views
+        };
         Self {
             dir,
+            stages,
             stage: 0,
             frames: 0,
             waiting: None,
@@ -99,7 +107,7 @@ impl SquadlabApp {
             self.shots = Some(script);
             return;
         }
-        let Some(&(tab, file)) = STAGES.get(script.stage) else {
+        let Some((tab, file)) = script.stages.get(script.stage).cloned() else {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
             return;
         };
@@ -137,8 +145,29 @@ impl SquadlabApp {
             }
         }
         if script.frames > 20 {
-            script.waiting = Some(capture(ctx, None, script.dir.join(file)));
+            script.waiting = Some(capture(ctx, None, script.dir.join(&file)));
         }
         self.shots = Some(script);
     }
+}
+
+/// `VIEW=FILE` of `--screenshot`: a view (live, results, predictions,
+/// playground, new-run) and the PNG file it is saved as.
+pub fn parse_view(spec: &str) -> Result<(Tab, String), String> {
+    let (view, file) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("--screenshot {spec:?}: expected VIEW=FILE, as live=live-view.png"))?;
+    let tab = match view {
+        "live" => Tab::Live,
+        "results" => Tab::Results,
+        "predictions" => Tab::Predictions,
+        "playground" => Tab::Playground,
+        "new-run" => Tab::NewRun,
+        other => {
+            return Err(format!(
+                "--screenshot: unknown view {other:?}; expected live, results, predictions, playground or new-run"
+            ))
+        }
+    };
+    Ok((tab, file.to_string()))
 }
