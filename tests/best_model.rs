@@ -4,10 +4,10 @@
 
 mod common;
 
-use common::{squadlab_json, step_losses, tiny_run_config, tiny_task};
+use common::{run_events, squadlab_json, step_losses, tiny_run_config, tiny_task};
 use squadlab::config::{EvalStrategy, SaveStrategy};
-use squadlab::train::checkpoint::list_checkpoints;
-use squadlab::train::{EvalKind, EvalSummary, TrainEvent};
+use squadlab::train::checkpoint::{checkpoint_dir, list_checkpoints};
+use squadlab::train::{EvalKind, EvalSummary, RunRequest, TrainEvent};
 use std::path::Path;
 
 fn evaluations(run_dir: &Path) -> Vec<EvalSummary> {
@@ -101,7 +101,10 @@ fn the_best_checkpoint_survives_rotation_and_becomes_the_final_model() {
     assert_eq!(record.outcome.f1, Some(last[0].f1));
     assert_eq!(record.outcome.eval_questions, Some(48));
     let b = record.outcome.best.unwrap();
-    assert_eq!((b.step, b.value, b.loaded_at_end), (best.step, best.f1, true));
+    assert_eq!(
+        (b.step, b.value, b.loaded_at_end),
+        (best.step, best.f1, true)
+    );
 
     // prune ranks by the evaluation, since each checkpoint has one at its step.
     let id = summary["run_id"].as_str().unwrap();
@@ -116,4 +119,50 @@ fn the_best_checkpoint_survives_rotation_and_becomes_the_final_model() {
     assert_eq!(pruned["ranked_by"], "in-training f1");
     let kept: Vec<u64> = list_checkpoints(&run_dir).iter().map(|(s, _)| *s).collect();
     assert_eq!(kept, vec![best.step], "--keep-best 1 keeps the best by F1");
+}
+
+#[test]
+fn a_resumed_run_remembers_its_evaluations_and_its_best() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = tiny_task(tmp.path());
+    let mut config = tiny_run_config(&json, &model);
+    config.num_train_epochs = 6.0; // 36 steps
+    config.save_strategy = SaveStrategy::Epoch;
+    config.save_total_limit = None;
+    config.eval_strategy = EvalStrategy::Epoch;
+    config.metric_for_best_model = Some(squadlab::config::BestMetric::ExactMatch);
+    config.load_best_model_at_end = true;
+    let whole_dir = tmp.path().join("whole");
+    let whole = run_events(RunRequest {
+        config: config.clone(),
+        run_dir: whole_dir.clone(),
+        resume: None,
+    });
+    let resumed = run_events(RunRequest {
+        config,
+        run_dir: tmp.path().join("resumed"),
+        resume: Some(checkpoint_dir(&whole_dir, 18)),
+    });
+    let summary = |events: &[TrainEvent]| match events.last() {
+        Some(TrainEvent::Finished(s)) => (**s).clone(),
+        other => panic!("expected Finished, got {other:?}"),
+    };
+    let (a, b) = (summary(&whole), summary(&resumed));
+    let a_best = a.best.unwrap();
+    let b_best = b.best.unwrap();
+    assert_eq!(
+        (a_best.step, a_best.value, a_best.metric),
+        (b_best.step, b_best.value, b_best.metric)
+    );
+    assert!(a.loaded_best && b.loaded_best);
+    assert_eq!(a.eval.unwrap().exact_match, b.eval.unwrap().exact_match);
+    // The resumed run evaluated only the epochs after its checkpoint.
+    let steps: Vec<u64> = resumed
+        .iter()
+        .filter_map(|e| match e {
+            TrainEvent::Evaluated(e) if e.kind == EvalKind::InTraining => Some(e.step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(steps, [24, 30, 36]);
 }

@@ -1008,8 +1008,24 @@ fn evaluations_during_training_plot_against_step_and_export_to_tensorboard() {
         let view = app.runs.get(&id).unwrap();
         view.entry.shown == Shown::Is(RunStatus::Finished) && view.scores().is_some()
     });
-    let evals = h.state().runs.get(&id).unwrap().follower.series.evals.clone();
-    let last = h.state().runs.get(&id).unwrap().follower.series.eval.clone();
+    let evals = h
+        .state()
+        .runs
+        .get(&id)
+        .unwrap()
+        .follower
+        .series
+        .evals
+        .clone();
+    let last = h
+        .state()
+        .runs
+        .get(&id)
+        .unwrap()
+        .follower
+        .series
+        .eval
+        .clone();
     let steps: Vec<u64> = evals.iter().map(|e| e.step).collect();
     assert_eq!(steps, [6, 12, 18, 24], "one evaluation per epoch");
     assert!(evals.iter().all(|e| e.total == 20));
@@ -1023,7 +1039,10 @@ fn evaluations_during_training_plot_against_step_and_export_to_tensorboard() {
         })
         .unwrap()
         .clone();
-    assert!(has_label_containing(&h, "F1 (solid) and EM (dashed) of the evaluations during training"));
+    assert!(has_label_containing(
+        &h,
+        "F1 (solid) and EM (dashed) of the evaluations during training"
+    ));
     assert!(
         has_label_containing(&h, &format!("{:.2} (step {}, 20 q)", best.f1, best.step)),
         "the best evaluation is beside the plots"
@@ -1044,10 +1063,7 @@ fn evaluations_during_training_plot_against_step_and_export_to_tensorboard() {
         .filter(|s| s.tag == "eval/f1")
         .map(|s| (s.step, s.value))
         .collect();
-    let expected: Vec<(i64, f32)> = evals
-        .iter()
-        .map(|e| (e.step as i64, e.f1 as f32))
-        .collect();
+    let expected: Vec<(i64, f32)> = evals.iter().map(|e| (e.step as i64, e.f1 as f32)).collect();
     assert_eq!(f1, expected);
     assert!(has_label_containing(&h, "tensorboard --logdir"));
 }

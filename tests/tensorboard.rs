@@ -9,7 +9,10 @@ use squadlab::report::tensorboard::{read_event_file, Scalar};
 use std::path::Path;
 
 fn fixture() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tensorboard"))
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/tensorboard"
+    ))
 }
 
 fn tensorboard_read() -> Vec<Scalar> {
@@ -84,7 +87,10 @@ fn an_exported_run_reads_back_as_tensorboard_read_it() {
 
     // Without --out the format has nowhere to go: a clear error.
     let refused = common::squadlab()
-        .args(["export-metrics", &fixture().join("run").display().to_string()])
+        .args([
+            "export-metrics",
+            &fixture().join("run").display().to_string(),
+        ])
         .args(["--format", "tensorboard"])
         .output()
         .unwrap();

@@ -163,7 +163,8 @@ impl RunConfig {
             // Hugging Face's rules: the best is chosen among saved checkpoints.
             let same = matches!(
                 (c.eval_strategy, c.save_strategy),
-                (EvalStrategy::Epoch, SaveStrategy::Epoch) | (EvalStrategy::Steps, SaveStrategy::Steps)
+                (EvalStrategy::Epoch, SaveStrategy::Epoch)
+                    | (EvalStrategy::Steps, SaveStrategy::Steps)
             );
             need(
                 same,

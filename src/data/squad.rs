@@ -66,7 +66,11 @@ impl SquadDataset {
     /// The first `n` questions in file order, with the contexts they use.
     pub fn first(&self, n: usize) -> SquadDataset {
         let examples = &self.examples[..n.min(self.examples.len())];
-        let used = examples.iter().map(|e| e.context).max().map_or(0, |c| c as usize + 1);
+        let used = examples
+            .iter()
+            .map(|e| e.context)
+            .max()
+            .map_or(0, |c| c as usize + 1);
         SquadDataset {
             origin: self.origin.clone(),
             titles: self.titles.clone(),

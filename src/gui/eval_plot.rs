@@ -4,8 +4,8 @@
 
 use super::app::SquadlabApp;
 use super::follow::Series;
-use crate::train::EvalSummary;
 use super::widgets::series_color;
+use crate::train::EvalSummary;
 use egui_plot::{Line, MarkerShape, Plot, PlotPoints, Points};
 
 impl SquadlabApp {
@@ -65,13 +65,10 @@ impl SquadlabApp {
             }
             if let Some(fin) = &s.eval {
                 points.push(
-                    Points::new(
-                        format!("{name} final F1"),
-                        vec![[fin.step as f64, fin.f1]],
-                    )
-                    .shape(MarkerShape::Diamond)
-                    .radius(5.0)
-                    .color(color),
+                    Points::new(format!("{name} final F1"), vec![[fin.step as f64, fin.f1]])
+                        .shape(MarkerShape::Diamond)
+                        .radius(5.0)
+                        .color(color),
                 );
             }
         }
@@ -114,16 +111,19 @@ pub(super) fn best_eval(s: &Series) -> Option<&EvalSummary> {
         .as_ref()
         .map_or((Default::default(), true), |st| st.config.best_metric());
     let value = |e: &EvalSummary| metric.of(e.exact_match, e.f1);
-    s.evals.iter().filter(|e| !value(e).is_nan()).reduce(|a, b| {
-        let better = if greater {
-            value(b) > value(a)
-        } else {
-            value(b) < value(a)
-        };
-        if better {
-            b
-        } else {
-            a
-        }
-    })
+    s.evals
+        .iter()
+        .filter(|e| !value(e).is_nan())
+        .reduce(|a, b| {
+            let better = if greater {
+                value(b) > value(a)
+            } else {
+                value(b) < value(a)
+            };
+            if better {
+                b
+            } else {
+                a
+            }
+        })
 }

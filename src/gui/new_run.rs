@@ -479,21 +479,27 @@ impl SquadlabApp {
         field(ui, problems, "save_total_limit", "Keep checkpoints", |ui| {
             optional_count(ui, &mut c.save_total_limit, 2)
         });
-        field(ui, problems, "eval_strategy", "Evaluate during training", |ui| {
-            use crate::config::EvalStrategy as E;
-            for (s, label) in [
-                (E::No, "no"),
-                (E::Epoch, "each epoch"),
-                (E::Steps, "every N steps"),
-            ] {
-                ui.radio_value(&mut c.eval_strategy, s, label);
-            }
-            if c.eval_strategy == E::Steps {
-                let mut every = c.eval_every();
-                ui.add(egui::DragValue::new(&mut every).prefix("N = "));
-                c.eval_steps = Some(every);
-            }
-        });
+        field(
+            ui,
+            problems,
+            "eval_strategy",
+            "Evaluate during training",
+            |ui| {
+                use crate::config::EvalStrategy as E;
+                for (s, label) in [
+                    (E::No, "no"),
+                    (E::Epoch, "each epoch"),
+                    (E::Steps, "every N steps"),
+                ] {
+                    ui.radio_value(&mut c.eval_strategy, s, label);
+                }
+                if c.eval_strategy == E::Steps {
+                    let mut every = c.eval_every();
+                    ui.add(egui::DragValue::new(&mut every).prefix("N = "));
+                    c.eval_steps = Some(every);
+                }
+            },
+        );
         if c.eval_strategy != crate::config::EvalStrategy::No {
             field(
                 ui,

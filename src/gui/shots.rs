@@ -154,9 +154,9 @@ impl SquadlabApp {
 /// `VIEW=FILE` of `--screenshot`: a view (live, results, predictions,
 /// playground, new-run) and the PNG file it is saved as.
 pub fn parse_view(spec: &str) -> Result<(Tab, String), String> {
-    let (view, file) = spec
-        .split_once('=')
-        .ok_or_else(|| format!("--screenshot {spec:?}: expected VIEW=FILE, as live=live-view.png"))?;
+    let (view, file) = spec.split_once('=').ok_or_else(|| {
+        format!("--screenshot {spec:?}: expected VIEW=FILE, as live=live-view.png")
+    })?;
     let tab = match view {
         "live" => Tab::Live,
         "results" => Tab::Results,

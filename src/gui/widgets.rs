@@ -57,15 +57,3 @@ pub fn duration(seconds: f64) -> String {
         _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_utc_times() {
-        assert_eq!(crate::store::parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(crate::store::parse_rfc3339("2026-11-29T00:30:15Z"), Some(1_795_912_215));
-        assert_eq!(crate::store::parse_rfc3339("not a time"), None);
-    }
-}

@@ -94,7 +94,10 @@ pub fn event_file(scalars: &[Scalar], start_wall: f64) -> Vec<u8> {
 
 /// The file name TensorBoard looks for (`*tfevents*`), stamped with the start.
 pub fn event_file_name(start_wall: f64, run_id: &str) -> String {
-    format!("events.out.tfevents.{}.squadlab-{run_id}", start_wall as i64)
+    format!(
+        "events.out.tfevents.{}.squadlab-{run_id}",
+        start_wall as i64
+    )
 }
 
 /// Exports the run in `run_dir` into `out_dir`: the event file's path, its
@@ -135,7 +138,8 @@ pub fn export_run(
     let mine = format!(".squadlab-{run_id}");
     for entry in std::fs::read_dir(out_dir)?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("events.out.tfevents.") && name.ends_with(&mine) && entry.path() != path {
+        if name.starts_with("events.out.tfevents.") && name.ends_with(&mine) && entry.path() != path
+        {
             std::fs::remove_file(entry.path()).ok();
         }
     }
@@ -299,7 +303,11 @@ fn crc32c(data: &[u8]) -> u32 {
         for (i, entry) in t.iter_mut().enumerate() {
             let mut c = i as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 { 0x82f6_3b78 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0x82f6_3b78 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
             *entry = c;
         }

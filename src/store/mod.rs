@@ -14,8 +14,8 @@ mod tail;
 pub use lock::{holder, hostname, Holder, LockInfo, RunLock, LOCK_FILE};
 pub use manage::{prune_checkpoints, remove_run, Prune};
 pub use record::{
-    md5_file, parse_rfc3339, relabel_run, rfc3339, DataFile, Outcome, Relabel, RunKind, RunRecord, RunStatus,
-    SweepTag, Versions, RECORD_FILE, RECORD_FORMAT,
+    md5_file, parse_rfc3339, relabel_run, rfc3339, DataFile, Outcome, Relabel, RunKind, RunRecord,
+    RunStatus, SweepTag, Versions, RECORD_FILE, RECORD_FORMAT,
 };
 pub use recorder::RunRecorder;
 pub use scan::{disk_use, read_metrics, step_history, MetricsLog, RunEntry, Shown};

@@ -335,3 +335,14 @@ pub fn md5_file(path: &Path) -> Result<String> {
         .map(|b| format!("{b:02x}"))
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_utc_times() {
+        use super::parse_rfc3339;
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2026-11-29T00:30:15Z"), Some(1_795_912_215));
+        assert_eq!(parse_rfc3339("not a time"), None);
+    }
+}

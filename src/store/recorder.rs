@@ -4,9 +4,7 @@
 //! lock's heartbeat tells listings the writer is alive.
 
 use super::lock::RunLock;
-use super::record::{
-    lock_record, md5_file, rfc3339, BestOutcome, DataFile, RunRecord, RunStatus,
-};
+use super::record::{lock_record, md5_file, rfc3339, BestOutcome, DataFile, RunRecord, RunStatus};
 use super::{EVENTS_FILE, SUMMARY_FILE};
 use crate::fsutil::write_atomically;
 use crate::train::{EvalKind, EventSink, StartInfo, TrainEvent};

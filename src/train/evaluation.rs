@@ -77,12 +77,24 @@ mod tests {
     fn the_best_is_strictly_better_by_the_chosen_metric() {
         let mut state = TrainerState::new(SeededRng::new(1));
         let mut c = RunConfig::default();
-        let news: Vec<bool> = [(1, 10.0, 20.0), (2, 30.0, 15.0), (3, 5.0, 20.0), (4, 0.0, f64::NAN)]
-            .iter()
-            .map(|&(s, em, f1)| note(&mut state, &eval(s, em, f1), &c))
-            .collect();
-        assert_eq!(news, [true, false, false, false], "a tie keeps the earlier step");
-        assert_eq!(state.best.as_ref().map(|b| (b.step, b.value)), Some((1, 20.0)));
+        let news: Vec<bool> = [
+            (1, 10.0, 20.0),
+            (2, 30.0, 15.0),
+            (3, 5.0, 20.0),
+            (4, 0.0, f64::NAN),
+        ]
+        .iter()
+        .map(|&(s, em, f1)| note(&mut state, &eval(s, em, f1), &c))
+        .collect();
+        assert_eq!(
+            news,
+            [true, false, false, false],
+            "a tie keeps the earlier step"
+        );
+        assert_eq!(
+            state.best.as_ref().map(|b| (b.step, b.value)),
+            Some((1, 20.0))
+        );
         assert_eq!(state.eval_history.len(), 4);
 
         let mut state = TrainerState::new(SeededRng::new(1));
@@ -92,7 +104,10 @@ mod tests {
             note(&mut state, &eval(s, em, 0.0), &c);
         }
         let best = state.best.unwrap();
-        assert_eq!((best.step, best.metric, best.value), (2, BestMetric::ExactMatch, 3.0));
+        assert_eq!(
+            (best.step, best.metric, best.value),
+            (2, BestMetric::ExactMatch, 3.0)
+        );
     }
 
     #[test]
@@ -103,7 +118,10 @@ mod tests {
         assert!(due(&c, 7, true) && !due(&c, 10, false));
         c.eval_strategy = EvalStrategy::Steps;
         c.logging_steps = 5;
-        assert!(due(&c, 10, false) && !due(&c, 12, true), "eval_steps unset takes logging_steps");
+        assert!(
+            due(&c, 10, false) && !due(&c, 12, true),
+            "eval_steps unset takes logging_steps"
+        );
         c.eval_steps = Some(4);
         assert!(due(&c, 12, false) && !due(&c, 10, false));
     }

@@ -15,8 +15,8 @@ pub mod trace;
 mod trainer;
 
 pub use events::{
-    BestModel, Control, EpochLog, EvalKind, EvalSummary, EventSink, StartInfo, StepLog,
-    TrainEvent, TrainSummary,
+    BestModel, Control, EpochLog, EvalKind, EvalSummary, EventSink, StartInfo, StepLog, TrainEvent,
+    TrainSummary,
 };
 pub use handle::{RunRequest, TrainerHandle};
 pub use prepare::{prepare, Prepared};
