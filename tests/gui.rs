@@ -1067,3 +1067,262 @@ fn evaluations_during_training_plot_against_step_and_export_to_tensorboard() {
     assert_eq!(f1, expected);
     assert!(has_label_containing(&h, "tensorboard --logdir"));
 }
+
+/// A sweep of the tiny task (3 learning rates × 2 seeds) started in `store`,
+/// its runs then marked finished with the given F1 per (lr index, seed).
+fn scored_sweep(tmp: &Path, f1: impl Fn(usize, u64) -> f64) -> (PathBuf, String) {
+    let (json, model) = common::tiny_task(tmp);
+    std::fs::write(
+        tmp.join("base.ron"),
+        common::tiny_run_config(&json, &model).to_ron(),
+    )
+    .unwrap();
+    let file = tmp.join("sweep.ron");
+    std::fs::write(
+        &file,
+        r#"Sweep(name: "lr study", base: File("base.ron"), grid: {"learning_rate": [1e-4, 1e-3, 3e-3]}, seeds: [42, 43])"#,
+    )
+    .unwrap();
+    let store = squadlab::store::Store::open(Some(&tmp.join("store")));
+    squadlab::sweep::start(&store, &file).unwrap();
+    let lrs = [1e-4, 1e-3, 3e-3];
+    for e in store.list().unwrap() {
+        let mut r = e.record.unwrap();
+        let c = r.config.clone().unwrap();
+        let i = lrs.iter().position(|&l| l == c.learning_rate).unwrap();
+        let v = f1(i, c.seed);
+        r.status = RunStatus::Finished;
+        r.outcome = Outcome {
+            exact_match: Some(v - 10.0),
+            f1: Some(v),
+            eval_questions: Some(48),
+            train_runtime: Some(10.0 + i as f64),
+            ..Outcome::default()
+        };
+        r.save(&e.dir).unwrap();
+    }
+    (store.root, file.display().to_string())
+}
+
+/// The table's learning rates, top to bottom, as drawn: the same values
+/// label the per-axis effects below the table, after its separator.
+fn table_order(h: &Harness<'_, SquadlabApp>, values: &[&str]) -> Vec<String> {
+    let effects = h
+        .query_by_label_contains("F1 by axis value")
+        .map_or(f32::MAX, |n| n.rect().min.y);
+    let mut at: Vec<(f32, String)> = values
+        .iter()
+        .filter_map(|v| {
+            let node = h.query_all_by_label(v).find(|n| n.rect().min.y < effects)?;
+            Some((node.rect().min.y, v.to_string()))
+        })
+        .collect();
+    at.sort_by(|a, b| a.0.total_cmp(&b.0));
+    at.into_iter().map(|(_, v)| v).collect()
+}
+
+#[test]
+fn the_sweep_table_sorts_marks_the_best_and_the_points_no_different_from_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    // lr 1e-3 is best; 3e-3 is close (noisy seeds), 1e-4 far below.
+    let (store, _) = scored_sweep(tmp.path(), |i, seed| match (i, seed) {
+        (0, 42) => 40.0,
+        (0, _) => 41.0,
+        (1, 42) => 80.0,
+        (1, _) => 82.0,
+        (_, 42) => 70.0,
+        _ => 88.0,
+    });
+    let mut h = harness(&store);
+    h.state_mut().state.tab = Tab::Sweeps;
+    step_until(&mut h, Duration::from_secs(30), |app| {
+        !app.sweeps.is_testing()
+    });
+    h.run_steps(3);
+    assert_eq!(h.state().sweeps.selected.as_deref(), Some("lr-study"));
+    assert!(has_label_containing(&h, "3 points, 6 runs, 6 finished"));
+    let lrs = ["0.0001", "0.001", "0.003"];
+    // The best row is marked; 3e-3 (F1 79 ± 12.7) is no different by Welch's
+    // test, 1e-4 (40.5 ± 0.7) is.
+    let rows = h.state_mut().sweep_rows();
+    let mark = |lr: &str| {
+        rows.iter()
+            .find(|r| r.point["learning_rate"] == lr)
+            .unwrap()
+            .vs_best
+            .clone()
+    };
+    use squadlab::sweep::table::VsBest;
+    assert_eq!(mark("0.001"), VsBest::Best);
+    assert!(
+        matches!(mark("0.003"), VsBest::NotSignificant(_)),
+        "{:?}",
+        mark("0.003")
+    );
+    assert!(
+        matches!(mark("0.0001"), VsBest::Significant(_)),
+        "{:?}",
+        mark("0.0001")
+    );
+    assert!(has_label(&h, "best") && has_label(&h, "n.s.") && has_label(&h, "worse"));
+
+    // Sorting by F1, descending, then ascending by a second click.
+    h.get_by_label("F1 (95% CI)").click();
+    h.run_steps(2);
+    assert_eq!(table_order(&h, &lrs), ["0.001", "0.003", "0.0001"]);
+    h.get_by_label_contains("F1 (95% CI)").click();
+    h.run_steps(2);
+    assert_eq!(table_order(&h, &lrs), ["0.0001", "0.003", "0.001"]);
+    // By train time (1e-4 fastest): descending first.
+    h.get_by_label("train time").click();
+    h.run_steps(2);
+    assert_eq!(table_order(&h, &lrs), ["0.003", "0.001", "0.0001"]);
+
+    // The per-axis effects: F1 by learning rate, mean over both seeds.
+    assert!(has_label(&h, "81.00 ± 1.41 (n=2)"));
+
+    // Export goes through the comparison table's path.
+    h.get_by_label("Export CSV").click();
+    h.run_steps(2);
+    let exported: Vec<PathBuf> = std::fs::read_dir(store.join("exports"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(exported.len(), 1);
+    let csv = std::fs::read_to_string(&exported[0]).unwrap();
+    let cli = common::squadlab()
+        .args(["export", "sweep:lr-study", "--format", "csv", "--store"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(cli.status.success());
+    let printed = String::from_utf8(cli.stdout).unwrap();
+    assert_eq!(
+        csv.trim_end(),
+        printed.trim_end(),
+        "the same table as the CLI's"
+    );
+    assert_eq!(
+        csv_records(&csv)
+            .iter()
+            .filter(|r| r[1] == "seed_group")
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn brushing_an_axis_of_the_parallel_plot_filters_the_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _) = scored_sweep(tmp.path(), |i, seed| {
+        40.0 + 20.0 * i as f64 + seed as f64 - 42.0
+    });
+    let mut h = harness(&store);
+    h.state_mut().state.tab = Tab::Sweeps;
+    step_until(&mut h, Duration::from_secs(30), |app| {
+        !app.sweeps.is_testing()
+    });
+    h.run_steps(3);
+    let lrs = ["0.0001", "0.001", "0.003"];
+    assert_eq!(table_order(&h, &lrs).len(), 3);
+    // Axes: learning_rate (0), then F1 (1). Brush the top half of F1:
+    // only 3e-3 (F1 80, 81) lies there.
+    let from = h.state().sweeps.plot_screen_pos(1, 0.98).unwrap();
+    let to = h.state().sweeps.plot_screen_pos(1, 0.75).unwrap();
+    h.hover_at(from);
+    h.run_steps(1);
+    h.drag_at(from);
+    h.run_steps(1);
+    for k in 1..=5 {
+        h.hover_at(from + (to - from) * (k as f32 / 5.0));
+        h.run_steps(1);
+    }
+    h.drop_at(to);
+    h.run_steps(3);
+    let brush = h.state().sweeps.brushes.get("f1").copied();
+    assert!(
+        brush.is_some_and(|(lo, hi)| (lo - 0.75).abs() < 0.02 && (hi - 0.98).abs() < 0.02),
+        "{brush:?}"
+    );
+    assert_eq!(table_order(&h, &lrs), ["0.003"]);
+    assert!(has_label_containing(&h, "1 of 3 points inside the brushes"));
+
+    // A brush on the learning rate too: nothing passes both.
+    let lo = h.state().sweeps.plot_screen_pos(0, 0.0).unwrap();
+    let mid = h.state().sweeps.plot_screen_pos(0, 0.6).unwrap();
+    h.hover_at(lo);
+    h.run_steps(1);
+    h.drag_at(lo);
+    h.run_steps(1);
+    h.hover_at(mid);
+    h.run_steps(1);
+    h.drop_at(mid);
+    h.run_steps(3);
+    assert!(table_order(&h, &lrs).is_empty());
+
+    // Clearing the brushes shows every point again.
+    h.get_by_label("Clear brushes").click();
+    h.run_steps(3);
+    assert!(h.state().sweeps.brushes.is_empty());
+    assert_eq!(table_order(&h, &lrs).len(), 3);
+}
+
+#[test]
+fn a_sweep_started_from_a_file_in_the_app_trains_to_its_end() {
+    let (tmp, json, model, store, mut h) = tiny_app();
+    let base = RunConfig {
+        num_train_epochs: 2.0,
+        ..common::tiny_run_config(&json, &model)
+    };
+    std::fs::write(tmp.path().join("base.ron"), base.to_ron()).unwrap();
+    let file = tmp.path().join("sweep.ron");
+    std::fs::write(
+        &file,
+        r#"Sweep(name: "app sweep", base: File("base.ron"), grid: {"learning_rate": [1e-3, 2e-3]}, seeds: [42, 43])"#,
+    )
+    .unwrap();
+    h.state_mut().state.tab = Tab::Sweeps;
+    h.run_steps(2);
+    {
+        let app = h.state_mut();
+        let store = squadlab::store::Store::open(Some(&store));
+        app.sweeps.open_file(&store, file.clone());
+    }
+    h.run_steps(2);
+    assert!(has_label_containing(&h, "sweep app-sweep: 4 runs, 4 new"));
+    h.get_by_label("train queued runs here").click();
+    h.get_by_label("Start sweep").click();
+    h.run_steps(2);
+    assert_eq!(h.state().sweeps.selected.as_deref(), Some("app-sweep"));
+    assert!(h.state().state.train_store_queue);
+    // The app takes the queued runs one at a time and the table follows them.
+    let mut saw_running = false;
+    step_until(&mut h, Duration::from_secs(600), |app| {
+        let entries: Vec<_> = app
+            .runs
+            .views
+            .iter()
+            .filter(|v| v.entry.record.as_ref().is_some_and(|r| r.sweep.is_some()))
+            .collect();
+        saw_running |= entries
+            .iter()
+            .any(|v| v.entry.shown == Shown::Is(RunStatus::Running));
+        entries.len() == 4
+            && entries
+                .iter()
+                .all(|v| v.entry.shown == Shown::Is(RunStatus::Finished))
+    });
+    assert!(saw_running, "the view saw runs training");
+    step_until(&mut h, Duration::from_secs(60), |app| {
+        !app.sweeps.is_testing()
+    });
+    h.run_steps(3);
+    assert!(has_label_containing(&h, "2 points, 4 runs, 4 finished"));
+    assert!(has_label(&h, "best"));
+    assert!(has_label_containing(&h, "finished 2"));
+    // Started again, the file has nothing new to queue.
+    assert!(has_label_containing(
+        &h,
+        "4 runs, 0 new, 4 already in the store"
+    ));
+}

@@ -56,6 +56,7 @@ pub struct SquadlabApp {
     pub predictions: PredictionsView,
     pub results: ResultsView,
     pub playground: Playground,
+    pub sweeps: super::sweeps::SweepsView,
     pub notices: Vec<Notice>,
     pub(super) sidebar: SidebarState,
     pub(super) live: LiveCache,
@@ -106,6 +107,7 @@ impl SquadlabApp {
             predictions: PredictionsView::default(),
             results: ResultsView::default(),
             playground: Playground::default(),
+            sweeps: Default::default(),
             notices: Vec::new(),
             sidebar: SidebarState::default(),
             live: LiveCache::default(),
@@ -255,7 +257,14 @@ impl SquadlabApp {
     fn shortcuts(&mut self, ctx: &egui::Context) {
         use egui::{Key, Modifiers};
         let pressed = |key| ctx.input_mut(|i| i.consume_key(Modifiers::COMMAND, key));
-        let keys = [Key::Num1, Key::Num2, Key::Num3, Key::Num4, Key::Num5];
+        let keys = [
+            Key::Num1,
+            Key::Num2,
+            Key::Num3,
+            Key::Num4,
+            Key::Num5,
+            Key::Num6,
+        ];
         for (tab, key) in Tab::ALL.into_iter().zip(keys) {
             if pressed(key) {
                 self.state.tab = tab;
@@ -312,6 +321,7 @@ impl eframe::App for SquadlabApp {
                 Tab::Predictions => self.predictions_view(ui),
                 Tab::Playground => self.playground_view(ui),
                 Tab::NewRun => self.new_run_view(ui),
+                Tab::Sweeps => self.sweeps_view(ui),
             });
         self.browser_window(&ctx);
         self.close_dialog(&ctx);

@@ -13,6 +13,7 @@ pub enum Purpose {
     TrainFile,
     ValidationFile,
     ConfigFile,
+    SweepFile,
 }
 
 pub struct Browser {
@@ -144,6 +145,7 @@ impl SquadlabApp {
             Purpose::TrainFile => "Choose the training file",
             Purpose::ValidationFile => "Choose the validation file",
             Purpose::ConfigFile => "Open a run config",
+            Purpose::SweepFile => "Open a sweep file",
         };
         let mut open = true;
         let mut outcome = None;
@@ -164,6 +166,7 @@ impl SquadlabApp {
         };
         match purpose {
             Purpose::Store => self.open_store(path),
+            Purpose::SweepFile => self.sweeps.open_file(&self.runs.store, path),
             other => self.new_run.chose_path(other, path),
         }
     }

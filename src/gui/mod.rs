@@ -13,6 +13,7 @@ mod jobs;
 mod live;
 mod memory_line;
 mod new_run;
+mod parallel;
 mod playground;
 mod png;
 mod predictions;
@@ -22,6 +23,7 @@ mod runs;
 mod shots;
 mod sidebar;
 mod state;
+mod sweeps;
 mod widgets;
 
 pub use app::{AppOptions, Notice, SquadlabApp};
@@ -34,6 +36,7 @@ pub use predictions_data::{PredictionSet, Question};
 pub use results::PairTest;
 pub use shots::parse_view as parse_screenshot_view;
 pub use state::{Tab, UiState};
+pub use sweeps::{SortKey, SweepsView};
 
 /// Opens the app window and runs until it is closed.
 pub fn run(options: AppOptions) -> anyhow::Result<()> {

@@ -120,7 +120,7 @@ impl NewRunForm {
                 Ok(c) => self.load_config(c, text),
                 Err(e) => self.origin = format!("cannot load {text}: {e:#}"),
             },
-            Purpose::Store => {}
+            Purpose::Store | Purpose::SweepFile => {}
         }
     }
 

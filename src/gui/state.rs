@@ -11,15 +11,17 @@ pub enum Tab {
     Predictions,
     Playground,
     NewRun,
+    Sweeps,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 5] = [
+    pub const ALL: [Tab; 6] = [
         Tab::Live,
         Tab::Results,
         Tab::Predictions,
         Tab::Playground,
         Tab::NewRun,
+        Tab::Sweeps,
     ];
 
     pub fn title(self) -> &'static str {
@@ -29,6 +31,7 @@ impl Tab {
             Tab::Predictions => "Predictions",
             Tab::Playground => "Playground",
             Tab::NewRun => "New run",
+            Tab::Sweeps => "Sweeps",
         }
     }
 }

@@ -204,6 +204,43 @@ pub fn paired_tests(
     }
 }
 
+/// Welch's two-sided t-test on the means of two independent samples.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Welch {
+    pub t: f64,
+    pub df: f64,
+    pub p_value: f64,
+}
+
+/// Welch's test of `a` against `b`; None unless both have two values or more.
+/// Two samples without spread are equal (p = 1) when their means are, and
+/// apart (p = 0) when not.
+pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
+    if a.len() < 2 || b.len() < 2 {
+        return None;
+    }
+    let moments = |v: &[f64]| {
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        (mean, var / n)
+    };
+    let ((ma, sa), (mb, sb)) = (moments(a), moments(b));
+    let se2 = sa + sb;
+    if se2 == 0.0 {
+        let p_value = if ma == mb { 1.0 } else { 0.0 };
+        return Some(Welch {
+            t: 0.0,
+            df: f64::NAN,
+            p_value,
+        });
+    }
+    let t = (ma - mb) / se2.sqrt();
+    let df = se2 * se2 / (sa * sa / (a.len() as f64 - 1.0) + sb * sb / (b.len() as f64 - 1.0));
+    let p_value = (2.0 * super::distributions::student_t_upper_tail(t.abs(), df)).min(1.0);
+    Some(Welch { t, df, p_value })
+}
+
 /// p-values as people read them: 0.031, 0.0004, 2.1e-12.
 pub fn show_p(p: f64) -> String {
     if p >= 0.001 {
@@ -252,6 +289,20 @@ mod tests {
         assert_eq!(t.mcnemar.p_value, 1.0);
         assert_eq!((t.delta_f1.low, t.delta_f1.high), (0.0, 0.0));
         assert!(!t.significant, "{}", t.verdict);
+    }
+
+    #[test]
+    fn welch_matches_scipy() {
+        // scipy.stats.ttest_ind(a, b, equal_var=False): the seed study's F1 values.
+        let a = [39.18, 42.57, 28.40, 39.57, 42.65];
+        let b = [28.42, 31.10, 31.63, 20.62, 38.13];
+        let w = welch(&a, &b).unwrap();
+        // scipy 1.x: t 2.201065086, df 7.952407954, p 0.059093509.
+        assert!((w.t - 2.201_065_086).abs() < 1e-8, "{w:?}");
+        assert!((w.df - 7.952_407_954).abs() < 1e-8, "{w:?}");
+        assert!((w.p_value - 0.059_093_509).abs() < 1e-6, "{w:?}");
+        assert!(welch(&a[..1], &b).is_none());
+        assert_eq!(welch(&[1.0, 1.0], &[1.0, 1.0]).unwrap().p_value, 1.0);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 pub mod expand;
 pub mod slurm;
 pub mod spec;
+pub mod table;
 
 use crate::config::RunConfig;
 use crate::fsutil::write_atomically;
@@ -52,13 +53,7 @@ fn sweep_dir(store: &Store, id: &str) -> PathBuf {
 /// ones when an edited file is started again. Nothing is queued if any
 /// axis or any point's config is bad.
 pub fn start(store: &Store, file: &Path) -> Result<Expansion> {
-    let mut sweep = Sweep::load(file)?;
-    let dir = file.parent().unwrap_or(Path::new("."));
-    let base = sweep
-        .base_config(dir)
-        .with_context(|| format!("{}: the base config", file.display()))?;
-    validate(&sweep, &base).map_err(|e| anyhow!("{}: {e:#}", file.display()))?;
-    sweep.base = Base::Inline(Box::new(base));
+    let sweep = load_file(file)?;
     let id = sweep.id();
     // A first start has no state yet; a damaged one is an error, not a reset.
     let mut state = if sweep_dir(store, &id).join("state.ron").exists() {
@@ -71,6 +66,18 @@ pub fn start(store: &Store, file: &Path) -> Result<Expansion> {
         .map_err(|e| anyhow!("{}: {e:#}", file.display()))?;
     save(store, &sweep, &state)?;
     Ok(expansion)
+}
+
+/// A sweep file with its base config read, checked and inlined.
+fn load_file(file: &Path) -> Result<Sweep> {
+    let mut sweep = Sweep::load(file)?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let base = sweep
+        .base_config(dir)
+        .with_context(|| format!("{}: the base config", file.display()))?;
+    validate(&sweep, &base).map_err(|e| anyhow!("{}: {e:#}", file.display()))?;
+    sweep.base = Base::Inline(Box::new(base));
+    Ok(sweep)
 }
 
 /// Draws `trials` more random points and queues them, while the sweep runs.
@@ -149,14 +156,18 @@ fn save(store: &Store, sweep: &Sweep, state: &State) -> Result<()> {
     )
 }
 
-/// Queues the points no run of the sweep has yet, up to `run_cap` runs in
-/// all; every config is built and validated before the first is queued.
-fn queue_points(store: &Store, sweep: &Sweep, candidates: &[Point]) -> Result<Expansion> {
+/// The points of `candidates` no run of the sweep has yet, with their
+/// configs (each built and validated), up to `run_cap` runs in all; and how
+/// many already had a run, and how many the cap left out.
+fn plan_points(
+    store: &Store,
+    sweep: &Sweep,
+    candidates: &[Point],
+) -> Result<(Vec<(Point, RunConfig)>, usize, usize)> {
     let Base::Inline(base) = &sweep.base else {
         bail!("the sweep's base config is not inlined");
     };
-    let id = sweep.id();
-    let have: Vec<BTreeMap<String, String>> = runs(store, &id)?
+    let have: Vec<BTreeMap<String, String>> = runs(store, &sweep.id())?
         .into_iter()
         .filter_map(|e| e.record?.sweep.map(|s| s.point))
         .collect();
@@ -183,6 +194,50 @@ fn queue_points(store: &Store, sweep: &Sweep, candidates: &[Point]) -> Result<Ex
         fresh.push((point.clone(), config));
     }
     let existing = candidates.len() - fresh.len() - over_cap;
+    Ok((fresh, existing, over_cap))
+}
+
+/// What starting a sweep file would do, without queueing anything.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Preview {
+    pub sweep: String,
+    /// Points the file expands to, seeds included.
+    pub points: usize,
+    /// Of those, the ones a start would queue now.
+    pub new: usize,
+    pub existing: usize,
+    pub over_cap: usize,
+    /// Whether it has random axes (so `add` can draw more trials).
+    pub random: bool,
+}
+
+/// Expands `file` as `start` would, and says how many runs it would queue.
+pub fn preview(store: &Store, file: &Path) -> Result<Preview> {
+    let sweep = load_file(file)?;
+    let id = sweep.id();
+    let drawn = if sweep_dir(store, &id).join("state.ron").exists() {
+        load_state(store, &id)?.drawn.max(sweep.trials)
+    } else {
+        sweep.trials
+    };
+    let candidates = points(&sweep, 0, drawn)?;
+    let (fresh, existing, over_cap) = plan_points(store, &sweep, &candidates)
+        .map_err(|e| anyhow!("{}: {e:#}", file.display()))?;
+    Ok(Preview {
+        sweep: id,
+        points: candidates.len(),
+        new: fresh.len(),
+        existing,
+        over_cap,
+        random: !sweep.random.is_empty(),
+    })
+}
+
+/// Queues the points no run of the sweep has yet, up to `run_cap` runs in
+/// all; every config is built and validated before the first is queued.
+fn queue_points(store: &Store, sweep: &Sweep, candidates: &[Point]) -> Result<Expansion> {
+    let id = sweep.id();
+    let (fresh, existing, over_cap) = plan_points(store, sweep, candidates)?;
     let mut queued = Vec::new();
     for (point, config) in fresh {
         let record = |run_id: &str| RunRecord {
