@@ -3,7 +3,9 @@
 //! - the live view with 5 runs × 100,000 logged steps, as drawn (about two
 //!   points per pixel column) beside drawing every point;
 //! - the predictions browser on the full 10,570-question dev set: re-filtering
-//!   and a frame of the list.
+//!   and a frame of the list;
+//! - the Sweeps view of a 500-run sweep (250 points × 2 seeds, all finished):
+//!   its table, parallel-coordinates plot and per-axis effects.
 //!
 //! `cargo bench --bench gui_frames` (SQuAD dev from $SQUADLAB_DATA).
 
@@ -196,10 +198,67 @@ fn predictions() {
     println!("  frame of the browser: median {median:.2} ms, p90 {p90:.2} ms");
 }
 
+/// A store holding a finished 500-run sweep: 10 learning rates × 5 warmup
+/// ratios × 5 weight decays × 2 seeds, with made-up scores.
+fn sweep_store(root: &Path) -> std::path::PathBuf {
+    std::fs::create_dir_all(root).unwrap();
+    std::fs::write(root.join("base.ron"), squadlab::config::RunConfig::default().to_ron()).unwrap();
+    let file = root.join("sweep.ron");
+    std::fs::write(
+        &file,
+        r#"Sweep(name: "bench sweep", base: File("base.ron"),
+            grid: {"learning_rate": [1e-5, 2e-5, 3e-5, 4e-5, 5e-5, 6e-5, 7e-5, 8e-5, 9e-5, 1e-4],
+                   "warmup_ratio": [0.0, 0.05, 0.1, 0.15, 0.2],
+                   "weight_decay": [0.0, 0.001, 0.01, 0.1, 0.3]},
+            seeds: [42, 43])"#,
+    )
+    .unwrap();
+    let store = squadlab::store::Store::open(Some(&root.join("store")));
+    let x = squadlab::sweep::start(&store, &file).unwrap();
+    assert_eq!(x.queued.len(), 500);
+    for (i, e) in store.list().unwrap().into_iter().enumerate() {
+        let mut r = e.record.unwrap();
+        let c = r.config.clone().unwrap();
+        let f1 = 60.0 + 2e5 * c.learning_rate - 10.0 * c.warmup_ratio + (i % 7) as f64;
+        r.status = squadlab::store::RunStatus::Finished;
+        r.outcome.f1 = Some(f1);
+        r.outcome.exact_match = Some(f1 - 8.0);
+        r.outcome.train_runtime = Some(600.0 + i as f64);
+        r.save(&e.dir).unwrap();
+    }
+    store.root
+}
+
+fn sweep_view() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = sweep_store(tmp.path());
+    let mut h = harness(&store);
+    h.state_mut().state.tab = Tab::Sweeps;
+    let start = Instant::now();
+    while h.state().sweeps.selected.is_none() || h.state().sweeps.is_testing() || start.elapsed() < Duration::from_millis(200) {
+        h.step();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!(
+        "sweeps view: 500 runs, 250 points; tests against the best done in {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
+    let (median, p90) = frames(&mut h);
+    println!("  frame of the view: median {median:.2} ms, p90 {p90:.2} ms");
+    h.state_mut().sweeps.brushes.insert("f1".into(), (0.5, 1.0));
+    let (median, p90) = frames(&mut h);
+    println!("  with an F1 brush: median {median:.2} ms, p90 {p90:.2} ms");
+}
+
 fn main() {
     println!(
         "squadlab app frame times (headless, CPU tessellation; 16.7 ms is one frame at 60 Hz)"
     );
+    if std::env::args().any(|a| a == "--sweep-only") {
+        sweep_view();
+        return;
+    }
     live_view();
     predictions();
+    sweep_view();
 }

@@ -23,6 +23,7 @@ mod runs;
 mod shots;
 mod sidebar;
 mod state;
+mod sweep_table;
 mod sweeps;
 mod widgets;
 

@@ -20,6 +20,60 @@ pub struct PlotState {
     pub transform: Option<PlotTransform>,
     /// The axis being brushed and where the drag started, in plot units.
     drag: Option<(String, f64)>,
+    /// Every run's heights, kept while the rows they came from are unchanged.
+    layout: Option<Layout>,
+}
+
+/// The axes and each run's height on them, for one state of the sweep.
+struct Layout {
+    rows_hash: u64,
+    scales: Vec<(String, Scale)>,
+    /// (row index, run id, height per axis, F1 colour position).
+    runs: Vec<(usize, String, Vec<Option<f64>>)>,
+}
+
+impl PlotState {
+    /// Lays the runs out again when the rows changed (`rows_hash`).
+    pub fn update(&mut self, rows_hash: u64, rows: &[PointRow], varying: &[String]) {
+        if self.layout.as_ref().is_some_and(|l| l.rows_hash == rows_hash) {
+            return;
+        }
+        let scales = scales(rows, varying);
+        let runs = rows
+            .iter()
+            .enumerate()
+            .flat_map(|(i, row)| {
+                let scales = &scales;
+                row.runs
+                    .iter()
+                    .map(move |run| (i, run.id.clone(), run_positions(row, run, scales)))
+            })
+            .collect();
+        self.layout = Some(Layout {
+            rows_hash,
+            scales,
+            runs,
+        });
+    }
+
+    /// Whether each of `n` rows has a run inside every brush.
+    pub fn passing(&self, n: usize, brushes: &BTreeMap<String, (f64, f64)>) -> Vec<bool> {
+        let Some(layout) = &self.layout else {
+            return vec![true; n];
+        };
+        if brushes.is_empty() {
+            return vec![true; n];
+        }
+        let mut pass = vec![false; n];
+        for (row, _, at) in &layout.runs {
+            let inside = layout.scales.iter().zip(at).all(|((axis, _), y)| match brushes.get(axis) {
+                Some(&(lo, hi)) => y.is_some_and(|y| (lo..=hi).contains(&y)),
+                None => true,
+            });
+            pass[*row] |= inside;
+        }
+        pass
+    }
 }
 
 impl PlotState {
@@ -61,11 +115,19 @@ impl Scale {
         }
     }
 
-    fn position(&self, value: &str) -> Option<f64> {
+    /// A number's height on a numeric axis.
+    fn position_of(&self, v: f64) -> Option<f64> {
         let unit = |v: f64, lo: f64, hi: f64| if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
         match self {
-            Scale::Linear(lo, hi) => Some(unit(numeric(value)?, *lo, *hi)),
-            Scale::Log(lo, hi) => Some(unit(numeric(value)?.ln(), *lo, *hi)),
+            Scale::Linear(lo, hi) => Some(unit(v, *lo, *hi)),
+            Scale::Log(lo, hi) => Some(unit(v.ln(), *lo, *hi)),
+            Scale::Categories(_) => None,
+        }
+    }
+
+    fn position(&self, value: &str) -> Option<f64> {
+        match self {
+            Scale::Linear(..) | Scale::Log(..) => self.position_of(numeric(value)?),
             Scale::Categories(c) => {
                 let i = c.iter().position(|x| x == value)?;
                 Some(if c.len() > 1 {
@@ -144,32 +206,6 @@ fn run_positions(row: &PointRow, run: &PointRun, scales: &[(String, Scale)]) -> 
         .collect()
 }
 
-/// Whether each point has a run inside every brush.
-pub fn passing(
-    rows: &[PointRow],
-    varying: &[String],
-    brushes: &BTreeMap<String, (f64, f64)>,
-) -> Vec<bool> {
-    if brushes.is_empty() {
-        return vec![true; rows.len()];
-    }
-    let scales = scales(rows, varying);
-    rows.iter()
-        .map(|row| {
-            row.runs.iter().any(|run| {
-                let at = run_positions(row, run, &scales);
-                scales
-                    .iter()
-                    .zip(&at)
-                    .all(|((axis, _), y)| match brushes.get(axis) {
-                        Some(&(lo, hi)) => y.is_some_and(|y| (lo..=hi).contains(&y)),
-                        None => true,
-                    })
-            })
-        })
-        .collect()
-}
-
 /// Viridis-like: low F1 dark blue-purple, high bright yellow.
 fn f1_color(t: f64) -> Color32 {
     let stops = [
@@ -186,34 +222,27 @@ fn f1_color(t: f64) -> Color32 {
 }
 
 impl SquadlabApp {
-    pub(super) fn parallel_plot(
-        &mut self,
-        ui: &mut egui::Ui,
-        rows: &[PointRow],
-        varying: &[String],
-        height: f32,
-    ) {
-        let scales = scales(rows, varying);
-        let k = scales.len();
-        let mut lines = Vec::new();
-        for row in rows {
-            for run in &row.runs {
-                let at = run_positions(row, run, &scales);
-                let points: Vec<[f64; 2]> = at
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, y)| Some([i as f64, (*y)?]))
-                    .collect();
-                let color = match at.last().copied().flatten() {
-                    Some(t) => f1_color(t),
-                    None => ui.visuals().weak_text_color().gamma_multiply(0.6),
-                };
-                lines.push(
-                    Line::new(run.id.clone(), PlotPoints::from(points))
-                        .color(color)
-                        .width(1.5),
-                );
-            }
+    pub(super) fn parallel_plot(&mut self, ui: &mut egui::Ui, height: f32) {
+        let Some(layout) = self.sweeps.plot.layout.as_ref() else {
+            return;
+        };
+        // Axis names and end labels, so the layout's borrow ends before brushing.
+        let axes: Vec<(String, (String, String))> = layout
+            .scales
+            .iter()
+            .map(|(a, s)| (a.clone(), s.ends()))
+            .collect();
+        let k = axes.len();
+        let weak = ui.visuals().weak_text_color().gamma_multiply(0.6);
+        let mut lines = Vec::with_capacity(layout.runs.len());
+        for (_, id, at) in &layout.runs {
+            let points: Vec<[f64; 2]> = at
+                .iter()
+                .enumerate()
+                .filter_map(|(i, y)| Some([i as f64, (*y)?]))
+                .collect();
+            let color = at.last().copied().flatten().map_or(weak, f1_color);
+            lines.push(Line::new(id.as_str(), PlotPoints::from(points)).color(color).width(1.5));
         }
         let brushes = self.sweeps.brushes.clone();
         let axis_color = ui.visuals().text_color();
@@ -237,10 +266,10 @@ impl SquadlabApp {
                 egui_plot::HoverPosition::Elsewhere { .. } => None,
             })
             .show(ui, |pui| {
-                for (i, (axis, scale)) in scales.iter().enumerate() {
+                for (i, (axis, (lo, hi))) in axes.iter().enumerate() {
                     let x = i as f64;
                     pui.vline(VLine::new("", x).color(axis_color.gamma_multiply(0.6)));
-                    let (lo, hi) = scale.ends();
+                    let (lo, hi) = (lo.clone(), hi.clone());
                     pui.text(Text::new(
                         "",
                         PlotPoint::new(x, 1.10),
@@ -270,7 +299,8 @@ impl SquadlabApp {
                 }
             });
         self.sweeps.plot.transform = Some(response.transform);
-        self.brush(&response.response, &response.transform, &scales);
+        let names: Vec<String> = axes.into_iter().map(|(a, _)| a).collect();
+        self.brush(&response.response, &response.transform, &names);
     }
 
     /// Turns drags along an axis into brushes.
@@ -278,7 +308,7 @@ impl SquadlabApp {
         &mut self,
         response: &egui::Response,
         transform: &PlotTransform,
-        scales: &[(String, Scale)],
+        axes: &[String],
     ) {
         if response.double_clicked() {
             self.sweeps.brushes.clear();
@@ -290,9 +320,9 @@ impl SquadlabApp {
             let origin = response.ctx.input(|i| i.pointer.press_origin());
             if let Some(p) = origin.map(at) {
                 let i = p.x.round();
-                if (p.x - i).abs() < 0.3 && i >= 0.0 && (i as usize) < scales.len() {
+                if (p.x - i).abs() < 0.3 && i >= 0.0 && (i as usize) < axes.len() {
                     self.sweeps.plot.drag =
-                        Some((scales[i as usize].0.clone(), p.y.clamp(0.0, 1.0)));
+                        Some((axes[i as usize].clone(), p.y.clamp(0.0, 1.0)));
                 }
             }
         }

@@ -8,19 +8,13 @@ use super::browse::{Browser, Purpose};
 use crate::report::Format;
 use crate::store::{RunEntry, Store};
 use crate::sweep::table::{axes, axis_effects, point_rows, test_against_best, PointRow, VsBest};
+pub use super::sweep_table::SortKey;
 use crossbeam_channel::{bounded, Receiver};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-/// A table column to sort by.
-#[derive(Clone, Debug, PartialEq)]
-pub enum SortKey {
-    Axis(String),
-    Status,
-    ExactMatch,
-    F1,
-    Runtime,
-}
+/// Room for the table's header and brush note.
+const ROW_GAP: f32 = 24.0;
 
 type Verdicts = HashMap<BTreeMap<String, String>, VsBest>;
 
@@ -40,6 +34,11 @@ pub struct SweepsView {
     tests: Option<(Vec<(String, u64)>, Verdicts)>,
     testing: Option<(Vec<(String, u64)>, Receiver<Verdicts>)>,
     pub(super) plot: super::parallel::PlotState,
+    /// The points as last built, and a hash of the runs they were built from:
+    /// rebuilt only when a run changes, not every frame.
+    rows: Option<(u64, Vec<PointRow>)>,
+    /// The store's sweeps (id, has random axes), read again every few seconds.
+    listing: Option<(std::time::Instant, Vec<(String, bool)>)>,
 }
 
 impl SweepsView {
@@ -47,6 +46,27 @@ impl SweepsView {
     pub fn open_file(&mut self, store: &Store, path: PathBuf) {
         self.preview = Some(crate::sweep::preview(store, &path).map_err(|e| format!("{e:#}")));
         self.file = Some(path);
+    }
+
+    /// The store's sweeps and whether each has random axes; read from disk
+    /// at most every 2 s.
+    pub fn listing(&mut self, store: &Store) -> Vec<(String, bool)> {
+        let stale = self
+            .listing
+            .as_ref()
+            .is_none_or(|(at, _)| at.elapsed() > std::time::Duration::from_secs(2));
+        if stale {
+            let ids = crate::sweep::list(store).unwrap_or_default();
+            let found = ids
+                .into_iter()
+                .map(|id| {
+                    let random = crate::sweep::load(store, &id).is_ok_and(|s| !s.random.is_empty());
+                    (id, random)
+                })
+                .collect();
+            self.listing = Some((std::time::Instant::now(), found));
+        }
+        self.listing.as_ref().map(|(_, l)| l.clone()).unwrap_or_default()
     }
 
     /// Where the value at `y` (0–1) of the plot's axis `index` was drawn
@@ -59,6 +79,29 @@ impl SweepsView {
     pub fn is_testing(&self) -> bool {
         self.testing.is_some()
     }
+}
+
+/// A hash of what the sweep's rows are built from: each run's id, status,
+/// scores and last step.
+fn runs_hash(runs: &super::runs::Runs, sweep: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    sweep.hash(&mut h);
+    for v in &runs.views {
+        let Some(r) = v.entry.record.as_ref() else { continue };
+        if r.sweep.as_ref().is_none_or(|s| s.id != sweep) {
+            continue;
+        }
+        v.entry.id.hash(&mut h);
+        v.entry.shown.as_str().hash(&mut h);
+        let o = &r.outcome;
+        for x in [o.f1, o.exact_match, o.train_runtime] {
+            x.map(f64::to_bits).hash(&mut h);
+        }
+        o.global_step.hash(&mut h);
+        v.follower.series.last.as_ref().map(|s| s.step).hash(&mut h);
+    }
+    h.finish()
 }
 
 /// The finished runs behind a table, as (id, F1 bits): the tests rerun when it changes.
@@ -98,7 +141,15 @@ impl SquadlabApp {
         let Some(id) = self.sweeps.selected.clone() else {
             return Vec::new();
         };
-        let mut rows = point_rows(&self.sweep_entries(&id));
+        let state = runs_hash(&self.runs, &id);
+        let mut rows = match &self.sweeps.rows {
+            Some((h, rows)) if *h == state => rows.clone(),
+            _ => {
+                let rows = point_rows(&self.sweep_entries(&id));
+                self.sweeps.rows = Some((state, rows.clone()));
+                rows
+            }
+        };
         let signature = finished_signature(&rows);
         let sv = &mut self.sweeps;
         if let Some((sig, rx)) = &sv.testing {
@@ -132,7 +183,8 @@ impl SquadlabApp {
     }
 
     pub(super) fn sweeps_view(&mut self, ui: &mut egui::Ui) {
-        let ids = crate::sweep::list(&self.runs.store).unwrap_or_default();
+        let listing = self.sweeps.listing(&self.runs.store);
+        let ids: Vec<String> = listing.iter().map(|(id, _)| id.clone()).collect();
         if self
             .sweeps
             .selected
@@ -149,8 +201,11 @@ impl SquadlabApp {
         };
         let rows = self.sweep_rows();
         let (varying, fixed) = axes(&rows);
-        self.sweep_summary(ui, &id, &rows, &fixed);
-        let shown = super::parallel::passing(&rows, &varying, &self.sweeps.brushes);
+        let random = listing.iter().any(|(s, r)| *s == id && *r);
+        self.sweep_summary(ui, &id, &rows, &fixed, random);
+        let rows_hash = self.sweeps.rows.as_ref().map_or(0, |(h, _)| *h);
+        self.sweeps.plot.update(rows_hash, &rows, &varying);
+        let shown = self.sweeps.plot.passing(rows.len(), &self.sweeps.brushes);
         ui.horizontal(|ui| {
             ui.weak("Drag along an axis to brush a range; the table keeps the points with a run inside every brush.");
             if !self.sweeps.brushes.is_empty() && ui.button("Clear brushes").clicked() {
@@ -158,14 +213,13 @@ impl SquadlabApp {
             }
         });
         let height = (ui.available_height() * 0.4).clamp(180.0, 360.0);
-        self.parallel_plot(ui, &rows, &varying, height);
+        self.parallel_plot(ui, height);
+        let table_height = (ui.available_height() * 0.6 - 2.0 * ROW_GAP).max(80.0);
+        self.sweep_table(ui, &rows, &varying, &shown, table_height);
+        ui.separator();
         egui::ScrollArea::vertical()
-            .id_salt("sweep-lower")
-            .show(ui, |ui| {
-                self.sweep_table(ui, &rows, &varying, &shown);
-                ui.separator();
-                sweep_effects(ui, &rows, &varying);
-            });
+            .id_salt("sweep-effects")
+            .show(ui, |ui| sweep_effects(ui, &rows, &varying));
     }
 
     fn sweep_launcher(&mut self, ui: &mut egui::Ui, ids: &[String]) {
@@ -240,6 +294,7 @@ impl SquadlabApp {
                     }
                 ));
                 self.sweeps.selected = Some(x.sweep);
+                self.sweeps.listing = None;
                 self.sweeps.open_file(&self.runs.store, file.to_path_buf());
                 self.runs.refresh(&self.state.selected, true);
             }
@@ -253,6 +308,7 @@ impl SquadlabApp {
         id: &str,
         rows: &[PointRow],
         fixed: &[(String, String)],
+        random: bool,
     ) {
         let runs: Vec<_> = rows.iter().flat_map(|r| r.runs.iter()).collect();
         let finished = runs.iter().filter(|r| r.is_finished()).count();
@@ -300,8 +356,6 @@ impl SquadlabApp {
                     }
                 }
             }
-            let random =
-                crate::sweep::load(&self.runs.store, id).is_ok_and(|s| !s.random.is_empty());
             if random {
                 ui.separator();
                 ui.add(
@@ -355,158 +409,6 @@ impl SquadlabApp {
         crate::fsutil::write_atomically(&path, body.as_bytes())?;
         Ok(path)
     }
-
-    fn sweep_table(
-        &mut self,
-        ui: &mut egui::Ui,
-        rows: &[PointRow],
-        varying: &[String],
-        shown: &[bool],
-    ) {
-        let mut order: Vec<usize> = (0..rows.len()).filter(|&i| shown[i]).collect();
-        if let Some((key, descending)) = &self.sweeps.sort {
-            sort_rows(&mut order, rows, key, *descending);
-        }
-        if order.len() < rows.len() {
-            ui.weak(format!(
-                "{} of {} points inside the brushes",
-                order.len(),
-                rows.len()
-            ));
-        }
-        let mut columns: Vec<(String, SortKey)> = varying
-            .iter()
-            .map(|a| (a.clone(), SortKey::Axis(a.clone())))
-            .collect();
-        columns.extend([
-            ("status".to_string(), SortKey::Status),
-            ("EM".to_string(), SortKey::ExactMatch),
-            ("F1 (95% CI)".to_string(), SortKey::F1),
-            ("train time".to_string(), SortKey::Runtime),
-        ]);
-        let progress: HashMap<String, Option<f32>> = rows
-            .iter()
-            .flat_map(|r| r.runs.iter())
-            .map(|r| {
-                (
-                    r.id.clone(),
-                    self.runs.get(&r.id).and_then(|v| v.progress()),
-                )
-            })
-            .collect();
-        egui::ScrollArea::horizontal()
-            .id_salt("sweep-table")
-            .show(ui, |ui| {
-                egui::Grid::new("sweep-table-grid")
-                    .striped(true)
-                    .num_columns(columns.len() + 1)
-                    .show(ui, |ui| {
-                        ui.label("");
-                        for (title, key) in &columns {
-                            let arrow = match &self.sweeps.sort {
-                                Some((k, true)) if k == key => " (desc)",
-                                Some((k, false)) if k == key => " (asc)",
-                                _ => "",
-                            };
-                            if ui.button(format!("{title}{arrow}")).clicked() {
-                                self.sweeps.sort = match &self.sweeps.sort {
-                                    Some((k, d)) if k == key => Some((key.clone(), !d)),
-                                    _ => Some((key.clone(), !matches!(key, SortKey::Axis(_)))),
-                                };
-                            }
-                        }
-                        ui.end_row();
-                        for &i in &order {
-                            let row = &rows[i];
-                            match &row.vs_best {
-                                VsBest::Best => {
-                                    ui.colored_label(egui::Color32::GOLD, "best");
-                                }
-                                VsBest::NotSignificant(why) => {
-                                    ui.label("n.s.").on_hover_text(format!(
-                                        "no different from the best: {why}"
-                                    ));
-                                }
-                                VsBest::Significant(why) => {
-                                    ui.weak("worse").on_hover_text(why);
-                                }
-                                VsBest::Untested(why) => {
-                                    ui.weak("").on_hover_text(why);
-                                }
-                            }
-                            for axis in varying {
-                                ui.monospace(row.point.get(axis).map_or("", String::as_str));
-                            }
-                            let running: Vec<String> = row
-                                .runs
-                                .iter()
-                                .filter_map(|r| {
-                                    progress
-                                        .get(&r.id)
-                                        .copied()
-                                        .flatten()
-                                        .map(|p| format!("{:.0}%", p * 100.0))
-                                })
-                                .collect();
-                            let status = if running.is_empty() {
-                                row.status()
-                            } else {
-                                format!("{} ({})", row.status(), running.join(", "))
-                            };
-                            ui.label(status);
-                            let stat = |s: &Option<crate::report::Stat>| {
-                                s.as_ref().map_or("–".to_string(), |s| s.show(2))
-                            };
-                            ui.monospace(stat(&row.exact_match));
-                            let f1 = match &row.f1 {
-                                Some(s) => match s.show_interval(2) {
-                                    Some(ci) => format!("{} {ci}", s.show(2)),
-                                    None => s.show(2),
-                                },
-                                None => "–".into(),
-                            };
-                            ui.monospace(f1);
-                            ui.monospace(
-                                row.train_runtime
-                                    .as_ref()
-                                    .map_or("–".into(), |s| super::widgets::duration(s.mean)),
-                            );
-                            ui.end_row();
-                        }
-                    });
-            });
-    }
-}
-
-/// Orders table rows by a column; rows without a value go last.
-pub fn sort_rows(order: &mut [usize], rows: &[PointRow], key: &SortKey, descending: bool) {
-    use crate::sweep::table::numeric;
-    let value = |r: &PointRow| -> (Option<f64>, String) {
-        match key {
-            SortKey::Axis(a) => {
-                let v = r.point.get(a).cloned().unwrap_or_default();
-                (numeric(&v), v)
-            }
-            SortKey::Status => (None, r.status()),
-            SortKey::ExactMatch => (r.exact_match.as_ref().map(|s| s.mean), String::new()),
-            SortKey::F1 => (r.f1.as_ref().map(|s| s.mean), String::new()),
-            SortKey::Runtime => (r.train_runtime.as_ref().map(|s| s.mean), String::new()),
-        }
-    };
-    order.sort_by(|&a, &b| {
-        let ((na, ta), (nb, tb)) = (value(&rows[a]), value(&rows[b]));
-        let ord = match (na, nb) {
-            (Some(x), Some(y)) => x.total_cmp(&y),
-            (Some(_), None) => return std::cmp::Ordering::Less,
-            (None, Some(_)) => return std::cmp::Ordering::Greater,
-            (None, None) => ta.cmp(&tb),
-        };
-        if descending {
-            ord.reverse()
-        } else {
-            ord
-        }
-    });
 }
 
 /// F1 by value on each axis, over the finished runs with that value.
