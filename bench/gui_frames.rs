@@ -245,6 +245,11 @@ fn sweep_view() {
     );
     let (median, p90) = frames(&mut h);
     println!("  frame of the view: median {median:.2} ms, p90 {p90:.2} ms");
+    // The rest of the window (the runs sidebar lists all 500) under another tab.
+    h.state_mut().state.tab = Tab::Playground;
+    let (median, p90) = frames(&mut h);
+    println!("  the same window on the Playground tab: median {median:.2} ms, p90 {p90:.2} ms");
+    h.state_mut().state.tab = Tab::Sweeps;
     h.state_mut().sweeps.brushes.insert("f1".into(), (0.5, 1.0));
     let (median, p90) = frames(&mut h);
     println!("  with an F1 brush: median {median:.2} ms, p90 {p90:.2} ms");

@@ -104,7 +104,7 @@ struct GuiArgs {
     #[arg(long, value_name = "DIR")]
     screenshots: Option<std::path::PathBuf>,
     /// With --screenshots: only this view, saved as FILE (repeat for more);
-    /// VIEW is live, results, predictions, playground or new-run.
+    /// VIEW is live, results, predictions, playground, new-run or sweeps.
     #[arg(long = "screenshot", value_name = "VIEW=FILE", requires = "screenshots", value_parser = crate::gui::parse_screenshot_view)]
     screenshot_views: Vec<(crate::gui::Tab, String)>,
 }

@@ -144,6 +144,10 @@ impl SquadlabApp {
                 return;
             }
         }
+        if tab == Tab::Sweeps && self.sweeps.is_testing() && script.frames < 2000 {
+            self.shots = Some(script);
+            return;
+        }
         if script.frames > 20 {
             script.waiting = Some(capture(ctx, None, script.dir.join(&file)));
         }
@@ -163,9 +167,10 @@ pub fn parse_view(spec: &str) -> Result<(Tab, String), String> {
         "predictions" => Tab::Predictions,
         "playground" => Tab::Playground,
         "new-run" => Tab::NewRun,
+        "sweeps" => Tab::Sweeps,
         other => {
             return Err(format!(
-                "--screenshot: unknown view {other:?}; expected live, results, predictions, playground or new-run"
+                "--screenshot: unknown view {other:?}; expected live, results, predictions, playground, new-run or sweeps"
             ))
         }
     };

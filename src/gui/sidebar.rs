@@ -18,6 +18,9 @@ pub(super) struct SidebarState {
     notes: String,
     /// A run waiting for delete confirmation.
     confirm_delete: Option<String>,
+    /// Each run row's height when last drawn: rows off screen only take
+    /// their space, so a store of hundreds of runs lists quickly.
+    row_heights: std::collections::HashMap<String, f32>,
 }
 
 pub(super) fn filter_id() -> egui::Id {
@@ -77,14 +80,23 @@ impl SquadlabApp {
 
     fn run_list(&mut self, ui: &mut egui::Ui) {
         let mut clicked = None;
+        let heights = &mut self.sidebar.row_heights;
         for view in self.runs.views.iter().rev() {
             if !matches(view, &self.state.filter) {
                 continue;
+            }
+            if let Some(&h) = heights.get(&view.entry.id) {
+                let size = egui::vec2(ui.available_width(), h);
+                if !ui.is_rect_visible(egui::Rect::from_min_size(ui.cursor().min, size)) {
+                    ui.allocate_space(size);
+                    continue;
+                }
             }
             let selected = self.state.selected.contains(&view.entry.id);
             let response = ui
                 .push_id(&view.entry.id, |ui| run_row(ui, view, selected))
                 .inner;
+            heights.insert(view.entry.id.clone(), response.rect.height());
             if response.clicked() {
                 clicked = Some((
                     view.entry.id.clone(),
