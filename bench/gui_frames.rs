@@ -202,7 +202,11 @@ fn predictions() {
 /// ratios × 5 weight decays × 2 seeds, with made-up scores.
 fn sweep_store(root: &Path) -> std::path::PathBuf {
     std::fs::create_dir_all(root).unwrap();
-    std::fs::write(root.join("base.ron"), squadlab::config::RunConfig::default().to_ron()).unwrap();
+    std::fs::write(
+        root.join("base.ron"),
+        squadlab::config::RunConfig::default().to_ron(),
+    )
+    .unwrap();
     let file = root.join("sweep.ron");
     std::fs::write(
         &file,
@@ -235,7 +239,10 @@ fn sweep_view() {
     let mut h = harness(&store);
     h.state_mut().state.tab = Tab::Sweeps;
     let start = Instant::now();
-    while h.state().sweeps.selected.is_none() || h.state().sweeps.is_testing() || start.elapsed() < Duration::from_millis(200) {
+    while h.state().sweeps.selected.is_none()
+        || h.state().sweeps.is_testing()
+        || start.elapsed() < Duration::from_millis(200)
+    {
         h.step();
         std::thread::sleep(Duration::from_millis(5));
     }

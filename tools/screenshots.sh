@@ -8,6 +8,10 @@
 #   tools/screenshots.sh --eval-curve [STORE RUN]
 #       only eval-curve.png: the live view of experiments/minilm-1000q-eval.ron,
 #       F1 against step (trains it first, about 10 min, unless given)
+#   tools/screenshots.sh --sweep [STORE]
+#       only sweeps.png: the Sweeps view of experiments/sweeps/minilm-300q-lr3.ron,
+#       3 learning rates × 2 seeds, 30 steps each (trains it first, about
+#       20 min, unless STORE holds it)
 #
 # The runs are experiments/minilm-300q.ron: all-MiniLM-L6-v2 fine-tuned on
 # 300 SQuAD questions at two learning rates, evaluated on 500 dev questions.
@@ -20,6 +24,21 @@ cargo build --release
 bin=target/release/squadlab
 out=assets/screenshots
 mkdir -p "$out"
+
+if [ "${1:-}" = "--sweep" ]; then
+    shift
+    if [ $# -ge 1 ]; then
+        store=$1
+    else
+        store=$(mktemp -d)/store
+        "$bin" sweep start experiments/sweeps/minilm-300q-lr3.ron --store "$store"
+        "$bin" worker --store "$store"
+    fi
+    xvfb-run -a -s "-screen 0 1600x1000x24" \
+        "$bin" gui --store "$store" --screenshots "$out" --screenshot sweeps=sweeps.png
+    ls -l "$out/sweeps.png"
+    exit 0
+fi
 
 if [ "${1:-}" = "--eval-curve" ]; then
     shift

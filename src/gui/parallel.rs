@@ -35,7 +35,11 @@ struct Layout {
 impl PlotState {
     /// Lays the runs out again when the rows changed (`rows_hash`).
     pub fn update(&mut self, rows_hash: u64, rows: &[PointRow], varying: &[String]) {
-        if self.layout.as_ref().is_some_and(|l| l.rows_hash == rows_hash) {
+        if self
+            .layout
+            .as_ref()
+            .is_some_and(|l| l.rows_hash == rows_hash)
+        {
             return;
         }
         let scales = scales(rows, varying);
@@ -66,10 +70,15 @@ impl PlotState {
         }
         let mut pass = vec![false; n];
         for (row, _, at) in &layout.runs {
-            let inside = layout.scales.iter().zip(at).all(|((axis, _), y)| match brushes.get(axis) {
-                Some(&(lo, hi)) => y.is_some_and(|y| (lo..=hi).contains(&y)),
-                None => true,
-            });
+            let inside =
+                layout
+                    .scales
+                    .iter()
+                    .zip(at)
+                    .all(|((axis, _), y)| match brushes.get(axis) {
+                        Some(&(lo, hi)) => y.is_some_and(|y| (lo..=hi).contains(&y)),
+                        None => true,
+                    });
             pass[*row] |= inside;
         }
         pass
@@ -242,7 +251,11 @@ impl SquadlabApp {
                 .filter_map(|(i, y)| Some([i as f64, (*y)?]))
                 .collect();
             let color = at.last().copied().flatten().map_or(weak, f1_color);
-            lines.push(Line::new(id.as_str(), PlotPoints::from(points)).color(color).width(1.5));
+            lines.push(
+                Line::new(id.as_str(), PlotPoints::from(points))
+                    .color(color)
+                    .width(1.5),
+            );
         }
         let brushes = self.sweeps.brushes.clone();
         let axis_color = ui.visuals().text_color();
@@ -304,12 +317,7 @@ impl SquadlabApp {
     }
 
     /// Turns drags along an axis into brushes.
-    fn brush(
-        &mut self,
-        response: &egui::Response,
-        transform: &PlotTransform,
-        axes: &[String],
-    ) {
+    fn brush(&mut self, response: &egui::Response, transform: &PlotTransform, axes: &[String]) {
         if response.double_clicked() {
             self.sweeps.brushes.clear();
             self.sweeps.plot.drag = None;
@@ -321,8 +329,7 @@ impl SquadlabApp {
             if let Some(p) = origin.map(at) {
                 let i = p.x.round();
                 if (p.x - i).abs() < 0.3 && i >= 0.0 && (i as usize) < axes.len() {
-                    self.sweeps.plot.drag =
-                        Some((axes[i as usize].clone(), p.y.clamp(0.0, 1.0)));
+                    self.sweeps.plot.drag = Some((axes[i as usize].clone(), p.y.clamp(0.0, 1.0)));
                 }
             }
         }

@@ -4,6 +4,7 @@
 
 use super::app::SquadlabApp;
 use crate::report::Stat;
+use crate::store::{RunStatus, Shown};
 use crate::sweep::table::{numeric, PointRow, VsBest};
 use std::collections::HashMap;
 
@@ -39,8 +40,11 @@ impl SquadlabApp {
         height: f32,
     ) {
         let mut order: Vec<usize> = (0..rows.len()).filter(|&i| shown[i]).collect();
-        if let Some((key, descending)) = &self.sweeps.sort {
-            sort_rows(&mut order, rows, key, *descending);
+        match (&self.sweeps.sort, varying.first()) {
+            (Some((key, descending)), _) => sort_rows(&mut order, rows, key, *descending),
+            // Unsorted, points follow their first axis, numbers in numeric order.
+            (None, Some(axis)) => sort_rows(&mut order, rows, &SortKey::Axis(axis.clone()), false),
+            (None, None) => {}
         }
         if order.len() < rows.len() {
             ui.weak(format!(
@@ -53,10 +57,15 @@ impl SquadlabApp {
             .iter()
             .map(|a| (a.clone(), SortKey::Axis(a.clone()), AXIS_WIDTH))
             .chain(
-                [SortKey::Status, SortKey::ExactMatch, SortKey::F1, SortKey::Runtime]
-                    .into_iter()
-                    .zip(COLUMNS)
-                    .map(|(k, (t, w))| (t.to_string(), k, w)),
+                [
+                    SortKey::Status,
+                    SortKey::ExactMatch,
+                    SortKey::F1,
+                    SortKey::Runtime,
+                ]
+                .into_iter()
+                .zip(COLUMNS)
+                .map(|(k, (t, w))| (t.to_string(), k, w)),
             )
             .collect();
         egui::ScrollArea::horizontal()
@@ -102,6 +111,7 @@ impl SquadlabApp {
         order
             .iter()
             .flat_map(|&i| rows[i].runs.iter())
+            .filter(|r| r.shown == Shown::Is(RunStatus::Running))
             .filter_map(|r| Some((r.id.clone(), self.runs.get(&r.id)?.progress()?)))
             .collect()
     }
@@ -111,15 +121,25 @@ fn cell(ui: &mut egui::Ui, width: f32, text: impl Into<egui::WidgetText>) -> egu
     ui.add_sized([width, ROW_HEIGHT], egui::Label::new(text).truncate())
 }
 
-fn table_row(ui: &mut egui::Ui, row: &PointRow, varying: &[String], progress: &HashMap<String, f32>) {
+fn table_row(
+    ui: &mut egui::Ui,
+    row: &PointRow,
+    varying: &[String],
+    progress: &HashMap<String, f32>,
+) {
     let mono = |s: String| egui::RichText::new(s).monospace();
     match &row.vs_best {
         VsBest::Best => {
-            cell(ui, MARK_WIDTH, egui::RichText::new("best").color(egui::Color32::GOLD))
-                .on_hover_text("the highest mean F1");
+            cell(
+                ui,
+                MARK_WIDTH,
+                egui::RichText::new("best").color(egui::Color32::GOLD),
+            )
+            .on_hover_text("the highest mean F1");
         }
         VsBest::NotSignificant(why) => {
-            cell(ui, MARK_WIDTH, "n.s.").on_hover_text(format!("no different from the best: {why}"));
+            cell(ui, MARK_WIDTH, "n.s.")
+                .on_hover_text(format!("no different from the best: {why}"));
         }
         VsBest::Significant(why) => {
             cell(ui, MARK_WIDTH, egui::RichText::new("worse").weak()).on_hover_text(why);
@@ -129,7 +149,11 @@ fn table_row(ui: &mut egui::Ui, row: &PointRow, varying: &[String], progress: &H
         }
     }
     for axis in varying {
-        cell(ui, AXIS_WIDTH, mono(row.point.get(axis).cloned().unwrap_or_default()));
+        cell(
+            ui,
+            AXIS_WIDTH,
+            mono(row.point.get(axis).cloned().unwrap_or_default()),
+        );
     }
     let running: Vec<String> = row
         .runs

@@ -5,10 +5,10 @@
 
 use super::app::SquadlabApp;
 use super::browse::{Browser, Purpose};
+pub use super::sweep_table::SortKey;
 use crate::report::Format;
 use crate::store::{RunEntry, Store};
 use crate::sweep::table::{axes, axis_effects, point_rows, test_against_best, PointRow, VsBest};
-pub use super::sweep_table::SortKey;
 use crossbeam_channel::{bounded, Receiver};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 const ROW_GAP: f32 = 24.0;
 
 type Verdicts = HashMap<BTreeMap<String, String>, VsBest>;
+/// The finished runs a table was built from: (id, F1 bits).
+type Finished = Vec<(String, u64)>;
 
 #[derive(Default)]
 pub struct SweepsView {
@@ -31,8 +33,8 @@ pub struct SweepsView {
     pub brushes: BTreeMap<String, (f64, f64)>,
     pub trials_to_add: usize,
     /// The tests against the best, for the finished runs they were run on.
-    tests: Option<(Vec<(String, u64)>, Verdicts)>,
-    testing: Option<(Vec<(String, u64)>, Receiver<Verdicts>)>,
+    tests: Option<(Finished, Verdicts)>,
+    testing: Option<(Finished, Receiver<Verdicts>)>,
     pub(super) plot: super::parallel::PlotState,
     /// The points as last built, and a hash of the runs they were built from:
     /// rebuilt only when a run changes, not every frame.
@@ -66,7 +68,10 @@ impl SweepsView {
                 .collect();
             self.listing = Some((std::time::Instant::now(), found));
         }
-        self.listing.as_ref().map(|(_, l)| l.clone()).unwrap_or_default()
+        self.listing
+            .as_ref()
+            .map(|(_, l)| l.clone())
+            .unwrap_or_default()
     }
 
     /// Where the value at `y` (0–1) of the plot's axis `index` was drawn
@@ -88,7 +93,9 @@ fn runs_hash(runs: &super::runs::Runs, sweep: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     sweep.hash(&mut h);
     for v in &runs.views {
-        let Some(r) = v.entry.record.as_ref() else { continue };
+        let Some(r) = v.entry.record.as_ref() else {
+            continue;
+        };
         if r.sweep.as_ref().is_none_or(|s| s.id != sweep) {
             continue;
         }
@@ -105,7 +112,7 @@ fn runs_hash(runs: &super::runs::Runs, sweep: &str) -> u64 {
 }
 
 /// The finished runs behind a table, as (id, F1 bits): the tests rerun when it changes.
-fn finished_signature(rows: &[PointRow]) -> Vec<(String, u64)> {
+fn finished_signature(rows: &[PointRow]) -> Finished {
     rows.iter()
         .flat_map(|r| r.runs.iter())
         .filter(|r| r.is_finished())

@@ -156,6 +156,10 @@ fn save(store: &Store, sweep: &Sweep, state: &State) -> Result<()> {
     )
 }
 
+/// New points with their configs, the points that already had a run, and
+/// the points over the cap.
+type Plan = (Vec<(Point, RunConfig)>, usize, usize);
+
 /// The points of `candidates` no run of the sweep has yet, with their
 /// configs (each built and validated), up to `run_cap` runs in all; and how
 /// many already had a run, and how many the cap left out.
@@ -163,7 +167,7 @@ fn plan_points(
     store: &Store,
     sweep: &Sweep,
     candidates: &[Point],
-) -> Result<(Vec<(Point, RunConfig)>, usize, usize)> {
+) -> Result<Plan> {
     let Base::Inline(base) = &sweep.base else {
         bail!("the sweep's base config is not inlined");
     };
