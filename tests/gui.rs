@@ -1008,24 +1008,8 @@ fn evaluations_during_training_plot_against_step_and_export_to_tensorboard() {
         let view = app.runs.get(&id).unwrap();
         view.entry.shown == Shown::Is(RunStatus::Finished) && view.scores().is_some()
     });
-    let evals = h
-        .state()
-        .runs
-        .get(&id)
-        .unwrap()
-        .follower
-        .series
-        .evals
-        .clone();
-    let last = h
-        .state()
-        .runs
-        .get(&id)
-        .unwrap()
-        .follower
-        .series
-        .eval
-        .clone();
+    let series = &h.state().runs.get(&id).unwrap().follower.series;
+    let (evals, last) = (series.evals.clone(), series.eval.clone());
     let steps: Vec<u64> = evals.iter().map(|e| e.step).collect();
     assert_eq!(steps, [6, 12, 18, 24], "one evaluation per epoch");
     assert!(evals.iter().all(|e| e.total == 20));

@@ -35,14 +35,17 @@ fn tensorboard_read() -> Vec<Scalar> {
 fn an_exported_run_reads_back_as_tensorboard_read_it() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("tb");
-    let report = common::squadlab_json(&[
-        "export-metrics",
-        &fixture().join("run").display().to_string(),
-        "--format",
-        "tensorboard",
-        "--out",
-        &out.display().to_string(),
-    ]);
+    let export = || {
+        common::squadlab_json(&[
+            "export-metrics",
+            &fixture().join("run").display().to_string(),
+            "--format",
+            "tensorboard",
+            "--out",
+            &out.display().to_string(),
+        ])
+    };
+    let report = export();
     let written = Path::new(report["out"].as_str().unwrap()).to_path_buf();
     assert_eq!(report["scalars"], 122);
     let name = written.file_name().unwrap().to_string_lossy().into_owned();
@@ -75,14 +78,7 @@ fn an_exported_run_reads_back_as_tensorboard_read_it() {
     assert!(theirs.iter().any(|s| s.tag == "final/f1" && s.step == 20));
 
     // Exporting again replaces the file instead of adding a second copy.
-    common::squadlab_json(&[
-        "export-metrics",
-        &fixture().join("run").display().to_string(),
-        "--format",
-        "tensorboard",
-        "--out",
-        &out.display().to_string(),
-    ]);
+    export();
     assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
 
     // Without --out the format has nowhere to go: a clear error.

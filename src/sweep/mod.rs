@@ -163,11 +163,7 @@ type Plan = (Vec<(Point, RunConfig)>, usize, usize);
 /// The points of `candidates` no run of the sweep has yet, with their
 /// configs (each built and validated), up to `run_cap` runs in all; and how
 /// many already had a run, and how many the cap left out.
-fn plan_points(
-    store: &Store,
-    sweep: &Sweep,
-    candidates: &[Point],
-) -> Result<Plan> {
+fn plan_points(store: &Store, sweep: &Sweep, candidates: &[Point]) -> Result<Plan> {
     let Base::Inline(base) = &sweep.base else {
         bail!("the sweep's base config is not inlined");
     };
