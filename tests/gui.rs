@@ -1310,3 +1310,40 @@ fn a_sweep_started_from_a_file_in_the_app_trains_to_its_end() {
         "4 runs, 0 new, 4 already in the store"
     ));
 }
+
+#[test]
+fn trials_are_added_to_a_random_sweep_from_the_app() {
+    let (tmp, json, model, store, mut h) = tiny_app();
+    std::fs::write(
+        tmp.path().join("base.ron"),
+        common::tiny_run_config(&json, &model).to_ron(),
+    )
+    .unwrap();
+    let file = tmp.path().join("sweep.ron");
+    std::fs::write(
+        &file,
+        r#"Sweep(name: "random sweep", base: File("base.ron"), random: {"warmup_ratio": Uniform(0.0, 0.2)}, trials: 2, seed: 3)"#,
+    )
+    .unwrap();
+    h.state_mut().state.tab = Tab::Sweeps;
+    let opened = squadlab::store::Store::open(Some(&store));
+    h.state_mut().sweeps.open_file(&opened, file);
+    h.run_steps(2);
+    assert!(has_label_containing(
+        &h,
+        "sweep random-sweep: 2 runs, 2 new"
+    ));
+    h.get_by_label("Start sweep").click();
+    h.run_steps(3);
+    assert!(has_label_containing(&h, "2 points, 2 runs, 0 finished"));
+    assert!(
+        has_label_containing(&h, "queued 1"),
+        "the table shows queued runs"
+    );
+    h.state_mut().sweeps.trials_to_add = 3;
+    h.get_by_label("Add trials").click();
+    h.run_steps(3);
+    let queued = squadlab::sweep::runs(&opened, "random-sweep").unwrap();
+    assert_eq!(queued.len(), 5, "3 more points drawn from the same stream");
+    assert!(has_label_containing(&h, "5 points, 5 runs, 0 finished"));
+}
