@@ -26,6 +26,11 @@ extern "C" fn on_usr1(_: libc::c_int) {
 fn relay_usr1() {
     // SAFETY: the handler only stores to an atomic, which is signal-safe.
     unsafe { libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t) };
+    // A signal that reached the batch shell before this handler was in.
+    let flag = std::env::var_os(crate::sweep::slurm::USR1_FLAG_ENV);
+    if flag.is_some_and(|f| std::path::Path::new(&f).exists()) {
+        SIGNALLED.store(true, Ordering::SeqCst);
+    }
     std::thread::spawn(|| loop {
         std::thread::sleep(Duration::from_millis(100));
         if SIGNALLED.load(Ordering::SeqCst) {

@@ -1,8 +1,9 @@
 //! Slurm as the scale-out engine: a sweep's queued runs as one sbatch job
 //! array over a store on shared storage. Task i trains run i
 //! (`squadlab sweep task`). Shortly before the time limit Slurm signals the
-//! batch shell (`--signal=B:USR1@N`; the script `exec`s squadlab, so the
-//! shell is squadlab). The task then checkpoints, puts the run back in the
+//! batch shell (`--signal=B:USR1@N`), which forwards it to squadlab and
+//! leaves a flag file for a signal that came before squadlab could catch it.
+//! The task then checkpoints, puts the run back in the
 //! store's queue and requeues its own array task with `scontrol requeue`,
 //! since Slurm does not requeue a task that merely exits. The requeued task
 //! resumes from the checkpoint.
@@ -17,6 +18,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The flag file the batch shell touches when Slurm's signal arrives, named
+/// to `squadlab sweep task` in this variable.
+pub const USR1_FLAG_ENV: &str = "SQUADLAB_USR1_FLAG";
 
 /// What the sbatch script asks of Slurm.
 #[derive(Clone, Debug, Default)]
@@ -53,7 +58,7 @@ pub fn script(store_root: &Path, id: &str, runs: &[String], o: &SlurmOptions) ->
     let _ = writeln!(s, "#SBATCH --job-name=squadlab-{id}");
     let parallel = o.max_parallel.map_or(String::new(), |k| format!("%{k}"));
     let _ = writeln!(s, "#SBATCH --array=0-{}{parallel}", runs.len() - 1);
-    // B: signals the batch shell, which `exec` below makes squadlab itself.
+    // B: signals the batch shell, which forwards the signal to squadlab.
     let _ = writeln!(s, "#SBATCH --signal=B:USR1@{}", o.signal_seconds);
     let _ = writeln!(s, "#SBATCH --requeue");
     let _ = writeln!(s, "#SBATCH --open-mode=append");
@@ -70,11 +75,26 @@ pub fn script(store_root: &Path, id: &str, runs: &[String], o: &SlurmOptions) ->
         }
     }
     let _ = writeln!(s, "RUNS=({})", runs.join(" "));
+    // Slurm may signal within the task's first seconds (up to 60 s early),
+    // before squadlab has its handler: the shell catches the signal, notes it
+    // in a flag file squadlab reads once its handler is in, and forwards it.
+    // squadlab starts with USR1 ignored, so a forward in that gap is not fatal.
+    s.push_str(
+        "flag=$(mktemp)\nrm -f \"$flag\"\npid=\n\
+         trap 'touch \"$flag\"; [ -n \"$pid\" ] && kill -USR1 \"$pid\" 2>/dev/null' USR1\n",
+    );
     let _ = writeln!(
         s,
-        "exec {} sweep task --store {} --run \"${{RUNS[$SLURM_ARRAY_TASK_ID]}}\"",
+        "( trap '' USR1; exec env {}=\"$flag\" {} sweep task --store {} --run \"${{RUNS[$SLURM_ARRAY_TASK_ID]}}\" ) &",
+        USR1_FLAG_ENV,
         shell_quote(&exe.display().to_string()),
         shell_quote(&store.display().to_string())
+    );
+    // `wait` returns early when the trap runs; wait again until squadlab ends.
+    s.push_str(
+        "pid=$!\n[ -e \"$flag\" ] && kill -USR1 \"$pid\" 2>/dev/null\n\
+         while :; do wait \"$pid\"; rc=$?; kill -0 \"$pid\" 2>/dev/null || break; done\n\
+         rm -f \"$flag\"\nexit $rc\n",
     );
     Ok(s)
 }
