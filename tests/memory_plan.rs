@@ -61,19 +61,66 @@ fn the_plan_is_the_graph_and_the_allocator_agrees() {
     let _graph = generic_graph(true);
     let params = Params::random(&config, dev, 7).unwrap();
     let batch = WindowBatch::synthetic(&config, 4, 128, dev).unwrap();
+    // A step first, unmeasured: gemm keeps an L2-sized packing slab on every
+    // thread that has multiplied, for the life of the process. That is the
+    // machine's (2 MiB L2 per core, as on a large Xeon, made a step here
+    // look 5% bigger than one with 1 MiB), not the step's.
+    let before_warm_up = counting::live_and_peak().0;
+    train_step(&config, &params, &batch);
+    let kept = counting::live_and_peak().0 - before_warm_up;
     counting::reset_peak();
     let before = counting::live_and_peak().0;
-    let model = BertQa::new(config.clone(), &params).unwrap();
+    train_step(&config, &params, &batch);
+    let live_peak = counting::live_and_peak().1 - before;
+    let plan = plan(&config, 4, 128, 4, false);
+    let planned = plan.step_bytes();
+    let ratio = live_peak as f64 / planned as f64;
+    eprintln!(
+        "live peak {live_peak} bytes, planned {planned} ({ratio:.4}); \
+         kept by the process after a step: {kept} bytes"
+    );
+    // The same bytes on every L2 and L3 size and thread count tried
+    // (tools/cache-sizes.sh, RAYON_NUM_THREADS 1 to 8): 1.0072 of the plan,
+    // gemm's transient packing and the tensors the plan leaves out. The band
+    // is that narrow so that it has power: a plan missing any one term of 1%
+    // of the step or more (residual add, 1.1%, is the smallest) lands outside.
+    let band = 0.985..=1.015;
+    assert!(
+        band.contains(&ratio),
+        "live peak {live_peak} bytes against {planned} planned ({ratio:.4})"
+    );
+    let mut powered = 0;
+    for (name, bytes) in plan_terms(&plan) {
+        if bytes * 100 >= planned {
+            let without = live_peak as f64 / (planned - bytes) as f64;
+            assert!(
+                !band.contains(&without),
+                "a plan without {name} ({bytes} bytes) would pass too ({without:.4})"
+            );
+            powered += 1;
+        }
+    }
+    assert_eq!(powered, 13, "the terms the band tells apart");
+}
+
+/// Each term of a step's plan, named.
+fn plan_terms(plan: &squadlab::memory::MemoryPlan) -> Vec<(&'static str, u64)> {
+    let mut terms = vec![
+        ("gradients", plan.gradients),
+        ("dropout masks", plan.dropout_masks),
+        ("retained gradients", plan.retained_gradients),
+        ("backward workspace", plan.backward_workspace),
+    ];
+    terms.extend(plan.activations.iter().copied());
+    terms
+}
+
+/// One train step, everything it made dropped at the end.
+fn train_step(config: &BertConfig, params: &Params, batch: &WindowBatch) {
+    let model = BertQa::new(config.clone(), params).unwrap();
     let mut grads = Grads::new();
     let mut rng = SeededRng::new(1);
-    accumulate_gradients(&model, &params, &batch, 1.0, &mut rng, &mut grads).unwrap();
-    let live_peak = counting::live_and_peak().1 - before;
-    let planned = plan(&config, 4, 128, 4, false).step_bytes();
-    let ratio = live_peak as f64 / planned as f64;
-    assert!(
-        (0.95..=1.05).contains(&ratio),
-        "live peak {live_peak} bytes against {planned} planned ({ratio:.3})"
-    );
+    accumulate_gradients(&model, params, batch, 1.0, &mut rng, &mut grads).unwrap();
 }
 
 #[test]
