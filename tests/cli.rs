@@ -408,14 +408,34 @@ fn doctor_says_what_the_binary_has_and_what_to_do() {
     assert_eq!(features.contains(&"cuda"), cuda);
     let cpu = &report["cpu"];
     assert!(cpu["cores"].as_u64().unwrap() >= 1 && cpu["threads"].as_u64().unwrap() >= 1);
-    // The CPU kernels pick AVX-512 only where AVX2 is there too.
-    let simd: Vec<&str> = cpu["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_str().unwrap())
-        .collect();
-    assert!(!simd.contains(&"AVX-512") || simd.contains(&"AVX2+FMA"));
+    // The kernels and gemm never run wider than the CPU, and the kernels
+    // follow SQUADLAB_CPU_LEVEL down (CI's AVX2 run sets it in our env).
+    let rank = |level: &serde_json::Value| {
+        ["baseline", "AVX2+FMA", "AVX-512"]
+            .iter()
+            .position(|l| level == l)
+            .unwrap_or_else(|| panic!("unknown level {level}"))
+    };
+    let levels = &cpu["levels"];
+    let detected = rank(&levels["detected"]);
+    assert!(rank(&levels["kernels"]) <= detected && rank(&levels["gemm"]) <= detected);
+    assert_eq!(levels["gemm_avx512_built"], cfg!(feature = "avx512"));
+    let capped = Command::new(env!("CARGO_BIN_EXE_squadlab"))
+        .args(["doctor", "--json"])
+        .env("SQUADLAB_CPU_LEVEL", "baseline")
+        .output()
+        .unwrap();
+    assert_eq!(json_line(&capped)["cpu"]["levels"]["kernels"], "baseline");
+    let refused = Command::new(env!("CARGO_BIN_EXE_squadlab"))
+        .args(["doctor"])
+        .env("SQUADLAB_CPU_LEVEL", "sse9")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("SQUADLAB_CPU_LEVEL=\"sse9\""),
+        "{stderr}"
+    );
     // Without a GPU (this machine, CI) a CPU build is told how to train.
     if !cuda && report["gpus"].as_array().unwrap().is_empty() {
         let advice = report["advice"][0].as_str().unwrap();

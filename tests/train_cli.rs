@@ -136,3 +136,66 @@ fn ctrl_c_cancels_at_a_step_boundary_with_a_checkpoint() {
     let state = squadlab::train::checkpoint::load_state(&ckpt).unwrap();
     assert!(state.global_step >= 1);
 }
+
+/// The kernels' widest path and the next one down train the same bits: every
+/// step's loss and grad norm and every saved weight. On an AVX-512 CPU that
+/// is AVX-512 against AVX2, on an AVX2 one AVX2 against the baseline (gemm,
+/// the same in both, is checked across its paths by tools/test-avx2.sh).
+#[test]
+fn the_kernels_train_the_same_bits_on_every_cpu_path() {
+    use squadlab::model::kernels::cpu_level::{self, CpuLevel};
+    let widest = cpu_level::detected();
+    let lower = match widest {
+        CpuLevel::Avx512 => CpuLevel::Avx2,
+        _ => CpuLevel::Baseline,
+    };
+    if widest == CpuLevel::Baseline {
+        eprintln!("this CPU has neither AVX2 nor AVX-512: one kernel path, nothing to compare");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = tiny_task(tmp.path());
+    let mut config = tiny_run_config(&json, &model);
+    config.num_train_epochs = 1.0;
+    config.data.max_eval_samples = Some(8);
+    let config_file = tmp.path().join("tiny.ron");
+    std::fs::write(&config_file, config.to_ron()).unwrap();
+    let train_at = |level: CpuLevel| {
+        let name = format!("{level:?}").to_lowercase();
+        let out_dir = tmp.path().join(&name);
+        let out = squadlab()
+            .args(["train", "--json", "--out"])
+            .arg(&out_dir)
+            .arg(&config_file)
+            .env(cpu_level::ENV, &name)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let steps: Vec<String> = std::fs::read_to_string(out_dir.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(r#""event":"step""#))
+            .map(|l| {
+                let e: serde_json::Value = serde_json::from_str(l).unwrap();
+                format!(
+                    "step {} loss {} grad_norm {}",
+                    e["step"], e["loss"], e["grad_norm"]
+                )
+            })
+            .collect();
+        let weights = std::fs::read(out_dir.join("model/model.safetensors")).unwrap();
+        (steps, weights)
+    };
+    let (wide_steps, wide_weights) = train_at(widest);
+    let (low_steps, low_weights) = train_at(lower);
+    assert_eq!(wide_steps.len(), 6, "{wide_steps:?}");
+    assert_eq!(wide_steps, low_steps, "{widest} against {lower}");
+    assert!(
+        wide_weights == low_weights,
+        "the weights {widest} and {lower} saved differ"
+    );
+}

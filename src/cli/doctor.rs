@@ -24,7 +24,7 @@ pub fn run(_args: &DoctorArgs) -> Result<Report> {
         .collect();
     // Set when the binary was built (`CUDA_COMPUTE_CAP=90 cargo build --features cuda`).
     let compute_cap = option_env!("CUDA_COMPUTE_CAP");
-    let cpu = cpu_features();
+    let levels = cpu_levels();
     let threads = rayon::current_num_threads();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (gpus, smi_error) = match query_gpus() {
@@ -81,12 +81,15 @@ pub fn run(_args: &DoctorArgs) -> Result<Report> {
         );
     }
     text += &format!(
-        "CPU: {cores} cores, {threads} worker threads, {}\n",
-        if cpu.is_empty() {
-            "no AVX2".to_string()
+        "CPU: {cores} cores, {threads} worker threads, {}; kernels use {}, matrix products {}{}\n",
+        levels["detected"].as_str().unwrap_or("?"),
+        levels["kernels"].as_str().unwrap_or("?"),
+        levels["gemm"].as_str().unwrap_or("?"),
+        if levels["gemm_avx512_built"] == true {
+            ""
         } else {
-            cpu.join(", ")
-        }
+            " (built without the avx512 feature)"
+        },
     );
     match (&smi_error, gpus.is_empty()) {
         (Some(e), _) => text += &format!("GPUs: none found ({e})\n"),
@@ -117,7 +120,7 @@ pub fn run(_args: &DoctorArgs) -> Result<Report> {
             "features": features,
             "cuda_built": cuda_built,
             "cuda_compute_cap_built": compute_cap,
-            "cpu": {"cores": cores, "threads": threads, "features": cpu},
+            "cpu": {"cores": cores, "threads": threads, "levels": levels},
             "gpus": gpus.iter().map(|g| json!({
                 "name": g.name, "driver": g.driver, "compute_cap": g.compute_cap,
                 "free_mib": g.free_mib, "total_mib": g.total_mib,
@@ -129,19 +132,24 @@ pub fn run(_args: &DoctorArgs) -> Result<Report> {
     })
 }
 
-/// The vector extensions squadlab's kernels pick at run time.
-fn cpu_features() -> Vec<&'static str> {
-    let mut out = Vec::new();
-    #[cfg(target_arch = "x86_64")]
-    {
-        if crate::model::kernels::has_avx2() {
-            out.push("AVX2+FMA");
-        }
-        if crate::model::kernels::has_avx512() {
-            out.push("AVX-512");
-        }
-    }
-    out
+/// What the CPU has, what the project's kernels use (less when
+/// `SQUADLAB_CPU_LEVEL` caps it), and whether gemm has its AVX-512 kernels.
+fn cpu_levels() -> serde_json::Value {
+    use crate::model::kernels::cpu_level::{self, CpuLevel};
+    let detected = cpu_level::detected();
+    let active = cpu_level::active();
+    let gemm = if cpu_level::GEMM_AVX512_BUILT && detected == CpuLevel::Avx512 {
+        CpuLevel::Avx512
+    } else {
+        detected.min(CpuLevel::Avx2)
+    };
+    json!({
+        "detected": detected.to_string(),
+        "kernels": active.to_string(),
+        "gemm": gemm.to_string(),
+        "gemm_avx512_built": cpu_level::GEMM_AVX512_BUILT,
+        "cap": std::env::var(cpu_level::ENV).ok(),
+    })
 }
 
 /// "CUDA Version: 13.0" from nvidia-smi's banner: the newest CUDA the driver runs.

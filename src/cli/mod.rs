@@ -134,6 +134,11 @@ pub struct Report {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A mistyped cap would otherwise be ignored deep in a kernel.
+    if let Err(e) = crate::model::kernels::cpu_level::check_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let Some(command) = cli.command else {
         #[cfg(feature = "gui")]
         return open_gui(GuiArgs::default());

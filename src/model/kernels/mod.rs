@@ -9,6 +9,7 @@
 //! primitive ops (`applies`).
 
 mod attention;
+pub mod cpu_level;
 mod gelu;
 mod layer_norm;
 mod linear;
@@ -104,17 +105,17 @@ macro_rules! multiversion {
 }
 pub use multiversion;
 
+/// Whether the kernels take their AVX-512 path: the CPU has it and
+/// `SQUADLAB_CPU_LEVEL` does not cap it (`cpu_level`).
 #[cfg(target_arch = "x86_64")]
 pub fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512dq")
-        && std::arch::is_x86_feature_detected!("avx512vl")
-        && std::arch::is_x86_feature_detected!("avx512bw")
+    cpu_level::active() >= cpu_level::CpuLevel::Avx512
 }
 
+/// Whether the kernels may take their AVX2 path, as `has_avx512`.
 #[cfg(target_arch = "x86_64")]
 pub fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    cpu_level::active() >= cpu_level::CpuLevel::Avx2
 }
 
 #[cfg(test)]
