@@ -50,10 +50,13 @@ fn a_killed_run_shows_interrupted_and_resume_finishes_it_exactly() {
     let whole_dir = Path::new(whole["run_dir"].as_str().unwrap()).to_path_buf();
 
     let store = tmp.path().join("store");
+    // 30 ms more a step: the 180 steps outlast the poll below by seconds on
+    // any machine, so the kill lands mid-run however fast the CPU is.
     let mut child = squadlab()
         .arg("train")
         .arg(&config_file)
         .args(["--store", &store_arg(&store), "--tag", "kill-test"])
+        .env(squadlab::faults::SLOW_STEP_MS, "30")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

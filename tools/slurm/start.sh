@@ -20,7 +20,11 @@ chmod 0700 /etc/munge; chmod 0400 /etc/munge/munge.key
 pgrep -x munged > /dev/null || su -s /bin/sh munge -c /usr/sbin/munged
 # RealMemory below what slurmd -C reports, as slurmd refuses a node that claims more.
 mem=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
-cpus=$(nproc)
+# The node's layout as slurmd itself sees it (sockets, cores, threads): a
+# bare CPUs=$(nproc) on a machine with two threads a core claims twice its
+# cores, and slurmctld drains such a node ("Low socket*core count").
+layout=$(slurmd -C | grep -o 'CPUs=[0-9]* Boards=[0-9]* SocketsPerBoard=[0-9]* CoresPerSocket=[0-9]* ThreadsPerCore=[0-9]*' || true)
+layout=${layout:-CPUs=$(nproc)}
 cat > /etc/slurm/slurm.conf <<CONF
 ClusterName=squadlab
 SlurmctldHost=$host
@@ -40,7 +44,7 @@ JobCompLoc=/var/log/slurm/jobcomp.log
 MinJobAge=3600
 ReturnToService=2
 MaxArraySize=1001
-NodeName=$host CPUs=$cpus RealMemory=$(( mem * 9 / 10 )) State=UNKNOWN
+NodeName=$host $layout RealMemory=$(( mem * 9 / 10 )) State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
 pgrep -x slurmctld > /dev/null || (slurmctld -D > /var/log/slurm/slurmctld.out 2>&1 &)
