@@ -74,55 +74,40 @@ pub unsafe fn gemm(
     scale: f32,
     threads: usize,
 ) {
-    if k <= K_BLOCK {
-        // SAFETY: the caller's guarantees, passed on unchanged.
-        return unsafe { gemm_block(m, n, k, dst, lhs, rhs, accumulate, scale, threads) };
+    if k > K_BLOCK {
+        // Balanced as gemm balances its own blocks (1,000 = 500 + 500), so the
+        // machines where gemm picks 512 get the bits they always had.
+        let block = k.div_ceil(k.div_ceil(K_BLOCK));
+        for start in (0..k).step_by(block) {
+            let len = block.min(k - start);
+            let at = start as isize;
+            let lhs = View {
+                ptr: lhs.ptr.wrapping_offset(at * lhs.cs),
+                ..lhs
+            };
+            let rhs = View {
+                ptr: rhs.ptr.wrapping_offset(at * rhs.rs),
+                ..rhs
+            };
+            // SAFETY: columns `start..start + len` of lhs and rows of rhs lie
+            // inside the views the caller vouched for; len is within K_BLOCK,
+            // so this call multiplies at once.
+            unsafe {
+                gemm(
+                    m,
+                    n,
+                    len,
+                    dst,
+                    lhs,
+                    rhs,
+                    accumulate || start > 0,
+                    scale,
+                    threads,
+                )
+            };
+        }
+        return;
     }
-    // Balanced as gemm balances its own blocks (1,000 = 500 + 500), so the
-    // machines where gemm picks 512 get the bits they always had.
-    let block = k.div_ceil(k.div_ceil(K_BLOCK));
-    for start in (0..k).step_by(block) {
-        let len = block.min(k - start);
-        let at = start as isize;
-        let lhs = View {
-            ptr: lhs.ptr.wrapping_offset(at * lhs.cs),
-            ..lhs
-        };
-        let rhs = View {
-            ptr: rhs.ptr.wrapping_offset(at * rhs.rs),
-            ..rhs
-        };
-        // SAFETY: columns `start..start + len` of lhs and rows of rhs lie
-        // inside the views the caller vouched for.
-        unsafe {
-            gemm_block(
-                m,
-                n,
-                len,
-                dst,
-                lhs,
-                rhs,
-                accumulate || start > 0,
-                scale,
-                threads,
-            )
-        };
-    }
-}
-
-/// One gemm call, k at most `K_BLOCK`; safety as `gemm`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_block(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: ViewMut,
-    lhs: View,
-    rhs: View,
-    accumulate: bool,
-    scale: f32,
-    threads: usize,
-) {
     let parallelism = if threads > 1 {
         Parallelism::Rayon(threads)
     } else {

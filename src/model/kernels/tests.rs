@@ -216,3 +216,52 @@ fn attention_gradients_with_dropout_match_finite_differences() {
         }
     }
 }
+
+/// k longer than one gemm block, with a transposed lhs and onto a seeded
+/// dst: the blocks must add up to the whole product, against f64 sums.
+#[test]
+fn a_long_k_is_summed_block_by_block_into_the_whole_product() {
+    use super::matmul::{gemm, View, ViewMut};
+    let (m, n, k) = (7, 5, 1300);
+    let mut rng = SeededRng::new(3);
+    let mut draw =
+        |len: usize| -> Vec<f32> { (0..len).map(|_| rng.next_normal() as f32).collect() };
+    let lhs_t = draw(k * m); // stored k × m, read as its transpose
+    let rhs = draw(k * n);
+    let seed = draw(m * n);
+    for accumulate in [false, true] {
+        let mut dst = seed.clone();
+        // SAFETY: every view covers exactly its vector.
+        unsafe {
+            gemm(
+                m,
+                n,
+                k,
+                ViewMut::row_major(&mut dst, n),
+                View::row_major(&lhs_t, m).t(),
+                View::row_major(&rhs, n),
+                accumulate,
+                0.5,
+                1,
+            )
+        };
+        for i in 0..m {
+            for j in 0..n {
+                let sum: f64 = (0..k)
+                    .map(|p| f64::from(lhs_t[p * m + i]) * f64::from(rhs[p * n + j]))
+                    .sum();
+                let want = 0.5 * sum
+                    + if accumulate {
+                        f64::from(seed[i * n + j])
+                    } else {
+                        0.0
+                    };
+                let got = f64::from(dst[i * n + j]);
+                assert!(
+                    (got - want).abs() < 1e-3,
+                    "({i}, {j}): {got} against {want}"
+                );
+            }
+        }
+    }
+}
