@@ -90,7 +90,7 @@ fn the_plan_is_the_graph_and_the_allocator_agrees() {
         "live peak {live_peak} bytes against {planned} planned ({ratio:.4})"
     );
     let mut powered = 0;
-    for (name, bytes) in plan_terms(&plan) {
+    for (name, bytes) in plan.step_terms() {
         if bytes * 100 >= planned {
             let without = live_peak as f64 / (planned - bytes) as f64;
             assert!(
@@ -101,18 +101,6 @@ fn the_plan_is_the_graph_and_the_allocator_agrees() {
         }
     }
     assert_eq!(powered, 13, "the terms the band tells apart");
-}
-
-/// Each term of a step's plan, named.
-fn plan_terms(plan: &squadlab::memory::MemoryPlan) -> Vec<(&'static str, u64)> {
-    let mut terms = vec![
-        ("gradients", plan.gradients),
-        ("dropout masks", plan.dropout_masks),
-        ("retained gradients", plan.retained_gradients),
-        ("backward workspace", plan.backward_workspace),
-    ];
-    terms.extend(plan.activations.iter().copied());
-    terms
 }
 
 /// One train step, everything it made dropped at the end.

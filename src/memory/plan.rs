@@ -64,11 +64,20 @@ impl MemoryPlan {
     /// What one train step adds to memory already holding the weights and
     /// the optimizer: its peak less what lives before it.
     pub fn step_bytes(&self) -> u64 {
-        self.gradients
-            + self.activation_bytes()
-            + self.dropout_masks
-            + self.retained_gradients
-            + self.backward_workspace
+        self.step_terms().iter().map(|(_, b)| b).sum()
+    }
+
+    /// The step's bytes term by term, named: the gradients, each activation
+    /// kind, the dropout masks, the retained gradients and the workspace.
+    pub fn step_terms(&self) -> Vec<(&'static str, u64)> {
+        let mut terms = vec![("gradients", self.gradients)];
+        terms.extend(self.activations.iter().copied());
+        terms.extend([
+            ("dropout masks", self.dropout_masks),
+            ("retained gradients", self.retained_gradients),
+            ("backward workspace", self.backward_workspace),
+        ]);
+        terms
     }
 
     /// The peak: everything at once.
