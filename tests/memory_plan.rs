@@ -61,17 +61,25 @@ fn the_plan_is_the_graph_and_the_allocator_agrees() {
     let _graph = generic_graph(true);
     let params = Params::random(&config, dev, 7).unwrap();
     let batch = WindowBatch::synthetic(&config, 4, 128, dev).unwrap();
-    // A step first, unmeasured: gemm keeps an L2-sized packing slab on every
-    // thread that has multiplied, for the life of the process. That is the
-    // machine's (2 MiB L2 per core, as on a large Xeon, made a step here
-    // look 5% bigger than one with 1 MiB), not the step's.
+    // gemm keeps an L2-sized packing slab on every thread that has
+    // multiplied, for the life of the process. That is the machine's (2 MiB
+    // L2 per core, as on a large Xeon, made a step look 5% bigger than one
+    // with 1 MiB), not the step's. A warm-up step alone does not fill them
+    // all: which rayon workers multiply in it is up to work stealing (2 runs
+    // in 30 here left one worker's first slab to the measured step). So every
+    // thread that may multiply makes its slab first, then one step runs
+    // unmeasured for anything else made once.
     let before_warm_up = counting::live_and_peak().0;
+    rayon::broadcast(|_| gemm_common::gemm::L2_SLAB.with(|_| ()));
+    gemm_common::gemm::L2_SLAB.with(|_| ());
     train_step(&config, &params, &batch);
     let kept = counting::live_and_peak().0 - before_warm_up;
     counting::reset_peak();
     let before = counting::live_and_peak().0;
     train_step(&config, &params, &batch);
-    let live_peak = counting::live_and_peak().1 - before;
+    let (after, peak) = counting::live_and_peak();
+    let live_peak = peak - before;
+    assert_eq!(after, before, "the measured step keeps nothing");
     let plan = plan(&config, 4, 128, 4, false);
     let planned = plan.step_bytes();
     let ratio = live_peak as f64 / planned as f64;
