@@ -9,6 +9,7 @@
 //!
 //! `cargo bench --bench gui_frames` (SQuAD dev from $SQUADLAB_DATA).
 
+#![allow(clippy::unwrap_used)]
 #[path = "synthetic.rs"]
 mod synthetic;
 

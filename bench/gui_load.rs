@@ -13,6 +13,7 @@
 //! `cargo bench --bench gui_load`. The store is generated once per run of the
 //! bench into a temporary folder, so it is in the page cache: warm-start figures.
 
+#![allow(clippy::unwrap_used)]
 #[path = "synthetic.rs"]
 mod synthetic;
 

@@ -1,20 +1,12 @@
 //! squadlab: fine-tune BERT-family models on SQuAD v1.1 and track the experiments.
 //!
-//! One core serves both front ends: the CLI (`cli`) and, later, the desktop app.
+//! This crate is the command line on top of the core (`squadlab-core`) and the
+//! desktop app (`squadlab-app`, with the `gui` feature). It re-exports both,
+//! so that `squadlab::store`, `squadlab::gui` and the rest name one thing
+//! wherever they are used: the tests, the benches and the fuzz targets.
+
+pub use squadlab_core::*;
 
 pub mod cli;
-pub mod config;
-pub mod data;
-pub mod eval;
-pub mod faults;
-pub mod fsutil;
 #[cfg(feature = "gui")]
-pub mod gui;
-pub mod hub;
-pub mod memory;
-pub mod model;
-pub mod report;
-pub mod store;
-pub mod sweep;
-pub mod text;
-pub mod train;
+pub use squadlab_app as gui;

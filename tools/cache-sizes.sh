@@ -6,7 +6,7 @@
 # over in a private mount namespace, seen by this command alone. Needs root.
 #
 #   tools/cache-sizes.sh L2 L3 -- COMMAND...
-#   tools/cache-sizes.sh 2048K 491520K -- cargo test --release --test memory_plan
+#   tools/cache-sizes.sh 2048K 491520K -- cargo test --release --test serial memory_plan
 #
 # L2 is per core; L3 is the whole shared cache (the kernel's own notation,
 # e.g. 1024K or 32768K).

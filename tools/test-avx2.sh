@@ -26,13 +26,17 @@ cp target/release/squadlab "$work/squadlab-avx512"
 
 export SQUADLAB_CPU_LEVEL=avx2
 features=(--no-default-features --features gui)
-# The tests whose numbers go through the kernels and gemm: the kernels' own
-# unit tests, the model, parity with PyTorch, the generic graph, dropout,
-# padding, the optimizer, training end to end and the memory planner.
-numeric=(--lib --test model --test model_parity --test parity --test generic_graph
-    --test dropout --test dynamic_padding --test optimizer --test train --test memory_plan)
+# The tests whose numbers go through the kernels and gemm: the core's unit
+# tests (the kernels' own among them), and of tests/it the model, parity with
+# PyTorch, the generic graph, dropout, padding, the optimizer and training
+# end to end; of tests/serial the memory planner.
+numeric=(model:: parity:: generic_graph:: dropout:: dynamic_padding:: optimizer:: train::)
 status=0
-cargo test --release --no-fail-fast "${features[@]}" "${numeric[@]}" "$@" || status=$?
+cargo test --release --no-fail-fast --no-default-features -p squadlab-core --lib "$@" || status=$?
+cargo test --release --no-fail-fast "${features[@]}" -p squadlab --test it "$@" -- \
+    "${numeric[@]}" --skip windows_parity:: || status=$?
+cargo test --release --no-fail-fast "${features[@]}" -p squadlab --test serial "$@" -- memory_plan ||
+    status=$?
 cargo build --release --quiet "${features[@]}"
 cp target/release/squadlab "$work/squadlab-avx2"
 "$work/squadlab-avx2" doctor | grep '^CPU:'

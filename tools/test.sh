@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-test-model.sh
-# --no-fail-fast: one failing test binary must not hide the others.
-cargo test --release --no-fail-fast "$@"
+# Every crate of the workspace; --no-fail-fast: one failing test binary must
+# not hide the others.
+cargo test --release --workspace --no-fail-fast "$@"

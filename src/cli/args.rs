@@ -15,7 +15,7 @@ pub struct WindowArgs {
     #[arg(long, default_value_t = 128)]
     pub stride: usize,
     /// Longest context accepted, in characters; a longer one is an error.
-    #[arg(long, default_value_t = crate::data::DEFAULT_MAX_CONTEXT_CHARS)]
+    #[arg(long, default_value_t = crate::config::DEFAULT_MAX_CONTEXT_CHARS)]
     pub max_context_chars: usize,
 }
 

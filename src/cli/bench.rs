@@ -5,11 +5,11 @@
 
 use super::Report;
 use crate::config::{self, ModelSource};
-use crate::model::layers::SeededRng;
 use crate::model::{
     compute_dtype, load_qa_model, locate_model, qa_loss, select_device, BertConfig, BertQa,
     WindowBatch,
 };
+use crate::rng::SeededRng;
 use crate::train::accumulate_gradients;
 use crate::train::optimizer::{clip_grad_norm, AdamW, AdamWParams, Grads};
 use anyhow::{anyhow, bail, Result};

@@ -11,12 +11,12 @@
 //!   roundoffs of the half type (bf16 3.9%, f16 0.49%). There is no loss
 //!   scaler, so this checks the casts and the graph, not half-precision
 //!   training quality; 30 f16 steps on the tiny task measured 7.8e-4
-//!   (tests/generic_graph.rs), under two roundoffs.
+//!   (tests/it/generic_graph.rs), under two roundoffs.
 
 use super::Report;
 use crate::model::kernels::generic_graph;
-use crate::model::layers::SeededRng;
 use crate::model::{load_qa_model, BertQa, WindowBatch};
+use crate::rng::SeededRng;
 use crate::train::accumulate_gradients;
 use crate::train::optimizer::{
     clip_to_norm, global_norm, squared_norms, AdamW, AdamWParams, Grads,

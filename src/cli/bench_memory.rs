@@ -7,8 +7,8 @@
 use super::Report;
 use crate::memory::{counting, plan, rss, show_bytes};
 use crate::model::cuda_tuning;
-use crate::model::layers::SeededRng;
 use crate::model::{BertQa, LoadedModel, WindowBatch};
+use crate::rng::SeededRng;
 use crate::train::accumulate_gradients;
 use crate::train::optimizer::{clip_to_norm, global_norm, squared_norms, AdamW, Grads};
 use anyhow::{bail, Context, Result};

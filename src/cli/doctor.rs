@@ -17,7 +17,7 @@ pub struct DoctorArgs {
 }
 
 pub fn run(_args: &DoctorArgs) -> Result<Report> {
-    let cuda_built = cfg!(feature = "cuda");
+    let cuda_built = crate::model::CUDA_BUILT;
     let features: Vec<&str> = [("gui", cfg!(feature = "gui")), ("cuda", cuda_built)]
         .into_iter()
         .filter_map(|(name, on)| on.then_some(name))

@@ -194,7 +194,7 @@ pub fn import_predictions(args: &ImportArgs) -> Result<Report> {
         Split::Validation,
         None,
         false,
-        crate::data::DEFAULT_MAX_CONTEXT_CHARS,
+        crate::config::DEFAULT_MAX_CONTEXT_CHARS,
     )?;
     let data_path = PathBuf::from(&data.origin);
     let predictions = load_predictions(&args.predictions)?;

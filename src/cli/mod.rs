@@ -15,12 +15,15 @@ mod inputs;
 mod manage;
 mod predict;
 mod progress;
+mod report;
 mod runs;
 mod score;
 mod sweep;
 mod sweep_task;
 mod train;
 mod worker;
+
+pub use report::Report;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -124,12 +127,6 @@ fn open_gui(args: GuiArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// What a command prints: text for people, one JSON object for scripts.
-pub struct Report {
-    pub text: String,
-    pub json: serde_json::Value,
 }
 
 pub fn main() -> ExitCode {

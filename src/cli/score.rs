@@ -3,7 +3,8 @@
 use super::args::{AnswerArgs, WindowArgs};
 use super::inputs::{load_data, load_tokenizer};
 use super::Report;
-use crate::data::{FeatureSet, Split, DEFAULT_MAX_CONTEXT_CHARS};
+use crate::config::DEFAULT_MAX_CONTEXT_CHARS;
+use crate::data::{FeatureSet, Split};
 use crate::eval::{
     load_predictions, postprocess, score, score_predictions, write_nbest, write_predictions,
     Scores, WindowLogits,

@@ -10,30 +10,28 @@ use super::Report;
 use crate::store::queue::{claim, requeue};
 use crate::store::{plan_resume, RunRecord, RunStatus, Store};
 use crate::sweep::slurm::requeue_self;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-static SIGNALLED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_usr1(_: libc::c_int) {
-    SIGNALLED.store(true, Ordering::SeqCst);
-}
-
-/// Relays SIGUSR1 to the run: a signal handler may only set a flag, so a
-/// thread turns the flag into a cancel, retrying until a run is there.
-fn relay_usr1() {
-    // SAFETY: the handler only stores to an atomic, which is signal-safe.
-    unsafe { libc::signal(libc::SIGUSR1, on_usr1 as *const () as libc::sighandler_t) };
+/// Relays SIGUSR1 to the run, returning whether it came: the signal sets a flag (signal-hook's handler
+/// does nothing else, as a handler may not), and a thread turns the flag
+/// into a cancel, retrying until a run is there.
+fn relay_usr1() -> Result<Arc<AtomicBool>> {
+    let signalled = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&signalled))
+        .context("cannot install the SIGUSR1 handler")?;
     // A signal that reached the batch shell before this handler was in.
     let flag = std::env::var_os(crate::sweep::slurm::USR1_FLAG_ENV);
     if flag.is_some_and(|f| std::path::Path::new(&f).exists()) {
-        SIGNALLED.store(true, Ordering::SeqCst);
+        signalled.store(true, Ordering::SeqCst);
     }
-    std::thread::spawn(|| loop {
+    let seen = Arc::clone(&signalled);
+    std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_millis(100));
-        if SIGNALLED.load(Ordering::SeqCst) {
+        if seen.load(Ordering::SeqCst) {
             eprintln!("SIGUSR1: checkpointing at the next step, then requeueing");
             while !cancel_current_run() {
                 std::thread::sleep(Duration::from_millis(100));
@@ -41,10 +39,11 @@ fn relay_usr1() {
             return;
         }
     });
+    Ok(signalled)
 }
 
 pub fn run(store: &Store, run: &str) -> Result<Report> {
-    relay_usr1();
+    let signalled = relay_usr1()?;
     let dir = store.find(run)?;
     let Some(claimed) = claim(&dir)? else {
         let status = RunRecord::load(&dir)?.status;
@@ -59,7 +58,7 @@ pub fn run(store: &Store, run: &str) -> Result<Report> {
     let plan = plan_resume(&dir)?;
     let outcome = launch(&plan.dir, plan.record, plan.config, plan.checkpoint);
     let status = RunRecord::load(&dir)?.status;
-    if SIGNALLED.load(Ordering::SeqCst) && status == RunStatus::Cancelled {
+    if signalled.load(Ordering::SeqCst) && status == RunStatus::Cancelled {
         requeue(&dir)?;
         drop(claimed);
         requeue_self()?;

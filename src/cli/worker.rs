@@ -39,7 +39,7 @@ pub fn run(args: &WorkerArgs) -> Result<Report> {
     let store = args.store.open();
     let device = match &args.device {
         Some(d) => d.parse::<Device>().map_err(|e| anyhow!("--device: {e}"))?,
-        None if cfg!(feature = "cuda") => Device::Cuda(0),
+        None if crate::model::CUDA_BUILT => Device::Cuda(0),
         None => Device::Cpu,
     };
     let key = match device {

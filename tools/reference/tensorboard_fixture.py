@@ -5,7 +5,7 @@ squadlab exports a committed run (run/run.ron and run/metrics.jsonl: a real
 all-MiniLM-L6-v2 run with evaluations during training) as a TensorBoard
 event file; TensorBoard's own reader, EventAccumulator, reads it back. The
 event file is committed as run.tfevents and the scalars TensorBoard read as
-scalars.json. tests/tensorboard.rs checks that squadlab still writes that
+scalars.json. tests/it/tensorboard.rs checks that squadlab still writes that
 file, and that it parses back to those scalars.
 
     pip install tensorboard

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs Debian's Slurm with munge and starts it as one node on localhost,
 # without systemd: munged, then slurmctld and slurmd in the foreground (-D)
-# in the background. For the Slurm test (tests/slurm.rs); `cargo test` never
+# in the background. For the Slurm test (tests/it/slurm.rs); `cargo test` never
 # starts daemons. Idempotent: a running cluster is left as it is.
 #   tools/slurm/start.sh      then: sinfo
 set -euo pipefail

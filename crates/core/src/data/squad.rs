@@ -1,0 +1,75 @@
+//! The SQuAD v1.1 dataset in memory: contexts stored once, questions pointing
+//! at them. The types only; data/load.rs and data/hub_parquet.rs read them.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Validation,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct SquadDataset {
+    /// Where it was read from, for messages.
+    pub origin: String,
+    pub titles: Vec<String>,
+    pub contexts: Vec<Context>,
+    pub examples: Vec<Example>,
+    /// Records dropped by `skip_bad_records`, with the reason for each.
+    pub skipped: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Context {
+    pub title: u32,
+    pub text: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Example {
+    pub id: String,
+    pub question: String,
+    pub context: u32,
+    pub answers: Vec<Answer>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub text: String,
+    /// In characters (Python string indices) into the context.
+    pub answer_start: usize,
+}
+
+impl SquadDataset {
+    pub fn context_of(&self, example: &Example) -> &str {
+        &self.contexts[example.context as usize].text
+    }
+
+    pub fn title_of(&self, example: &Example) -> &str {
+        &self.titles[self.contexts[example.context as usize].title as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.examples.is_empty()
+    }
+
+    /// The first `n` questions in file order, with the contexts they use.
+    pub fn first(&self, n: usize) -> SquadDataset {
+        let examples = &self.examples[..n.min(self.examples.len())];
+        let used = examples
+            .iter()
+            .map(|e| e.context)
+            .max()
+            .map_or(0, |c| c as usize + 1);
+        SquadDataset {
+            origin: self.origin.clone(),
+            titles: self.titles.clone(),
+            contexts: self.contexts[..used].to_vec(),
+            examples: examples.to_vec(),
+            skipped: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! BERT-family models: where they come from, how they are shaped, their
+//! trainable parameters and the QA model itself.
+
+mod batch;
+mod bert;
+mod bert_config;
+pub mod census;
+mod checkpoint;
+pub mod cuda_layout;
+pub mod cuda_tuning;
+mod device;
+pub mod kernels;
+pub mod layers;
+mod params;
+mod source;
+
+pub use batch::WindowBatch;
+pub use bert::{qa_loss, Batch, BertQa};
+pub use bert_config::BertConfig;
+pub use checkpoint::{load_qa_model, save_pretrained, LoadedModel, TokenizerFile};
+pub use device::{compute_dtype, describe, select_device, CUDA_BUILT};
+pub use params::{expected_shapes, LoadReport, Params};
+pub use source::{locate_model, ModelFiles};

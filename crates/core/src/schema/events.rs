@@ -1,0 +1,225 @@
+//! The one stream a run reports through, and its form on disk: each event is
+//! one line of a run's `metrics.jsonl`. The trainer emits `TrainEvent`s and
+//! knows nothing of who listens: the CLI's progress bar, the run store and the
+//! GUI are all consumers of the same stream.
+
+use crate::config::RunConfig;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A run's event log in its folder: one `TrainEvent` of JSON a line.
+pub const EVENTS_FILE: &str = "metrics.jsonl";
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TrainEvent {
+    /// Progress while data and model are prepared, before `Started`.
+    Status {
+        message: String,
+    },
+    Started(Box<StartInfo>),
+    Step(StepLog),
+    EpochEnd(EpochLog),
+    CheckpointSaved {
+        step: u64,
+        path: PathBuf,
+    },
+    Paused {
+        step: u64,
+    },
+    Resumed {
+        step: u64,
+    },
+    Evaluated(EvalSummary),
+    /// Training and evaluation are done; always the last event of a good run.
+    Finished(Box<TrainSummary>),
+    /// A loss or gradient became NaN or infinite; no checkpoint is written for
+    /// that step, so the last one on disk is the last good state.
+    Diverged {
+        step: u64,
+        #[serde(deserialize_with = "nan_if_null")]
+        loss: f64,
+        #[serde(deserialize_with = "nan_if_null")]
+        grad_norm: f64,
+        last_checkpoint: Option<PathBuf>,
+    },
+    /// Stopped on request at a step boundary, with a checkpoint to resume from.
+    Cancelled {
+        step: u64,
+        checkpoint: Option<PathBuf>,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// JSON has no NaN or infinity: serde_json writes them as `null`, so a
+/// diverged run's log reads them back as NaN rather than as a broken line.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+impl TrainEvent {
+    /// Whether the stream ends with this event.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            TrainEvent::Finished(_)
+                | TrainEvent::Diverged { .. }
+                | TrainEvent::Cancelled { .. }
+                | TrainEvent::Failed { .. }
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartInfo {
+    pub config: RunConfig,
+    pub run_dir: PathBuf,
+    pub total_steps: u64,
+    pub steps_per_epoch: u64,
+    pub warmup_steps: u64,
+    /// The data files the run read (SQuAD JSON or parquet).
+    pub train_data: String,
+    pub eval_data: String,
+    pub train_examples: usize,
+    pub train_windows: usize,
+    pub eval_examples: usize,
+    pub eval_windows: usize,
+    /// Windows per optimizer step: batch size × accumulation.
+    pub effective_batch_size: usize,
+    pub device: String,
+    pub dtype: String,
+    pub parameters: usize,
+    /// The step a resumed run continues from (0 for a fresh run).
+    pub resumed_from_step: u64,
+}
+
+/// One optimizer step. `learning_rate` is the rate this step used.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepLog {
+    pub step: u64,
+    /// Fractional: 1.5 is halfway through the second epoch.
+    pub epoch: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub loss: f64,
+    /// The global gradient norm before clipping.
+    #[serde(deserialize_with = "nan_if_null")]
+    pub grad_norm: f64,
+    pub learning_rate: f64,
+    /// Windows per second of training time so far in this session.
+    pub samples_per_second: f64,
+    /// Seconds of training so far, pauses excluded, earlier sessions included.
+    pub elapsed_seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// 1-based: the epoch that just ended.
+    pub epoch: u32,
+    pub step: u64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub mean_loss: f64,
+    #[serde(deserialize_with = "nan_if_null")]
+    pub mean_grad_norm: f64,
+    pub learning_rate: f64,
+    pub elapsed_seconds: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalSummary {
+    pub exact_match: f64,
+    pub f1: f64,
+    /// Questions scored.
+    pub total: usize,
+    pub windows: usize,
+    pub seconds: f64,
+    /// The optimizer step whose weights were scored (0 in logs from before
+    /// squadlab recorded it).
+    #[serde(default)]
+    pub step: u64,
+    /// Fractional epoch at that step.
+    #[serde(default)]
+    pub epoch: f64,
+    /// During training (`eval_strategy`) or the run's final evaluation;
+    /// logs from before in-training evaluation hold only final ones.
+    #[serde(default)]
+    pub kind: EvalKind,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvalKind {
+    InTraining,
+    /// The one evaluation that gives the run its headline EM/F1.
+    #[default]
+    Final,
+}
+
+/// The best in-training evaluation so far (Hugging Face's `best_metric` and
+/// `best_model_checkpoint`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BestModel {
+    pub step: u64,
+    pub metric: crate::config::BestMetric,
+    pub value: f64,
+    /// Its checkpoint, when one was saved at that step.
+    pub checkpoint: Option<PathBuf>,
+}
+
+/// What Hugging Face's `TrainOutput` reports, plus the evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    pub run_dir: PathBuf,
+    pub global_step: u64,
+    pub epoch: f64,
+    pub train_runtime: f64,
+    pub train_samples_per_second: f64,
+    pub train_steps_per_second: f64,
+    /// Hugging Face's estimate: 6 × non-embedding parameters × padded tokens.
+    pub total_flos: f64,
+    /// The mean loss over all steps.
+    pub train_loss: f64,
+    pub log_history: Vec<EpochLog>,
+    pub eval: Option<EvalSummary>,
+    /// The best in-training evaluation, when there were any.
+    #[serde(default)]
+    pub best: Option<BestModel>,
+    /// Whether the final `model/` (and its evaluation) is the best
+    /// checkpoint's weights (`load_best_model_at_end`) rather than the last step's.
+    #[serde(default)]
+    pub loaded_best: bool,
+}
+
+impl TrainSummary {
+    /// The train output as `key: value` lines, in Hugging Face's names.
+    pub fn describe(&self) -> String {
+        format!(
+            "steps: {} ({:.2} epochs)\ntrain_runtime: {:.1} s\ntrain_samples_per_second: {:.3}\ntrain_steps_per_second: {:.3}\ntotal_flos: {:.3e}\ntrain_loss: {:.4}\n",
+            self.global_step,
+            self.epoch,
+            self.train_runtime,
+            self.train_samples_per_second,
+            self.train_steps_per_second,
+            self.total_flos,
+            self.train_loss
+        ) + &self.best.as_ref().map_or(String::new(), |b| {
+            format!(
+                "best in-training {}: {:.2} at step {}{}\n",
+                b.metric.name(),
+                b.value,
+                b.step,
+                if self.loaded_best {
+                    " (the final model)"
+                } else {
+                    ""
+                }
+            )
+        })
+    }
+}
+
+/// A consumer of the event stream (progress bar, run store, GUI).
+pub trait EventSink {
+    fn on_event(&mut self, event: &TrainEvent) -> anyhow::Result<()>;
+}

@@ -1,0 +1,12 @@
+//! A run's files, as the trainer writes them and the store reads them: the
+//! event stream (`metrics.jsonl`, one event a line) and the checkpoint
+//! layout. At the bottom of the layers with config and rng, so that the
+//! store never imports the trainer.
+
+pub mod checkpoint;
+pub mod events;
+
+pub use events::{
+    BestModel, EpochLog, EvalKind, EvalSummary, EventSink, StartInfo, StepLog, TrainEvent,
+    TrainSummary,
+};

@@ -1,0 +1,26 @@
+//! Training: a background thread that fine-tunes the QA model, streams
+//! `TrainEvent`s, obeys pause/resume/cancel, checkpoints and evaluates.
+
+mod adamw_cpu;
+pub mod census;
+pub mod checkpoint;
+mod control;
+mod evaluation;
+mod handle;
+pub mod optimizer;
+mod prepare;
+pub mod schedule;
+mod step;
+pub mod trace;
+mod trainer;
+
+pub use crate::schema::events::{
+    BestModel, EpochLog, EvalKind, EvalSummary, EventSink, StartInfo, StepLog, TrainEvent,
+    TrainSummary,
+};
+pub use control::Control;
+pub use handle::{RunRequest, TrainerHandle};
+pub use prepare::{prepare, Prepared};
+pub use schedule::StepPlan;
+pub use step::accumulate_gradients;
+pub use trainer::{dropout_rng, epoch_order, Trainer};

@@ -1,0 +1,218 @@
+//! Sweeps: expansion into queued runs, re-expansion of an edited file, more
+//! random draws from the same stream, bad axes refused with nothing queued,
+//! and a small sweep trained by workers to its status and best run.
+
+use crate::common;
+
+use common::{spawn_worker, squadlab_json, tiny_run_config, tiny_task};
+use squadlab::store::{RunRecord, RunStatus, Store};
+use squadlab::sweep::{self, expand, spec::Sweep};
+use std::path::Path;
+
+fn write_sweep(dir: &Path, body: &str) -> std::path::PathBuf {
+    let file = dir.join("sweep.ron");
+    std::fs::write(
+        &file,
+        format!("Sweep(name: \"tiny sweep\", base: File(\"base.ron\"), {body})"),
+    )
+    .unwrap();
+    file
+}
+
+/// The tiny task's config as `base.ron` beside a sweep file, and a store.
+fn tiny_sweep_dir(
+    tmp: &Path,
+    config: impl FnOnce(squadlab::config::RunConfig) -> squadlab::config::RunConfig,
+) -> Store {
+    let (json, model) = tiny_task(tmp);
+    std::fs::write(
+        tmp.join("base.ron"),
+        config(tiny_run_config(&json, &model)).to_ron(),
+    )
+    .unwrap();
+    Store::open(Some(&tmp.join("store")))
+}
+
+fn records(store: &Store) -> Vec<RunRecord> {
+    store
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.record)
+        .collect()
+}
+
+#[test]
+fn a_sweep_expands_re_expands_and_draws_more_from_the_same_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tiny_sweep_dir(tmp.path(), |c| c);
+    let axes = r#"grid: {"learning_rate": [1e-3, 5e-4], "num_train_epochs": [2.0, 3.0]},
+        random: {"warmup_ratio": Uniform(0.0, 0.2), "weight_decay": LogUniform(1e-4, 1e-1)},
+        trials: 2, seed: 7, seeds: [42, 43]"#;
+    let file = write_sweep(tmp.path(), &format!("{axes}, run_cap: Some(14)"));
+    let first = sweep::start(&store, &file).unwrap();
+    // 2 × 2 grid points × 2 draws × 2 seeds = 16, capped at 14 runs.
+    assert_eq!((first.queued.len(), first.over_cap), (14, 2));
+    let recs = records(&store);
+    assert_eq!(recs.len(), 14);
+    for r in &recs {
+        assert_eq!(r.status, RunStatus::Queued);
+        let tag = r.sweep.as_ref().expect("the record names its sweep");
+        assert_eq!(tag.id, "tiny-sweep");
+        let c = r.config.as_ref().unwrap();
+        // The config is the point.
+        assert_eq!(tag.point["seed"], c.seed.to_string());
+        assert_eq!(
+            tag.point["learning_rate"].parse::<f64>().unwrap(),
+            c.learning_rate
+        );
+        assert!((0.0..0.2).contains(&c.warmup_ratio));
+        assert!((1e-4..1e-1).contains(&c.weight_decay));
+    }
+
+    // Started again unchanged: nothing new. Edited (a third epoch count, a
+    // higher cap): only the new points.
+    assert!(sweep::start(&store, &file).unwrap().queued.is_empty());
+    let edited = axes.replace("[2.0, 3.0]", "[2.0, 3.0, 4.0]");
+    write_sweep(tmp.path(), &format!("{edited}, run_cap: Some(100)"));
+    let second = sweep::start(&store, &file).unwrap();
+    assert_eq!(
+        second.queued.len(),
+        24 - 14,
+        "the 2 capped and the 8 of epochs 4"
+    );
+    assert_eq!(second.existing, 14);
+
+    // Two more draws continue the stream: they are the draws a sweep of
+    // four trials makes third and fourth.
+    let added = sweep::add(&store, "tiny-sweep", 2).unwrap();
+    assert_eq!(added.queued.len(), 2 * 3 * 2 * 2);
+    let saved = Sweep::load(&tmp.path().join("store/sweeps/tiny-sweep/sweep.ron")).unwrap();
+    let four = expand::points(&saved, 0, 4).unwrap();
+    let later: Vec<String> = four
+        .iter()
+        .filter(|p| p["seed"] == 42 && p["learning_rate"] == 1e-3 && p["num_train_epochs"] == 2.0)
+        .skip(2)
+        .map(|p| p["warmup_ratio"].to_string())
+        .collect();
+    let queued_later: Vec<String> = records(&store)
+        .iter()
+        .filter(|r| added.queued.contains(&r.id))
+        .map(|r| r.config.as_ref().unwrap())
+        .filter(|c| c.seed == 42 && c.learning_rate == 1e-3 && c.num_train_epochs == 2.0)
+        .map(|c| serde_json::Value::from(c.warmup_ratio).to_string())
+        .collect();
+    let mut sorted = queued_later.clone();
+    sorted.sort();
+    let mut expected = later.clone();
+    expected.sort();
+    assert_eq!(sorted, expected);
+
+    // Labels cannot remove a run's sweep.
+    let one = &added.queued[0];
+    squadlab_json(&[
+        "edit",
+        one,
+        "--name",
+        "renamed",
+        "--tag",
+        "x",
+        "--store",
+        &store.root.display().to_string(),
+    ]);
+    let r = RunRecord::load(&store.root.join("runs").join(one)).unwrap();
+    assert_eq!(r.name, "renamed");
+    assert_eq!(r.sweep.unwrap().id, "tiny-sweep");
+}
+
+#[test]
+fn a_bad_axis_is_refused_by_name_and_nothing_is_queued() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tiny_sweep_dir(tmp.path(), |c| c);
+    for (body, says) in [
+        (
+            r#"grid: {"lerning_rate": [1e-3]}"#,
+            "axis lerning_rate: RunConfig has no field lerning_rate",
+        ),
+        (
+            r#"grid: {"learning_rate": []}"#,
+            "axis learning_rate: the grid list is empty",
+        ),
+        (
+            r#"random: {"learning_rate": LogUniform(0.0, 1e-3)}"#,
+            "axis learning_rate: LogUniform(0, 0.001) needs bounds above 0",
+        ),
+        (
+            r#"grid: {"per_device_train_batch_size": [8, 1.5]}"#,
+            "axis per_device_train_batch_size: the value 1.5 does not fit the field",
+        ),
+        (r#"grid: {"learning_rate": [1e-3, -1.0]}"#, "learning_rate"),
+    ] {
+        let file = write_sweep(tmp.path(), body);
+        let err = format!("{:#}", sweep::start(&store, &file).unwrap_err());
+        assert!(err.contains(says), "{body}: {err}");
+        assert!(records(&store).is_empty(), "{body}: nothing queued");
+    }
+}
+
+#[test]
+fn a_sweep_trained_by_workers_reports_its_status_and_best_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny_sweep_dir(tmp.path(), |c| squadlab::config::RunConfig {
+        max_steps: Some(4),
+        save_strategy: squadlab::config::SaveStrategy::No,
+        ..c
+    });
+    let root = tmp.path().join("store");
+    let root_arg = root.display().to_string();
+    let file = write_sweep(
+        tmp.path(),
+        r#"grid: {"learning_rate": [1e-3, 3e-3]}, seeds: [1, 2]"#,
+    );
+    let started = squadlab_json(&[
+        "sweep",
+        "start",
+        &file.display().to_string(),
+        "--store",
+        &root_arg,
+    ]);
+    assert_eq!(started["queued"].as_array().unwrap().len(), 4);
+    let workers: Vec<_> = (0..2).map(|_| spawn_worker(&root, &[])).collect();
+    for w in workers {
+        assert!(w.wait_with_output().unwrap().status.success());
+    }
+    let status = squadlab_json(&["sweep", "status", "tiny-sweep", "--store", &root_arg]);
+    assert_eq!(status["runs"], 4);
+    assert_eq!(status["by_status"]["finished"], 4);
+    let best = &status["best"];
+    let best_f1 = best["f1"].as_f64().unwrap();
+    let store = Store::open(Some(&root));
+    let top = records(&store)
+        .iter()
+        .filter_map(|r| r.outcome.f1)
+        .fold(f64::MIN, f64::max);
+    // (Read through RON in one process and JSON in the other: equal to print precision.)
+    assert!((best_f1 - top).abs() < 1e-9, "best {best_f1}, top {top}");
+    // The sweep's table: its four runs, the point's axes among the keys that differ.
+    let table = squadlab_json(&[
+        "compare",
+        "sweep:tiny-sweep",
+        "--no-group",
+        "--store",
+        &root_arg,
+    ]);
+    assert_eq!(table["runs"].as_array().unwrap().len(), 4);
+    let keys: Vec<&str> = table["differing_config"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["key"].as_str())
+        .collect();
+    assert!(
+        keys.contains(&"learning_rate") && keys.contains(&"seed"),
+        "{keys:?}"
+    );
+    let listed = squadlab_json(&["sweep", "ls", "--store", &root_arg]);
+    assert_eq!(listed[0]["sweep"], "tiny-sweep");
+    assert_eq!(listed[0]["runs"], 4);
+}

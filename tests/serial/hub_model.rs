@@ -1,0 +1,101 @@
+//! Model checkpoints from the hub cache (no network) and the pickle format:
+//! tests/fixtures/tiny_bert_bin is a tiny BertModel saved by PyTorch as
+//! pytorch_model.bin with legacy gamma/beta names (tools/reference/tiny_bin_fixture.py).
+//! One test, since it sets environment variables.
+
+use crate::common;
+
+use candle_core::{Device, Tensor};
+use squadlab::config::ModelSource;
+use squadlab::model::{load_qa_model, locate_model, Batch};
+
+const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_bert_bin");
+
+fn row(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+pub fn a_pickled_checkpoint_from_the_hub_cache_matches_pytorch() {
+    let cache = tempfile::tempdir().unwrap();
+    let snapshot = common::fake_hub_repo(cache.path(), "models--tiny--bert");
+    for file in ["config.json", "pytorch_model.bin"] {
+        std::fs::copy(format!("{TINY}/{file}"), snapshot.join(file)).unwrap();
+    }
+    let vocab: String = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        .iter()
+        .map(|t| format!("{t}\n"))
+        .collect();
+    std::fs::write(snapshot.join("vocab.txt"), vocab).unwrap();
+    std::env::set_var("HF_HUB_CACHE", cache.path());
+    std::env::set_var("HF_HUB_OFFLINE", "1");
+
+    let source = ModelSource::try_from("tiny/bert".to_string()).unwrap();
+    let files = locate_model(&source, true).unwrap();
+    assert_eq!(files.dir, snapshot);
+    let loaded = load_qa_model(&files.dir, &Device::Cpu, 0).unwrap();
+    assert_eq!(
+        loaded.report.initialised,
+        ["qa_outputs.weight", "qa_outputs.bias"]
+    );
+
+    // The head the fixture used: w[i][j] = 0.01·(i+j), b = (0.1, -0.1).
+    let w: Vec<f32> = (0..2)
+        .flat_map(|i| (0..32).map(move |j| 0.01 * (i + j) as f32))
+        .collect();
+    let dev = &Device::Cpu;
+    loaded
+        .params
+        .var("qa_outputs.weight")
+        .unwrap()
+        .set(&Tensor::from_vec(w, (2, 32), dev).unwrap())
+        .unwrap();
+    loaded
+        .params
+        .var("qa_outputs.bias")
+        .unwrap()
+        .set(&Tensor::new(&[0.1f32, -0.1], dev).unwrap())
+        .unwrap();
+
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{TINY}/expected.json")).unwrap())
+            .unwrap();
+    let t = |key: &str| {
+        Tensor::new(row(&want[key]).as_slice(), dev)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap()
+    };
+    let (ids, types, mask) = (t("input_ids"), t("token_type_ids"), t("attention_mask"));
+    let (start, end) = loaded
+        .model
+        .forward(
+            &Batch {
+                input_ids: &ids,
+                token_type_ids: &types,
+                attention_mask: &mask,
+            },
+            None,
+        )
+        .unwrap();
+    for (got, key) in [(start, "start_logits"), (end, "end_logits")] {
+        let got: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+        for (k, (g, w)) in got.iter().zip(want[key].as_array().unwrap()).enumerate() {
+            let w = w.as_f64().unwrap() as f32;
+            assert!((g - w).abs() < 1e-5, "{key}[{k}]: {g} vs {w}");
+        }
+    }
+
+    // Offline and not cached: the error says what to fetch and where.
+    let missing = ModelSource::try_from("google-bert/bert-base-uncased".to_string()).unwrap();
+    let err = format!("{:#}", locate_model(&missing, true).unwrap_err());
+    assert!(
+        err.contains("config.json")
+            && err.contains("HF_HUB_OFFLINE")
+            && err.contains("models--google-bert--bert-base-uncased"),
+        "{err}"
+    );
+}
