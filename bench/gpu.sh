@@ -104,9 +104,11 @@ rm -rf "$work/run-a" "$work/run-b"
 step 5-trainer-run "$T_TRAIN" "$BIN" train "$work/run.ron" --out "$work/run-a" --json
 step 5-trainer-resume "$T_TRAIN" "$BIN" train --resume "$work/run-a/checkpoints/checkpoint-$SAVE" \
     --out "$work/run-b" --json
-python3 - "$work" "$OUT" "$SAVE" "$STEPS" <<'PY'
+python3 - "$work" "$OUT" "$SAVE" "$STEPS" "$(dirname "$0")" <<'PY'
 import json, os, sys
 work, out, save, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+sys.path.insert(0, sys.argv[5])
+from gpu_table import finite, worst_abs_diff  # comparisons no NaN passes
 def events(run):
     try:
         return [json.loads(l) for l in open(os.path.join(work, run, "metrics.jsonl"))]
@@ -126,10 +128,16 @@ for run in ("run-a", "run-b"):
 a, b = summary["run-a"], summary["run-b"]
 # The resumed steps beside the same steps of the first run: equal on the CPU
 # (seeded dropout); on CUDA the device draws its own masks, so they differ.
-overlap = [abs(x - y) for x, y in zip(a["losses"][save:], b["losses"])]
-summary["resumed_max_loss_diff"] = max(overlap) if overlap else None
+# A NaN loss (null in the JSON) fails the section, named, rather than being
+# skipped by max() or crashing abs().
+try:
+    summary["resumed_max_loss_diff"] = worst_abs_diff("resumed losses", a["losses"][save:], b["losses"])
+except ValueError as e:
+    summary["resumed_max_loss_diff"], summary["loss_error"] = None, str(e)
+losses_finite = all(finite(x) for x in a["losses"] + b["losses"])
 summary["pass"] = (a["steps"] == list(range(1, steps + 1)) and b["steps"] == list(range(save + 1, steps + 1))
-                   and a["eval"] is not None and b["eval"] is not None and bool(a["checkpoints"]))
+                   and a["eval"] is not None and b["eval"] is not None and bool(a["checkpoints"])
+                   and losses_finite)
 json.dump(summary, open(os.path.join(out, "5-trainer.json"), "w"))
 PY
 echo "5-trainer: summary written" | tee -a "$OUT/sections.txt"

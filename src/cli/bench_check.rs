@@ -12,10 +12,15 @@
 //!   scaler, so this checks the casts and the graph, not half-precision
 //!   training quality; 30 f16 steps on the tiny task measured 7.8e-4
 //!   (tests/it/generic_graph.rs), under two roundoffs.
+//!
+//! No NaN passes: a non-finite logit or loss, on either side, fails the
+//! check with an error naming it (`numeric`), where a fold with `f64::max`
+//! would have skipped it and reported "max |Δ| 0".
 
 use super::Report;
 use crate::model::kernels::generic_graph;
 use crate::model::{load_qa_model, BertQa, WindowBatch};
+use crate::numeric;
 use crate::rng::SeededRng;
 use crate::train::accumulate_gradients;
 use crate::train::optimizer::{
@@ -36,48 +41,87 @@ pub struct CheckShape {
 }
 
 pub fn check(model_dir: &Path, device: &Device, shape: &CheckShape) -> Result<Report> {
+    if shape.steps == 0 {
+        bail!("--steps must be at least 1: there is no loss to compare");
+    }
     crate::model::cuda_tuning::set_tf32(false);
-    let (max_diff, logits_shape) = logits_difference(model_dir, device, shape)?;
+    let (cpu, dev, logits_shape) = logits_on_both(model_dir, device, shape)?;
+    let logits = logits_verdict(&format!("{device:?}"), &cpu, &dev)?;
     let half = if device.is_cuda() {
         DType::BF16
     } else {
         DType::F16
     };
-    let tolerance = 10.0 * unit_roundoff(half);
     let full = trajectory(model_dir, device, DType::F32, shape)?;
     let reduced = trajectory(model_dir, device, half, shape)?;
-    let worst = full
-        .iter()
-        .zip(&reduced)
-        .map(|(a, b)| ((a - b) / a).abs())
-        .fold(0f64, f64::max);
-    let logits_ok = max_diff <= LOGITS_TOLERANCE;
-    let trajectory_ok = worst <= tolerance && reduced.iter().all(|l| l.is_finite());
+    let losses = trajectory_verdict(&full, &reduced, half)?;
+    let (Some(first), Some(last), Some(first_half), Some(last_half)) =
+        (full.first(), full.last(), reduced.first(), reduced.last())
+    else {
+        bail!("no loss was recorded in {} steps", shape.steps);
+    };
     let text = format!(
-        "logits, {device:?} f32 (generic graph) against the CPU f32 (fused) on {logits_shape:?}: max |Δ| {max_diff:.3e} (tolerance {LOGITS_TOLERANCE:e}) {}\n\
-         {} steps, {half:?} against f32 on {device:?}, dropout off: worst relative loss difference {worst:.3e} (tolerance {tolerance:.3e}) {}; losses {:.4} → {:.4} (f32), {:.4} → {:.4} ({half:?})\n",
-        verdict(logits_ok),
+        "logits, {device:?} f32 (generic graph) against the CPU f32 (fused) on {logits_shape:?}: max |Δ| {:.3e} (tolerance {LOGITS_TOLERANCE:e}) {}\n\
+         {} steps, {half:?} against f32 on {device:?}, dropout off: worst relative loss difference {:.3e} (tolerance {:.3e}) {}; losses {first:.4} → {last:.4} (f32), {first_half:.4} → {last_half:.4} ({half:?})\n",
+        logits.worst,
+        verdict(logits.pass),
         shape.steps,
-        verdict(trajectory_ok),
-        full[0],
-        full[full.len() - 1],
-        reduced[0],
-        reduced[reduced.len() - 1],
+        losses.worst,
+        losses.tolerance,
+        verdict(losses.pass),
     );
-    if !(logits_ok && trajectory_ok) {
+    if !(logits.pass && losses.pass) {
         bail!("{text}");
     }
     Ok(Report {
         text,
         json: json!({
             "case": "check", "device": format!("{device:?}"), "tf32": false,
-            "logits": {"max_abs_diff": max_diff, "tolerance": LOGITS_TOLERANCE, "shape": logits_shape, "pass": logits_ok},
+            "logits": {"max_abs_diff": logits.worst, "tolerance": LOGITS_TOLERANCE, "shape": logits_shape, "pass": logits.pass},
             "trajectory": {
                 "steps": shape.steps, "half": format!("{half:?}").to_lowercase(),
-                "f32": full, "reduced": reduced, "worst_relative_diff": worst,
-                "tolerance": tolerance, "pass": trajectory_ok,
+                "f32": full, "reduced": reduced, "worst_relative_diff": losses.worst,
+                "tolerance": losses.tolerance, "pass": losses.pass,
             },
         }),
+    })
+}
+
+/// A figure held to its tolerance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    pub worst: f64,
+    pub tolerance: f64,
+    pub pass: bool,
+}
+
+/// The device's logits against the CPU's: the largest absolute difference,
+/// held to [`LOGITS_TOLERANCE`]. A non-finite logit on either side, or a
+/// count that differs, is an error naming the logit, never a pass: a fold
+/// with `f64::max` would skip a NaN and report 0.
+pub fn logits_verdict(device: &str, cpu: &[f32], on_device: &[f32]) -> Result<Verdict> {
+    let what = format!("logits on {device} against the CPU's");
+    let worst = numeric::max_abs_diff(&what, on_device, cpu)?;
+    Ok(Verdict {
+        worst,
+        tolerance: LOGITS_TOLERANCE,
+        pass: numeric::within(&what, worst, LOGITS_TOLERANCE)?,
+    })
+}
+
+/// The half-precision run's losses against the f32 run's: the largest
+/// relative difference, held to ten unit roundoffs of `half`. A non-finite
+/// loss in either run is an error naming the step.
+pub fn trajectory_verdict(full: &[f64], reduced: &[f64], half: DType) -> Result<Verdict> {
+    let what = format!("{half:?} losses against f32's");
+    let tolerance = 10.0 * unit_roundoff(half);
+    // No floor: a loss is never 0, and a 0 would make the ratio non-finite,
+    // and so an error.
+    let worst = numeric::max_rel_diff(&what, reduced, full, 0.0)?;
+    Ok(Verdict {
+        worst,
+        tolerance,
+        pass: numeric::within(&what, worst, tolerance)?,
     })
 }
 
@@ -97,8 +141,13 @@ fn unit_roundoff(dtype: DType) -> f64 {
     }
 }
 
-/// The logits on the CPU and on `device`, from the same files.
-fn logits_difference(dir: &Path, device: &Device, s: &CheckShape) -> Result<(f64, Vec<usize>)> {
+/// The logits on the CPU and on `device`, from the same files, with their
+/// shape.
+fn logits_on_both(
+    dir: &Path,
+    device: &Device,
+    s: &CheckShape,
+) -> Result<(Vec<f32>, Vec<f32>, Vec<usize>)> {
     let logits = |device: &Device, generic: bool| -> Result<Vec<f32>> {
         let _graph = generic_graph(generic);
         let loaded = load_qa_model(dir, device, 0)?;
@@ -112,12 +161,7 @@ fn logits_difference(dir: &Path, device: &Device, s: &CheckShape) -> Result<(f64
     };
     let cpu = logits(&Device::Cpu, false)?;
     let dev = logits(device, true)?;
-    let max = cpu
-        .iter()
-        .zip(&dev)
-        .map(|(a, b)| f64::from((a - b).abs()))
-        .fold(0f64, f64::max);
-    Ok((max, vec![s.batch, 2 * s.seq]))
+    Ok((cpu, dev, vec![s.batch, 2 * s.seq]))
 }
 
 /// The losses of `steps` train steps in `compute`, dropout off, on the

@@ -60,7 +60,9 @@ pub fn measure(
     let compute_bytes = compute.size_in_bytes() as u64;
     let p = plan(&loaded.config, n, seq, compute_bytes, cuda);
     let predicted = p.step_bytes();
-    let ratio = measured as f64 / predicted as f64;
+    // An empty plan is an error here, not an infinite ratio in the report.
+    let ratio = p.measured_over_planned(measured)?;
+    let live_ratio = p.measured_over_planned(live_peak)?;
     let what = if cuda {
         "CUDA pool peak less its use before"
     } else {
@@ -76,7 +78,7 @@ pub fn measure(
         show_bytes(p.retained_gradients),
         show_bytes(p.backward_workspace),
         show_bytes(live_peak),
-        live_peak as f64 / predicted as f64,
+        live_ratio,
     );
     text += &format!(
         "the whole run on this device: planned {} (weights {}, AdamW {}, runtime {}); loss {loss:.4}\n",
@@ -92,7 +94,7 @@ pub fn measure(
             "device": format!("{device:?}"), "method": what,
             "before_bytes": before, "peak_bytes": peak,
             "measured_step_bytes": measured, "planned_step_bytes": predicted,
-            "measured_over_planned": ratio, "live_peak_step_bytes": live_peak, "live_peak_step_bytes": live_peak, "planned_total_bytes": p.total(),
+            "measured_over_planned": ratio, "live_peak_step_bytes": live_peak, "planned_total_bytes": p.total(),
             "plan": serde_json::to_value(&p)?, "loss": loss,
         }),
     })

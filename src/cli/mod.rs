@@ -3,7 +3,8 @@
 
 mod args;
 mod bench;
-mod bench_check;
+/// Public for its comparisons, which tests/it/numeric_checks.rs feeds NaN.
+pub mod bench_check;
 mod bench_memory;
 mod check_config;
 mod compare;

@@ -78,10 +78,6 @@ pub fn run(args: &SweepArgs) -> Result<Report> {
     let store = crate::store::Store::open(args.store.as_deref());
     match &args.command {
         SweepCommand::Start { file, slurm } => {
-            let e = sweep::start(&store, file)?;
-            if !slurm.slurm {
-                return expansion(e);
-            }
             let options = sweep::slurm::SlurmOptions {
                 partition: slurm.partition.clone(),
                 account: slurm.account.clone(),
@@ -91,6 +87,14 @@ pub fn run(args: &SweepArgs) -> Result<Report> {
                 max_parallel: slurm.max_parallel,
                 signal_seconds: slurm.signal_seconds,
             };
+            // Bad Slurm options are refused before any run is queued.
+            if slurm.slurm {
+                options.validate()?;
+            }
+            let e = sweep::start(&store, file)?;
+            if !slurm.slurm {
+                return expansion(e);
+            }
             let array = sweep::slurm_array(&store, &e.sweep, &options, slurm.submit)?;
             let mut report = expansion(e)?;
             report.text = if array.job.is_empty() {

@@ -56,17 +56,21 @@ pub fn run(store: &Store, run: &str) -> Result<Report> {
         bail!("run {run} is {} and not claimable", status.as_str());
     };
     let plan = plan_resume(&dir)?;
-    let outcome = launch(&plan.dir, plan.record, plan.config, plan.checkpoint);
+    let outcome = launch(
+        &plan.dir,
+        plan.record,
+        plan.config,
+        plan.checkpoint,
+        claimed,
+    );
     let status = RunRecord::load(&dir)?.status;
     if signalled.load(Ordering::SeqCst) && status == RunStatus::Cancelled {
         requeue(&dir)?;
-        drop(claimed);
         requeue_self()?;
         return Ok(Report {
             text: format!("run {run}: checkpointed at the time limit and requeued\n"),
             json: json!({ "run_id": run, "status": "requeued" }),
         });
     }
-    drop(claimed);
     outcome
 }

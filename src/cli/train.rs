@@ -6,7 +6,8 @@ use super::args::{LabelArgs, StoreArgs};
 use super::progress::ProgressReporter;
 use super::Report;
 use crate::config::{Device, RunConfig};
-use crate::store::{self, RunRecord, RunRecorder, RunStatus};
+use crate::store::queue::{self, Held};
+use crate::store::{self, RunLock, RunRecord, RunRecorder, RunStatus};
 use crate::train::checkpoint;
 use crate::train::{Control, EventSink, RunRequest, TrainEvent, TrainerHandle};
 use anyhow::{anyhow, bail, Result};
@@ -118,23 +119,32 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
             json: json!({ "run_id": id, "run_dir": dir, "status": "queued" }),
         });
     }
-    let (id, run_dir) = match (&args.out, &args.resume) {
+    // The run's lock before anything else: a run is never trained by two
+    // processes. A run in the store also waits for its device's slot, which
+    // workers and the app take too; one in a folder of its own (--out) is
+    // outside any store's queue.
+    let (id, run_dir, lock, store_root) = match (&args.out, &args.resume) {
         (Some(out), None) => {
             store::claim_run_dir(out)?;
-            (folder_name(out), out.clone())
+            let lock = RunLock::acquire(out)?;
+            (folder_name(out), out.clone(), lock, None)
         }
         (Some(out), Some(_)) => {
             std::fs::create_dir_all(out)?;
-            (folder_name(out), out.clone())
+            let lock = RunLock::acquire(out)?;
+            (folder_name(out), out.clone(), lock, None)
         }
         (None, Some(ckpt)) => {
             let dir = run_of_checkpoint(ckpt)?;
-            (folder_name(&dir), dir)
+            let lock = RunLock::acquire(&dir)?;
+            let root = store_of(&dir);
+            (folder_name(&dir), dir, lock, root)
         }
-        (None, None) => args
-            .store
-            .open()
-            .create_run(|id, dir| new_record(id).save(dir))?,
+        (None, None) => {
+            let store = args.store.open();
+            let (id, dir, lock) = store.create_locked_run(|id, dir| new_record(id).save(dir))?;
+            (id, dir, lock, Some(store.root))
+        }
     };
     let mut record = match RunRecord::load(&run_dir) {
         Ok(existing) if args.resume.is_some() => existing,
@@ -142,12 +152,18 @@ pub fn run(args: &TrainArgs) -> Result<Report> {
     };
     record.status = RunStatus::Queued;
     record.config = Some(config.clone());
-    launch(&run_dir, record, config, args.resume.clone())
+    let _slot = match &store_root {
+        Some(root) => Some(wait_for_device(root, config.device)?),
+        None => None,
+    };
+    launch(&run_dir, record, config, args.resume.clone(), lock)
 }
 
-/// Continues an unfinished run from its newest checkpoint.
+/// Continues an unfinished run from its newest checkpoint. Refused while
+/// another live process holds the run (named, with since when).
 pub fn resume(args: &ResumeArgs) -> Result<Report> {
     let dir = args.store.open().find(&args.run)?;
+    let lock = RunLock::acquire(&dir)?;
     let mut plan = store::plan_resume(&dir)?;
     override_device(&mut plan.config, args.device.as_deref())?;
     for why in &plan.unreadable {
@@ -159,7 +175,37 @@ pub fn resume(args: &ResumeArgs) -> Result<Report> {
             plan.record.id
         );
     }
-    launch(&plan.dir, plan.record, plan.config, plan.checkpoint)
+    let _slot = match store_of(&dir) {
+        Some(root) => Some(wait_for_device(&root, plan.config.device)?),
+        None => None,
+    };
+    launch(&plan.dir, plan.record, plan.config, plan.checkpoint, lock)
+}
+
+/// The store a run folder is in (`<store>/runs/<id>`); none for a folder of
+/// its own (`--out`), which no store's queue or device slots cover.
+fn store_of(dir: &Path) -> Option<PathBuf> {
+    let runs = std::path::absolute(dir).ok()?.parent()?.to_path_buf();
+    (runs.file_name()? == "runs").then(|| runs.parent().map(Path::to_path_buf))?
+}
+
+/// The store's slot for the device `device` trains on, waited for while
+/// another process (a worker, the app) trains there.
+fn wait_for_device(store_root: &Path, device: Device) -> Result<Held> {
+    let key = queue::device_key(device);
+    let mut said = false;
+    loop {
+        if let Some(slot) = queue::take_device(store_root, &key)? {
+            return Ok(slot);
+        }
+        if !said {
+            let who = queue::device_holder(store_root, &key)
+                .map_or("another process".to_string(), |h| h.describe());
+            eprintln!("waiting for {key}: {who} trains there");
+            said = true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 }
 
 fn override_device(config: &mut RunConfig, device: Option<&str>) -> Result<()> {
@@ -173,15 +219,17 @@ fn override_device(config: &mut RunConfig, device: Option<&str>) -> Result<()> {
 
 /// Runs the trainer on its thread, feeding its events to the run store and
 /// the progress bar, and reports how the run ended.
+/// The caller holds the run's lock (`lock`), which the recorder keeps until
+/// the run ends: a run is never written by two processes.
 pub(super) fn launch(
     run_dir: &Path,
     record: RunRecord,
     config: RunConfig,
     resume: Option<PathBuf>,
+    lock: RunLock,
 ) -> Result<Report> {
     let id = record.id.clone();
-    // Takes the run's lock first: a run is never written by two processes.
-    let mut recorder = RunRecorder::open(run_dir, record)?;
+    let mut recorder = RunRecorder::open(run_dir, record, lock)?;
     let handle = TrainerHandle::spawn(RunRequest {
         config,
         run_dir: run_dir.to_path_buf(),

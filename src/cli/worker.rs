@@ -1,5 +1,5 @@
 //! `squadlab worker`: trains the store's queued runs on one device, one after
-//! another. Several workers (and the app) may share a store, here or on
+//! another, and takes up interrupted ones whose holder died. Several workers (and the app) may share a store, here or on
 //! shared storage: each run is claimed by exactly one of them, and one run
 //! trains per device per host (`store::queue`). Ctrl-C stops the current run
 //! at the next step with a checkpoint and puts it back in the queue, where
@@ -10,11 +10,12 @@ use super::train::{ctrl_c_pressed, launch};
 use super::Report;
 use crate::config::Device;
 use crate::store::queue::{claim, is_claimable, requeue, take_device};
-use crate::store::{plan_resume, RunEntry, RunRecord, RunStatus, Store};
+use crate::store::{plan_resume, ResumePlan, RunEntry, RunLock, RunRecord, RunStatus, Store};
 use anyhow::{anyhow, Result};
 use clap::Args;
 use serde_json::json;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 #[derive(Args)]
 pub struct WorkerArgs {
@@ -46,10 +47,13 @@ pub fn run(args: &WorkerArgs) -> Result<Report> {
         Device::Cuda(n) => format!("cuda:{n}"),
         _ => "cpu".to_string(),
     };
+    store.remove_stale_temporaries();
     let mut ran = Vec::new();
     let mut requeued = None;
+    let mut skipped = Skipped::default();
     while !ctrl_c_pressed() {
-        if waiting(&store, device)?.is_empty() {
+        if waiting(&store, device, &skipped)?.is_empty() {
+            // Without --follow, a run skipped once is not waited for.
             if !args.follow {
                 break;
             }
@@ -62,13 +66,12 @@ pub fn run(args: &WorkerArgs) -> Result<Report> {
             std::thread::sleep(POLL);
             continue;
         };
-        let Some((entry, claimed)) = waiting(&store, device)?
-            .into_iter()
-            .find_map(|e| claim(&e.dir).ok().flatten().map(|c| (e, c)))
-        else {
+        let Some((entry, lock, plan)) = take_one(&store, device, &key, &mut skipped)? else {
+            drop(slot);
+            std::thread::sleep(POLL);
             continue;
         };
-        let mut plan = plan_resume(&entry.dir)?;
+        let mut plan = plan;
         plan.config.device = device;
         eprintln!(
             "worker {key}: run {}{}",
@@ -77,7 +80,7 @@ pub fn run(args: &WorkerArgs) -> Result<Report> {
                 .as_ref()
                 .map_or(String::new(), |c| format!(" from {}", c.display()))
         );
-        let outcome = launch(&plan.dir, plan.record, plan.config, plan.checkpoint);
+        let outcome = launch(&plan.dir, plan.record, plan.config, plan.checkpoint, lock);
         let status = RunRecord::load(&entry.dir).map(|r| r.status).ok();
         if ctrl_c_pressed() && status == Some(RunStatus::Cancelled) {
             requeue(&entry.dir)?;
@@ -91,7 +94,6 @@ pub fn run(args: &WorkerArgs) -> Result<Report> {
             "status": status.map(RunStatus::as_str),
             "error": outcome.err().map(|e| format!("{e:#}")),
         }));
-        drop(claimed);
         drop(slot);
     }
     let text = format!(
@@ -107,13 +109,77 @@ pub fn run(args: &WorkerArgs) -> Result<Report> {
     })
 }
 
-/// The claimable runs this worker's device may train, oldest first.
-fn waiting(store: &Store, device: Device) -> Result<Vec<RunEntry>> {
+/// Takes the first waiting run it can: claimed, and planned for resuming.
+/// A run that cannot be claimed or planned (a read-only folder, a broken
+/// record) is reported once with its reason and skipped for a while, longer
+/// each time; it never stops the worker.
+fn take_one(
+    store: &Store,
+    device: Device,
+    key: &str,
+    skipped: &mut Skipped,
+) -> Result<Option<(RunEntry, RunLock, ResumePlan)>> {
+    for entry in waiting(store, device, skipped)? {
+        let lock = match claim(&entry.dir) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => continue, // another process has it
+            Err(e) => {
+                skipped.failed(&entry.id, key, &format!("cannot claim it: {e:#}"));
+                continue;
+            }
+        };
+        match plan_resume(&entry.dir) {
+            Ok(plan) => {
+                skipped.cleared(&entry.id);
+                return Ok(Some((entry, lock, plan)));
+            }
+            Err(e) => skipped.failed(&entry.id, key, &format!("cannot resume it: {e:#}")),
+        }
+    }
+    Ok(None)
+}
+
+/// Runs this worker could not take, each with when to try again.
+#[derive(Default)]
+struct Skipped {
+    until: HashMap<String, (Instant, Duration)>,
+}
+
+impl Skipped {
+    const FIRST: Duration = Duration::from_secs(2);
+    const LONGEST: Duration = Duration::from_secs(120);
+
+    fn failed(&mut self, id: &str, key: &str, why: &str) {
+        let backoff = match self.until.get(id) {
+            Some((_, last)) => (*last * 2).min(Self::LONGEST),
+            None => {
+                // Said once per run; the retries stay quiet.
+                eprintln!("worker {key}: skipping run {id}: {why}");
+                Self::FIRST
+            }
+        };
+        self.until
+            .insert(id.to_string(), (Instant::now() + backoff, backoff));
+    }
+
+    fn cleared(&mut self, id: &str) {
+        self.until.remove(id);
+    }
+
+    fn skips(&self, id: &str) -> bool {
+        self.until.get(id).is_some_and(|(t, _)| Instant::now() < *t)
+    }
+}
+
+/// The claimable runs (queued, or interrupted with their holder dead) this
+/// worker's device may train, oldest first, less those it skips for now.
+fn waiting(store: &Store, device: Device, skipped: &Skipped) -> Result<Vec<RunEntry>> {
     let mut runs: Vec<RunEntry> = store
         .list()?
         .into_iter()
         .filter(|e| {
             is_claimable(e)
+                && !skipped.skips(&e.id)
                 && e.record
                     .as_ref()
                     .and_then(|r| r.config.as_ref())

@@ -60,6 +60,19 @@ pub fn bert_uncased_tokenizer() -> Option<QaTokenizer> {
     Some(QaTokenizer::from_path(&dir.join("tokenizer.json")).expect("tokenizer loads"))
 }
 
+/// Whether python3 runs here: a missing one skips a test here but fails it
+/// under `CI=true`.
+pub fn python3() -> bool {
+    let runs = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !runs {
+        unavailable("python3");
+    }
+    runs
+}
+
 /// A tiny random-weight BERT shape: CI trains and saves it in milliseconds.
 pub fn tiny_bert_config(vocab_size: usize) -> squadlab::model::BertConfig {
     squadlab::model::BertConfig {

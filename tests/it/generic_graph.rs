@@ -10,6 +10,7 @@ use common::{run_events, tiny_run_config, tiny_task};
 use squadlab::config::{self, Graph, RunConfig};
 use squadlab::model::kernels::generic_graph;
 use squadlab::model::{qa_loss, Batch, BertQa, Params};
+use squadlab::numeric::{max_abs_diff, max_rel_diff, within};
 use squadlab::train::{RunRequest, TrainEvent};
 use std::path::Path;
 
@@ -92,12 +93,12 @@ fn the_generic_f32_graph_gives_the_fused_graphs_logits_and_gradients() {
     let (params, config) = random_model();
     let (fused_logits, fused_grads) = logits_and_grads(&params, &config, false, DType::F32);
     let (logits, grads) = logits_and_grads(&params, &config, true, DType::F32);
-    let worst = fused_logits
-        .iter()
-        .zip(&logits)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
-    assert!(worst <= 1e-5, "logits differ by {worst}");
+    // Not a fold with f32::max, which skips a NaN: a NaN logit fails, named.
+    let worst = max_abs_diff("generic f32 logits", &logits, &fused_logits).unwrap();
+    assert!(
+        within("generic f32 logits", worst, 1e-5).unwrap(),
+        "logits differ by {worst}"
+    );
     let mut worst_grad = (String::new(), 0f64);
     // The key biases' true gradient is 0 (q·b_k is the same for every key,
     // and softmax ignores a constant per row), so theirs is rounding noise:
@@ -178,17 +179,12 @@ fn thirty_generic_steps_follow_the_fused_trajectory_and_f16_tracks_f32() {
     let half = run("f16", Graph::Generic, config::DType::F16);
     assert_eq!(fused.len(), 30);
     assert_eq!((generic.len(), half.len()), (30, 30));
-    let worst = |other: &[f64]| {
-        fused
-            .iter()
-            .zip(other)
-            .map(|(a, b)| (a - b).abs() / a.abs().max(1.0))
-            .fold(0f64, f64::max)
-    };
+    // A NaN loss fails here, named, before the per-step checks below.
+    let worst = |what: &str, other: &[f64]| max_rel_diff(what, other, &fused, 1.0).unwrap();
     eprintln!(
         "30 steps, worst relative loss difference: generic f32 {:e}, generic f16 {:e}; losses {:.4} → {:.4} (fused), {:.4} → {:.4} (f16)",
-        worst(&generic),
-        worst(&half),
+        worst("generic f32 losses", &generic),
+        worst("generic f16 losses", &half),
         fused[0],
         fused[29],
         half[0],

@@ -55,6 +55,19 @@ fn step_until(
     h.step();
 }
 
+/// Steps the app until a label containing `text` shows, or fails after 20 s.
+fn step_until_label(h: &mut Harness<'_, SquadlabApp>, text: &str) {
+    let start = Instant::now();
+    while !has_label_containing(h, text) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no label containing {text:?} after 20 s"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn has_label_containing(h: &Harness<'_, SquadlabApp>, text: &str) -> bool {
     h.query_all_by_label_contains(text).next().is_some()
 }
@@ -910,11 +923,9 @@ fn the_new_run_form_shows_the_memory_plan_and_refuses_a_run_too_big_for_its_gpu(
             free_mib: Some(16 * 1024),
             total_mib: Some(16 * 1024),
         }]));
-    h.run_steps(2);
-    assert!(
-        has_label_containing(&h, "Memory: training needs about"),
-        "the plan is shown"
-    );
+    // The tiny model's config is read off the UI thread: its plan comes a
+    // few frames later.
+    step_until_label(&mut h, "Memory: training needs about");
 
     // BERT-large at 32 × 384 in bf16 on that 16 GiB GPU cannot fit.
     let large = RunConfig {
@@ -937,6 +948,126 @@ fn the_new_run_form_shows_the_memory_plan_and_refuses_a_run_too_big_for_its_gpu(
     h.run_steps(2);
     assert_eq!(h.state().new_run.launched, None, "nothing launched");
     drop(tmp);
+}
+
+/// A model locator that counts its calls and holds each one until the test
+/// releases it (or 3 s pass): one called on the UI thread holds the frame.
+fn held_locator() -> (
+    squadlab::gui::Locator,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    crossbeam_channel::Sender<()>,
+) {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (release, held) = crossbeam_channel::unbounded::<()>();
+    let counted = calls.clone();
+    let locator: squadlab::gui::Locator = std::sync::Arc::new(move |source| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _ = held.recv_timeout(Duration::from_secs(3));
+        squadlab::memory::model_config(source)
+    });
+    (locator, calls, release)
+}
+
+/// One frame, which must not wait for the model's lookup.
+fn quick_step(h: &mut Harness<'_, SquadlabApp>, what: &str) {
+    let start = Instant::now();
+    h.step();
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "{what}: the frame took {took:?}, waiting for the model's lookup"
+    );
+}
+
+#[test]
+fn the_memory_line_finds_the_model_off_the_ui_thread_once_its_text_settles() {
+    let (tmp, json, model, _store, mut h) = tiny_app();
+    let (locator, calls, release) = held_locator();
+    let calls_now = || calls.load(std::sync::atomic::Ordering::SeqCst);
+    h.state_mut().new_run.memory = squadlab::gui::MemoryProbe::with_locator(locator);
+    h.state_mut().new_run.memory.set_gpus(Ok(vec![]));
+    let config = common::tiny_run_config(&json, &model);
+    let path = config.model.as_str().to_string();
+    h.state_mut().new_run.load_config(config, "tiny".into());
+    h.state_mut().state.tab = Tab::NewRun;
+
+    // A model set from outside the field is looked for at once, on a thread:
+    // the frame shows that it is planning while the lookup is held.
+    quick_step(&mut h, "a config loaded");
+    quick_step(&mut h, "a config loaded");
+    assert!(
+        has_label_containing(&h, "Memory: planning"),
+        "planning shown"
+    );
+    release.send(()).unwrap();
+    step_until_label(&mut h, "Memory: training needs about");
+    assert_eq!(calls_now(), 1);
+
+    // Typed into, the field asks for no lookup on any keystroke...
+    let field = egui_kittest::kittest::By::new()
+        .role(egui::accesskit::Role::TextInput)
+        .value(&path);
+    h.get(field).focus();
+    quick_step(&mut h, "the field focused");
+    for key in ["x", "y"] {
+        h.event(egui::Event::Text(key.into()));
+        quick_step(&mut h, "a keystroke");
+        quick_step(&mut h, "a keystroke");
+    }
+    assert_ne!(h.state().new_run.model, path, "the keys reached the field");
+    assert_eq!(calls_now(), 1, "the model was looked for while being typed");
+    // ...until its text stops changing.
+    std::thread::sleep(squadlab::gui::MEMORY_SETTLE + Duration::from_millis(100));
+    quick_step(&mut h, "the text settled");
+    let start = Instant::now();
+    while calls_now() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no lookup after the text settled"
+        );
+        quick_step(&mut h, "the text settled");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    release.send(()).unwrap();
+    // The typed folder does not exist: nothing to plan.
+    step_until_label(&mut h, "Memory: not planned");
+    assert_eq!(calls_now(), 2);
+    drop(tmp);
+}
+
+/// The memory line's colour: a CUDA run that cannot fit is refused in the
+/// error colour, a CPU run that may not fit warned of in the warning colour.
+#[test]
+fn the_memory_line_warns_of_a_cpu_run_that_may_not_fit() {
+    use squadlab::gui::{memory_tone, MemoryTone};
+    let large = squadlab::model::BertConfig::known("bert-large-uncased").unwrap();
+    let run = RunConfig {
+        per_device_train_batch_size: 32,
+        max_seq_length: 384,
+        ..RunConfig::default()
+    };
+    let device = |cuda, free| squadlab::memory::DeviceMemory {
+        name: if cuda { "cuda:0" } else { "cpu" }.into(),
+        cuda,
+        free: Some(free),
+    };
+    let warned = squadlab::memory::check(&run, &large, &device(false, 1 << 30));
+    assert!(warned.warn, "{}", warned.message);
+    assert_eq!(
+        memory_tone(&warned),
+        MemoryTone::Warning,
+        "{}",
+        warned.message
+    );
+    let refused = squadlab::memory::check(&run, &large, &device(true, 1 << 30));
+    assert_eq!(
+        memory_tone(&refused),
+        MemoryTone::Refused,
+        "{}",
+        refused.message
+    );
+    let fits = squadlab::memory::check(&run, &large, &device(false, 1 << 40));
+    assert_eq!(memory_tone(&fits), MemoryTone::Plain, "{}", fits.message);
 }
 
 #[test]

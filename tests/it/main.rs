@@ -9,6 +9,8 @@ mod common;
 
 mod bad_input;
 mod best_model;
+mod chaos;
+mod claims;
 mod cli;
 mod dropout;
 mod dynamic_padding;
@@ -19,6 +21,7 @@ mod gui;
 mod layering;
 mod model;
 mod model_parity;
+mod numeric_checks;
 mod optimizer;
 mod parity;
 mod postprocess;

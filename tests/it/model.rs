@@ -460,3 +460,41 @@ fn gradients_through_dropout_match_finite_differences_of_the_whole_model() {
         loss_along(&config, &params, &gradient, 0.0, seed + 1)
     );
 }
+
+/// The pip lookup finds a package's folder without importing it: the
+/// package's `__init__.py`, which would write a marker file, never runs.
+#[test]
+fn the_pip_lookup_finds_a_package_without_running_its_code() {
+    if !common::python3() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let package = tmp.path().join("squadlab_marker_pkg");
+    std::fs::create_dir_all(&package).unwrap();
+    let marker = tmp.path().join("the package ran");
+    std::fs::write(
+        package.join("__init__.py"),
+        format!(
+            "open({:?}, 'w').write('ran')\n",
+            marker.display().to_string()
+        ),
+    )
+    .unwrap();
+    let python = || {
+        let mut python = std::process::Command::new("python3");
+        python.env("PYTHONPATH", tmp.path());
+        python
+    };
+    let found = squadlab::model::pip_package_dir("squadlab-marker-pkg", python()).unwrap();
+    assert!(!marker.exists(), "the lookup ran the package's __init__.py");
+    assert_eq!(
+        found.canonicalize().unwrap(),
+        package.canonicalize().unwrap()
+    );
+    let err = squadlab::model::pip_package_dir("squadlab-no-such-pkg", python()).unwrap_err();
+    assert!(
+        err.to_string().contains("pip:squadlab-no-such-pkg")
+            && err.to_string().contains("not installed"),
+        "{err}"
+    );
+}

@@ -216,3 +216,165 @@ fn a_sweep_trained_by_workers_reports_its_status_and_best_run() {
     assert_eq!(listed[0]["sweep"], "tiny-sweep");
     assert_eq!(listed[0]["runs"], 4);
 }
+
+/// An `#SBATCH` line's words as sbatch reads them (`_get_argument` in
+/// Slurm's sbatch/opt.c): split at unquoted whitespace, `"` and `'` quote,
+/// `\` escapes the next character, and an unquoted `#` ends the line.
+fn sbatch_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            word.get_or_insert_with(String::new).extend(chars.next());
+        } else if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            } else {
+                word.get_or_insert_with(String::new).push(c);
+            }
+        } else if c == '"' || c == '\'' {
+            quote = Some(c);
+            word.get_or_insert_with(String::new);
+        } else if c == '#' {
+            break;
+        } else if c.is_whitespace() {
+            words.extend(word.take());
+        } else {
+            word.get_or_insert_with(String::new).push(c);
+        }
+    }
+    words.extend(word);
+    words
+}
+
+fn sbatch_files(store: &Store) -> usize {
+    let dir = store.root.join("sweeps").join("tiny-sweep");
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "sbatch"))
+            .count()
+    })
+}
+
+#[test]
+fn slurm_inputs_are_quoted_or_refused_by_name_before_anything_is_written() {
+    use squadlab::sweep::slurm::SlurmOptions;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a store's folder with spaces");
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = tiny_sweep_dir(&dir, |c| c);
+    let file = write_sweep(&dir, "");
+    sweep::start(&store, &file).unwrap();
+
+    // A space (and a quote) in the store's path: Slurm reads the whole path,
+    // and bash parses the script.
+    let good = SlurmOptions {
+        partition: Some("gpu-a100".into()),
+        account: Some("proj_1".into()),
+        time: Some("1-02:00:00".into()),
+        ..SlurmOptions::default()
+    };
+    let array = sweep::slurm_array(&store, "tiny-sweep", &good, false).unwrap();
+    let script = std::fs::read_to_string(&array.script).unwrap();
+    let output = script
+        .lines()
+        .filter_map(|l| l.strip_prefix("#SBATCH"))
+        .flat_map(sbatch_words)
+        .find(|w| w.starts_with("--output="))
+        .unwrap_or_else(|| panic!("no --output in\n{script}"));
+    let logs = std::path::absolute(store.root.join("sweeps/tiny-sweep")).unwrap();
+    assert_eq!(
+        output,
+        format!("--output={}/slurm-%A_%a.out", logs.display()),
+        "{script}"
+    );
+    for flag in [
+        "--partition=gpu-a100",
+        "--account=proj_1",
+        "--time=1-02:00:00",
+    ] {
+        assert!(
+            script.contains(&format!("#SBATCH {flag}\n")),
+            "{flag}: {script}"
+        );
+    }
+    let parsed = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&array.script)
+        .output()
+        .unwrap();
+    assert!(
+        parsed.status.success(),
+        "bash -n: {}\n{script}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    assert_eq!(sbatch_files(&store), 1);
+
+    // A value that would change the script is refused by its field's name,
+    // and no script is written.
+    for (options, field) in [
+        (
+            SlurmOptions {
+                partition: Some("debug\n#SBATCH --x".into()),
+                ..SlurmOptions::default()
+            },
+            "slurm.partition",
+        ),
+        (
+            SlurmOptions {
+                account: Some("a b".into()),
+                ..SlurmOptions::default()
+            },
+            "slurm.account",
+        ),
+        (
+            SlurmOptions {
+                time: Some("1:00;rm".into()),
+                ..SlurmOptions::default()
+            },
+            "slurm.time",
+        ),
+    ] {
+        let err = sweep::slurm_array(&store, "tiny-sweep", &options, false)
+            .map(|a| a.script)
+            .expect_err(field);
+        let err = format!("{err:#}");
+        assert!(err.starts_with(&format!("{field}: ")), "{field}: {err}");
+        assert_eq!(sbatch_files(&store), 1, "{field}: a script was written");
+    }
+
+    // So is a store path with a newline, which no #SBATCH line can hold.
+    let dir = tmp.path().join("new\nline");
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = tiny_sweep_dir(&dir, |c| c);
+    sweep::start(&store, &write_sweep(&dir, "")).unwrap();
+    let err = sweep::slurm_array(&store, "tiny-sweep", &good, false)
+        .map(|a| a.script)
+        .expect_err("a newline in the store path");
+    let err = format!("{err:#}");
+    assert!(
+        err.starts_with("slurm --output: ") && err.contains("newline"),
+        "{err}"
+    );
+    assert_eq!(sbatch_files(&store), 0, "a script was written");
+}
+
+#[test]
+fn sweep_start_refuses_bad_slurm_options_before_queueing_anything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tiny_sweep_dir(tmp.path(), |c| c);
+    let file = write_sweep(tmp.path(), "");
+    let out = common::squadlab()
+        .args(["sweep", "start", "--slurm", "--account", "a b", "--store"])
+        .arg(&store.root)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("slurm.account: "), "{stderr}");
+    assert!(records(&store).is_empty(), "runs were queued");
+    assert_eq!(sbatch_files(&store), 0, "a script was written");
+}

@@ -5,12 +5,13 @@
 //! The queue is the store's (`store::queue`): a submitted run is saved as
 //! queued with no lock, so a `squadlab worker` may take it, and the app may
 //! take runs queued elsewhere (`adopt`). A run starts once this app holds its
-//! device's slot on this host and its claim: one run per device per host.
+//! device's slot on this host and the run's lock: one run per device per host.
 
 use anyhow::Result;
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
-use squadlab_core::config::{Device, RunConfig};
+use squadlab_core::config::RunConfig;
 use squadlab_core::store::queue::{self, Held};
+use squadlab_core::store::RunLock;
 use squadlab_core::store::{RunRecord, RunRecorder, RunStatus};
 use squadlab_core::train::{Control, EventSink, RunRequest, TrainEvent, TrainerHandle};
 use std::path::PathBuf;
@@ -58,12 +59,7 @@ pub struct Jobs {
 
 /// The device a config trains on, as a queue key.
 pub fn device_key(config: &RunConfig) -> String {
-    match config.device {
-        Device::Cpu => "cpu".into(),
-        Device::Cuda(n) => format!("cuda:{n}"),
-        Device::Auto if squadlab_core::model::CUDA_BUILT => "cuda:0".into(),
-        Device::Auto => "cpu".into(),
-    }
+    queue::device_key(config.device)
 }
 
 impl Jobs {
@@ -79,7 +75,7 @@ impl Jobs {
     ) -> Result<()> {
         record.status = RunStatus::Queued;
         record.config = Some(config.clone());
-        record.save(&dir)?;
+        record.save_keeping_labels(&dir)?;
         self.list.push(Job {
             id: record.id.clone(),
             device: device_key(&config),
@@ -229,11 +225,11 @@ impl Job {
                 return true;
             }
         };
-        self.start(ctx, [slot, claim]);
+        self.start(ctx, slot, claim);
         true
     }
 
-    fn start(&mut self, ctx: &egui::Context, held: [Held; 2]) {
+    fn start(&mut self, ctx: &egui::Context, slot: Held, claim: RunLock) {
         let Some(Pending {
             request,
             record,
@@ -242,7 +238,7 @@ impl Job {
         else {
             return;
         };
-        let mut recorder = match RunRecorder::open(&self.dir, record) {
+        let mut recorder = match RunRecorder::open(&self.dir, record, claim) {
             Ok(r) => r,
             Err(e) => {
                 self.end(Some(format!("cannot open the run: {e:#}")));
@@ -266,10 +262,10 @@ impl Job {
         self.state = JobState::Running;
         self.status = "starting".into();
         let ctx = ctx.clone();
-        // The slot and the claim go with the run: freed when its events end.
+        // The slot and the run's lock go with the run: freed when its events end.
         let forwarder = std::thread::Builder::new()
             .name("squadlab-run-events".into())
-            .spawn(move || forward(handle, recorder, tx, ctx, held));
+            .spawn(move || forward(handle, recorder, tx, ctx, slot));
         if let Err(e) = forwarder {
             self.end(Some(format!("cannot start the event thread: {e}")));
         }
@@ -282,7 +278,7 @@ impl Job {
             if let Ok(Some(_claim)) = queue::claim(&self.dir) {
                 let mut record = pending.record;
                 record.status = RunStatus::Cancelled;
-                let _ = record.save(&self.dir);
+                let _ = record.save_keeping_labels(&self.dir);
             }
         }
         self.end(Some("cancelled before it started".into()));
@@ -356,7 +352,7 @@ fn forward(
     mut recorder: RunRecorder,
     ui: Sender<TrainEvent>,
     ctx: egui::Context,
-    held: [Held; 2],
+    slot: Held,
 ) {
     for event in handle.events.iter() {
         if let Err(e) = recorder.on_event(&event) {
@@ -381,8 +377,8 @@ fn forward(
         }
     }
     handle.join();
-    // The lock first, then the claim and the slot.
+    // The run's lock (with the recorder) first, then the slot.
     drop(recorder);
-    drop(held);
+    drop(slot);
     ctx.request_repaint();
 }

@@ -30,7 +30,9 @@ mod widgets;
 pub use app::{AppOptions, Notice, SquadlabApp};
 pub use follow::{Follower, Series};
 pub use jobs::{Job, JobState, Jobs};
-pub use memory_line::MemoryProbe;
+pub use memory_line::{
+    tone as memory_tone, Locator, MemoryProbe, Planned, Tone as MemoryTone, SETTLE as MEMORY_SETTLE,
+};
 pub use new_run::{DataMode, NewRunForm};
 pub use predictions::{filter_questions, Category, Filter, PredictionsView, Sort};
 pub use predictions_data::{PredictionSet, Question};

@@ -198,6 +198,11 @@ fn presets() -> Vec<(String, Result<RunConfig, String>)> {
     out
 }
 
+/// The model field's id, to ask whether it is being typed in.
+fn model_field_id() -> egui::Id {
+    egui::Id::unique("new-run-model")
+}
+
 /// A labelled row whose label turns red when a problem names the field.
 fn field(
     ui: &mut egui::Ui,
@@ -269,10 +274,16 @@ impl SquadlabApp {
         });
         ui.separator();
         let (config, mut problems) = self.new_run.build();
-        let fit = self.new_run.memory.fit(&config);
-        if let Some(fit) = fit.as_ref().filter(|f| f.refuse) {
+        // While the model field is typed in, the model is looked for only
+        // once its text settles (memory_line.rs).
+        let typing = ui.ctx().memory(|m| m.has_focus(model_field_id()));
+        let planned = self.new_run.memory.plan(&config, ui.ctx(), typing);
+        let fit = planned.fit();
+        if let Some(fit) = fit.filter(|f| f.refuse) {
             problems.push(format!("per_device_train_batch_size: {}", fit.message));
         }
+        // A run the plan may refuse waits for the plan before it can launch.
+        let waiting = planned.is_waiting() && super::memory_line::may_refuse(config.device);
         egui::ScrollArea::vertical()
             .id_salt("form")
             .max_height(ui.available_height() - 90.0)
@@ -285,13 +296,13 @@ impl SquadlabApp {
         ui.separator();
         for p in problems
             .iter()
-            .filter(|p| fit.as_ref().is_none_or(|f| !p.ends_with(&f.message)))
+            .filter(|p| fit.is_none_or(|f| !p.ends_with(&f.message)))
         {
             ui.colored_label(ui.visuals().error_fg_color, format!("- {p}"));
         }
-        super::memory_line::show(ui, fit.as_ref());
+        super::memory_line::show(ui, &planned);
         ui.horizontal(|ui| {
-            let ok = problems.is_empty();
+            let ok = problems.is_empty() && !waiting;
             if ui.add_enabled(ok, egui::Button::new("Launch")).clicked() {
                 self.launch(config);
             }
@@ -327,6 +338,7 @@ impl SquadlabApp {
         field(ui, problems, "model", "Model", |ui| {
             ui.add(
                 egui::TextEdit::singleline(&mut f.model)
+                    .id(model_field_id())
                     .desired_width(360.0)
                     .hint_text("hub id, pip:PACKAGE, or a folder"),
             );

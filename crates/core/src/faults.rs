@@ -26,3 +26,18 @@ pub fn slow_step() {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
+
+/// `SQUADLAB_FAULT_CLAIM_PAUSE_MS=N`: a process taking a run or a device
+/// (`store::exclusive`) sleeps N ms inside each of the windows where two
+/// takers used to race: between writing its claim and linking it into
+/// place, and between finding a holder gone and replacing it. A test sets it
+/// so that racing takers always overlap there, instead of by luck.
+pub const CLAIM_PAUSE_MS: &str = "SQUADLAB_FAULT_CLAIM_PAUSE_MS";
+
+/// Sleeps the configured pause, if any.
+pub fn claim_pause() {
+    static MS: OnceLock<Option<u64>> = OnceLock::new();
+    if let Some(ms) = *MS.get_or_init(|| std::env::var(CLAIM_PAUSE_MS).ok()?.trim().parse().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}

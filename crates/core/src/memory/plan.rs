@@ -23,6 +23,7 @@
 //! `b·h·s·s` scores.
 
 use crate::model::BertConfig;
+use crate::numeric::{self, NumericError};
 use serde::Serialize;
 
 /// Where the bytes go, each in bytes.
@@ -83,6 +84,18 @@ impl MemoryPlan {
     /// The peak: everything at once.
     pub fn total(&self) -> u64 {
         self.parameters + self.optimizer + self.runtime + self.step_bytes()
+    }
+
+    /// A measured step's bytes over the planned step's, the figure the
+    /// planner's check holds to its band (`bench memory`,
+    /// tests/serial/memory_plan.rs). An empty plan gives no finite ratio,
+    /// and so an error rather than a figure a band could pass or fail.
+    pub fn measured_over_planned(&self, measured: u64) -> Result<f64, NumericError> {
+        numeric::ratio(
+            "measured / planned step bytes",
+            measured as f64,
+            self.step_bytes() as f64,
+        )
     }
 }
 

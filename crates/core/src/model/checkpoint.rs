@@ -60,8 +60,9 @@ pub fn save_pretrained(
     json["architectures"] = serde_json::json!(["BertForQuestionAnswering"]);
     json["model_type"] = serde_json::json!("bert");
     let weights = dir.join("model.safetensors");
-    params.save_safetensors(&temp_path(&weights))?;
-    std::fs::rename(temp_path(&weights), &weights)
+    let staged = temp_path(&weights);
+    params.save_safetensors(&staged)?;
+    std::fs::rename(&staged, &weights)
         .with_context(|| format!("cannot write {}", weights.display()))?;
     write_atomically(&dir.join("config.json"), &serde_json::to_vec_pretty(&json)?)?;
     if let Some(t) = tokenizer {

@@ -20,4 +20,4 @@ pub use bert_config::BertConfig;
 pub use checkpoint::{load_qa_model, save_pretrained, LoadedModel, TokenizerFile};
 pub use device::{compute_dtype, describe, select_device, CUDA_BUILT};
 pub use params::{expected_shapes, LoadReport, Params};
-pub use source::{locate_model, ModelFiles};
+pub use source::{locate_model, pip_package_dir, ModelFiles};

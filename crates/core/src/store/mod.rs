@@ -2,6 +2,7 @@
 //! holding its record (`run.ron`), its event log and everything the trainer
 //! writes. The CLI and the GUI share it.
 
+mod exclusive;
 mod lock;
 mod manage;
 mod metrics_log;
@@ -14,6 +15,7 @@ mod start;
 mod tail;
 
 pub use crate::schema::events::EVENTS_FILE;
+pub use exclusive::{folder_lock, Held};
 pub use lock::{holder, hostname, Holder, LockInfo, RunLock, LOCK_FILE};
 pub use manage::{prune_checkpoints, remove_run, Prune};
 pub use metrics_log::{read_metrics, step_history, MetricsLog};
@@ -75,6 +77,7 @@ impl Store {
         if !ignore.exists() {
             std::fs::write(&ignore, "*\n").ok();
         }
+        self.remove_stale_temporaries();
         for _ in 0..100 {
             let id = new_run_id();
             let (staging, dir) = (runs.join(format!(".new-{id}")), runs.join(&id));
@@ -102,6 +105,33 @@ impl Store {
             return Ok((id, dir));
         }
         bail!("cannot find a free run id in {}", runs.display())
+    }
+
+    /// Clears what writers killed mid-write left (`fsutil::TEMP_PREFIX`
+    /// files no live process can own) in every run folder and device slot
+    /// folder: done whenever the store is opened for writing (a new run, a
+    /// worker starting). Returns how many went.
+    pub fn remove_stale_temporaries(&self) -> usize {
+        // runs/<id>/checkpoints/checkpoint-N/<file>: three folders down.
+        crate::fsutil::remove_stale_temporaries(&self.runs_dir(), 3)
+            + crate::fsutil::remove_stale_temporaries(&self.root.join("devices"), 1)
+    }
+
+    /// A new run folder as `create_run` makes it, locked by this process from
+    /// the moment it appears: no worker can take it for a queued or an
+    /// interrupted run before this process trains it.
+    pub fn create_locked_run(
+        &self,
+        fill: impl FnOnce(&str, &Path) -> Result<()>,
+    ) -> Result<(String, PathBuf, RunLock)> {
+        let mut token = 0;
+        let (id, dir) = self.create_run(|id, staging| {
+            fill(id, staging)?;
+            token = RunLock::prepare(staging)?;
+            Ok(())
+        })?;
+        let lock = RunLock::adopt(&dir, token)?;
+        Ok((id, dir, lock))
     }
 
     /// Every run folder, oldest first; damaged ones included, with their reasons.

@@ -176,9 +176,36 @@ impl Default for RunRecord {
 }
 
 impl RunRecord {
+    /// Writes the record as it is, labels included: for a run folder no
+    /// other process can see yet (a new run, an import). A run in a shared
+    /// store is written by `save_keeping_labels`, `update` or `relabel_run`.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        write_ron(&dir.join(RECORD_FILE), self, 3)?;
-        crate::fsutil::sync_dir_only(dir)
+        write_ron(&dir.join(RECORD_FILE), self, 3)
+    }
+
+    /// Writes this record (a status change: started, queued again, ended)
+    /// under the record lock, keeping the name, tags and notes on disk, which
+    /// belong to the user and may have been edited since this copy was read
+    /// (`squadlab edit`, the app's sidebar) while the run was queued,
+    /// running or finished.
+    pub fn save_keeping_labels(&mut self, dir: &Path) -> Result<()> {
+        let _guard = lock_record(dir)?;
+        if let Ok(on_disk) = RunRecord::load(dir) {
+            self.name = on_disk.name;
+            self.tags = on_disk.tags;
+            self.notes = on_disk.notes;
+        }
+        self.save(dir)
+    }
+
+    /// Reads the run's record, changes it and writes it back, under the
+    /// record lock: nothing another process wrote in between is lost.
+    pub fn update(dir: &Path, change: impl FnOnce(&mut RunRecord)) -> Result<RunRecord> {
+        let _guard = lock_record(dir)?;
+        let mut record = RunRecord::load(dir)?;
+        change(&mut record);
+        record.save(dir)?;
+        Ok(record)
     }
 
     /// Reads a run's record; one from a newer squadlab is refused, not guessed at.
@@ -249,18 +276,16 @@ pub struct Relabel {
 
 /// Held while `run.ron` is read, changed and written back, so a label edit
 /// and the recorder's status update (in this process or another) never
-/// interleave and undo each other: an advisory lock on the run folder itself.
+/// interleave and undo each other: the run folder's lock
+/// (`exclusive::folder_lock`), which also covers every change of `run.lock`.
 pub(crate) struct RecordGuard {
     _dir: std::fs::File,
 }
 
 pub(crate) fn lock_record(dir: &Path) -> Result<RecordGuard> {
-    let file = std::fs::File::open(dir)
-        .map_err(|e| anyhow::anyhow!("cannot open run folder {}: {e}", dir.display()))?;
-    // flock(2) on Unix: advisory, released when the file closes.
-    file.lock()
-        .map_err(|e| anyhow::anyhow!("cannot lock {} for an update: {e}", dir.display()))?;
-    Ok(RecordGuard { _dir: file })
+    Ok(RecordGuard {
+        _dir: super::exclusive::folder_lock(dir)?,
+    })
 }
 
 /// Rewrites a run's labels in `run.ron`; a live recorder keeps them.

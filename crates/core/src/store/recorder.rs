@@ -4,7 +4,7 @@
 //! lock's heartbeat tells listings the writer is alive.
 
 use super::lock::RunLock;
-use super::record::{lock_record, md5_file, BestOutcome, DataFile, RunRecord, RunStatus};
+use super::record::{md5_file, BestOutcome, DataFile, RunRecord, RunStatus};
 use super::stamps::rfc3339;
 use super::{EVENTS_FILE, SUMMARY_FILE};
 use crate::fsutil::write_atomically;
@@ -22,11 +22,13 @@ pub struct RunRecorder {
 }
 
 impl RunRecorder {
-    /// Takes the run's lock, writes its record and opens its event log for
-    /// appending (a resumed run continues the same log).
-    pub fn open(dir: &Path, record: RunRecord) -> Result<Self> {
-        let lock = RunLock::acquire(dir)?;
-        record.save(dir)?;
+    /// Writes the run's record (keeping the labels on disk, which the user
+    /// may have edited since `record` was read) and opens its event log for
+    /// appending (a resumed run continues the same log). The caller holds
+    /// the run's lock, which the recorder keeps until the run ends.
+    pub fn open(dir: &Path, mut record: RunRecord, lock: RunLock) -> Result<Self> {
+        crate::fsutil::remove_stale_temporaries(dir, 3);
+        record.save_keeping_labels(dir)?;
         let path = dir.join(EVENTS_FILE);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -149,13 +151,7 @@ impl EventSink for RunRecorder {
         if save {
             // Name, tags and notes belong to the user, who may edit them
             // (`squadlab edit`, the app) while the run trains.
-            let _guard = lock_record(&self.dir)?;
-            if let Ok(on_disk) = RunRecord::load(&self.dir) {
-                self.record.name = on_disk.name;
-                self.record.tags = on_disk.tags;
-                self.record.notes = on_disk.notes;
-            }
-            self.record.save(&self.dir)?;
+            self.record.save_keeping_labels(&self.dir)?;
         }
         if event.is_terminal() {
             self.log.sync_all().ok();
@@ -171,6 +167,31 @@ mod tests {
     use crate::store::{relabel_run, Relabel};
 
     #[test]
+    fn labels_edited_while_a_run_waits_survive_its_start() {
+        // The app's job keeps the record it submitted; the user renames the
+        // queued run in the sidebar before a device frees up.
+        let dir = tempfile::tempdir().unwrap();
+        let submitted = RunRecord {
+            id: "r".into(),
+            name: "as submitted".into(),
+            status: RunStatus::Queued,
+            ..RunRecord::default()
+        };
+        submitted.save(dir.path()).unwrap();
+        let edit = Relabel {
+            name: Some("renamed while queued".into()),
+            add_tags: vec!["keep".into()],
+            ..Relabel::default()
+        };
+        relabel_run(dir.path(), &edit).unwrap();
+        let lock = RunLock::acquire(dir.path()).unwrap();
+        let _recorder = RunRecorder::open(dir.path(), submitted, lock).unwrap();
+        let saved = RunRecord::load(dir.path()).unwrap();
+        assert_eq!(saved.name, "renamed while queued");
+        assert_eq!(saved.tags, vec!["keep".to_string()]);
+    }
+
+    #[test]
     fn labels_edited_during_a_run_survive_the_recorders_writes() {
         let dir = tempfile::tempdir().unwrap();
         let record = RunRecord {
@@ -179,7 +200,8 @@ mod tests {
             tags: vec!["a".into()],
             ..RunRecord::default()
         };
-        let mut recorder = RunRecorder::open(dir.path(), record).unwrap();
+        let mut recorder =
+            RunRecorder::open(dir.path(), record, RunLock::acquire(dir.path()).unwrap()).unwrap();
         let edit = Relabel {
             name: Some("after".into()),
             add_tags: vec!["b".into()],
@@ -208,7 +230,12 @@ mod tests {
     #[test]
     fn only_the_final_evaluation_is_the_headline() {
         let dir = tempfile::tempdir().unwrap();
-        let mut recorder = RunRecorder::open(dir.path(), RunRecord::default()).unwrap();
+        let mut recorder = RunRecorder::open(
+            dir.path(),
+            RunRecord::default(),
+            RunLock::acquire(dir.path()).unwrap(),
+        )
+        .unwrap();
         let eval = |f1: f64, kind| crate::schema::EvalSummary {
             exact_match: f1 - 10.0,
             f1,
@@ -239,7 +266,8 @@ mod tests {
             id: "r".into(),
             ..RunRecord::default()
         };
-        let mut recorder = RunRecorder::open(dir.path(), record).unwrap();
+        let mut recorder =
+            RunRecorder::open(dir.path(), record, RunLock::acquire(dir.path()).unwrap()).unwrap();
         let path = dir.path().to_path_buf();
         let editor = std::thread::spawn(move || {
             for i in 0..150 {

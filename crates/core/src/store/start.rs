@@ -41,8 +41,9 @@ pub struct ResumePlan {
     pub unreadable: Vec<String>,
 }
 
-/// Checks that the run in `dir` can continue (interrupted, cancelled, failed
-/// or diverged; not finished, imported, or held by a live process).
+/// Checks that the run in `dir` can continue (queued, interrupted,
+/// cancelled, failed or diverged; not finished, imported, or held by another
+/// live process).
 pub fn plan_resume(dir: &Path) -> Result<ResumePlan> {
     let entry = RunEntry::load_record(dir);
     let Some(mut record) = entry.record.clone() else {
@@ -58,14 +59,21 @@ pub fn plan_resume(dir: &Path) -> Result<ResumePlan> {
             entry.id
         );
     }
-    match entry.shown {
-        Shown::Is(RunStatus::Finished) => bail!("run {} already finished", entry.id),
-        // Queued in the store with no lock: the caller has claimed it.
-        Shown::Is(RunStatus::Queued) if super::holder(dir) == super::Holder::None => {}
-        Shown::Is(s) if s.is_active() => {
-            bail!("run {} is {} in a live process", entry.id, s.as_str())
+    if entry.shown == Shown::Is(RunStatus::Finished) {
+        bail!("run {} already finished", entry.id);
+    }
+    // The caller takes (or has taken) the run's lock, which is what keeps two
+    // processes from training it; this says early who has it.
+    if let super::Holder::Alive(info) = super::holder(dir) {
+        let ours = info.pid == std::process::id() && info.host == super::hostname();
+        if !ours {
+            bail!(
+                "run {} is {} by {}",
+                entry.id,
+                record.status.as_str(),
+                info.describe()
+            );
         }
-        _ => {}
     }
     let config = record
         .config

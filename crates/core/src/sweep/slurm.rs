@@ -46,14 +46,79 @@ pub struct ArrayJob {
     pub runs: Vec<String>,
 }
 
+impl SlurmOptions {
+    /// Refuses, by name, a partition, account or time that would change the
+    /// script it goes into: whitespace or a newline (a newline starts a new
+    /// `#SBATCH` line), or a character a shell or sbatch gives a meaning
+    /// (`;`, `#`, quotes, `$`…). What Slurm accepts there needs none of them.
+    pub fn validate(&self) -> Result<()> {
+        for (field, value) in [
+            ("partition", &self.partition),
+            ("account", &self.account),
+            ("time", &self.time),
+        ] {
+            if let Some(value) = value {
+                plain_value(field, value)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The characters a partition list, an account or a time limit may hold:
+/// `gpu,debug`, `proj_1`, `1-02:00:00`, `UNLIMITED`.
+fn plain_value(field: &str, value: &str) -> Result<()> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "_-.,:+@".contains(c);
+    if value.is_empty() {
+        bail!("slurm.{field}: empty; leave it out for Slurm's default");
+    }
+    if let Some(bad) = value.chars().find(|&c| !allowed(c)) {
+        bail!(
+            "slurm.{field}: {value:?} holds {bad:?}; it may hold only letters, digits and `_ - . , : + @` \
+             (whitespace, a newline or a shell character would change the sbatch script)"
+        );
+    }
+    Ok(())
+}
+
+/// `dir/pattern` as one word of an `#SBATCH` line, which sbatch reads with
+/// `"` quotes and `\` escapes. The folder's `%` is doubled, since sbatch
+/// expands `%A` and the like in file names (the pattern's are meant). A
+/// newline cannot be written into the line at all, and a backslash in the
+/// path would turn that expansion off: both refused, by the flag's name.
+fn sbatch_path(flag: &str, dir: &Path, pattern: &str) -> Result<String> {
+    let text = dir.to_str().with_context(|| {
+        format!(
+            "slurm {flag}: the store path {} is not UTF-8",
+            dir.display()
+        )
+    })?;
+    if let Some(bad) = text.chars().find(|&c| c.is_control() || c == '\\') {
+        let what = match bad {
+            '\n' => "a newline",
+            '\\' => "a backslash",
+            _ => "a control character",
+        };
+        bail!(
+            "slurm {flag}: the store path {text:?} holds {what}, which no #SBATCH line can \
+             hold; use a store path without it"
+        );
+    }
+    let escaped = text.replace('%', "%%").replace('"', "\\\"");
+    Ok(format!("\"{escaped}/{pattern}\""))
+}
+
 /// The sbatch script for `runs` of sweep `id` in the store at `store_root`.
+/// Every value is checked before any is written: an error names the field.
 pub fn script(store_root: &Path, id: &str, runs: &[String], o: &SlurmOptions) -> Result<String> {
     if runs.is_empty() {
         bail!("sweep {id} has no queued run for Slurm");
     }
+    o.validate()?;
     let exe = std::env::current_exe().context("cannot find the squadlab binary")?;
     let store = std::path::absolute(store_root)?;
     let logs = store.join("sweeps").join(id);
+    let output = sbatch_path("--output", &logs, "slurm-%A_%a.out")?;
     let mut s = String::from("#!/bin/bash\n");
     let _ = writeln!(s, "#SBATCH --job-name=squadlab-{id}");
     let parallel = o.max_parallel.map_or(String::new(), |k| format!("%{k}"));
@@ -62,7 +127,7 @@ pub fn script(store_root: &Path, id: &str, runs: &[String], o: &SlurmOptions) ->
     let _ = writeln!(s, "#SBATCH --signal=B:USR1@{}", o.signal_seconds);
     let _ = writeln!(s, "#SBATCH --requeue");
     let _ = writeln!(s, "#SBATCH --open-mode=append");
-    let _ = writeln!(s, "#SBATCH --output={}/slurm-%A_%a.out", logs.display());
+    let _ = writeln!(s, "#SBATCH --output={output}");
     for (flag, value) in [
         ("partition", o.partition.clone()),
         ("account", o.account.clone()),
@@ -74,7 +139,8 @@ pub fn script(store_root: &Path, id: &str, runs: &[String], o: &SlurmOptions) ->
             let _ = writeln!(s, "#SBATCH --{flag}={v}");
         }
     }
-    let _ = writeln!(s, "RUNS=({})", runs.join(" "));
+    let quoted: Vec<String> = runs.iter().map(|r| shell_quote(r)).collect();
+    let _ = writeln!(s, "RUNS=({})", quoted.join(" "));
     // Slurm may signal within the task's first seconds (up to 60 s early),
     // before squadlab has its handler: the shell catches the signal, notes it
     // in a flag file squadlab reads once its handler is in, and forwards it.
