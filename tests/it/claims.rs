@@ -199,3 +199,48 @@ fn a_worker_takes_up_a_run_whose_holder_died() {
     );
     assert_eq!(started_events(&dir), 1);
 }
+
+#[test]
+fn a_worker_that_can_take_no_run_sleeps_between_tries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = tiny_task(tmp.path());
+    let store = Store::open(Some(&tmp.path().join("store")));
+    let (dir, _) = new_run(&store, &short(tiny_run_config(&json, &model)), &[], "").unwrap();
+    // A lock no one can take over: not a file at all.
+    std::fs::create_dir(dir.join(LOCK_FILE)).unwrap();
+    std::fs::write(dir.join(LOCK_FILE).join("x"), b"").unwrap();
+    let mut worker = squadlab()
+        .args([
+            "worker",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--follow",
+            "--store",
+        ])
+        .arg(&store.root)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the worker is still waiting"
+    );
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", worker.id())).unwrap();
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    // utime and stime, the 12th and 13th fields after the command name.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let cpu = ticks as f64 / per_second;
+    assert!(cpu < 1.0, "the worker spun: {cpu:.2} s of CPU in 3 s");
+}

@@ -101,7 +101,7 @@ fn workers_in_several_processes_train_every_queued_run_once() {
             "{} started once",
             d.display()
         );
-        assert!(!d.join("run.claim").exists(), "claim released");
+        assert!(!d.join("run.lock").exists(), "lock released");
     }
 }
 
