@@ -77,6 +77,38 @@ fn one_trained(dir: &Path, outputs: &[Output]) {
     );
 }
 
+/// Marks a run as a crashed process left it: running, its lock naming a
+/// process of this host that is gone.
+fn interrupt_by_a_dead_holder(dir: &Path, record: &mut RunRecord) {
+    record.status = RunStatus::Running;
+    record.save(dir).unwrap();
+    let dead = LockInfo {
+        pid: u32::MAX - 7,
+        host: squadlab::store::hostname(),
+        heartbeat: 1.0,
+        since: 1.0,
+        token: 99,
+    };
+    std::fs::write(dir.join(LOCK_FILE), serde_json::to_vec(&dead).unwrap()).unwrap();
+}
+
+/// `squadlab worker` on the CPU until the queue is empty.
+fn worker_to_the_end(store: &Path) -> Output {
+    squadlab()
+        .args([
+            "worker",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--json",
+            "--store",
+        ])
+        .arg(store)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn racing_resumes_of_a_queued_run_train_it_once() {
     let tmp = tempfile::tempdir().unwrap();
@@ -94,17 +126,7 @@ fn racing_takeovers_of_a_dead_holders_run_train_it_once() {
     let store = Store::open(Some(&tmp.path().join("store")));
     let (dir, mut record) =
         new_run(&store, &short(tiny_run_config(&json, &model)), &[], "").unwrap();
-    // Interrupted: marked running, its lock held by a process that died.
-    record.status = RunStatus::Running;
-    record.save(&dir).unwrap();
-    let dead = LockInfo {
-        pid: u32::MAX - 7,
-        host: squadlab::store::hostname(),
-        heartbeat: 1.0,
-        since: 1.0,
-        token: 99,
-    };
-    std::fs::write(dir.join(LOCK_FILE), serde_json::to_vec(&dead).unwrap()).unwrap();
+    interrupt_by_a_dead_holder(&dir, &mut record);
     let outputs = racing_resumes(&store.root, &record.id, 3);
     one_trained(&dir, &outputs);
 }
@@ -123,19 +145,7 @@ fn a_worker_skips_a_run_it_cannot_take_and_trains_the_rest() {
     };
     broken.save(&bad).unwrap();
     let (good, _) = new_run(&store, &config, &[], "").unwrap();
-    let out = squadlab()
-        .args([
-            "worker",
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-            "--json",
-            "--store",
-        ])
-        .arg(&store.root)
-        .output()
-        .unwrap();
+    let out = worker_to_the_end(&store.root);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -166,30 +176,8 @@ fn a_worker_takes_up_a_run_whose_holder_died() {
     let store = Store::open(Some(&tmp.path().join("store")));
     let (dir, mut record) =
         new_run(&store, &short(tiny_run_config(&json, &model)), &[], "").unwrap();
-    // A crashed worker's run: marked running, its lock's process gone.
-    record.status = RunStatus::Running;
-    record.save(&dir).unwrap();
-    let dead = LockInfo {
-        pid: u32::MAX - 9,
-        host: squadlab::store::hostname(),
-        heartbeat: 1.0,
-        since: 1.0,
-        token: 7,
-    };
-    std::fs::write(dir.join(LOCK_FILE), serde_json::to_vec(&dead).unwrap()).unwrap();
-    let out = squadlab()
-        .args([
-            "worker",
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-            "--json",
-            "--store",
-        ])
-        .arg(&store.root)
-        .output()
-        .unwrap();
+    interrupt_by_a_dead_holder(&dir, &mut record);
+    let out = worker_to_the_end(&store.root);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(
