@@ -319,3 +319,26 @@ pub fn spawn_worker(root: &std::path::Path, env: &[(&str, &str)]) -> std::proces
         .spawn()
         .unwrap()
 }
+
+/// `squadlab worker --device cpu --threads 1 --follow` on the store at
+/// `root`, its output discarded: started, not waited for (it waits for runs
+/// until killed).
+#[allow(dead_code)]
+pub fn spawn_following_worker(root: &std::path::Path, env: &[(&str, &str)]) -> std::process::Child {
+    squadlab()
+        .args([
+            "worker",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--follow",
+            "--store",
+        ])
+        .arg(root)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}

@@ -13,7 +13,7 @@ use squadlab::config::{RunConfig, SaveStrategy};
 use squadlab::store::{new_run, RunRecord, RunStatus, Store};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,22 +45,7 @@ fn chaos_config(json: &Path, model: &Path) -> RunConfig {
 /// A worker whose fresh runs take a little longer a step, so that kills land
 /// mid-run and resumes meet runs in training.
 fn worker(store: &Path) -> Child {
-    squadlab()
-        .args([
-            "worker",
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-            "--follow",
-            "--store",
-        ])
-        .arg(store)
-        .env("SQUADLAB_FAULT_SLOW_STEP_MS", "120")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    common::spawn_following_worker(store, &[("SQUADLAB_FAULT_SLOW_STEP_MS", "120")])
 }
 
 fn pick<T: Clone>(items: &[T], seed: &mut u64) -> T {

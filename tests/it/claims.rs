@@ -109,12 +109,18 @@ fn worker_to_the_end(store: &Path) -> Output {
         .unwrap()
 }
 
+/// A store holding one queued tiny run; the folder keeps the task's files.
+fn one_queued_run(tmp: &Path) -> (Store, std::path::PathBuf, RunRecord) {
+    let (json, model) = tiny_task(tmp);
+    let store = Store::open(Some(&tmp.join("store")));
+    let (dir, record) = new_run(&store, &short(tiny_run_config(&json, &model)), &[], "").unwrap();
+    (store, dir, record)
+}
+
 #[test]
 fn racing_resumes_of_a_queued_run_train_it_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let (json, model) = tiny_task(tmp.path());
-    let store = Store::open(Some(&tmp.path().join("store")));
-    let (dir, record) = new_run(&store, &short(tiny_run_config(&json, &model)), &[], "").unwrap();
+    let (store, dir, record) = one_queued_run(tmp.path());
     let outputs = racing_resumes(&store.root, &record.id, 3);
     one_trained(&dir, &outputs);
 }
@@ -122,10 +128,7 @@ fn racing_resumes_of_a_queued_run_train_it_once() {
 #[test]
 fn racing_takeovers_of_a_dead_holders_run_train_it_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let (json, model) = tiny_task(tmp.path());
-    let store = Store::open(Some(&tmp.path().join("store")));
-    let (dir, mut record) =
-        new_run(&store, &short(tiny_run_config(&json, &model)), &[], "").unwrap();
+    let (store, dir, mut record) = one_queued_run(tmp.path());
     interrupt_by_a_dead_holder(&dir, &mut record);
     let outputs = racing_resumes(&store.root, &record.id, 3);
     one_trained(&dir, &outputs);
@@ -172,10 +175,7 @@ fn a_worker_skips_a_run_it_cannot_take_and_trains_the_rest() {
 #[test]
 fn a_worker_takes_up_a_run_whose_holder_died() {
     let tmp = tempfile::tempdir().unwrap();
-    let (json, model) = tiny_task(tmp.path());
-    let store = Store::open(Some(&tmp.path().join("store")));
-    let (dir, mut record) =
-        new_run(&store, &short(tiny_run_config(&json, &model)), &[], "").unwrap();
+    let (store, dir, mut record) = one_queued_run(tmp.path());
     interrupt_by_a_dead_holder(&dir, &mut record);
     let out = worker_to_the_end(&store.root);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -191,26 +191,11 @@ fn a_worker_takes_up_a_run_whose_holder_died() {
 #[test]
 fn a_worker_that_can_take_no_run_sleeps_between_tries() {
     let tmp = tempfile::tempdir().unwrap();
-    let (json, model) = tiny_task(tmp.path());
-    let store = Store::open(Some(&tmp.path().join("store")));
-    let (dir, _) = new_run(&store, &short(tiny_run_config(&json, &model)), &[], "").unwrap();
+    let (store, dir, _) = one_queued_run(tmp.path());
     // A lock no one can take over: not a file at all.
     std::fs::create_dir(dir.join(LOCK_FILE)).unwrap();
     std::fs::write(dir.join(LOCK_FILE).join("x"), b"").unwrap();
-    let mut worker = squadlab()
-        .args([
-            "worker",
-            "--device",
-            "cpu",
-            "--threads",
-            "1",
-            "--follow",
-            "--store",
-        ])
-        .arg(&store.root)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut worker = common::spawn_following_worker(&store.root, &[]);
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert!(
         worker.try_wait().unwrap().is_none(),
