@@ -10,8 +10,8 @@ use crate::model::{
     WindowBatch,
 };
 use crate::rng::SeededRng;
-use crate::train::accumulate_gradients;
-use crate::train::optimizer::{clip_grad_norm, AdamW, AdamWParams, Grads};
+use crate::train::engine::{generator_for, Engine};
+use crate::train::optimizer::{global_norm, AdamW, AdamWParams};
 use anyhow::{anyhow, bail, Result};
 use candle_core::Device;
 use clap::{Args, ValueEnum};
@@ -47,6 +47,10 @@ pub struct BenchArgs {
     /// Time the generic graph (CUDA's ops, no fused CPU kernels) on any device.
     #[arg(long)]
     generic: bool,
+    /// Time candle's autograd over the fused CPU kernels (the step before
+    /// the lean one) instead of the lean step.
+    #[arg(long, conflicts_with = "generic")]
+    autograd: bool,
     /// Keep CUDA's f32 products in full f32 (no TF32).
     #[arg(long)]
     no_tf32: bool,
@@ -65,7 +69,8 @@ enum BenchCase {
     Forward,
     ForwardBackward,
     TrainStep,
-    /// The op census of one train step of the generic graph (no timing).
+    /// The launches of one lean train step, beside the op census of the
+    /// generic graph (no timing).
     Census,
     /// One train step's peak memory beside the planner's prediction.
     Memory,
@@ -116,6 +121,8 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
     }
     let graph = if args.generic {
         config::Graph::Generic
+    } else if args.autograd {
+        config::Graph::Autograd
     } else {
         config::Graph::Auto
     };
@@ -135,31 +142,55 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
     let config = &loaded.config;
     let mut optimizer = AdamW::new(params, AdamWParams::default())?;
     if let BenchCase::Memory = args.case {
-        return super::bench_memory::measure(&device, compute, &loaded, &batch, &mut optimizer);
+        return super::bench_memory::measure(
+            &device,
+            compute,
+            graph,
+            &loaded,
+            &batch,
+            &mut optimizer,
+        );
     }
     let mut rng = SeededRng::new(42);
+    let run_config = config::RunConfig {
+        graph,
+        ..Default::default()
+    };
+    let mut engine = Engine::new(
+        &run_config,
+        config,
+        params,
+        &device,
+        compute,
+        generator_for(&run_config, &device, compute),
+    )?;
+    let mut round = 0;
     let mut once = || -> Result<f64> {
         let timer = Instant::now();
         // Autocast copies the weights each step, as the trainer does.
-        let model = BertQa::with_dtype(config.clone(), params, compute)?;
+        let model = || BertQa::with_dtype(config.clone(), params, compute);
         match args.case {
             BenchCase::Forward => {
+                let model = model()?;
                 let (s, e) = model.forward_inference(&batch.as_batch())?;
                 s.to_vec2::<f32>()?;
                 e.to_vec2::<f32>()?;
             }
             BenchCase::ForwardBackward => {
+                let model = model()?;
                 let (s, e) = model.forward(&batch.as_batch(), None)?;
                 let grads =
                     qa_loss(&s, &e, &batch.start_positions, &batch.end_positions)?.backward()?;
                 drop(grads);
             }
             BenchCase::TrainStep | BenchCase::Census | BenchCase::Memory | BenchCase::Check => {
-                let mut grads = Grads::new();
-                accumulate_gradients(&model, params, &batch, 1.0, &mut rng, &mut grads)?;
-                clip_grad_norm(&mut grads, 1.0)?;
+                // The trainer's own step, on the engine it would choose.
+                engine.begin(params)?;
+                engine.micro_batch(params, &batch, 1.0, round, &mut rng)?;
+                round += 1;
+                let (_, squared) = engine.read()?;
                 // A tiny rate keeps the weights (and so the timings) steady.
-                optimizer.step(&grads, 1e-9)?;
+                engine.update(&mut optimizer, 1.0, global_norm(&squared), 1e-9)?;
             }
         }
         device.synchronize()?;
@@ -214,8 +245,18 @@ fn census(args: &BenchArgs, n: usize, seq: usize) -> Result<Report> {
     let (device, dtype_choice) = device_and_dtype(args)?;
     let compute = compute_dtype(dtype_choice, &device, config::Graph::Generic)?;
     let c = crate::train::census::census(&config, n, seq, compute, &device)?;
+    let lean = crate::train::lean::census(&config, n, seq, compute)?;
     let mut text = format!(
-        "op census of one train step: {model}, {} x {}, {} autocast, generic graph (what a CUDA build runs)\n",
+        "launches of one lean train step: {model}, {} x {}, {} autocast \
+         (each GEMM one, each fused op one)\n",
+        lean.batch, lean.seq, lean.dtype
+    );
+    for (kind, n) in &lean.launches.by_kind {
+        text += &format!("{kind:<24}{n:>8}\n");
+    }
+    text += &format!("{:<24}{:>8}\n\n", "launch proxy", lean.launch_proxy);
+    text += &format!(
+        "op census of one train step of the generic graph (candle's autograd, what a CUDA build runs now): {model}, {} x {}, {} autocast\n",
         c.batch, c.seq, c.dtype
     );
     text += &format!(
@@ -233,12 +274,14 @@ fn census(args: &BenchArgs, n: usize, seq: usize) -> Result<Report> {
         );
     }
     text += &format!(
-        "backward: {} tensors made (views included)\noptimizer (clipping, AdamW): {} tensors made, {} in-place parameter writes\nlaunch proxy (forward made less views, + backward + optimizer): {}\n",
+        "backward: {} tensors made (views included)\noptimizer (clipping, AdamW): {} tensors made, {} in-place parameter writes\ngeneric graph's launch proxy (forward made less views, + backward + optimizer): {}\n",
         c.backward_made, c.optimizer_made, c.optimizer_in_place, c.launch_proxy()
     );
-    let mut json = serde_json::to_value(&c)?;
+    let mut generic = serde_json::to_value(&c)?;
+    generic["launch_proxy"] = json!(c.launch_proxy());
+    let mut json = serde_json::to_value(&lean)?;
     json["model"] = json!(model);
-    json["launch_proxy"] = json!(c.launch_proxy());
+    json["generic_graph"] = generic;
     Ok(Report { text, json })
 }
 

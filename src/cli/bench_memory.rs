@@ -5,12 +5,13 @@
 //! step less its use before.
 
 use super::Report;
-use crate::memory::{counting, plan, rss, show_bytes};
+use crate::config::{Graph, RunConfig};
+use crate::memory::{counting, plan, plan_lean, rss, show_bytes};
 use crate::model::cuda_tuning;
-use crate::model::{BertQa, LoadedModel, WindowBatch};
+use crate::model::{LoadedModel, WindowBatch};
 use crate::rng::SeededRng;
-use crate::train::accumulate_gradients;
-use crate::train::optimizer::{clip_to_norm, global_norm, squared_norms, AdamW, Grads};
+use crate::train::engine::{generator_for, Engine};
+use crate::train::optimizer::{global_norm, AdamW};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device};
 use serde_json::json;
@@ -18,6 +19,7 @@ use serde_json::json;
 pub fn measure(
     device: &Device,
     compute: DType,
+    graph: Graph,
     loaded: &LoadedModel,
     batch: &WindowBatch,
     optimizer: &mut AdamW,
@@ -34,17 +36,30 @@ pub fn measure(
     counting::reset_peak();
     let live_before = counting::live_and_peak().0;
 
-    // One step as the trainer runs it: the autocast copies, forward and
+    // One step as the trainer runs it, on the engine it would choose: the
+    // autocast copies or the lean step's gradient arena, forward and
     // backward, the one read of loss and norms, clipping, AdamW.
-    let model = BertQa::with_dtype(loaded.config.clone(), &loaded.params, compute)?;
-    let mut grads = Grads::new();
+    let run = RunConfig {
+        graph,
+        ..RunConfig::default()
+    };
+    let generator = generator_for(&run, device, compute);
+    let mut engine = Engine::new(
+        &run,
+        &loaded.config,
+        &loaded.params,
+        device,
+        compute,
+        generator,
+    )?;
+    let lean = matches!(engine, Engine::Lean { .. });
     let mut rng = SeededRng::new(42);
-    let loss = accumulate_gradients(&model, &loaded.params, batch, 1.0, &mut rng, &mut grads)?;
-    let loss = f64::from(loss.to_scalar::<f32>()?);
-    let norm = global_norm(&squared_norms(&grads)?.to_vec1::<f64>()?);
-    clip_to_norm(&mut grads, 1.0, norm)?;
-    optimizer.step(&grads, 1e-9)?;
-    drop((model, grads));
+    engine.begin(&loaded.params)?;
+    engine.micro_batch(&loaded.params, batch, 1.0, 0, &mut rng)?;
+    let (losses, squared) = engine.read()?;
+    let loss = losses.first().copied().unwrap_or(f64::NAN);
+    engine.update(optimizer, 1.0, global_norm(&squared), 1e-9)?;
+    drop(engine);
     device.synchronize()?;
 
     let peak = if cuda {
@@ -58,7 +73,17 @@ pub fn measure(
     }
     let measured = peak - before;
     let compute_bytes = compute.size_in_bytes() as u64;
-    let p = plan(&loaded.config, n, seq, compute_bytes, cuda);
+    let p = if lean {
+        plan_lean(
+            &loaded.config,
+            n,
+            seq,
+            compute_bytes,
+            rayon::current_num_threads(),
+        )
+    } else {
+        plan(&loaded.config, n, seq, compute_bytes, cuda)
+    };
     let predicted = p.step_bytes();
     // An empty plan is an error here, not an infinite ratio in the report.
     let ratio = p.measured_over_planned(measured)?;

@@ -190,9 +190,10 @@ pub fn show(args: &ShowArgs) -> Result<Report> {
             text += &format!("resumed from steps: {}\n", steps.join(", "));
         }
         text += &format!(
-            "device: {} ({})\nversions: squadlab {}, candle {}, git {}\n",
+            "device: {} ({}), dropout masks: {}\nversions: squadlab {}, candle {}, git {}\n",
             r.device.as_deref().unwrap_or("-"),
             r.dtype.as_deref().unwrap_or("-"),
+            r.dropout_generator.as_deref().unwrap_or("-"),
             r.versions.squadlab,
             r.versions.candle,
             r.versions.git_sha

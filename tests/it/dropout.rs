@@ -101,15 +101,7 @@ fn fused_masks(p: f32, seed: u64) -> Vec<Vec<Vec<bool>>> {
         &Device::Cpu,
     )
     .unwrap();
-    let mut v = vec![0f32; WINDOWS * SEQ * hidden];
-    for w in 0..WINDOWS {
-        for j in 0..SEQ {
-            for h in 0..HEADS {
-                v[(w * SEQ + j) * hidden + h * SEQ + j] = 1.0;
-            }
-        }
-    }
-    let v = Tensor::from_vec(v, (WINDOWS, SEQ, hidden), &Device::Cpu).unwrap();
+    let v = Tensor::from_vec(one_hot_values(), (WINDOWS, SEQ, hidden), &Device::Cpu).unwrap();
     let keys = Tensor::ones((WINDOWS, SEQ), candle_core::DType::F32, &Device::Cpu).unwrap();
     let out = attention(
         &zeros,
@@ -125,6 +117,27 @@ fn fused_masks(p: f32, seed: u64) -> Vec<Vec<Vec<bool>>> {
     .unwrap()
     .to_vec1::<f32>()
     .unwrap();
+    masks_from_context(&out, p)
+}
+
+/// Values where key j writes column j of its head: with q = k = 0, every
+/// probability is 1/SEQ and the context is the dropped probabilities.
+fn one_hot_values() -> Vec<f32> {
+    let hidden = HEADS * SEQ;
+    let mut v = vec![0f32; WINDOWS * SEQ * hidden];
+    for w in 0..WINDOWS {
+        for j in 0..SEQ {
+            for h in 0..HEADS {
+                v[(w * SEQ + j) * hidden + h * SEQ + j] = 1.0;
+            }
+        }
+    }
+    v
+}
+
+/// Such a context read back as kept flags, `[window][head]` blocks.
+fn masks_from_context(out: &[f32], p: f32) -> Vec<Vec<Vec<bool>>> {
+    let hidden = HEADS * SEQ;
     let kept = 1.0 / SEQ as f32 / (1.0 - p);
     (0..WINDOWS)
         .map(|w| {
@@ -282,4 +295,144 @@ fn fused_and_generic_attention_dropout_share_their_statistics() {
             "{what}: kept pairs {x:.5}, expected {q:.5}"
         );
     }
+}
+
+// The lean step's dropout: Philox 4×32-10 words at (seed, micro-batch,
+// site, element), through the one function every lean kernel masks with.
+
+use squadlab::model::lean::cpu::{attention_on, dropout_in_place};
+use squadlab::model::lean::{Dropout, StepInput};
+use squadlab::rng::philox::MaskStream;
+
+fn philox(seed: u64, round: u32, site: u32, p: f32) -> Dropout {
+    Dropout {
+        p,
+        stream: MaskStream {
+            key: MaskStream::key_for_seed(seed),
+            round,
+            site,
+        },
+    }
+}
+
+/// The lean hidden-state mask of `n` elements from flat index `first`.
+fn lean_mask(d: Dropout, first: u64, n: usize) -> Vec<bool> {
+    let mut x = vec![1f32; n];
+    let mut words = vec![0u32; n];
+    dropout_in_place(&mut x, d, first, &mut words);
+    let scale = 1.0 / (1.0 - d.p);
+    x.into_iter()
+        .map(|v| {
+            assert!(v == 0.0 || (v - scale).abs() < 1e-6, "dropout value {v}");
+            v != 0.0
+        })
+        .collect()
+}
+
+#[test]
+fn lean_dropout_keeps_one_minus_p_independently_per_site_round_seed_and_element() {
+    let n = 3 << 16;
+    for p in [0.1f32, 0.5] {
+        let base = lean_mask(philox(42, 0, 0, p), 0, n);
+        let q = 1.0 - f64::from(p);
+        kept_fraction_ok(&base, q).unwrap_or_else(|e| panic!("p {p}: {e}"));
+        serially_independent(&base, &format!("p {p}, lag 1")).unwrap();
+        // The four words of one Philox block: element 4i against 4i + 1..3.
+        for lag in 1..4 {
+            let a: Vec<bool> = base.iter().step_by(4).copied().collect();
+            let b: Vec<bool> = base.iter().skip(lag).step_by(4).copied().collect();
+            let len = a.len().min(b.len());
+            independent(
+                &a[..len],
+                &b[..len],
+                &format!("p {p}: words 0 and {lag} of a block"),
+            )
+            .unwrap();
+        }
+        for (what, other) in [
+            ("another site (layer)", philox(42, 0, 1, p)),
+            ("another round (micro-batch)", philox(42, 1, 0, p)),
+            ("another seed", philox(43, 0, 0, p)),
+        ] {
+            let m = lean_mask(other, 0, n);
+            kept_fraction_ok(&m, q).unwrap_or_else(|e| panic!("p {p}, {what}: {e}"));
+            independent(&base, &m, &format!("p {p}: {what}")).unwrap();
+        }
+        // A row of the mask drawn on its own is the same row of the whole:
+        // what a GPU thread block, a CPU task or a resumed run draws agrees.
+        let row = lean_mask(philox(42, 0, 0, p), 1000, 384);
+        assert_eq!(row, base[1000..1384]);
+    }
+}
+
+#[test]
+fn the_checks_reject_a_broken_lean_stream() {
+    let p = 0.1;
+    let good = lean_mask(philox(42, 0, 0, p), 0, 1 << 16);
+    // A kernel that ignored the round would draw every micro-batch's mask alike.
+    let same_round = lean_mask(philox(42, 0, 0, p), 0, 1 << 16);
+    assert!(independent(&good, &same_round, "round ignored").is_err());
+    // One that dropped with words ≥ threshold (keeping p instead of 1 − p).
+    let inverted: Vec<bool> = good.iter().map(|&k| !k).collect();
+    assert!(kept_fraction_ok(&inverted, 0.9).is_err());
+    // One that indexed by block rather than element: runs of four.
+    let blocks: Vec<bool> = good.iter().step_by(4).flat_map(|&k| [k; 4]).collect();
+    assert!(serially_independent(&blocks, "blocks").is_err());
+}
+
+/// The lean attention op's masks, `[window][head]` blocks of SEQ × SEQ, as
+/// `fused_masks` reads them (q = k = 0, one-hot values).
+fn lean_attention_masks(d: Dropout) -> Vec<Vec<Vec<bool>>> {
+    let zeros = vec![0f32; WINDOWS * SEQ * HEADS * SEQ];
+    let input = StepInput {
+        b: WINDOWS,
+        s: SEQ,
+        attention_mask: vec![1; WINDOWS * SEQ],
+        ..StepInput::default()
+    };
+    let v = one_hot_values();
+    let out = attention_on(&input, [&zeros, &zeros, &v], HEADS * SEQ, HEADS, Some(d)).unwrap();
+    masks_from_context(&out, d.p)
+}
+
+#[test]
+fn lean_attention_dropout_keeps_one_minus_p_independently_per_head_window_and_layer() {
+    let p = 0.1;
+    let layers: Vec<_> = (0..2)
+        .map(|l| lean_attention_masks(philox(42, 0, 1 + 3 * l, p)))
+        .collect();
+    for (l, masks) in layers.iter().enumerate() {
+        let all = flat(masks);
+        kept_fraction_ok(&all, 1.0 - f64::from(p)).unwrap_or_else(|e| panic!("layer {l}: {e}"));
+        serially_independent(&all, &format!("layer {l}, lag 1")).unwrap();
+        for (w, heads) in masks.iter().enumerate() {
+            for (h, head) in heads.iter().enumerate().skip(1) {
+                independent(
+                    &heads[0],
+                    head,
+                    &format!("layer {l} window {w}: heads 0 and {h}"),
+                )
+                .unwrap();
+            }
+        }
+        for w in 1..WINDOWS {
+            independent(
+                &masks[0][0],
+                &masks[w][0],
+                &format!("layer {l}: windows 0 and {w}"),
+            )
+            .unwrap();
+        }
+    }
+    independent(&flat(&layers[0]), &flat(&layers[1]), "layers 0 and 1").unwrap();
+    // The op draws the same mask from the same counters (its backward
+    // pass redraws it so); the next micro-batch draws another.
+    let d = philox(42, 0, 1, p);
+    assert_eq!(lean_attention_masks(d), layers[0]);
+    independent(
+        &flat(&lean_attention_masks(philox(42, 1, 1, p))),
+        &flat(&layers[0]),
+        "rounds 0 and 1",
+    )
+    .unwrap();
 }

@@ -420,7 +420,10 @@ fn damaged_run_folders_are_listed_and_never_stop_the_cli() {
     let run = store.join("runs/20260101-000005-cdir");
     let older = run.join("checkpoints/checkpoint-2");
     std::fs::create_dir_all(&older).unwrap();
-    let state = squadlab::train::checkpoint::TrainerState::new(squadlab::train::dropout_rng(42));
+    let state = squadlab::train::checkpoint::TrainerState::new(
+        squadlab::train::dropout_rng(42),
+        Default::default(),
+    );
     std::fs::write(
         older.join("trainer_state.json"),
         serde_json::to_vec(&state).unwrap(),

@@ -93,6 +93,8 @@ fn a_killed_run_shows_interrupted_and_resume_finishes_it_exactly() {
     let record = RunRecord::load(&run_dir).unwrap();
     assert_eq!(record.status, RunStatus::Running);
     assert_eq!(record.tags, vec!["kill-test".to_string()]);
+    // What draws its dropout masks: the lean step's counter-based generator.
+    assert_eq!(record.dropout_generator.as_deref(), Some("philox4x32-10"));
     // What the binary was built from: this checkout's commit (the core's
     // build.rs reads the workspace's .git) and the locked candle.
     let head = std::process::Command::new("git")

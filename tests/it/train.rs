@@ -343,3 +343,91 @@ fn a_checkpoint_derived_with_other_warmup_steps_is_not_resumed() {
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
+
+fn started_generator(events: &[TrainEvent]) -> Option<String> {
+    events.iter().find_map(|e| match e {
+        TrainEvent::Started(info) => info.dropout_generator.clone(),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_checkpoint_from_before_the_lean_step_resumes_with_its_own_generator() {
+    use squadlab::config::Graph;
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = tiny_task(tmp.path());
+    let mut config = tiny_run_config(&json, &model);
+    config.save_strategy = SaveStrategy::Steps;
+    config.save_steps = 2;
+    config.save_total_limit = None;
+
+    // The step before the lean one, with its SeededRng dropout.
+    let legacy_dir = tmp.path().join("legacy");
+    let legacy = run_events(RunRequest {
+        config: squadlab::config::RunConfig {
+            graph: Graph::Autograd,
+            ..config.clone()
+        },
+        run_dir: legacy_dir.clone(),
+        resume: None,
+    });
+    assert_eq!(started_generator(&legacy).as_deref(), Some("seeded-rng"));
+    // A checkpoint written before the generator was recorded: no field.
+    let old = checkpoint::checkpoint_dir(&legacy_dir, 2);
+    let state_file = old.join("trainer_state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+    assert_eq!(state["dropout_generator"], "seeded-rng");
+    state.as_object_mut().unwrap().remove("dropout_generator");
+    std::fs::write(&state_file, serde_json::to_string(&state).unwrap()).unwrap();
+
+    // Resumed with today's default graph, it keeps drawing as it did.
+    let resumed = run_events(RunRequest {
+        config: config.clone(),
+        run_dir: tmp.path().join("resumed"),
+        resume: Some(old),
+    });
+    assert_eq!(started_generator(&resumed).as_deref(), Some("seeded-rng"));
+    let (a, b) = (steps(&legacy), steps(&resumed));
+    assert_eq!(b.first().map(|s| s.step), Some(3));
+    for (x, y) in a[2..].iter().zip(&b) {
+        assert_eq!(x.loss, y.loss, "step {}: the old generator's loss", x.step);
+        assert_eq!(x.grad_norm, y.grad_norm, "step {}", x.step);
+    }
+
+    // A fresh run draws with Philox on the lean step: other masks, other losses.
+    let lean_dir = tmp.path().join("lean");
+    let lean = run_events(RunRequest {
+        config: config.clone(),
+        run_dir: lean_dir.clone(),
+        resume: None,
+    });
+    assert_eq!(started_generator(&lean).as_deref(), Some("philox4x32-10"));
+    assert_ne!(steps(&lean)[0].loss, a[0].loss, "the generators differ");
+    let lean_state =
+        squadlab::schema::checkpoint::load_state(&checkpoint::checkpoint_dir(&lean_dir, 2))
+            .unwrap();
+    assert_eq!(
+        lean_state.dropout_generator,
+        squadlab::rng::DropoutGenerator::Philox
+    );
+
+    // Its checkpoint is refused where the lean step cannot run, never re-rolled.
+    let refused = run_events(RunRequest {
+        config: squadlab::config::RunConfig {
+            graph: Graph::Generic,
+            ..config
+        },
+        run_dir: tmp.path().join("refused"),
+        resume: Some(checkpoint::checkpoint_dir(&lean_dir, 2)),
+    });
+    match refused.last() {
+        Some(TrainEvent::Failed { error }) => {
+            assert!(
+                error.contains("philox4x32-10") && error.contains("lean step"),
+                "{error}"
+            )
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -42,6 +42,10 @@ const TESTS: &[(&str, fn())] = &[
         memory_plan::the_plan_is_the_graph_and_the_allocator_agrees,
     ),
     (
+        "memory_plan::the_lean_plan_is_the_lean_step_and_the_allocator_agrees",
+        memory_plan::the_lean_plan_is_the_lean_step_and_the_allocator_agrees,
+    ),
+    (
         "memory_plan::a_run_that_cannot_fit_its_gpu_is_refused_with_a_batch_split_that_would",
         memory_plan::a_run_that_cannot_fit_its_gpu_is_refused_with_a_batch_split_that_would,
     ),

@@ -114,6 +114,65 @@ pub fn the_plan_is_the_graph_and_the_allocator_agrees() {
     assert_eq!(powered, 13, "the terms the band tells apart");
 }
 
+pub fn the_lean_plan_is_the_lean_step_and_the_allocator_agrees() {
+    use squadlab::memory::plan_lean;
+    use squadlab::train::lean::{LeanStep, MicroBatchDropout};
+    use squadlab::train::optimizer::AdamW;
+    let config = measured_config();
+    let dev = &Device::Cpu;
+    let params = Params::random(&config, dev, 7).unwrap();
+    let batch = WindowBatch::synthetic(&config, 4, 128, dev).unwrap();
+    let mut optimizer = AdamW::new(&params, Default::default()).unwrap();
+    let dropout = MicroBatchDropout {
+        key: [3, 4],
+        round: 0,
+        hidden: 0.1,
+        attention: 0.1,
+    };
+    // The whole lean step, its gradient arena included.
+    let mut step = || {
+        let mut lean = LeanStep::new(&config, &params).unwrap();
+        lean.begin();
+        lean.micro_batch(&params, &batch, Some(dropout), 1.0)
+            .unwrap();
+        lean.squared_norms();
+        lean.update(&mut optimizer, 1.0, 1e-9).unwrap();
+    };
+    // As above: every thread's gemm slab first, then one unmeasured step.
+    rayon::broadcast(|_| gemm_common::gemm::L2_SLAB.with(|_| ()));
+    gemm_common::gemm::L2_SLAB.with(|_| ());
+    step();
+    counting::reset_peak();
+    let before = counting::live_and_peak().0;
+    step();
+    let (after, peak) = counting::live_and_peak();
+    let live_peak = peak - before;
+    assert_eq!(after, before, "the measured step keeps nothing");
+    let threads = rayon::current_num_threads();
+    let plan = plan_lean(&config, 4, 128, 4, threads);
+    let planned = plan.step_bytes();
+    let ratio = plan.measured_over_planned(live_peak).unwrap();
+    eprintln!(
+        "lean: live peak {live_peak} bytes, planned {planned} ({ratio:.4}) on {threads} threads"
+    );
+    let band = 0.95..=1.0;
+    assert!(
+        in_band("lean live peak / planned", ratio, &band).unwrap(),
+        "live peak {live_peak} bytes against {planned} planned ({ratio:.4})"
+    );
+    // Every term of 5% of the step or more is needed to land in the band.
+    for (name, bytes) in plan.step_terms() {
+        if bytes * 20 >= planned {
+            let what = format!("lean live peak / planned without {name}");
+            let without = ratio_of(&what, live_peak as f64, (planned - bytes) as f64).unwrap();
+            assert!(
+                !in_band(&what, without, &band).unwrap(),
+                "a plan without {name} ({bytes} bytes) would pass too ({without:.4})"
+            );
+        }
+    }
+}
+
 /// One train step, everything it made dropped at the end.
 fn train_step(config: &BertConfig, params: &Params, batch: &WindowBatch) {
     let model = BertQa::new(config.clone(), params).unwrap();
@@ -169,6 +228,23 @@ pub fn a_run_that_cannot_fit_its_gpu_is_refused_with_a_batch_split_that_would() 
     let warned = check(&run, &large, &cpu);
     assert!(!warned.refuse && warned.warn, "{}", warned.message);
     assert!(warned.message.contains("fused CPU graph needs less"));
+    // An f32 run on the CPU trains on the lean step and is planned as it,
+    // with no "at most".
+    let f32_run = RunConfig {
+        dtype: config::DType::F32,
+        device: config::Device::Cpu,
+        ..run.clone()
+    };
+    let lean = check(&f32_run, &large, &cpu);
+    let want = squadlab::memory::plan_lean(
+        &large,
+        f32_run.per_device_train_batch_size,
+        f32_run.max_seq_length,
+        4,
+        rayon::current_num_threads(),
+    );
+    assert_eq!(lean.plan, want);
+    assert!(!lean.message.contains("at most"), "{}", lean.message);
     let unknown = device_memory(config::Device::Cuda(3), &gpus);
     let noted = check(&run, &large, &unknown);
     assert!(!noted.refuse && noted.message.contains("free memory is unknown"));

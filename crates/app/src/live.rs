@@ -385,6 +385,9 @@ impl SquadlabApp {
                 };
                 if let Some(start) = &s.started {
                     row("device", format!("{} {}", start.device, start.dtype));
+                    if let Some(generator) = &start.dropout_generator {
+                        row("dropout masks", generator.clone());
+                    }
                     row(
                         "parameters",
                         format!("{:.1} M", start.parameters as f64 / 1e6),

@@ -566,7 +566,10 @@ impl SquadlabApp {
             ui.radio_value(&mut c.dtype, DType::F16, "f16");
         });
         field(ui, problems, "graph", "Graph", |ui| {
-            ui.radio_value(&mut c.graph, Graph::Auto, "auto");
+            ui.radio_value(&mut c.graph, Graph::Auto, "auto")
+                .on_hover_text("the lean step for f32 on the CPU: an explicit backward pass over fused ops, Philox dropout");
+            ui.radio_value(&mut c.graph, Graph::Autograd, "autograd")
+                .on_hover_text("candle's autograd over the fused CPU kernels, with the dropout of runs from before the lean step");
             ui.radio_value(&mut c.graph, Graph::Generic, "generic (CUDA's ops)")
                 .on_hover_text("candle's ops on every device, no fused CPU kernels: checks the CUDA path on the CPU");
         });

@@ -90,11 +90,14 @@ pub struct RunConfig {
     pub max_answer_length: usize,
     pub device: Device,
     pub dtype: DType,
-    /// `auto`: the fused CPU kernels for f32 on the CPU, candle's ops
-    /// elsewhere. `generic`: candle's ops on every device, the graph a CUDA
-    /// build trains with, so the CUDA path can be checked on the CPU (it also
-    /// lets f16 autocast run there). Like `device`, it is not part of the
-    /// run's course.
+    /// `auto`: the lean step (train::lean: an explicit backward pass over
+    /// fused ops, Philox dropout) for f32 on the CPU, candle's ops
+    /// elsewhere. `autograd`: candle's autograd over the fused CPU kernels,
+    /// the step before the lean one, with its `SeededRng` dropout (runs
+    /// checkpointed before the lean step resume on it). `generic`: candle's
+    /// ops on every device, the graph a CUDA build trains with, so the CUDA
+    /// path can be checked on the CPU (it also lets f16 autocast run there).
+    /// Like `device`, it is not part of the run's course.
     pub graph: Graph,
     /// On CUDA, f32 matrix products on the TF32 tensor cores (PyTorch's
     /// `allow_tf32`): several times faster, with a 10-bit mantissa in the
@@ -203,6 +206,7 @@ pub struct LrSchedulerKwargs {
 pub enum Graph {
     #[default]
     Auto,
+    Autograd,
     Generic,
 }
 

@@ -7,7 +7,7 @@
 //! fused f32 graph needs less than the plan (which counts the generic graph).
 
 use super::gpus::Gpu;
-use super::plan::{plan, show_bytes, MemoryPlan};
+use super::plan::{plan, plan_lean, show_bytes, MemoryPlan};
 use crate::config::{self, ModelSource, RunConfig};
 use crate::model::{locate_model, BertConfig};
 
@@ -90,20 +90,28 @@ pub fn check(config: &RunConfig, model: &BertConfig, device: &DeviceMemory) -> F
         config::DType::F32 => 4,
         config::DType::Bf16 | config::DType::F16 => 2,
     };
+    // The lean step trains f32 on the CPU with graph auto; the rest is the
+    // autograd graph, planned as the generic one.
+    let lean = !device.cuda && config.graph == config::Graph::Auto && bytes(config) == 4;
+    let threads = rayon::current_num_threads().max(1);
     let plan_for = |batch: usize| {
-        plan(
-            model,
-            batch,
-            config.max_seq_length,
-            bytes(config),
-            device.cuda,
-        )
+        if lean {
+            plan_lean(model, batch, config.max_seq_length, 4, threads)
+        } else {
+            plan(
+                model,
+                batch,
+                config.max_seq_length,
+                bytes(config),
+                device.cuda,
+            )
+        }
     };
     let p = plan_for(config.per_device_train_batch_size);
     let needs = format!("needs about {}", show_bytes(p.total()));
-    // The plan counts the generic graph; the CPU's fused f32 graph keeps no
-    // attention scores, so there it is an upper bound.
-    let fused_cpu = !device.cuda && config.graph == config::Graph::Auto;
+    // The generic graph's plan bounds the CPU's fused autograd graph, which
+    // keeps no attention scores.
+    let fused_cpu = !device.cuda && !lean && config.graph != config::Graph::Generic;
     let bound = if fused_cpu {
         " (at most: the fused CPU graph needs less)"
     } else {

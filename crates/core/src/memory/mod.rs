@@ -10,4 +10,4 @@ pub mod plan;
 pub mod rss;
 
 pub use fit::{check, check_run, device_memory, model_config, DeviceMemory, Fit};
-pub use plan::{plan, show_bytes, MemoryPlan};
+pub use plan::{plan, plan_lean, show_bytes, MemoryPlan};

@@ -176,6 +176,50 @@ pub fn plan(
     }
 }
 
+/// The plan for the lean step (`model::lean`), which trains f32 runs on
+/// the CPU: its activations are the live bytes at the peak of the very op
+/// sequence it runs, recorded without arithmetic (`lean::plan`), kind by
+/// kind; its gradients one f32 arena. It keeps no dropout masks (each op
+/// redraws its own from the counters) and no retained gradients; its
+/// workspace is the attention's per-head scratch, on each of `threads`
+/// threads: probabilities, dropped probabilities, their gradient (f32) and
+/// the mask words (u32), each `s × s`.
+pub fn plan_lean(
+    model: &BertConfig,
+    batch: usize,
+    seq: usize,
+    compute_bytes: u64,
+    threads: usize,
+) -> MemoryPlan {
+    let f = 4u64;
+    let all_params = crate::model::expected_shapes(model)
+        .iter()
+        .map(|(_, shape)| shape.iter().product::<usize>() as u64)
+        .sum::<u64>();
+    // The recorder does no arithmetic and cannot fail on a valid config; an
+    // invalid one (no such parameter) plans no activations.
+    let activations = crate::model::lean::plan::record(model, batch, seq, compute_bytes as usize)
+        .map(|(_, recorded)| {
+            recorded
+                .peak_by_kind
+                .iter()
+                .map(|(kind, bytes)| (*kind, *bytes as u64))
+                .collect()
+        })
+        .unwrap_or_default();
+    let s = seq as u64;
+    MemoryPlan {
+        parameters: all_params * f,
+        optimizer: 2 * all_params * f,
+        gradients: all_params * f,
+        activations,
+        dropout_masks: 0,
+        retained_gradients: 0,
+        backward_workspace: threads as u64 * 4 * s * s * f,
+        runtime: 0,
+    }
+}
+
 /// Bytes as people read them: "3.42 GiB", "512 MiB".
 pub fn show_bytes(bytes: u64) -> String {
     let gib = bytes as f64 / (1u64 << 30) as f64;

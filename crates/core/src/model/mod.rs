@@ -11,6 +11,7 @@ pub mod cuda_tuning;
 mod device;
 pub mod kernels;
 pub mod layers;
+pub mod lean;
 mod params;
 mod source;
 

@@ -5,7 +5,7 @@
 
 use super::events::{BestModel, EpochLog, EvalSummary, StepLog};
 use crate::config::RunConfig;
-use crate::rng::SeededRng;
+use crate::rng::{DropoutGenerator, SeededRng};
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -42,10 +42,15 @@ pub struct TrainerState {
     /// The best of them by the run's `metric_for_best_model`.
     #[serde(default)]
     pub best: Option<BestModel>,
+    /// The generator of the dropout masks. Absent in checkpoints from before
+    /// the lean step, which all drew with `dropout_rng` (or the device's):
+    /// they resume on the autograd graph that drew them.
+    #[serde(default)]
+    pub dropout_generator: DropoutGenerator,
 }
 
 impl TrainerState {
-    pub fn new(dropout_rng: SeededRng) -> Self {
+    pub fn new(dropout_rng: SeededRng, dropout_generator: DropoutGenerator) -> Self {
         Self {
             format_version: FORMAT_VERSION,
             global_step: 0,
@@ -61,6 +66,7 @@ impl TrainerState {
             warmup_steps: None,
             eval_history: Vec::new(),
             best: None,
+            dropout_generator,
         }
     }
 }

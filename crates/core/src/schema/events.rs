@@ -93,6 +93,10 @@ pub struct StartInfo {
     pub parameters: usize,
     /// The step a resumed run continues from (0 for a fresh run).
     pub resumed_from_step: u64,
+    /// What draws the dropout masks (`DropoutGenerator::name`); absent in
+    /// logs from before it was recorded.
+    #[serde(default)]
+    pub dropout_generator: Option<String>,
 }
 
 /// One optimizer step. `learning_rate` is the rate this step used.

@@ -126,6 +126,10 @@ pub struct RunRecord {
     pub resumed_from: Vec<u64>,
     pub device: Option<String>,
     pub dtype: Option<String>,
+    /// What drew the dropout masks (`rng::DropoutGenerator`'s name); none
+    /// before the run started or in records from before it was kept.
+    #[serde(default)]
+    pub dropout_generator: Option<String>,
     pub versions: Versions,
     pub data: Vec<DataFile>,
     pub outcome: Outcome,
@@ -165,6 +169,7 @@ impl Default for RunRecord {
             resumed_from: Vec::new(),
             device: None,
             dtype: None,
+            dropout_generator: None,
             versions: Versions::default(),
             data: Vec::new(),
             outcome: Outcome::default(),

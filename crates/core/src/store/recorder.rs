@@ -66,6 +66,9 @@ impl RunRecorder {
         }
         r.device = Some(info.device.clone());
         r.dtype = Some(info.dtype.clone());
+        if info.dropout_generator.is_some() {
+            r.dropout_generator = info.dropout_generator.clone();
+        }
         r.outcome.total_steps = Some(info.total_steps);
         r.warmup_steps = Some(info.warmup_steps);
         r.outcome.global_step = Some(info.resumed_from_step);

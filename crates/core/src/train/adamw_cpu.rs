@@ -19,6 +19,8 @@ pub struct Step {
     pub bias_correction2_sqrt: f32,
     /// `1 − lr·weight_decay`, or 1 for parameters without decay.
     pub decay: f32,
+    /// Clipping's coefficient, applied to the gradient as it is read (1: none).
+    pub grad_scale: f32,
 }
 
 /// Updates `param` (f32, CPU) and its moments in place from `grad`.
@@ -35,10 +37,21 @@ pub fn update(
         candle_core::Storage::Cpu(cpu) => crate::model::kernels::f32_slice(cpu, layout, "adamw")?,
         _ => bail!("adamw: the gradient is not on the CPU"),
     };
+    update_slice(param, g, m, v, step)
+}
+
+/// `update` with the gradient as a slice (the lean step's arena).
+pub fn update_slice(
+    param: &Tensor,
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    step: Step,
+) -> Result<()> {
     if g.len() != m.len() || g.len() != v.len() || g.len() != param.elem_count() {
         bail!(
-            "adamw: gradient {:?} does not fit the parameter {:?}",
-            grad.dims(),
+            "adamw: a gradient of {} values does not fit the parameter {:?}",
+            g.len(),
             param.dims()
         );
     }
@@ -85,7 +98,7 @@ impl InplaceOp1 for Update<'_> {
 multiversion! {
     fn chunk(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], s: Step) {
         for i in 0..p.len() {
-            let gi = g[i];
+            let gi = if s.grad_scale == 1.0 { g[i] } else { g[i] * s.grad_scale };
             m[i] = s.beta1 * m[i] + (1.0 - s.beta1) * gi;
             v[i] = s.beta2 * v[i] + (1.0 - s.beta2) * gi * gi;
             let denom = v[i].sqrt() / s.bias_correction2_sqrt + s.eps;

@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn the_best_is_strictly_better_by_the_chosen_metric() {
-        let mut state = TrainerState::new(SeededRng::new(1));
+        let mut state = TrainerState::new(SeededRng::new(1), Default::default());
         let mut c = RunConfig::default();
         let news: Vec<bool> = [
             (1, 10.0, 20.0),
@@ -97,7 +97,7 @@ mod tests {
         );
         assert_eq!(state.eval_history.len(), 4);
 
-        let mut state = TrainerState::new(SeededRng::new(1));
+        let mut state = TrainerState::new(SeededRng::new(1), Default::default());
         c.metric_for_best_model = Some(BestMetric::ExactMatch);
         c.greater_is_better = Some(false);
         for (s, em) in [(1, 10.0), (2, 3.0), (3, 7.0)] {

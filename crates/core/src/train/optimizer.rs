@@ -151,6 +151,7 @@ impl AdamW {
             weight_decay,
         } = self.params;
         self.steps += 1;
+        let groups = self.group_steps(lr, 1.0);
         let t = self.steps as i32;
         let step_size = lr / (1.0 - beta1.powi(t));
         let bias_correction2_sqrt = (1.0 - beta2.powi(t)).sqrt();
@@ -158,25 +159,13 @@ impl AdamW {
             let Some(g) = grads.get(&slot.name) else {
                 continue;
             };
-            let decay = if slot.decay && weight_decay != 0.0 {
-                1.0 - lr * weight_decay
-            } else {
-                1.0
-            };
             let p = slot.var.as_tensor();
             match &mut slot.moments {
                 Moments::Host {
                     exp_avg,
                     exp_avg_sq,
                 } => {
-                    let step = adamw_cpu::Step {
-                        beta1: beta1 as f32,
-                        beta2: beta2 as f32,
-                        eps: eps as f32,
-                        step_size: step_size as f32,
-                        bias_correction2_sqrt: bias_correction2_sqrt as f32,
-                        decay: decay as f32,
-                    };
+                    let step = groups[usize::from(slot.decay)];
                     adamw_cpu::update(p, g, exp_avg, exp_avg_sq, step)
                         .with_context(|| format!("updating {}", slot.name))?;
                 }
@@ -184,6 +173,11 @@ impl AdamW {
                     exp_avg,
                     exp_avg_sq,
                 } => {
+                    let decay = if slot.decay && weight_decay != 0.0 {
+                        1.0 - lr * weight_decay
+                    } else {
+                        1.0
+                    };
                     let decayed = (p * decay)?;
                     *exp_avg = ((&*exp_avg * beta1)? + (g * (1.0 - beta1))?)?;
                     *exp_avg_sq = ((&*exp_avg_sq * beta2)? + (g.sqr()? * (1.0 - beta2))?)?;
@@ -196,6 +190,74 @@ impl AdamW {
             }
         }
         Ok(())
+    }
+
+    /// One update at `lr` from gradients given as slices in `names` order
+    /// (the parameters' own order), each read times `clip`: the lean step's
+    /// AdamW, f32 CPU parameters only. The step's constants come from one
+    /// table per parameter group (with and without weight decay).
+    pub fn step_slices(
+        &mut self,
+        names: &[String],
+        grads: &[&[f32]],
+        clip: f32,
+        lr: f64,
+    ) -> Result<()> {
+        if names.len() != self.slots.len() || grads.len() != names.len() {
+            return Err(anyhow!(
+                "adamw: {} gradients for {} parameters",
+                grads.len(),
+                self.slots.len()
+            ));
+        }
+        self.steps += 1;
+        let groups = self.group_steps(lr, clip);
+        for ((slot, name), g) in self.slots.iter_mut().zip(names).zip(grads) {
+            if &slot.name != name {
+                return Err(anyhow!(
+                    "adamw: gradient {name} came where {} was due",
+                    slot.name
+                ));
+            }
+            let Moments::Host {
+                exp_avg,
+                exp_avg_sq,
+            } = &mut slot.moments
+            else {
+                return Err(anyhow!("adamw: {name} is not an f32 CPU parameter"));
+            };
+            let step = groups[usize::from(slot.decay)];
+            adamw_cpu::update_slice(slot.var.as_tensor(), g, exp_avg, exp_avg_sq, step)
+                .with_context(|| format!("updating {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// The step's constants for each group, [without decay, with decay], at
+    /// the current step count.
+    fn group_steps(&self, lr: f64, clip: f32) -> [adamw_cpu::Step; 2] {
+        let AdamWParams {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } = self.params;
+        let t = self.steps as i32;
+        let step = |decay: f64| adamw_cpu::Step {
+            beta1: beta1 as f32,
+            beta2: beta2 as f32,
+            eps: eps as f32,
+            step_size: (lr / (1.0 - beta1.powi(t))) as f32,
+            bias_correction2_sqrt: (1.0 - beta2.powi(t)).sqrt() as f32,
+            decay: decay as f32,
+            grad_scale: clip,
+        };
+        let decayed = if weight_decay != 0.0 {
+            1.0 - lr * weight_decay
+        } else {
+            1.0
+        };
+        [step(1.0), step(decayed)]
     }
 
     /// The moments as tensors named `exp_avg.<param>` and `exp_avg_sq.<param>`.
@@ -277,11 +339,16 @@ pub fn clip_grad_norm(grads: &mut Grads, max_norm: f64) -> Result<f64> {
 
 /// `clip_grad_norm` with the norm already read.
 pub fn clip_to_norm(grads: &mut Grads, max_norm: f64, norm: f64) -> Result<()> {
-    let coef = max_norm / (norm + 1e-6);
-    if max_norm > 0.0 && coef < 1.0 {
+    if let Some(coef) = clip_coefficient(max_norm, norm) {
         for g in grads.values_mut() {
             *g = (&*g * coef)?;
         }
     }
     Ok(())
+}
+
+/// What clipping multiplies the gradients by, when it clips at all.
+pub fn clip_coefficient(max_norm: f64, norm: f64) -> Option<f64> {
+    let coef = max_norm / (norm + 1e-6);
+    (max_norm > 0.0 && coef < 1.0).then_some(coef)
 }

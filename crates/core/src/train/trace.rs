@@ -46,6 +46,13 @@ pub struct PendingTrace {
     grads: Option<Grads>,
 }
 
+/// Whether step `step` is traced at all (so a step that keeps its
+/// gradients elsewhere builds them as tensors only then).
+pub fn wanted(step: u64) -> bool {
+    let s = settings();
+    s.norms.is_some() || s.dump.as_ref().is_some_and(|(at, _)| *at == step)
+}
+
 /// Records what the trace needs of the gradients, before clipping scales them.
 pub fn before_clipping(step: u64, grads: &Grads) -> Result<Option<PendingTrace>> {
     let s = settings();

@@ -6,12 +6,12 @@ use super::checkpoint::{
     TrainerState,
 };
 use super::control::Control;
+use super::engine::{generator_for, Engine};
 use super::evaluation;
-use super::optimizer::{clip_to_norm, global_norm, squared_norms, AdamW, AdamWParams, Grads};
+use super::optimizer::{global_norm, AdamW, AdamWParams};
 use super::prepare::Prepared;
 use super::schedule::Schedule;
 use super::schedule::StepPlan;
-use super::step::accumulate_gradients;
 use crate::config::SaveStrategy;
 use crate::data::{FeatureSet, SquadDataset};
 use crate::eval::{evaluate, EvalOutput, PostprocessParams};
@@ -24,7 +24,6 @@ use crate::schema::events::{
     EpochLog, EvalKind, EvalSummary, StartInfo, StepLog, TrainEvent, TrainSummary,
 };
 use anyhow::{bail, Result};
-use candle_core::{DType, Tensor};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -120,8 +119,20 @@ impl<'a> Trainer<'a> {
                 )?;
                 state
             }
-            None => TrainerState::new(dropout_rng(c.seed)),
+            None => TrainerState::new(
+                dropout_rng(c.seed),
+                generator_for(&c, &self.p.device, self.p.compute),
+            ),
         };
+        // The generator the run began with, whatever the config says now.
+        let mut engine = Engine::new(
+            &c,
+            &self.p.model.config,
+            &self.p.model.params,
+            &self.p.device,
+            self.p.compute,
+            state.dropout_generator,
+        )?;
         // `prepare` refused a checkpoint derived with other warmup steps.
         state.warmup_steps = Some(warmup_steps);
         if !self.p.device.is_cpu() {
@@ -151,10 +162,10 @@ impl<'a> Trainer<'a> {
                 .map(|(_, v)| v.elem_count())
                 .sum(),
             resumed_from_step: state.global_step,
+            dropout_generator: Some(engine.generator().name().to_string()),
         })));
 
         let flops_per_window = flops_per_window(&self.p.model.config, c.max_seq_length);
-        let f32_model = BertQa::new(self.p.model.config.clone(), &self.p.model.params)?;
         let (mut session_samples, mut session_seconds) = (0u64, 0f64);
         let windows = self.p.train_features.len();
         while state.global_step < plan.total_steps {
@@ -180,20 +191,9 @@ impl<'a> Trainer<'a> {
                     return Ok(());
                 }
                 let started = Instant::now();
-                let autocast;
-                let model = if self.p.compute == DType::F32 {
-                    &f32_model
-                } else {
-                    autocast = BertQa::with_dtype(
-                        self.p.model.config.clone(),
-                        &self.p.model.params,
-                        self.p.compute,
-                    )?;
-                    &autocast
-                };
-                let mut grads = Grads::new();
-                let (mut losses, mut step_windows) = (Vec::with_capacity(group.len()), 0usize);
-                for mb in group {
+                engine.begin(&self.p.model.params)?;
+                let mut step_windows = 0usize;
+                for (i, mb) in group.iter().enumerate() {
                     let ids: Vec<usize> = mb.iter().map(|&w| w as usize).collect();
                     let pad_to = if c.dynamic_padding {
                         self.p.train_features.longest(&ids)
@@ -212,19 +212,21 @@ impl<'a> Trainer<'a> {
                         pad_to,
                         &self.p.device,
                     )?;
-                    losses.push(accumulate_gradients(
-                        model,
+                    // Philox's round: this micro-batch's number in the run,
+                    // the same after a resume.
+                    let round = state.global_step * group.len() as u64 + i as u64;
+                    engine.micro_batch(
                         &self.p.model.params,
                         &batch,
                         1.0 / group.len() as f64,
+                        round,
                         &mut state.dropout_rng,
-                        &mut grads,
-                    )?);
+                    )?;
                     step_windows += mb.len();
                 }
                 // The step's one host sync: its losses and gradient norms in
                 // one read (each read waits for the device on CUDA).
-                let (values, squared) = read_step(&losses, &grads)?;
+                let (values, squared) = engine.read()?;
                 let mut loss_sum = 0f64;
                 for (i, mut value) in values.into_iter().enumerate() {
                     if i == 0 && crate::faults::nan_loss_at(state.global_step + 1) {
@@ -237,14 +239,12 @@ impl<'a> Trainer<'a> {
                 }
                 let loss = loss_sum / group.len() as f64;
                 let lr = schedule.lr(state.global_step);
-                let trace = super::trace::before_clipping(state.global_step + 1, &grads)?;
+                let trace = engine.trace(state.global_step + 1)?;
                 let grad_norm = global_norm(&squared);
                 if !grad_norm.is_finite() {
                     return self.diverged(state.global_step + 1, loss, grad_norm);
                 }
-                clip_to_norm(&mut grads, c.max_grad_norm, grad_norm)?;
-                optimizer.step(&grads, lr)?;
-                drop(grads);
+                engine.update(&mut optimizer, c.max_grad_norm, grad_norm, lr)?;
                 if fresh_start {
                     crate::faults::slow_step();
                 }
@@ -529,21 +529,6 @@ fn summarize(out: &EvalOutput, step: u64, plan: &StepPlan, kind: EvalKind) -> Ev
         epoch: step as f64 / plan.steps_per_epoch as f64,
         kind,
     }
-}
-
-/// The micro-batches' losses and each gradient's squared norm, read from the
-/// device in one transfer.
-fn read_step(losses: &[Tensor], grads: &Grads) -> Result<(Vec<f64>, Vec<f64>)> {
-    let mut parts = losses
-        .iter()
-        .map(|l| l.to_dtype(DType::F64)?.reshape(1))
-        .collect::<candle_core::Result<Vec<_>>>()?;
-    if !grads.is_empty() {
-        parts.push(squared_norms(grads)?);
-    }
-    let mut values = Tensor::cat(&parts, 0)?.to_vec1::<f64>()?;
-    let squared = values.split_off(losses.len());
-    Ok((values, squared))
 }
 
 #[cfg(test)]

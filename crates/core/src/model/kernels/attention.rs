@@ -6,13 +6,14 @@
 //! backward pass recomputes each head's probabilities and dropout mask from
 //! q, k and the seed, as flash attention does, so the graph holds only q, k, v.
 
+use super::masks::dropout_in_place;
 use super::math::{dot, exp};
 use super::matmul::{gemm, View, ViewMut};
 use super::multiversion;
 use super::storage::{slice, with_values, SendPtr};
+use crate::rng::philox::Dropout;
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
-use std::sync::Arc;
 
 /// Dropout on the attention probabilities: drop with probability `p`; the
 /// mask is a hash of `seed` and each element's index, so the backward pass
@@ -35,9 +36,9 @@ pub fn attention(
     differentiable: bool,
 ) -> Result<Tensor> {
     let (b, s, hidden) = q.dims3()?;
-    if k.dims() != q.dims() || v.dims() != q.dims() || heads == 0 || hidden % heads != 0 {
+    if k.dims() != q.dims() || v.dims() != q.dims() {
         bail!(
-            "attention: q {:?}, k {:?}, v {:?} with {heads} heads do not fit",
+            "attention: q {:?}, k {:?}, v {:?} do not fit",
             q.dims(),
             k.dims(),
             v.dims()
@@ -50,20 +51,15 @@ pub fn attention(
             q.dims()
         );
     }
-    let additive: Vec<f32> = key_mask
+    let keep: Vec<f32> = key_mask
         .to_dtype(candle_core::DType::F32)?
         .flatten_all()?
-        .to_vec1::<f32>()?
-        .into_iter()
-        .map(|keep| if keep > 0.0 { 0.0 } else { f32::MIN })
-        .collect();
-    let head_dim = hidden / heads;
-    let op = Attention {
-        heads,
-        scale: 1.0 / (head_dim as f32).sqrt(),
-        mask: Arc::new(additive),
-        dropout: dropout.filter(|d| d.p > 0.0),
-    };
+        .to_vec1::<f32>()?;
+    let op = Attention(Heads::new(
+        (b, s, hidden, heads),
+        keep.iter().map(|&k| k > 0.0),
+        dropout.filter(|d| d.p > 0.0).map(Masks::Hash),
+    )?);
     let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
     if differentiable {
         q.apply_op3(&k, &v, op)
@@ -72,27 +68,100 @@ pub fn attention(
     }
 }
 
-struct Attention {
-    heads: usize,
-    scale: f32,
-    /// Per key, `[b·s]`: 0 if attended, f32::MIN if padding.
-    mask: Arc<Vec<f32>>,
-    dropout: Option<AttentionDropout>,
+/// How one call's probabilities are dropped.
+#[derive(Clone, Copy, Debug)]
+pub enum Masks {
+    /// The autograd graph's: a SplitMix64 hash of the seed and the
+    /// element's index, the top 24 bits against p·2²⁴.
+    Hash(AttentionDropout),
+    /// The lean step's Philox words (`rng::philox`).
+    Philox(Dropout),
 }
 
-/// Shapes of one call: windows, positions, hidden size, head size.
-#[derive(Clone, Copy)]
-struct Dims {
+impl Masks {
+    fn p(&self) -> f32 {
+        match self {
+            Masks::Hash(d) => d.p,
+            Masks::Philox(d) => d.p,
+        }
+    }
+}
+
+/// One attention call's (window, head) tasks: shapes, scale, key mask and
+/// dropout. Both the candle op and the lean step's attention run these.
+pub struct Heads {
     b: usize,
     s: usize,
     hidden: usize,
+    heads: usize,
     d: usize,
+    scale: f32,
+    /// Per key, `[b·s]`: 0 if attended, f32::MIN if padding.
+    mask: Vec<f32>,
+    dropout: Option<Masks>,
 }
 
-impl Dims {
+/// Scratch for one task: probabilities, dropped probabilities, their
+/// gradient, and mask words.
+#[derive(Default)]
+struct Scratch {
+    probs: Vec<f32>,
+    dropped: Vec<f32>,
+    grad: Vec<f32>,
+    words: Vec<u32>,
+}
+
+impl Heads {
+    /// For `(b, s, hidden, heads)` and each key's kept flag (`b·s` of them).
+    pub fn new(
+        (b, s, hidden, heads): (usize, usize, usize, usize),
+        keep: impl Iterator<Item = bool>,
+        dropout: Option<Masks>,
+    ) -> Result<Self> {
+        if heads == 0 || !hidden.is_multiple_of(heads) {
+            bail!("attention: {heads} heads do not divide hidden size {hidden}");
+        }
+        let mask: Vec<f32> = keep.map(|k| if k { 0.0 } else { f32::MIN }).collect();
+        if mask.len() != b * s {
+            bail!(
+                "attention: a mask of {} keys for {b} x {s} windows",
+                mask.len()
+            );
+        }
+        let d = hidden / heads;
+        Ok(Self {
+            b,
+            s,
+            hidden,
+            heads,
+            d,
+            scale: 1.0 / (d as f32).sqrt(),
+            mask,
+            dropout,
+        })
+    }
+
+    /// Values in one `[b, s, hidden]` operand.
+    pub fn elems(&self) -> usize {
+        self.b * self.s * self.hidden
+    }
+
+    fn check(&self, what: &str, len: usize) -> Result<()> {
+        if len < self.elems() {
+            bail!(
+                "attention: {what} holds {len} values, {} x {} x {} needs {}",
+                self.b,
+                self.s,
+                self.hidden,
+                self.elems()
+            );
+        }
+        Ok(())
+    }
+
     /// The `s × d` view of head `h` of window `w` in a `[b, s, hidden]` buffer.
-    fn head(&self, base: *const f32, task: usize, heads: usize) -> View {
-        let (w, h) = (task / heads, task % heads);
+    fn head(&self, base: *const f32, task: usize) -> View {
+        let (w, h) = (task / self.heads, task % self.heads);
         View {
             ptr: base.wrapping_add(w * self.s * self.hidden + h * self.d),
             rs: self.hidden as isize,
@@ -100,70 +169,200 @@ impl Dims {
         }
     }
 
-    fn head_mut(&self, base: SendPtr, task: usize, heads: usize) -> ViewMut {
-        let v = self.head(base.0, task, heads);
+    fn head_mut(&self, base: SendPtr, task: usize) -> ViewMut {
+        let v = self.head(base.0, task);
         ViewMut {
             ptr: v.ptr as *mut f32,
             rs: v.rs,
             cs: v.cs,
         }
     }
-}
 
-/// Scratch for one task: probabilities, dropped probabilities, their gradient.
-#[derive(Default)]
-struct Scratch {
-    probs: Vec<f32>,
-    dropped: Vec<f32>,
-    grad: Vec<f32>,
-}
+    /// The context into `out`, head by head.
+    pub fn forward(&self, q: &[f32], k: &[f32], v: &[f32], out: &mut [f32]) -> Result<()> {
+        for (what, t) in [("q", q), ("k", k), ("v", v), ("the context", &*out)] {
+            self.check(what, t.len())?;
+        }
+        let out = SendPtr(out.as_mut_ptr());
+        (0..self.b * self.heads).into_par_iter().for_each_init(
+            Scratch::default,
+            |scratch, task| {
+                self.probabilities(q, k, task, scratch);
+                let p = if self.dropout.is_some() {
+                    &scratch.dropped
+                } else {
+                    &scratch.probs
+                };
+                // SAFETY: each task writes its own head's columns of `out`,
+                // which holds b·s·hidden values (checked above).
+                unsafe {
+                    gemm(
+                        self.s,
+                        self.d,
+                        self.s,
+                        self.head_mut(out, task),
+                        View::row_major(p, self.s),
+                        self.head(v.as_ptr(), task),
+                        false,
+                        1.0,
+                        1,
+                    )
+                };
+            },
+        );
+        Ok(())
+    }
 
-impl Attention {
-    fn dims(&self, l: &Layout) -> Result<Dims> {
-        let (b, s, hidden) = l.shape().dims3()?;
-        Ok(Dims {
-            b,
-            s,
-            hidden,
-            d: hidden / self.heads,
-        })
+    /// dq, dk and dv for the context's gradient `g`, head by head.
+    pub fn backward(
+        &self,
+        (q, k, v, g): (&[f32], &[f32], &[f32], &[f32]),
+        (dq, dk, dv): (&mut [f32], &mut [f32], &mut [f32]),
+    ) -> Result<()> {
+        for (what, t) in [("q", q), ("k", k), ("v", v), ("the gradient", g)] {
+            self.check(what, t.len())?;
+        }
+        for (what, t) in [("dq", &*dq), ("dk", &*dk), ("dv", &*dv)] {
+            self.check(what, t.len())?;
+        }
+        let ptrs = (
+            SendPtr(dq.as_mut_ptr()),
+            SendPtr(dk.as_mut_ptr()),
+            SendPtr(dv.as_mut_ptr()),
+        );
+        (0..self.b * self.heads)
+            .into_par_iter()
+            .for_each_init(Scratch::default, |scratch, task| {
+                self.head_backward((q, k, v, g), ptrs, task, scratch)
+            });
+        Ok(())
     }
 
     /// `scratch.probs` = softmax(q·kᵀ·scale + mask) for one head, and
     /// `scratch.dropped` the same after dropout (left empty without dropout).
-    fn probabilities(&self, dims: Dims, q: &[f32], k: &[f32], task: usize, scratch: &mut Scratch) {
-        let s = dims.s;
+    fn probabilities(&self, q: &[f32], k: &[f32], task: usize, scratch: &mut Scratch) {
+        let s = self.s;
         scratch.probs.resize(s * s, 0.0);
-        // SAFETY: the head views lie inside q and k; probs holds s × s.
+        // SAFETY: the head views lie inside q and k (checked by the caller);
+        // probs holds s × s.
         unsafe {
             gemm(
                 s,
                 s,
-                dims.d,
+                self.d,
                 ViewMut::row_major(&mut scratch.probs, s),
-                dims.head(q.as_ptr(), task, self.heads),
-                dims.head(k.as_ptr(), task, self.heads).t(),
+                self.head(q.as_ptr(), task),
+                self.head(k.as_ptr(), task).t(),
                 false,
                 self.scale,
                 1,
             )
         };
         let window = task / self.heads;
-        let mask = &self.mask[window * s..(window + 1) * s];
-        softmax_rows(&mut scratch.probs, mask);
+        softmax_rows(&mut scratch.probs, &self.mask[window * s..(window + 1) * s]);
+        let first = (task * s * s) as u64;
+        match self.dropout {
+            None => {}
+            Some(Masks::Hash(drop)) => {
+                scratch.dropped.resize(s * s, 0.0);
+                let threshold = (drop.p * (1u32 << 24) as f32) as u64;
+                let keep_scale = 1.0 / (1.0 - drop.p);
+                drop_probs(
+                    &mut scratch.dropped,
+                    &scratch.probs,
+                    drop.seed,
+                    first,
+                    threshold,
+                    keep_scale,
+                );
+            }
+            Some(Masks::Philox(drop)) => {
+                scratch.dropped.clear();
+                scratch.dropped.extend_from_slice(&scratch.probs);
+                scratch.words.resize(s * s, 0);
+                dropout_in_place(&mut scratch.dropped, drop, first, &mut scratch.words);
+            }
+        }
+    }
+
+    /// Gradients of one head: writes its columns of dq, dk and dv.
+    fn head_backward(
+        &self,
+        (q, k, v, g): (&[f32], &[f32], &[f32], &[f32]),
+        (dq, dk, dv): (SendPtr, SendPtr, SendPtr),
+        task: usize,
+        scratch: &mut Scratch,
+    ) {
+        let (s, d) = (self.s, self.d);
+        self.probabilities(q, k, task, scratch);
+        let Scratch {
+            probs,
+            dropped,
+            grad,
+            ..
+        } = scratch;
+        grad.resize(s * s, 0.0);
+        let used = if self.dropout.is_some() {
+            &*dropped
+        } else {
+            &*probs
+        };
+        let g_head = self.head(g.as_ptr(), task);
+        // SAFETY: views lie inside their buffers (checked by `backward`);
+        // each task writes only its own head's columns of dq, dk and dv.
+        unsafe {
+            // d(used probs) = g · vᵀ;  dv = usedᵀ · g
+            gemm(
+                s,
+                s,
+                d,
+                ViewMut::row_major(grad, s),
+                g_head,
+                self.head(v.as_ptr(), task).t(),
+                false,
+                1.0,
+                1,
+            );
+            gemm(
+                s,
+                d,
+                s,
+                self.head_mut(dv, task),
+                View::row_major(used, s).t(),
+                g_head,
+                false,
+                1.0,
+                1,
+            );
+        }
         if let Some(drop) = self.dropout {
-            scratch.dropped.resize(s * s, 0.0);
-            let threshold = (drop.p * (1u32 << 24) as f32) as u64;
-            let keep_scale = 1.0 / (1.0 - drop.p);
-            let first = (task * s * s) as u64;
-            let seed = drop.seed;
-            drop_probs(
-                &mut scratch.dropped,
-                &scratch.probs,
-                seed,
-                first,
-                threshold,
-                keep_scale,
+            through_dropout(grad, dropped, 1.0 / (1.0 - drop.p()));
+        }
+        softmax_backward_rows(grad, probs, s);
+        // SAFETY: as above.
+        unsafe {
+            // dq = ds · k · scale;  dk = dsᵀ · q · scale
+            gemm(
+                s,
+                d,
+                s,
+                self.head_mut(dq, task),
+                View::row_major(grad, s),
+                self.head(k.as_ptr(), task),
+                false,
+                self.scale,
+                1,
+            );
+            gemm(
+                s,
+                d,
+                s,
+                self.head_mut(dk, task),
+                View::row_major(grad, s).t(),
+                self.head(q.as_ptr(), task),
+                false,
+                self.scale,
+                1,
             );
         }
     }
@@ -177,6 +376,9 @@ fn mix(seed: u64, index: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
+
+/// The candle op over `Heads`, with its hand-written backward pass.
+struct Attention(Heads);
 
 impl CustomOp3 for Attention {
     fn name(&self) -> &'static str {
@@ -192,46 +394,13 @@ impl CustomOp3 for Attention {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let dims = self.dims(ql)?;
         let (q, k, v) = (
             slice(qs, ql, "attention")?,
             slice(ks, kl, "attention")?,
             slice(vs, vl, "attention")?,
         );
-        if self.mask.len() != dims.b * dims.s {
-            bail!(
-                "attention: mask of {} keys for {:?}",
-                self.mask.len(),
-                ql.dims()
-            );
-        }
         let mut out = vec![0f32; q.len()];
-        let out_ptr = SendPtr(out.as_mut_ptr());
-        (0..dims.b * self.heads).into_par_iter().for_each_init(
-            Scratch::default,
-            |scratch, task| {
-                self.probabilities(dims, q, k, task, scratch);
-                let p = if self.dropout.is_some() {
-                    &scratch.dropped
-                } else {
-                    &scratch.probs
-                };
-                // SAFETY: each task writes its own head's columns of `out`.
-                unsafe {
-                    gemm(
-                        dims.s,
-                        dims.d,
-                        dims.s,
-                        dims.head_mut(out_ptr, task, self.heads),
-                        View::row_major(p, dims.s),
-                        dims.head(v.as_ptr(), task, self.heads),
-                        false,
-                        1.0,
-                        1,
-                    )
-                };
-            },
-        );
+        self.0.forward(q, k, v, &mut out)?;
         Ok((CpuStorage::F32(out), ql.shape().clone()))
     }
 
@@ -243,31 +412,14 @@ impl CustomOp3 for Attention {
         _out: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (b, s, hidden) = q.dims3()?;
-        let dims = Dims {
-            b,
-            s,
-            hidden,
-            d: hidden / self.heads,
-        };
         let n = q.elem_count();
         let (mut dq, mut dk, mut dv) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
-        let ptrs = (
-            SendPtr(dq.as_mut_ptr()),
-            SendPtr(dk.as_mut_ptr()),
-            SendPtr(dv.as_mut_ptr()),
-        );
-        with_values(q, "attention backward", |q| {
-            with_values(k, "attention backward", |k| {
-                with_values(v, "attention backward", |v| {
+        with_values(q, "attention backward", |qv| {
+            with_values(k, "attention backward", |kv| {
+                with_values(v, "attention backward", |vv| {
                     with_values(grad, "attention backward", |g| {
-                        (0..b * self.heads).into_par_iter().for_each_init(
-                            Scratch::default,
-                            |scratch, task| {
-                                self.head_backward(dims, (q, k, v, g), ptrs, task, scratch)
-                            },
-                        );
-                        Ok(())
+                        self.0
+                            .backward((qv, kv, vv, g), (&mut dq, &mut dk, &mut dv))
                     })
                 })
             })
@@ -278,91 +430,6 @@ impl CustomOp3 for Attention {
             Some(Tensor::from_vec(dk, q.shape(), dev)?),
             Some(Tensor::from_vec(dv, q.shape(), dev)?),
         ))
-    }
-}
-
-impl Attention {
-    /// Gradients of one head: writes its columns of dq, dk and dv.
-    fn head_backward(
-        &self,
-        dims: Dims,
-        (q, k, v, g): (&[f32], &[f32], &[f32], &[f32]),
-        (dq, dk, dv): (SendPtr, SendPtr, SendPtr),
-        task: usize,
-        scratch: &mut Scratch,
-    ) {
-        let (s, d, heads) = (dims.s, dims.d, self.heads);
-        self.probabilities(dims, q, k, task, scratch);
-        let Scratch {
-            probs,
-            dropped,
-            grad,
-        } = scratch;
-        grad.resize(s * s, 0.0);
-        let used = if self.dropout.is_some() {
-            &*dropped
-        } else {
-            &*probs
-        };
-        let g_head = dims.head(g.as_ptr(), task, heads);
-        // SAFETY: views lie inside their buffers; each task writes only its
-        // own head's columns of dq, dk and dv.
-        unsafe {
-            // d(used probs) = g · vᵀ;  dv = usedᵀ · g
-            gemm(
-                s,
-                s,
-                d,
-                ViewMut::row_major(grad, s),
-                g_head,
-                dims.head(v.as_ptr(), task, heads).t(),
-                false,
-                1.0,
-                1,
-            );
-            gemm(
-                s,
-                d,
-                s,
-                dims.head_mut(dv, task, heads),
-                View::row_major(used, s).t(),
-                g_head,
-                false,
-                1.0,
-                1,
-            );
-        }
-        let keep_scale = self.dropout.map(|drop| 1.0 / (1.0 - drop.p));
-        if let Some(keep_scale) = keep_scale {
-            through_dropout(grad, dropped, keep_scale);
-        }
-        softmax_backward_rows(grad, probs, s);
-        // SAFETY: as above.
-        unsafe {
-            // dq = ds · k · scale;  dk = dsᵀ · q · scale
-            gemm(
-                s,
-                d,
-                s,
-                dims.head_mut(dq, task, heads),
-                View::row_major(grad, s),
-                dims.head(k.as_ptr(), task, heads),
-                false,
-                self.scale,
-                1,
-            );
-            gemm(
-                s,
-                d,
-                s,
-                dims.head_mut(dk, task, heads),
-                View::row_major(grad, s).t(),
-                dims.head(q.as_ptr(), task, heads),
-                false,
-                self.scale,
-                1,
-            );
-        }
     }
 }
 

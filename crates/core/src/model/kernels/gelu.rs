@@ -18,7 +18,7 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
 struct Gelu;
 
 multiversion! {
-    fn forward(ys: &mut [f32], xs: &[f32]) {
+    pub(crate) fn forward(ys: &mut [f32], xs: &[f32]) {
         for (y, &x) in ys.iter_mut().zip(xs) {
             *y = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
         }
@@ -27,7 +27,7 @@ multiversion! {
 
 multiversion! {
     /// d/dx x·Φ(x) = Φ(x) + x·φ(x), times the incoming gradient.
-    fn backward(ds: &mut [f32], xs: &[f32], gs: &[f32]) {
+    pub(crate) fn backward(ds: &mut [f32], xs: &[f32], gs: &[f32]) {
         const INV_SQRT_2PI: f32 = 0.398_942_3;
         for ((d, &x), &g) in ds.iter_mut().zip(xs).zip(gs) {
             let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));

@@ -27,7 +27,7 @@ struct LayerNorm {
 
 /// The row's mean and 1/√(var + eps).
 #[inline(always)]
-fn moments(row: &[f32], eps: f32) -> (f32, f32) {
+pub(crate) fn moments(row: &[f32], eps: f32) -> (f32, f32) {
     let n = row.len() as f32;
     let mean = sum(row) / n;
     let mut acc = [0f32; 16];
@@ -167,19 +167,36 @@ multiversion! {
         let mut xhat = vec![0f32; h];
         let rows = dxs.chunks_exact_mut(h).zip(xs.chunks_exact(h)).zip(gs.chunks_exact(h));
         for ((dxr, xr), gr) in rows {
-            let (mean, rstd) = moments(xr, eps);
-            for i in 0..h {
-                xhat[i] = (xr[i] - mean) * rstd;
-                gw[i] = gr[i] * w[i];
-                dw[i] += gr[i] * xhat[i];
-                db[i] += gr[i];
-            }
-            let n = h as f32;
-            let mean_gw = sum(&gw) / n;
-            let mean_gw_xhat = dot(&gw, &xhat) / n;
-            for i in 0..h {
-                dxr[i] = rstd * (gw[i] - mean_gw - xhat[i] * mean_gw_xhat);
-            }
+            let stats = moments(xr, eps);
+            row_backward(dxr, xr, gr, w, stats, (&mut *dw, &mut *db), (&mut gw, &mut xhat));
         }
+    }
+}
+
+/// One row's input gradient into `dx` from its mean and 1/σ; its weight and
+/// bias gradients added into `grads`. Inlined into its callers' AVX-512 and
+/// AVX2 bodies (the lean step's LayerNorm backward is one).
+#[inline(always)]
+pub(crate) fn row_backward(
+    dx: &mut [f32],
+    x: &[f32],
+    g: &[f32],
+    w: &[f32],
+    (mean, rstd): (f32, f32),
+    (dw, db): (&mut [f32], &mut [f32]),
+    (gw, xhat): (&mut [f32], &mut [f32]),
+) {
+    let h = w.len();
+    for i in 0..h {
+        xhat[i] = (x[i] - mean) * rstd;
+        gw[i] = g[i] * w[i];
+        dw[i] += g[i] * xhat[i];
+        db[i] += g[i];
+    }
+    let n = h as f32;
+    let mean_gw = sum(gw) / n;
+    let mean_gw_xhat = dot(gw, xhat) / n;
+    for i in 0..h {
+        dx[i] = rstd * (gw[i] - mean_gw - xhat[i] * mean_gw_xhat);
     }
 }

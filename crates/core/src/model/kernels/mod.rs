@@ -8,14 +8,15 @@
 //! storing them. They run for f32 on the CPU; other devices and dtypes keep the
 //! primitive ops (`applies`).
 
-mod attention;
+pub(crate) mod attention;
 pub mod cpu_level;
-mod gelu;
-mod layer_norm;
-mod linear;
-mod math;
-mod matmul;
-mod storage;
+pub(crate) mod gelu;
+pub(crate) mod layer_norm;
+pub(crate) mod linear;
+pub mod masks;
+pub(crate) mod math;
+pub(crate) mod matmul;
+pub(crate) mod storage;
 
 pub use attention::{attention, AttentionDropout};
 pub use gelu::gelu;

@@ -1,0 +1,230 @@
+//! How a run's optimizer steps compute: the lean step or candle's autograd
+//! graph, chosen once per run by its config, device and dropout generator.
+//! The trainer drives both the same way: micro-batches, one read of the
+//! losses and gradient norms, then the clipped update.
+
+use super::lean::{LeanStep, MicroBatchDropout};
+use super::optimizer::{clip_coefficient, clip_to_norm, squared_norms, AdamW, Grads};
+use super::step::accumulate_gradients;
+use crate::config::{Graph, RunConfig};
+use crate::model::{BertConfig, BertQa, Params, WindowBatch};
+use crate::rng::philox::MaskStream;
+use crate::rng::{DropoutGenerator, SeededRng};
+use anyhow::{bail, Result};
+use candle_core::{DType, Device, Tensor};
+
+// One engine per run: the autograd variant's size costs nothing to box away.
+#[allow(clippy::large_enum_variant)]
+pub enum Engine {
+    /// f32 on the CPU: the explicit backward pass, Philox dropout.
+    Lean {
+        step: Box<LeanStep>,
+        key: [u32; 2],
+        hidden: f32,
+        attention: f32,
+        losses: Vec<f32>,
+    },
+    /// candle's graph (fused CPU kernels or the generic ops), dropout from
+    /// the run's `SeededRng` (or the device's generator).
+    Autograd {
+        f32_model: BertQa,
+        compute: DType,
+        autocast: Option<BertQa>,
+        grads: Grads,
+        losses: Vec<Tensor>,
+    },
+}
+
+/// The generator a fresh run of `config` draws with on `device`.
+pub fn generator_for(config: &RunConfig, device: &Device, compute: DType) -> DropoutGenerator {
+    if lean_applies(config, device, compute) {
+        DropoutGenerator::Philox
+    } else {
+        DropoutGenerator::SeededRng
+    }
+}
+
+fn lean_applies(config: &RunConfig, device: &Device, compute: DType) -> bool {
+    config.graph == Graph::Auto && device.is_cpu() && compute == DType::F32
+}
+
+impl Engine {
+    /// The engine that draws with `generator`: a checkpoint's, or a fresh
+    /// run's `generator_for`. A Philox checkpoint resumed where the lean
+    /// step cannot run is refused, never re-rolled on another generator.
+    pub fn new(
+        config: &RunConfig,
+        model: &BertConfig,
+        params: &Params,
+        device: &Device,
+        compute: DType,
+        generator: DropoutGenerator,
+    ) -> Result<Self> {
+        match generator {
+            DropoutGenerator::Philox => {
+                if !lean_applies(config, device, compute) {
+                    bail!(
+                        "this run drew its dropout masks with {} on the lean step, which trains \
+                         f32 on the CPU with graph \"auto\"; resuming it with graph {:?} on \
+                         {device:?} in {compute:?} would draw other masks (resume it on the CPU, \
+                         dtype f32, graph auto)",
+                        generator.name(),
+                        config.graph,
+                    );
+                }
+                Ok(Engine::Lean {
+                    step: Box::new(LeanStep::new(model, params)?),
+                    key: MaskStream::key_for_seed(config.seed),
+                    hidden: model.hidden_dropout_prob as f32,
+                    attention: model.attention_probs_dropout_prob as f32,
+                    losses: Vec::new(),
+                })
+            }
+            DropoutGenerator::SeededRng => Ok(Engine::Autograd {
+                f32_model: BertQa::new(model.clone(), params)?,
+                compute,
+                autocast: None,
+                grads: Grads::new(),
+                losses: Vec::new(),
+            }),
+        }
+    }
+
+    pub fn generator(&self) -> DropoutGenerator {
+        match self {
+            Engine::Lean { .. } => DropoutGenerator::Philox,
+            Engine::Autograd { .. } => DropoutGenerator::SeededRng,
+        }
+    }
+
+    /// Starts an optimizer step (autocast copies the updated weights).
+    pub fn begin(&mut self, params: &Params) -> Result<()> {
+        match self {
+            Engine::Lean { step, losses, .. } => {
+                step.begin();
+                losses.clear();
+            }
+            Engine::Autograd {
+                f32_model,
+                compute,
+                autocast,
+                grads,
+                losses,
+            } => {
+                grads.clear();
+                losses.clear();
+                *autocast = if *compute == DType::F32 {
+                    None
+                } else {
+                    Some(BertQa::with_dtype(
+                        f32_model.config.clone(),
+                        params,
+                        *compute,
+                    )?)
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// One micro-batch's gradients of `loss × scale`, added in. `round`
+    /// numbers the micro-batch in the run (Philox's counter); `rng` is the
+    /// autograd graph's dropout stream.
+    pub fn micro_batch(
+        &mut self,
+        params: &Params,
+        batch: &WindowBatch,
+        scale: f64,
+        round: u64,
+        rng: &mut SeededRng,
+    ) -> Result<()> {
+        match self {
+            Engine::Lean {
+                step,
+                key,
+                hidden,
+                attention,
+                losses,
+            } => {
+                let dropout = MicroBatchDropout {
+                    key: *key,
+                    round: round as u32,
+                    hidden: *hidden,
+                    attention: *attention,
+                };
+                losses.push(step.micro_batch(params, batch, Some(dropout), scale)?);
+            }
+            Engine::Autograd {
+                f32_model,
+                autocast,
+                grads,
+                losses,
+                ..
+            } => {
+                let model = autocast.as_ref().unwrap_or(f32_model);
+                losses.push(accumulate_gradients(
+                    model, params, batch, scale, rng, grads,
+                )?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The micro-batches' losses and each gradient's squared norm: the
+    /// step's one read from the device.
+    pub fn read(&mut self) -> Result<(Vec<f64>, Vec<f64>)> {
+        match self {
+            Engine::Lean { step, losses, .. } => Ok((
+                losses.iter().map(|&l| f64::from(l)).collect(),
+                step.squared_norms(),
+            )),
+            Engine::Autograd { grads, losses, .. } => {
+                let mut parts = losses
+                    .iter()
+                    .map(|l| l.to_dtype(DType::F64)?.reshape(1))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                if !grads.is_empty() {
+                    parts.push(squared_norms(grads)?);
+                }
+                let mut values = Tensor::cat(&parts, 0)?.to_vec1::<f64>()?;
+                let squared = values.split_off(losses.len());
+                Ok((values, squared))
+            }
+        }
+    }
+
+    /// The gradients as tensors by name, for a trace of step `step` (built
+    /// only when one is wanted).
+    pub fn trace(&self, step: u64) -> Result<Option<super::trace::PendingTrace>> {
+        if !super::trace::wanted(step) {
+            return Ok(None);
+        }
+        match self {
+            Engine::Lean { step: lean, .. } => super::trace::before_clipping(step, &lean.grads()?),
+            Engine::Autograd { grads, .. } => super::trace::before_clipping(step, grads),
+        }
+    }
+
+    /// The update at `lr`, the gradients clipped to `max_norm` given their
+    /// global `norm`.
+    pub fn update(
+        &mut self,
+        optimizer: &mut AdamW,
+        max_norm: f64,
+        norm: f64,
+        lr: f64,
+    ) -> Result<()> {
+        match self {
+            Engine::Lean { step, .. } => {
+                let clip = clip_coefficient(max_norm, norm).unwrap_or(1.0);
+                step.update(optimizer, clip as f32, lr)
+            }
+            Engine::Autograd { grads, .. } => {
+                clip_to_norm(grads, max_norm, norm)?;
+                optimizer.step(grads, lr)?;
+                grads.clear();
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+use super::*;
+use crate::model::{qa_loss, BertQa};
+use crate::rng::philox::MaskStream;
+use candle_core::{DType, Device};
+
+fn tiny() -> BertConfig {
+    BertConfig {
+        vocab_size: 90,
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        intermediate_size: 64,
+        max_position_embeddings: 40,
+        ..Default::default()
+    }
+}
+
+/// Two windows of 12 positions, the second padded after 7.
+fn batch(config: &BertConfig) -> WindowBatch {
+    let dev = &Device::Cpu;
+    let (n, s) = (2, 12);
+    let ids: Vec<u32> = (0..n * s)
+        .map(|i| {
+            if i >= s + 7 {
+                0
+            } else {
+                1 + (i as u32 * 37) % (config.vocab_size as u32 - 1)
+            }
+        })
+        .collect();
+    let mask: Vec<u32> = ids.iter().map(|&i| u32::from(i != 0)).collect();
+    let types: Vec<u32> = (0..n * s).map(|i| u32::from(i % s >= 5)).collect();
+    WindowBatch {
+        input_ids: Tensor::from_vec(ids, (n, s), dev).unwrap(),
+        token_type_ids: Tensor::from_vec(types, (n, s), dev).unwrap(),
+        attention_mask: Tensor::from_vec(mask, (n, s), dev).unwrap(),
+        start_positions: Tensor::from_vec(vec![3u32, 6], n, dev).unwrap(),
+        end_positions: Tensor::from_vec(vec![4u32, 6], n, dev).unwrap(),
+    }
+}
+
+fn dropout(key: [u32; 2], round: u32, p: f32) -> MicroBatchDropout {
+    MicroBatchDropout {
+        key,
+        round,
+        hidden: p,
+        attention: p,
+    }
+}
+
+/// One lean micro-batch on fresh gradients: the step and its loss.
+fn lean_step(
+    config: &BertConfig,
+    params: &Params,
+    batch: &WindowBatch,
+    dropout: Option<MicroBatchDropout>,
+) -> (LeanStep, f32) {
+    let mut lean = LeanStep::new(config, params).unwrap();
+    lean.begin();
+    let loss = lean.micro_batch(params, batch, dropout, 1.0).unwrap();
+    (lean, loss)
+}
+
+fn autograd_grads(config: &BertConfig, params: &Params, batch: &WindowBatch) -> (f32, Grads) {
+    let model = BertQa::new(config.clone(), params).unwrap();
+    let (start, end) = model.forward(&batch.as_batch(), None).unwrap();
+    let loss = qa_loss(&start, &end, &batch.start_positions, &batch.end_positions).unwrap();
+    let grads = loss.backward().unwrap();
+    let mut out = Grads::new();
+    for (name, var) in params.vars() {
+        if let Some(g) = grads.get(var) {
+            out.insert(name.clone(), g.clone());
+        }
+    }
+    (loss.to_scalar::<f32>().unwrap(), out)
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> (f32, f32) {
+    let d = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    let scale = a
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    (d, scale)
+}
+
+#[test]
+fn without_dropout_the_lean_step_is_autograd() {
+    let config = tiny();
+    let params = Params::random(&config, &Device::Cpu, 7).unwrap();
+    let batch = batch(&config);
+    let (want_loss, want) = autograd_grads(&config, &params, &batch);
+    let (lean, loss) = lean_step(&config, &params, &batch, None);
+    assert!(
+        (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
+        "{loss} vs {want_loss}"
+    );
+    let got = lean.grads().unwrap();
+    assert_eq!(got.len(), want.len(), "every parameter has a gradient");
+    for (name, g) in &got {
+        let (d, scale) = max_diff(&want[name], g);
+        // Tensors whose gradient is 0 in exact arithmetic (the head's bias, the
+        // key biases) hold rounding noise on both sides: an absolute floor.
+        assert!(
+            d <= 1e-5 * scale.max(1e-2),
+            "{name}: max |d| {d} against max |g| {scale}"
+        );
+        if name != "qa_outputs.bias" && !name.contains("attention.self.key.bias") {
+            assert!(scale > 0.0, "{name} got no gradient");
+        }
+    }
+    // The [PAD] row of the word embeddings gets none.
+    let word = got["bert.embeddings.word_embeddings.weight"]
+        .get(0)
+        .unwrap();
+    assert_eq!(
+        word.abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap(),
+        0.0
+    );
+}
+
+#[test]
+fn with_dropout_the_gradient_is_the_masked_losss() {
+    // Finite differences along the gradient itself: the masks are fixed by
+    // the stream, so the loss is a smooth function of the weights.
+    let config = BertConfig {
+        hidden_dropout_prob: 0.3,
+        attention_probs_dropout_prob: 0.3,
+        ..tiny()
+    };
+    let params = Params::random(&config, &Device::Cpu, 11).unwrap();
+    let batch = batch(&config);
+    let dropout = dropout(MaskStream::key_for_seed(5), 3, 0.3);
+    let (mut lean, loss) = lean_step(&config, &params, &batch, Some(dropout));
+    let grads = lean.grads().unwrap();
+    let norm2: f64 = lean.squared_norms().iter().sum();
+    let eps = 1e-3 / norm2.sqrt();
+    let moved = |sign: f64| {
+        let shifted = Params::from_tensors(params.vars().map(|(name, v)| {
+            let t = (v.as_tensor() + (&grads[name] * (sign * eps)).unwrap()).unwrap();
+            (name.clone(), t)
+        }))
+        .unwrap();
+        f64::from(lean_step(&config, &shifted, &batch, Some(dropout)).1)
+    };
+    let slope = (moved(1.0) - moved(-1.0)) / (2.0 * eps);
+    let rel = (slope - norm2).abs() / norm2;
+    assert!(
+        rel < 2e-2,
+        "loss {loss}: slope {slope} against |g|² {norm2} (rel {rel})"
+    );
+}
+
+#[test]
+fn the_masks_change_with_the_round_and_not_with_threads() {
+    let config = BertConfig {
+        hidden_dropout_prob: 0.1,
+        attention_probs_dropout_prob: 0.1,
+        ..tiny()
+    };
+    let params = Params::random(&config, &Device::Cpu, 3).unwrap();
+    let batch = batch(&config);
+    let run = |round: u32, threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let dropout = dropout(MaskStream::key_for_seed(42), round, 0.1);
+            let (lean, loss) = lean_step(&config, &params, &batch, Some(dropout));
+            (
+                loss.to_bits(),
+                lean.arena.iter().map(|g| g.to_bits()).collect::<Vec<_>>(),
+            )
+        })
+    };
+    let one = run(0, 1);
+    assert_eq!(one, run(0, 3), "the same bits on 1 and 3 threads");
+    assert_ne!(one.0, run(1, 1).0, "another round draws other masks");
+}
+
+#[test]
+fn the_plan_counts_what_the_cpu_launches() {
+    let config = tiny();
+    let params = Params::random(&config, &Device::Cpu, 7).unwrap();
+    let batch = batch(&config);
+    let mut lean = LeanStep::new(&config, &params).unwrap();
+    lean.begin();
+    let dropout = MicroBatchDropout {
+        key: [1, 2],
+        round: 0,
+        hidden: 0.1,
+        attention: 0.1,
+    };
+    lean.micro_batch(&params, &batch, Some(dropout), 1.0)
+        .unwrap();
+    lean.squared_norms();
+    let mut optimizer = AdamW::new(&params, Default::default()).unwrap();
+    lean.update(&mut optimizer, 1.0, 1e-5).unwrap();
+    let counted = census(&config, 2, 12, DType::F32).unwrap();
+    assert_eq!(lean.launches, counted.launches);
+    let layers = config.num_hidden_layers;
+    let parameters = expected_shapes_len(&config);
+    // 12 forward and 28 backward a layer; the embeddings 2 + 3, the head 2 + 3,
+    // zeroing 1, the norms 1, AdamW one per parameter.
+    assert_eq!(counted.launch_proxy, 40 * layers + 5 + 5 + 2 + parameters);
+    let f16 = census(&config, 2, 12, DType::F16).unwrap();
+    assert_eq!(
+        f16.launch_proxy, counted.launch_proxy,
+        "autocast adds no launch"
+    );
+    assert!(f16.activation_peak_bytes < counted.activation_peak_bytes);
+}
+
+fn expected_shapes_len(config: &BertConfig) -> usize {
+    crate::model::expected_shapes(config).len()
+}
+
+#[test]
+fn a_bert_base_step_is_under_1500_launches_in_f32_and_f16() {
+    for model in ["bert-base-uncased", "bert-large-uncased"] {
+        let config = BertConfig::known(model).unwrap();
+        for dtype in [DType::F32, DType::F16] {
+            let c = census(&config, 32, 384, dtype).unwrap();
+            let layers = config.num_hidden_layers;
+            assert_eq!(
+                c.launch_proxy,
+                40 * layers + 12 + expected_shapes_len(&config)
+            );
+            if model == "bert-base-uncased" {
+                assert!(
+                    c.launch_proxy <= 1500,
+                    "{model} {dtype:?}: {}",
+                    c.launch_proxy
+                );
+            }
+        }
+    }
+}
