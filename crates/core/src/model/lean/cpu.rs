@@ -347,7 +347,7 @@ impl Ops for Cpu<'_> {
 
     fn attention(&mut self, input: &StepInput, a: &Attention) -> Result<()> {
         let (r, mut w) = self.io(&[a.q, a.k, a.v], &[a.context])?;
-        Ok(heads(input, a)?.forward(r[0], r[1], r[2], &mut w[0])?)
+        Ok(heads(input, a)?.forward(r[0], r[1], r[2], w[0])?)
     }
 
     fn attention_backward(&mut self, input: &StepInput, ab: &AttentionBackward) -> Result<()> {
