@@ -6,7 +6,7 @@ use super::checkpoint::{
     TrainerState,
 };
 use super::control::Control;
-use super::engine::{generator_for, Engine};
+use super::engine::{dropout_round, generator_for, Engine};
 use super::evaluation;
 use super::optimizer::{global_norm, AdamW, AdamWParams};
 use super::prepare::Prepared;
@@ -212,9 +212,7 @@ impl<'a> Trainer<'a> {
                         pad_to,
                         &self.p.device,
                     )?;
-                    // Philox's round: this micro-batch's number in the run,
-                    // the same after a resume.
-                    let round = state.global_step * group.len() as u64 + i as u64;
+                    let round = dropout_round(state.global_step, c.gradient_accumulation_steps, i);
                     engine.micro_batch(
                         &self.p.model.params,
                         &batch,
