@@ -2,7 +2,8 @@
 # The one-shot GPU check (bench/GPU.md): five sections, each under its own
 # timeout, each writing its JSON to $OUT the moment it ends, so a late
 # failure loses nothing; then a readable table ($OUT/table.txt).
-#   1 doctor       what the binary was built with, the GPU, the driver
+#   1 doctor       what the binary was built with, the GPU, the driver, and
+#                  the fused kernels' self-check against candle's generic ops
 #   2 correctness  f32 logits against the CPU's; a bf16 loss trajectory
 #                  against f32 (TF32 off, dropout off)
 #   3 speed        the train step of BERT-base and -large at 32 x 384 in bf16,
@@ -61,8 +62,9 @@ done
 echo "setup: $(( $(date +%s) - setup_start )) s" | tee -a "$OUT/sections.txt"
 model() { echo "$work/bert-$1-random"; }
 
-# 1. doctor
-step 1-doctor 15 "$BIN" doctor --json
+# 1. doctor, with the fused kernels' self-check on every device (the table
+# comes first: it says which kernels a run on this GPU may trust)
+step 1-doctor 60 "$BIN" doctor --kernels --json
 
 # 2. correctness, TF32 off (the command turns it off)
 step 2-correctness "$T_CHECK" "$BIN" bench check --model "$(model "$first")" --device "$DEVICE" $CHECK --json

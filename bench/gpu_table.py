@@ -75,8 +75,20 @@ def doctor(out):
     if "error" in d:
         return [f"1 doctor: {d['error']}"]
     gpus = ", ".join(f'{g["name"]} ({g.get("free_mib")} MiB free)' for g in d.get("gpus", [])) or "none"
-    return [f"1 doctor: built with {d.get('features')}, compute cap {d.get('cuda_compute_cap_built')}; "
-            f"GPUs: {gpus}; driver CUDA {d.get('driver_cuda_version')}"]
+    lines = [f"1 doctor: built with {d.get('features')}, compute cap {d.get('cuda_compute_cap_built')}; "
+             f"GPUs: {gpus}; driver CUDA {d.get('driver_cuda_version')}"]
+    # The fused kernels' self-check (doctor --kernels): one line per
+    # implementation and dtype, the kernels it switched off named.
+    for r in d.get("kernels", []):
+        checks = r.get("checks", [])
+        off = sorted({c["kernel"] for c in checks if not c.get("passed")})
+        dtypes = sorted({c.get("dtype") for c in checks})
+        worst = max((c["error"] for c in checks if c.get("passed")), default=None)
+        lines.append(f"  kernels: {r.get('implementation')} on {r.get('device')} {'/'.join(dtypes)}: "
+                     f"{len(checks) - sum(1 for c in checks if not c.get('passed'))}/{len(checks)} checks pass"
+                     f" in {r.get('seconds', 0):.3f} s; worst passing error {worst}; "
+                     f"{'off: ' + ', '.join(off) if off else 'every kernel fused'}")
+    return lines
 
 
 def correctness(out):

@@ -14,9 +14,24 @@ use std::process::Command;
 pub struct DoctorArgs {
     #[arg(long)]
     pub json: bool,
+    /// Also run the fused kernels' self-check on the CPU and on every GPU
+    /// (this one opens a CUDA context) and print its table.
+    #[arg(long)]
+    pub kernels: bool,
 }
 
-pub fn run(_args: &DoctorArgs) -> Result<Report> {
+pub fn run(args: &DoctorArgs) -> Result<Report> {
+    let mut report = machine()?;
+    if args.kernels {
+        let (text, json) =
+            super::doctor_kernels::check_all(report.json["gpus"].as_array().map_or(0, Vec::len));
+        report.text += &text;
+        report.json["kernels"] = json;
+    }
+    Ok(report)
+}
+
+fn machine() -> Result<Report> {
     let cuda_built = crate::model::CUDA_BUILT;
     let features: Vec<&str> = [("gui", cfg!(feature = "gui")), ("cuda", cuda_built)]
         .into_iter()

@@ -10,6 +10,7 @@ mod check_config;
 mod compare;
 mod convert;
 mod doctor;
+mod doctor_kernels;
 mod eval;
 mod features;
 mod inputs;

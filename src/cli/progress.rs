@@ -34,6 +34,7 @@ impl EventSink for ProgressReporter {
     fn on_event(&mut self, event: &TrainEvent) -> anyhow::Result<()> {
         match event {
             TrainEvent::Status { message } => self.say(format!("{message}…")),
+            TrainEvent::Warning { message } => self.say(format!("warning: {message}")),
             TrainEvent::Started(info) => {
                 self.say(format!(
                     "training {} on {} ({}): {} windows of {} questions, {} steps of {} windows, {} warmup; evaluating on {} questions",

@@ -190,10 +190,15 @@ pub fn show(args: &ShowArgs) -> Result<Report> {
             text += &format!("resumed from steps: {}\n", steps.join(", "));
         }
         text += &format!(
-            "device: {} ({}), dropout masks: {}\nversions: squadlab {}, candle {}, git {}\n",
+            "device: {} ({}), dropout masks: {}, fused kernels: {}\nversions: squadlab {}, candle {}, git {}\n",
             r.device.as_deref().unwrap_or("-"),
             r.dtype.as_deref().unwrap_or("-"),
             r.dropout_generator.as_deref().unwrap_or("-"),
+            match &r.fused_kernels {
+                Some(k) if k.is_empty() => "none".to_string(),
+                Some(k) => k.join(", "),
+                None => "-".to_string(),
+            },
             r.versions.squadlab,
             r.versions.candle,
             r.versions.git_sha

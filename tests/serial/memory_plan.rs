@@ -135,7 +135,7 @@ pub fn the_lean_plan_is_the_lean_step_and_the_allocator_agrees() {
         lean.begin();
         lean.micro_batch(&params, &batch, Some(dropout), 1.0)
             .unwrap();
-        lean.squared_norms();
+        lean.squared_norms().unwrap();
         lean.update(&mut optimizer, 1.0, 1e-9).unwrap();
     };
     // As above: every thread's gemm slab first, then one unmeasured step.

@@ -41,3 +41,21 @@ pub fn claim_pause() {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
 }
+
+/// `SQUADLAB_FAULT_BROKEN_KERNEL=NAME`: the fused kernel of that name
+/// (`model::fused::Kernel::name`: its CPU twin, or the kernel itself under
+/// CUDA) returns a wrong value, so tests see the self-check switch it off
+/// and the run fall back to candle's generic ops.
+pub const BROKEN_KERNEL: &str = "SQUADLAB_FAULT_BROKEN_KERNEL";
+
+/// The kernel name the switch breaks, if any.
+pub fn broken_kernel() -> Option<&'static str> {
+    static NAME: OnceLock<Option<String>> = OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::var(BROKEN_KERNEL)
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    })
+    .as_deref()
+}

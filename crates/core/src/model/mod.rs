@@ -9,6 +9,7 @@ mod checkpoint;
 pub mod cuda_layout;
 pub mod cuda_tuning;
 mod device;
+pub mod fused;
 pub mod kernels;
 pub mod layers;
 pub mod lean;

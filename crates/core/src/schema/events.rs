@@ -51,6 +51,11 @@ pub enum TrainEvent {
     Failed {
         error: String,
     },
+    /// Something the run goes on despite, that its reader should know: a
+    /// fused kernel the self-check switched off, say.
+    Warning {
+        message: String,
+    },
 }
 
 /// JSON has no NaN or infinity: serde_json writes them as `null`, so a
@@ -97,6 +102,11 @@ pub struct StartInfo {
     /// logs from before it was recorded.
     #[serde(default)]
     pub dropout_generator: Option<String>,
+    /// The fused kernels this run's step runs (`model::fused::Kernel`
+    /// names); the rest of its ops are candle's generic ones. Absent in
+    /// logs from before it was recorded.
+    #[serde(default)]
+    pub fused_kernels: Option<Vec<String>>,
 }
 
 /// One optimizer step. `learning_rate` is the rate this step used.

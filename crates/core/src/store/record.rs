@@ -130,6 +130,10 @@ pub struct RunRecord {
     /// before the run started or in records from before it was kept.
     #[serde(default)]
     pub dropout_generator: Option<String>,
+    /// The fused kernels the run's step ran (`StartInfo::fused_kernels`);
+    /// none before the run started or in records from before it was kept.
+    #[serde(default)]
+    pub fused_kernels: Option<Vec<String>>,
     pub versions: Versions,
     pub data: Vec<DataFile>,
     pub outcome: Outcome,
@@ -170,6 +174,7 @@ impl Default for RunRecord {
             device: None,
             dtype: None,
             dropout_generator: None,
+            fused_kernels: None,
             versions: Versions::default(),
             data: Vec::new(),
             outcome: Outcome::default(),

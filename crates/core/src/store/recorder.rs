@@ -69,6 +69,9 @@ impl RunRecorder {
         if info.dropout_generator.is_some() {
             r.dropout_generator = info.dropout_generator.clone();
         }
+        if info.fused_kernels.is_some() {
+            r.fused_kernels = info.fused_kernels.clone();
+        }
         r.outcome.total_steps = Some(info.total_steps);
         r.warmup_steps = Some(info.warmup_steps);
         r.outcome.global_step = Some(info.resumed_from_step);
@@ -149,7 +152,8 @@ impl EventSink for RunRecorder {
             TrainEvent::Status { .. }
             | TrainEvent::EpochEnd(_)
             | TrainEvent::Paused { .. }
-            | TrainEvent::Resumed { .. } => save = false,
+            | TrainEvent::Resumed { .. }
+            | TrainEvent::Warning { .. } => save = false,
         }
         if save {
             // Name, tags and notes belong to the user, who may edit them

@@ -2,26 +2,12 @@
 //! parameter, gradient and both moments, with no allocation per step (the
 //! tensor-op version made about ten temporaries the size of the model).
 
-use crate::model::kernels::multiversion;
 use candle_core::{bail, CpuStorage, InplaceOp1, Layout, Result, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
-/// The step's constants, as `torch.optim.AdamW` computes them.
-#[derive(Clone, Copy)]
-pub struct Step {
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    /// `lr / (1 − β₁ᵗ)`
-    pub step_size: f32,
-    /// `√(1 − β₂ᵗ)`
-    pub bias_correction2_sqrt: f32,
-    /// `1 − lr·weight_decay`, or 1 for parameters without decay.
-    pub decay: f32,
-    /// Clipping's coefficient, applied to the gradient as it is read (1: none).
-    pub grad_scale: f32,
-}
+use crate::model::kernels::optimizer::update_chunk as chunk;
+pub use crate::model::kernels::optimizer::AdamStep as Step;
 
 /// Updates `param` (f32, CPU) and its moments in place from `grad`.
 pub fn update(
@@ -92,17 +78,5 @@ impl InplaceOp1 for Update<'_> {
             .zip(self.grad.par_chunks(CHUNK))
             .for_each(|(((p, m), v), g)| chunk(p, m, v, g, s));
         Ok(())
-    }
-}
-
-multiversion! {
-    fn chunk(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], s: Step) {
-        for i in 0..p.len() {
-            let gi = if s.grad_scale == 1.0 { g[i] } else { g[i] * s.grad_scale };
-            m[i] = s.beta1 * m[i] + (1.0 - s.beta1) * gi;
-            v[i] = s.beta2 * v[i] + (1.0 - s.beta2) * gi * gi;
-            let denom = v[i].sqrt() / s.bias_correction2_sqrt + s.eps;
-            p[i] = p[i] * s.decay - s.step_size * (m[i] / denom);
-        }
     }
 }

@@ -7,6 +7,7 @@ use super::lean::{LeanStep, MicroBatchDropout};
 use super::optimizer::{clip_coefficient, clip_to_norm, squared_norms, AdamW, Grads};
 use super::step::accumulate_gradients;
 use crate::config::{Graph, RunConfig};
+use crate::model::fused::KernelSet;
 use crate::model::{BertConfig, BertQa, Params, WindowBatch};
 use crate::rng::philox::MaskStream;
 use crate::rng::{DropoutGenerator, SeededRng};
@@ -80,8 +81,9 @@ impl Engine {
                         config.graph,
                     );
                 }
+                let trusted = crate::model::fused::cpu_check().trusted();
                 Ok(Engine::Lean {
-                    step: Box::new(LeanStep::new(model, params)?),
+                    step: Box::new(LeanStep::new(model, params)?.with_kernels(trusted)),
                     key: MaskStream::key_for_seed(config.seed),
                     hidden: model.hidden_dropout_prob as f32,
                     attention: model.attention_probs_dropout_prob as f32,
@@ -95,6 +97,14 @@ impl Engine {
                 grads: Grads::new(),
                 losses: Vec::new(),
             }),
+        }
+    }
+
+    /// The kernels that run fused (none on the autograd graph).
+    pub fn fused_kernels(&self) -> KernelSet {
+        match self {
+            Engine::Lean { step, .. } => step.kernels(),
+            Engine::Autograd { .. } => KernelSet::none(),
         }
     }
 
@@ -184,7 +194,7 @@ impl Engine {
         match self {
             Engine::Lean { step, losses, .. } => Ok((
                 losses.iter().map(|&l| f64::from(l)).collect(),
-                step.squared_norms(),
+                step.squared_norms()?,
             )),
             Engine::Autograd { grads, losses, .. } => {
                 let mut parts = losses

@@ -202,6 +202,7 @@ impl AdamW {
         grads: &[&[f32]],
         clip: f32,
         lr: f64,
+        fused: bool,
     ) -> Result<()> {
         if names.len() != self.slots.len() || grads.len() != names.len() {
             return Err(anyhow!(
@@ -227,8 +228,13 @@ impl AdamW {
                 return Err(anyhow!("adamw: {name} is not an f32 CPU parameter"));
             };
             let step = groups[usize::from(slot.decay)];
-            adamw_cpu::update_slice(slot.var.as_tensor(), g, exp_avg, exp_avg_sq, step)
-                .with_context(|| format!("updating {name}"))?;
+            if fused {
+                adamw_cpu::update_slice(slot.var.as_tensor(), g, exp_avg, exp_avg_sq, step)
+                    .with_context(|| format!("updating {name}"))?;
+            } else {
+                generic_update(&slot.var, g, exp_avg, exp_avg_sq, step)
+                    .with_context(|| format!("updating {name} with the generic ops"))?;
+            }
         }
         Ok(())
     }
@@ -351,4 +357,29 @@ pub fn clip_to_norm(grads: &mut Grads, max_norm: f64, norm: f64) -> Result<()> {
 pub fn clip_coefficient(max_norm: f64, norm: f64) -> Option<f64> {
     let coef = max_norm / (norm + 1e-6);
     (max_norm > 0.0 && coef < 1.0).then_some(coef)
+}
+
+/// AdamW through candle's generic ops (`fused::generic`), for a process
+/// whose self-check switched the fused update off; same state, same step.
+fn generic_update(
+    var: &candle_core::Var,
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    step: adamw_cpu::Step,
+) -> Result<()> {
+    use crate::model::fused::{generic::Generic, AdamState, FusedOps};
+    let w = var.as_tensor();
+    let (dims, dev) = (w.dims().to_vec(), w.device());
+    let state = AdamState {
+        w: w.copy()?,
+        m: Tensor::from_slice(m, dims.as_slice(), dev)?,
+        v: Tensor::from_slice(v, dims.as_slice(), dev)?,
+    };
+    let g = Tensor::from_slice(g, dims.as_slice(), dev)?;
+    let (next, _) = Generic.adamw(state, &g, &step, None)?;
+    var.set(&next.w)?;
+    m.copy_from_slice(&next.m.flatten_all()?.to_vec1::<f32>()?);
+    v.copy_from_slice(&next.v.flatten_all()?.to_vec1::<f32>()?);
+    Ok(())
 }

@@ -139,6 +139,13 @@ impl<'a> Trainer<'a> {
             self.p.device.set_seed(c.seed ^ state.global_step)?;
         }
         let (device_name, dtype_name) = describe(&self.p.device, self.p.compute);
+        // The self-check of every fused implementation on this device (once
+        // per process): what it switched off is said before the run starts.
+        for report in crate::model::fused::device_checks(&self.p.device) {
+            for message in report.warnings() {
+                self.emit(TrainEvent::Warning { message });
+            }
+        }
         self.emit(TrainEvent::Started(Box::new(StartInfo {
             config: c.clone(),
             run_dir: self.run_dir.clone(),
@@ -163,6 +170,7 @@ impl<'a> Trainer<'a> {
                 .sum(),
             resumed_from_step: state.global_step,
             dropout_generator: Some(engine.generator().name().to_string()),
+            fused_kernels: Some(engine.fused_kernels().names()),
         })));
 
         let flops_per_window = flops_per_window(&self.p.model.config, c.max_seq_length);

@@ -435,7 +435,7 @@ impl CustomOp3 for Attention {
 
 multiversion! {
     /// Each `mask.len()`-wide row of `scores` plus the mask, softmaxed in place.
-    fn softmax_rows(scores: &mut [f32], mask: &[f32]) {
+    pub(crate) fn softmax_rows(scores: &mut [f32], mask: &[f32]) {
         const L: usize = 16;
         for row in scores.chunks_exact_mut(mask.len()) {
             // One pass adds the mask and finds the maximum, one exponentiates
@@ -497,7 +497,7 @@ multiversion! {
 
 multiversion! {
     /// The gradient through the softmax, row by row: ds = p ⊙ (dp − Σ dp ⊙ p).
-    fn softmax_backward_rows(grad: &mut [f32], probs: &[f32], s: usize) {
+    pub(crate) fn softmax_backward_rows(grad: &mut [f32], probs: &[f32], s: usize) {
         for (gr, pr) in grad.chunks_exact_mut(s).zip(probs.chunks_exact(s)) {
             let r = dot(gr, pr);
             for (x, &p) in gr.iter_mut().zip(pr) {

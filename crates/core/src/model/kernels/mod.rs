@@ -16,6 +16,7 @@ pub(crate) mod linear;
 pub mod masks;
 pub(crate) mod math;
 pub(crate) mod matmul;
+pub mod optimizer;
 pub(crate) mod storage;
 
 pub use attention::{attention, AttentionDropout};

@@ -4,9 +4,11 @@
 //! `s × s` matrix outlives its head (it stays in L2); the op boundaries
 //! between the heads' tasks are the ones a GPU runs.
 
+use super::fallback;
 use super::ops::{
     Attention, AttentionBackward, Buf, Dropout, Gemm, Norm, NormBackward, Ops, Prec, StepInput,
 };
+use crate::model::fused::{Kernel, KernelSet};
 use crate::model::kernels::attention::{Heads, Masks};
 use crate::model::kernels::gelu;
 use crate::model::kernels::layer_norm::{moments, row_backward};
@@ -30,6 +32,9 @@ pub struct Cpu<'a> {
     acts: Vec<Option<Vec<f32>>>,
     /// Each micro-batch's loss, in order.
     pub losses: Vec<f32>,
+    /// The kernels that run fused; the others go through candle's generic
+    /// ops (`fallback`).
+    fused: KernelSet,
 }
 
 impl<'a> Cpu<'a> {
@@ -39,6 +44,31 @@ impl<'a> Cpu<'a> {
             grads,
             acts: Vec::new(),
             losses: Vec::new(),
+            fused: KernelSet::all(),
+        }
+    }
+
+    /// The same backend with only `fused` running fused.
+    pub fn with_kernels(mut self, fused: KernelSet) -> Self {
+        self.fused = fused;
+        self
+    }
+
+    /// Puts host values in as an activation (the self-check's inputs).
+    pub fn put(&mut self, values: Vec<f32>) -> Buf {
+        self.acts.push(Some(values));
+        Buf::Act((self.acts.len() - 1) as u32)
+    }
+
+    /// Takes an activation's values out.
+    pub fn take(&mut self, buf: Buf) -> Result<Vec<f32>> {
+        match buf {
+            Buf::Act(i) => self
+                .acts
+                .get_mut(i as usize)
+                .and_then(Option::take)
+                .ok_or_else(|| anyhow!("lean step: activation {i} was freed or never made")),
+            other => bail!("lean step: {other:?} is not an activation"),
         }
     }
 
@@ -121,13 +151,15 @@ impl Ops for Cpu<'_> {
     fn gemm(&mut self, g: &Gemm) -> Result<()> {
         let mut reads = vec![g.a, g.b];
         reads.extend(g.bias);
+        let fused = self.fused;
         let (r, mut w) = self.io(&reads, &[g.c])?;
         let c = &mut *w[0];
         need("a GEMM's left operand", r[0].len(), g.m * g.k)?;
         need("a GEMM's right operand", r[1].len(), g.k * g.n)?;
         need("a GEMM's output", c.len(), g.m * g.n)?;
         let c = &mut c[..g.m * g.n];
-        if let Some(bias) = r.get(2) {
+        let bias_fused = fused.has(Kernel::Bias);
+        if let Some(bias) = r.get(2).filter(|_| bias_fused) {
             need("a GEMM's bias", bias.len(), g.n)?;
             for row in c.chunks_exact_mut(g.n) {
                 if g.accumulate {
@@ -157,16 +189,25 @@ impl Ops for Cpu<'_> {
                 ViewMut::row_major(c, g.n),
                 lhs,
                 rhs,
-                g.accumulate || g.bias.is_some(),
+                g.accumulate || (g.bias.is_some() && bias_fused),
                 g.scale,
                 pool_threads(),
             )
         };
+        match r.get(2) {
+            Some(bias) if !bias_fused => fallback::add_bias(c, bias, g.n)?,
+            Some(_) => Kernel::Bias.sabotage(c),
+            None => {}
+        }
         Ok(())
     }
 
     fn embed(&mut self, input: &StepInput, tables: [Buf; 3], out: Buf) -> Result<()> {
+        let fused = self.fused;
         let (r, mut w) = self.io(&tables, &[out])?;
+        if !fused.has(Kernel::Embedding) {
+            return fallback::embed(input, [r[0], r[1], r[2]], w[0]);
+        }
         let (word, position, token_type) = (r[0], r[1], r[2]);
         let h = w[0].len() / (input.b * input.s).max(1);
         for (n, row) in w[0].chunks_exact_mut(h).enumerate() {
@@ -182,6 +223,7 @@ impl Ops for Cpu<'_> {
                 row[i] = (wr[i] + tr[i]) + pr[i];
             }
         }
+        Kernel::Embedding.sabotage(w[0]);
         Ok(())
     }
 
@@ -192,7 +234,14 @@ impl Ops for Cpu<'_> {
         grads: [Buf; 3],
         pad: u32,
     ) -> Result<()> {
+        let fused = self.fused;
         let (r, mut w) = self.io(&[d_out], &grads)?;
+        if !fused.has(Kernel::Embedding) {
+            let [word, position, token_type] = &mut w[..] else {
+                bail!("lean step: three embedding tables")
+            };
+            return fallback::embed_backward(input, r[0], [word, position, token_type], pad);
+        }
         let d = r[0];
         let h = d.len() / (input.b * input.s).max(1);
         let [word, position, token_type] = &mut w[..] else {
@@ -211,6 +260,7 @@ impl Ops for Cpu<'_> {
                 }
             }
         }
+        Kernel::Embedding.sabotage(position);
         Ok(())
     }
 
@@ -221,12 +271,16 @@ impl Ops for Cpu<'_> {
             reads.push(res);
             writes.push(r);
         }
+        let fused = self.fused;
         let (r, w) = self.io(&reads, &writes)?;
         let (a, weight, bias) = (r[0], r[1], r[2]);
         let residual = r.get(3).copied();
         let mut w = w.into_iter();
         let (y, stats) = (w.next().expect("y"), w.next().expect("stats"));
         let sum_out = w.next();
+        if !fused.has(Kernel::LayerNorm) {
+            return fallback::norm(n, [a, weight, bias], residual, y, stats, sum_out);
+        }
         let width = n.width;
         need("a LayerNorm's input", a.len(), n.rows * width)?;
         let blocks = n.rows.div_ceil(BLOCK_ROWS);
@@ -275,6 +329,7 @@ impl Ops for Cpu<'_> {
                     }
                 }
             });
+        Kernel::LayerNorm.sabotage(y);
         Ok(())
     }
 
@@ -283,6 +338,7 @@ impl Ops for Cpu<'_> {
         let reads = [nb.r, nb.dy, n.weight, n.stats];
         let mut writes = vec![nb.d_a, nb.d_weight, nb.d_bias];
         writes.extend(nb.d_residual);
+        let fused = self.fused;
         let (r, w) = self.io(&reads, &writes)?;
         let (x, dy, weight, stats) = (r[0], r[1], r[2], r[3]);
         let mut w = w.into_iter();
@@ -292,6 +348,16 @@ impl Ops for Cpu<'_> {
             w.next().expect("d_bias"),
         );
         let d_res = w.next();
+        if !fused.has(Kernel::LayerNorm) {
+            return fallback::norm_backward(
+                n,
+                [x, dy, weight, stats],
+                d_a,
+                d_res,
+                d_weight,
+                d_bias,
+            );
+        }
         let width = n.width;
         need("a LayerNorm's gradient", dy.len(), n.rows * width)?;
         let partials: Vec<(Vec<f32>, Vec<f32>)> = d_a[..n.rows * width]
@@ -342,54 +408,100 @@ impl Ops for Cpu<'_> {
                     dropout_in_place(chunk, d, (i * CHUNK) as u64, &mut words);
                 });
         }
+        Kernel::LayerNorm.sabotage(d_a);
         Ok(())
     }
 
     fn attention(&mut self, input: &StepInput, a: &Attention) -> Result<()> {
+        let fused = self.fused;
         let (r, mut w) = self.io(&[a.q, a.k, a.v], &[a.context])?;
-        Ok(heads(input, a)?.forward(r[0], r[1], r[2], w[0])?)
+        if !fused.has(Kernel::Softmax) {
+            return fallback::attention(input, a, [r[0], r[1], r[2]], w[0]);
+        }
+        heads(input, a)?.forward(r[0], r[1], r[2], w[0])?;
+        Kernel::Softmax.sabotage(w[0]);
+        Ok(())
     }
 
     fn attention_backward(&mut self, input: &StepInput, ab: &AttentionBackward) -> Result<()> {
         let a = &ab.forward;
+        let fused = self.fused;
         let (r, mut w) = self.io(&[a.q, a.k, a.v, ab.d_context], &[ab.dq, ab.dk, ab.dv])?;
         let [dq, dk, dv] = &mut w[..] else {
             bail!("lean step: attention has three input gradients")
         };
-        Ok(heads(input, a)?.backward((r[0], r[1], r[2], r[3]), (dq, dk, dv))?)
+        if !fused.has(Kernel::Softmax) {
+            return fallback::attention_backward(input, a, [r[0], r[1], r[2], r[3]], [dq, dk, dv]);
+        }
+        heads(input, a)?.backward((r[0], r[1], r[2], r[3]), (dq, dk, dv))?;
+        Kernel::Softmax.sabotage(dq);
+        Ok(())
     }
 
     fn gelu(&mut self, u: Buf, g: Buf, elems: usize) -> Result<()> {
+        let fused = self.fused;
         let (r, mut w) = self.io(&[u], &[g])?;
         need("GELU's input", r[0].len(), elems)?;
+        if !fused.has(Kernel::Gelu) {
+            return fallback::gelu(&r[0][..elems], &mut w[0][..elems]);
+        }
         w[0][..elems]
             .par_chunks_mut(CHUNK)
             .zip(r[0][..elems].par_chunks(CHUNK))
             .for_each(|(ys, xs)| gelu::forward(ys, xs));
+        Kernel::Gelu.sabotage(w[0]);
         Ok(())
     }
 
     fn gelu_backward(&mut self, u: Buf, d: Buf, elems: usize) -> Result<()> {
+        let fused = self.fused;
         let (r, mut w) = self.io(&[u], &[d])?;
         need("GELU's input", r[0].len(), elems)?;
+        if !fused.has(Kernel::Gelu) {
+            return fallback::gelu_backward(&r[0][..elems], &mut w[0][..elems]);
+        }
         w[0][..elems]
             .par_chunks_mut(CHUNK)
             .zip(r[0][..elems].par_chunks(CHUNK))
             .for_each(|(ds, xs)| gelu_backward_in_place(ds, xs));
+        Kernel::Gelu.sabotage(w[0]);
         Ok(())
     }
 
     fn column_sums(&mut self, m: Buf, rows: usize, cols: usize, into: Buf) -> Result<()> {
+        let fused = self.fused;
         let (r, mut w) = self.io(&[m], &[into])?;
         need("a bias gradient's input", r[0].len(), rows * cols)?;
-        add_into(&mut w[0][..cols], &column_sums(&r[0][..rows * cols], cols));
+        if !fused.has(Kernel::ColumnSums) {
+            return fallback::column_sums(r[0], rows, cols, w[0]);
+        }
+        let mut sums = column_sums(&r[0][..rows * cols], cols);
+        Kernel::ColumnSums.sabotage(&mut sums);
+        add_into(&mut w[0][..cols], &sums);
         Ok(())
     }
 
     fn qa_loss(&mut self, input: &StepInput, logits: Buf, d_logits: Buf, scale: f32) -> Result<()> {
+        let fused = self.fused;
         let (r, mut w) = self.io(&[logits], &[d_logits])?;
         let (b, s) = (input.b, input.s);
         need("the logits", r[0].len(), b * s * 2)?;
+        for (name, targets) in [
+            ("start_positions", &input.start_positions),
+            ("end_positions", &input.end_positions),
+        ] {
+            if let Some((window, &target)) =
+                targets.iter().enumerate().find(|(_, &t)| t as usize >= s)
+            {
+                bail!("lean step: {name} {target} of window {window} is outside its {s} positions");
+            }
+        }
+        if !fused.has(Kernel::QaLoss) {
+            let loss = fallback::qa_loss(input, r[0], w[0], scale)?;
+            drop(w);
+            self.losses.push(loss);
+            return Ok(());
+        }
         let mut means = [0f32; 2];
         for (column, (mean, targets)) in means
             .iter_mut()
@@ -400,12 +512,6 @@ impl Ops for Cpu<'_> {
             let mut z = vec![0f32; s];
             for window in 0..b {
                 let target = targets[window] as usize;
-                if target >= s {
-                    bail!(
-                        "lean step: {} {target} of window {window} is outside its {s} positions",
-                        ["start_positions", "end_positions"][column]
-                    );
-                }
                 for (j, zj) in z.iter_mut().enumerate() {
                     *zj = r[0][(window * s + j) * 2 + column];
                 }
@@ -423,7 +529,9 @@ impl Ops for Cpu<'_> {
             *mean = total / b as f32;
         }
         drop(w);
-        self.losses.push((means[0] + means[1]) / 2.0);
+        let mut loss = [(means[0] + means[1]) / 2.0];
+        Kernel::QaLoss.sabotage(&mut loss);
+        self.losses.push(loss[0]);
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! it through `train::lean`.
 
 pub mod cpu;
+mod fallback;
 pub mod ops;
 pub mod plan;
 pub mod sequence;

@@ -7,7 +7,10 @@
 //! next (issue 31).
 
 use super::optimizer::{AdamW, Grads};
+use crate::model::fused::generic::Generic;
+use crate::model::fused::{FusedOps, Kernel, KernelSet};
 use crate::model::kernels::f32_slice;
+use crate::model::kernels::optimizer::squared_norm;
 use crate::model::lean::{cpu, plan, sequence};
 pub use crate::model::lean::{Launches, MicroBatchDropout, ParamTable, StepInput};
 use crate::model::{BertConfig, Params, WindowBatch};
@@ -25,6 +28,9 @@ pub struct LeanStep {
     offsets: Vec<usize>,
     /// Launches since the last `begin`.
     pub launches: Launches,
+    /// The kernels that run fused (the self-check's verdict); the others
+    /// run on candle's generic ops.
+    fused: KernelSet,
 }
 
 impl LeanStep {
@@ -56,7 +62,18 @@ impl LeanStep {
             offsets,
             table,
             launches: Launches::default(),
+            fused: KernelSet::all(),
         })
+    }
+
+    /// The same step with only `fused` running fused.
+    pub fn with_kernels(mut self, fused: KernelSet) -> Self {
+        self.fused = fused;
+        self
+    }
+
+    pub fn kernels(&self) -> KernelSet {
+        self.fused
     }
 
     /// Starts an optimizer step: zeroes the gradients.
@@ -92,7 +109,7 @@ impl LeanStep {
             })
             .collect::<Result<Vec<&[f32]>>>()?;
         let grads = split(&mut self.arena, &self.offsets);
-        let mut cpu = cpu::Cpu::new(values, grads);
+        let mut cpu = cpu::Cpu::new(values, grads).with_kernels(self.fused);
         let mut seq = sequence::Sequence::new(&mut cpu, &self.config, &self.table);
         seq.micro_batch(&input, dropout, scale as f32)?;
         for (kind, n) in std::mem::take(&mut seq.launches.by_kind) {
@@ -104,17 +121,15 @@ impl LeanStep {
     }
 
     /// Each gradient's squared L2 norm, summed in f64 (one launch).
-    pub fn squared_norms(&mut self) -> Vec<f64> {
+    pub fn squared_norms(&mut self) -> Result<Vec<f64>> {
         self.launches.add("squared norms", 1);
-        (0..self.table.len())
+        if !self.fused.has(Kernel::Norms) {
+            return Generic.squared_norms(&self.grads()?.into_values().collect::<Vec<_>>());
+        }
+        Ok((0..self.table.len())
             .into_par_iter()
-            .map(|i| {
-                self.arena[self.offsets[i]..self.offsets[i + 1]]
-                    .chunks(1 << 14)
-                    .map(|c| c.iter().map(|&g| f64::from(g) * f64::from(g)).sum::<f64>())
-                    .sum()
-            })
-            .collect()
+            .map(|i| squared_norm(&self.arena[self.offsets[i]..self.offsets[i + 1]]))
+            .collect())
     }
 
     /// AdamW at `lr` on the gradients times `clip` (clipping's coefficient,
@@ -124,7 +139,13 @@ impl LeanStep {
         let grads: Vec<&[f32]> = (0..self.table.len())
             .map(|i| &self.arena[self.offsets[i]..self.offsets[i + 1]])
             .collect();
-        optimizer.step_slices(&self.table.names, &grads, clip, lr)
+        optimizer.step_slices(
+            &self.table.names,
+            &grads,
+            clip,
+            lr,
+            self.fused.has(Kernel::AdamW),
+        )
     }
 
     /// The gradients as tensors by name (for traces; copies).
