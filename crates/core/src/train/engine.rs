@@ -3,6 +3,7 @@
 //! The trainer drives both the same way: micro-batches, one read of the
 //! losses and gradient norms, then the clipped update.
 
+use super::lean::device::DeviceStep;
 use super::lean::{LeanStep, MicroBatchDropout};
 use super::optimizer::{clip_coefficient, clip_to_norm, squared_norms, AdamW, Grads};
 use super::step::accumulate_gradients;
@@ -24,6 +25,15 @@ pub enum Engine {
         hidden: f32,
         attention: f32,
         losses: Vec<f32>,
+    },
+    /// CUDA (f32 or bf16): the same sequence over device tensors, each
+    /// fused op on its CUDA kernel where the self-check trusts it, Philox
+    /// dropout.
+    LeanDevice {
+        step: Box<DeviceStep>,
+        key: [u32; 2],
+        hidden: f32,
+        attention: f32,
     },
     /// candle's graph (fused CPU kernels or the generic ops), dropout from
     /// the run's `SeededRng` (or the device's generator).
@@ -53,8 +63,14 @@ pub fn generator_for(config: &RunConfig, device: &Device, compute: DType) -> Dro
     }
 }
 
+/// The lean step trains graph `auto` runs in f32 on the CPU, and in f32 or
+/// bf16 on CUDA (its kernels have no f16).
 fn lean_applies(config: &RunConfig, device: &Device, compute: DType) -> bool {
-    config.graph == Graph::Auto && device.is_cpu() && compute == DType::F32
+    config.graph == Graph::Auto
+        && match device {
+            Device::Cpu => compute == DType::F32,
+            _ => device.is_cuda() && matches!(compute, DType::F32 | DType::BF16),
+        }
 }
 
 impl Engine {
@@ -74,12 +90,25 @@ impl Engine {
                 if !lean_applies(config, device, compute) {
                     bail!(
                         "this run drew its dropout masks with {} on the lean step, which trains \
-                         f32 on the CPU with graph \"auto\"; resuming it with graph {:?} on \
-                         {device:?} in {compute:?} would draw other masks (resume it on the CPU, \
-                         dtype f32, graph auto)",
+                         with graph \"auto\" in f32 on the CPU or in f32 or bf16 on CUDA; \
+                         resuming it with graph {:?} on {device:?} in {compute:?} would draw other \
+                         masks (resume it with graph auto on the CPU in f32, or on CUDA)",
                         generator.name(),
                         config.graph,
                     );
+                }
+                let key = MaskStream::key_for_seed(config.seed);
+                let (hidden, attention) = (
+                    model.hidden_dropout_prob as f32,
+                    model.attention_probs_dropout_prob as f32,
+                );
+                if !device.is_cpu() {
+                    return Ok(Engine::LeanDevice {
+                        step: Box::new(DeviceStep::new(model, params, compute)?),
+                        key,
+                        hidden,
+                        attention,
+                    });
                 }
                 let trusted = crate::model::fused::cpu_check().trusted();
                 Ok(Engine::Lean {
@@ -104,13 +133,14 @@ impl Engine {
     pub fn fused_kernels(&self) -> KernelSet {
         match self {
             Engine::Lean { step, .. } => step.kernels(),
+            Engine::LeanDevice { step, .. } => step.kernels(),
             Engine::Autograd { .. } => KernelSet::none(),
         }
     }
 
     pub fn generator(&self) -> DropoutGenerator {
         match self {
-            Engine::Lean { .. } => DropoutGenerator::Philox,
+            Engine::Lean { .. } | Engine::LeanDevice { .. } => DropoutGenerator::Philox,
             Engine::Autograd { .. } => DropoutGenerator::SeededRng,
         }
     }
@@ -122,6 +152,7 @@ impl Engine {
                 step.begin();
                 losses.clear();
             }
+            Engine::LeanDevice { step, .. } => step.begin(params)?,
             Engine::Autograd {
                 f32_model,
                 compute,
@@ -172,6 +203,20 @@ impl Engine {
                 };
                 losses.push(step.micro_batch(params, batch, Some(dropout), scale)?);
             }
+            Engine::LeanDevice {
+                step,
+                key,
+                hidden,
+                attention,
+            } => {
+                let dropout = MicroBatchDropout {
+                    key: *key,
+                    round: round as u32,
+                    hidden: *hidden,
+                    attention: *attention,
+                };
+                step.micro_batch(params, batch, Some(dropout), scale)?;
+            }
             Engine::Autograd {
                 f32_model,
                 autocast,
@@ -196,6 +241,7 @@ impl Engine {
                 losses.iter().map(|&l| f64::from(l)).collect(),
                 step.squared_norms()?,
             )),
+            Engine::LeanDevice { step, .. } => step.read(),
             Engine::Autograd { grads, losses, .. } => {
                 let mut parts = losses
                     .iter()
@@ -219,6 +265,9 @@ impl Engine {
         }
         match self {
             Engine::Lean { step: lean, .. } => super::trace::before_clipping(step, &lean.grads()?),
+            Engine::LeanDevice { step: lean, .. } => {
+                super::trace::before_clipping(step, &lean.grads())
+            }
             Engine::Autograd { grads, .. } => super::trace::before_clipping(step, grads),
         }
     }
@@ -234,6 +283,10 @@ impl Engine {
     ) -> Result<()> {
         match self {
             Engine::Lean { step, .. } => {
+                let clip = clip_coefficient(max_norm, norm).unwrap_or(1.0);
+                step.update(optimizer, clip as f32, lr)
+            }
+            Engine::LeanDevice { step, .. } => {
                 let clip = clip_coefficient(max_norm, norm).unwrap_or(1.0);
                 step.update(optimizer, clip as f32, lr)
             }

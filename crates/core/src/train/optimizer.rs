@@ -239,6 +239,55 @@ impl AdamW {
         Ok(())
     }
 
+    /// One update at `lr` through a fused implementation (`model::fused`),
+    /// from f32 gradient tensors in `names` order, each read times `clip`:
+    /// the lean step on a device. With `half`, returns each weight in that
+    /// dtype as the update wrote it (the copy the next step's products read).
+    pub fn step_fused(
+        &mut self,
+        fused: &dyn crate::model::fused::FusedOps,
+        names: &[String],
+        grads: &[Tensor],
+        clip: f32,
+        lr: f64,
+        half: Option<DType>,
+    ) -> Result<Vec<Option<Tensor>>> {
+        if names.len() != self.slots.len() || grads.len() != names.len() {
+            return Err(anyhow!(
+                "adamw: {} gradients for {} parameters",
+                grads.len(),
+                self.slots.len()
+            ));
+        }
+        self.steps += 1;
+        let groups = self.group_steps(lr, clip);
+        let mut copies = Vec::with_capacity(names.len());
+        for ((slot, name), g) in self.slots.iter_mut().zip(names).zip(grads) {
+            if &slot.name != name {
+                return Err(anyhow!(
+                    "adamw: gradient {name} came where {} was due",
+                    slot.name
+                ));
+            }
+            let w = slot.var.as_tensor().clone();
+            let (m, v) = slot.moments.tensors(&w)?;
+            let state = crate::model::fused::AdamState { w: w.clone(), m, v };
+            let (next, copy) = fused
+                .adamw(state, g, &groups[usize::from(slot.decay)], half)
+                .with_context(|| format!("updating {name}"))?;
+            // A kernel that updated in place returns the weight itself:
+            // setting a tensor from its own storage would lock it twice.
+            if next.w.id() != w.id() {
+                slot.var
+                    .set(&next.w)
+                    .with_context(|| format!("updating {name}"))?;
+            }
+            slot.moments.set(next.m, next.v)?;
+            copies.push(copy);
+        }
+        Ok(copies)
+    }
+
     /// The step's constants for each group, [without decay, with decay], at
     /// the current step count.
     fn group_steps(&self, lr: f64, clip: f32) -> [adamw_cpu::Step; 2] {

@@ -736,7 +736,7 @@ impl FusedOps for CudaKernels {
         check_dtype(&bias, DType::F32, "bias")?;
         check_dims(&bias, &[width], "bias")?;
         let n = c.elem_count();
-        let rows = if width == 0 { 0 } else { n / width };
+        let rows = n.checked_div(width).unwrap_or(0);
         to_u32(n, "the bias input's size")?;
         // `accumulate = 1` on a copy of `c`: c + bias, `c` itself untouched.
         let mut out = self.copy_of(&c, "bias input c")?;

@@ -103,6 +103,11 @@ impl KernelSet {
         self.0 & k.bit() != 0
     }
 
+    /// The kernels in both sets.
+    pub fn and(self, other: KernelSet) -> Self {
+        Self(self.0 & other.0)
+    }
+
     pub fn without(self, k: Kernel) -> Self {
         Self(self.0 & !k.bit())
     }

@@ -9,6 +9,7 @@ mod fallback;
 pub mod ops;
 pub mod plan;
 pub mod sequence;
+pub mod tensors;
 
 pub use ops::{Dropout, StepInput};
 pub use sequence::{Launches, MicroBatchDropout, ParamTable, Sequence};

@@ -228,5 +228,7 @@ pub fn census(
     })
 }
 
+pub mod device;
+
 #[cfg(test)]
 mod tests;

@@ -252,3 +252,92 @@ fn a_bert_base_step_is_under_1500_launches_in_f32_and_f16() {
         }
     }
 }
+
+/// Two optimizer steps of two micro-batches each, with dropout and
+/// clipping, on the CPU step and on the tensor step with `kernels` fused:
+/// the losses and norms each read, then the weights after.
+fn two_steps_on_both(kernels: KernelSet) {
+    use super::device::DeviceStep;
+    use crate::train::optimizer::{AdamW, AdamWParams};
+    let config = tiny();
+    let key = MaskStream::key_for_seed(42);
+    let cpu_params = Params::random(&config, &Device::Cpu, 7).unwrap();
+    let tensor_params = Params::random(&config, &Device::Cpu, 7).unwrap();
+    let batch = batch(&config);
+    let mut cpu_opt = AdamW::new(&cpu_params, AdamWParams::default()).unwrap();
+    let mut tensor_opt = AdamW::new(&tensor_params, AdamWParams::default()).unwrap();
+    let mut cpu = LeanStep::new(&config, &cpu_params).unwrap();
+    let mut on_tensors = DeviceStep::new(&config, &tensor_params, DType::F32)
+        .unwrap()
+        .with_kernels(kernels);
+    assert_eq!(on_tensors.kernels(), kernels);
+    let close = |a: f64, b: f64, what: &str| {
+        assert!(
+            (a - b).abs() <= 1e-5 * b.abs().max(1e-3),
+            "{what}: {a} against {b}"
+        );
+    };
+    for step in 0..2u32 {
+        cpu.begin();
+        on_tensors.begin(&tensor_params).unwrap();
+        let mut cpu_losses = Vec::new();
+        for i in 0..2 {
+            let d = Some(dropout(key, 2 * step + i, 0.2));
+            cpu_losses.push(f64::from(
+                cpu.micro_batch(&cpu_params, &batch, d, 0.5).unwrap(),
+            ));
+            on_tensors
+                .micro_batch(&tensor_params, &batch, d, 0.5)
+                .unwrap();
+        }
+        let cpu_norms = cpu.squared_norms().unwrap();
+        let (losses, norms) = on_tensors.read().unwrap();
+        assert_eq!(losses.len(), 2);
+        for (a, b) in losses.iter().zip(&cpu_losses) {
+            close(*a, *b, &format!("step {step} loss"));
+        }
+        for (name, (a, b)) in cpu.table.names.iter().zip(norms.iter().zip(&cpu_norms)) {
+            // Gradients that are 0 in exact arithmetic hold rounding noise.
+            assert!(
+                (a - b).abs() <= 1e-5 * b.max(1e-6),
+                "step {step} {name}: {a} against {b}"
+            );
+        }
+        let want = cpu.grads().unwrap();
+        for (name, g) in on_tensors.grads() {
+            let (d, scale) = max_diff(&want[&name], &g);
+            // Gradients 0 in exact arithmetic hold rounding noise: a floor.
+            assert!(
+                d <= 1e-5 * scale.max(1e-2),
+                "step {step} {name}: max |d| {d} against {scale}"
+            );
+        }
+        // Clipping that bites: the same coefficient on both.
+        cpu.update(&mut cpu_opt, 0.5, 1e-3).unwrap();
+        on_tensors.update(&mut tensor_opt, 0.5, 1e-3).unwrap();
+    }
+    for (name, var) in cpu_params.vars() {
+        let other = tensor_params.tensor(name).unwrap();
+        let (d, scale) = max_diff(var.as_tensor(), &other);
+        // AdamW's first steps move each weight by about ±lr whatever its
+        // gradient's size, so where a gradient is near its rounding noise the
+        // two sides may step apart: within a tenth of the rate (1e-3); a
+        // wrong sign, decay or clipping would be a whole rate off. The head's
+        // bias and the key biases have gradients of 0 in exact arithmetic,
+        // all noise: their gradients are compared above, not their steps.
+        if name == "qa_outputs.bias" || name.contains("attention.self.key.bias") {
+            continue;
+        }
+        assert!(d <= 1e-4, "{name}: max |d| {d} against {scale}");
+    }
+}
+
+#[test]
+fn the_tensor_step_with_the_cpu_twins_trains_as_the_cpu_step() {
+    two_steps_on_both(KernelSet::all());
+}
+
+#[test]
+fn the_tensor_step_on_the_generic_ops_alone_trains_as_the_cpu_step() {
+    two_steps_on_both(KernelSet::none());
+}
