@@ -69,10 +69,18 @@ step 1-doctor 60 "$BIN" doctor --kernels --json
 # 2. correctness, TF32 off (the command turns it off)
 step 2-correctness "$T_CHECK" "$BIN" bench check --model "$(model "$first")" --device "$DEVICE" $CHECK --json
 
-# 3. speed
+# 2b. the census's launches of one step (the speed runs below report the
+# launches the step issued, counted at the launch call)
+step 2-census 30 "$BIN" bench census --model "$(model "$first")" --device "$DEVICE" --dtype "$OURS_DTYPE" --json
+
+# 3. speed: the lean step with its fused kernels, then (first model only)
+# candle's generic graph, beside PyTorch
 for arch in $ARCHS; do
     step "3-speed-ours-$arch" "$T_OURS" "$BIN" bench train-step --model "$(model "$arch")" \
         --batch "$BATCH" --seq "$SEQ" --device "$DEVICE" --dtype "$OURS_DTYPE" --repeat "$REPEAT" --json
+    [ "$arch" = "$first" ] && step "3-speed-generic-$arch" "$T_OURS" "$BIN" bench train-step \
+        --model "$(model "$arch")" --batch "$BATCH" --seq "$SEQ" --device "$DEVICE" --dtype "$OURS_DTYPE" \
+        --repeat "$REPEAT" --generic --json
     step "3-speed-peer-$arch" "$T_PEER" python3 bench/gpu_peer.py "$(model "$arch")" \
         --batch "$BATCH" --seq "$SEQ" --device "${DEVICE%%:*}" --dtype "$PEER_DTYPE" \
         --repeat "$REPEAT" --warmup 2 --compile-backend "$COMPILE"

@@ -98,10 +98,29 @@ def correctness(out):
     lg, tr = c["logits"], c["trajectory"]
     logits = verdict("max |d|", lg.get("max_abs_diff"), lg.get("tolerance"), lg.get("pass"))
     losses = verdict("worst rel", tr.get("worst_relative_diff"), tr.get("tolerance"), tr.get("pass"))
-    return [f"2 correctness: logits max |d| {show(lg.get('max_abs_diff'), '.2e')} "
-            f"(tol {show(lg.get('tolerance'), '.0e')}) {logits}; {tr.get('steps')} steps "
-            f"{tr.get('half')} vs f32: worst rel {show(tr.get('worst_relative_diff'), '.2e')} "
-            f"(tol {show(tr.get('tolerance'), '.2e')}) {losses}"]
+    lines = [f"2 correctness: logits max |d| {show(lg.get('max_abs_diff'), '.2e')} "
+             f"(tol {show(lg.get('tolerance'), '.0e')}) {logits}; {tr.get('steps')} steps "
+             f"{tr.get('half')} vs f32: worst rel {show(tr.get('worst_relative_diff'), '.2e')} "
+             f"(tol {show(tr.get('tolerance'), '.2e')}) {losses}"]
+    fg = c.get("fused_vs_generic")
+    if fg:
+        v = verdict("worst rel", fg.get("worst_relative_diff"), fg.get("tolerance"), fg.get("pass"))
+        lines.append(f"  fused vs generic: {fg.get('steps')} lean steps {fg.get('dtype')}, the same masks: "
+                     f"worst rel {show(fg.get('worst_relative_diff'), '.2e')} (tol {show(fg.get('tolerance'), '.2e')}) "
+                     f"{v}; fused: {', '.join(fg.get('fused_kernels') or []) or 'none'}")
+    return lines
+
+
+def census(out):
+    c = load(out, "2-census")
+    # The first model's speed run: base on the GPU, tiny in the dry run.
+    runs = [load(out, os.path.basename(p)[:-5]) for p in sorted(glob.glob(os.path.join(out, "3-speed-ours-*.json")))]
+    ours = next((r for r in runs if "batch" in r), {})
+    proxy = c.get("launch_proxy")
+    counted = ours.get("launches_per_step")
+    return [f"2 launches: census launch_proxy {proxy} at {c.get('batch')}x{c.get('seq')}; counted at the "
+            f"launch call on the device, one step of {ours.get('batch')}x{ours.get('seq')}: {counted} "
+            f"({ours.get('engine')})"]
 
 
 def speed(out, peak):
@@ -112,6 +131,10 @@ def speed(out, peak):
         ours, peer = load(out, f"3-speed-ours-{arch}"), load(out, f"3-speed-peer-{arch}")
         rows = [(f"{arch} squadlab ({ours.get('dtype', '?')})", ours.get("median_seconds"), ours.get("flops"),
                  ours.get("batch"), ours.get("error"))]
+        generic = load(out, f"3-speed-generic-{arch}")
+        if generic:
+            rows.append((f"{arch} squadlab generic graph", generic.get("median_seconds"), generic.get("flops"),
+                         generic.get("batch"), generic.get("error")))
         for kind in ("eager", "compile"):
             p = peer.get(kind) or {}
             why = p.get("error") or ("skipped" if p.get("skipped") else None) or peer.get("error")
@@ -164,7 +187,7 @@ def trainer(out):
 
 
 def table(out, peak=788.0, mode="gpu"):
-    return ([f"squadlab GPU check ({mode})"] + doctor(out) + correctness(out) + speed(out, peak)
+    return ([f"squadlab GPU check ({mode})"] + doctor(out) + correctness(out) + census(out) + speed(out, peak)
             + memory(out) + trainer(out))
 
 

@@ -198,6 +198,12 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
     };
     once()?; // warm-up
     let mut times: Vec<f64> = (0..args.repeat).map(|_| once()).collect::<Result<_>>()?;
+    // Counted on the last step, where the host issues each launch.
+    let (engine_name, launches, fused) = (
+        engine.name(),
+        engine.launches(),
+        engine.fused_kernels().names(),
+    );
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let case = args.case.name();
@@ -214,6 +220,8 @@ pub fn run(args: &BenchArgs) -> Result<Report> {
             "runs": times, "samples_per_second": samples_per_second,
             "flops": flops, "tflops_per_second": tflops,
             "device": format!("{device:?}"), "dtype": format!("{compute:?}"),
+            "engine": engine_name, "launches_per_step": launches,
+            "fused_kernels": fused,
         }),
     })
 }

@@ -13,6 +13,12 @@
 //!   training quality; 30 f16 steps on the tiny task measured 7.8e-4
 //!   (tests/it/generic_graph.rs), under two roundoffs.
 //!
+//! - **Fused against generic.** `--steps` lean steps on `--device` with
+//!   dropout on (p = 0.1, the same Philox masks on both), in bf16 on CUDA
+//!   and f32 on the CPU: the fused kernels the device's self-check trusts
+//!   against candle's generic ops alone. Held to ten bf16 roundoffs (3.9%)
+//!   on CUDA, 1e-5 in f32.
+//!
 //! No NaN passes: a non-finite logit or loss, on either side, fails the
 //! check with an error naming it (`numeric`), where a fold with `f64::max`
 //! would have skipped it and reported "max |Δ| 0".
@@ -55,6 +61,13 @@ pub fn check(model_dir: &Path, device: &Device, shape: &CheckShape) -> Result<Re
     let full = trajectory(model_dir, device, DType::F32, shape)?;
     let reduced = trajectory(model_dir, device, half, shape)?;
     let losses = trajectory_verdict(&full, &reduced, half)?;
+    let lean_dtype = if device.is_cuda() {
+        DType::BF16
+    } else {
+        DType::F32
+    };
+    let (fused, generic, kernels) = fused_against_generic(model_dir, device, lean_dtype, shape)?;
+    let lean = lean_verdict(&fused, &generic, lean_dtype)?;
     let (Some(first), Some(last), Some(first_half), Some(last_half)) =
         (full.first(), full.last(), reduced.first(), reduced.last())
     else {
@@ -69,8 +82,15 @@ pub fn check(model_dir: &Path, device: &Device, shape: &CheckShape) -> Result<Re
         losses.worst,
         losses.tolerance,
         verdict(losses.pass),
+    ) + &format!(
+        "{} lean steps in {lean_dtype:?} on {device:?}, dropout 0.1 with the same masks: fused ({}) against the generic ops, worst relative loss difference {:.3e} (tolerance {:.1e}) {}\n",
+        shape.steps,
+        kernels.join(", "),
+        lean.worst,
+        lean.tolerance,
+        verdict(lean.pass),
     );
-    if !(logits.pass && losses.pass) {
+    if !(logits.pass && losses.pass && lean.pass) {
         bail!("{text}");
     }
     Ok(Report {
@@ -82,6 +102,11 @@ pub fn check(model_dir: &Path, device: &Device, shape: &CheckShape) -> Result<Re
                 "steps": shape.steps, "half": format!("{half:?}").to_lowercase(),
                 "f32": full, "reduced": reduced, "worst_relative_diff": losses.worst,
                 "tolerance": losses.tolerance, "pass": losses.pass,
+            },
+            "fused_vs_generic": {
+                "steps": shape.steps, "dtype": format!("{lean_dtype:?}").to_lowercase(),
+                "fused_kernels": kernels, "fused": fused, "generic": generic,
+                "worst_relative_diff": lean.worst, "tolerance": lean.tolerance, "pass": lean.pass,
             },
         }),
     })
@@ -185,4 +210,64 @@ fn trajectory(dir: &Path, device: &Device, compute: DType, s: &CheckShape) -> Re
         optimizer.step(&grads, s.learning_rate)?;
     }
     Ok(losses)
+}
+
+/// The fused run's losses against the generic run's: ten roundoffs in a
+/// half type, 1e-5 in f32 (the lean step's own tests' tolerance).
+fn lean_verdict(fused: &[f64], generic: &[f64], dtype: DType) -> Result<Verdict> {
+    let what = format!("fused {dtype:?} losses against the generic ops'");
+    let tolerance = match dtype {
+        DType::F32 => 1e-5,
+        half => 10.0 * unit_roundoff(half),
+    };
+    let worst = numeric::max_rel_diff(&what, fused, generic, 0.0)?;
+    Ok(Verdict {
+        worst,
+        tolerance,
+        pass: numeric::within(&what, worst, tolerance)?,
+    })
+}
+
+/// `steps` lean steps with dropout on, once with the kernels the device
+/// trusts and once on the generic ops alone, from the same weights on the
+/// same windows with the same masks: both runs' losses and the kernels the
+/// first ran fused.
+fn fused_against_generic(
+    dir: &Path,
+    device: &Device,
+    compute: DType,
+    s: &CheckShape,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<String>)> {
+    use crate::model::fused::KernelSet;
+    use crate::model::lean::MicroBatchDropout;
+    use crate::rng::philox::MaskStream;
+    use crate::train::lean::device::DeviceStep;
+    use crate::train::optimizer::clip_coefficient;
+    let run = |kernels: KernelSet| -> Result<(Vec<f64>, KernelSet)> {
+        let loaded = load_qa_model(dir, device, 0)?;
+        let batch = WindowBatch::synthetic(&loaded.config, s.batch, s.seq, device)?;
+        let mut optimizer = AdamW::new(&loaded.params, AdamWParams::default())?;
+        let mut step =
+            DeviceStep::new(&loaded.config, &loaded.params, compute)?.with_kernels(kernels);
+        let key = MaskStream::key_for_seed(42);
+        let mut losses = Vec::with_capacity(s.steps);
+        for i in 0..s.steps {
+            step.begin(&loaded.params)?;
+            let dropout = MicroBatchDropout {
+                key,
+                round: i as u32,
+                hidden: 0.1,
+                attention: 0.1,
+            };
+            step.micro_batch(&loaded.params, &batch, Some(dropout), 1.0)?;
+            let (loss, squared) = step.read()?;
+            losses.extend(loss);
+            let clip = clip_coefficient(1.0, global_norm(&squared)).unwrap_or(1.0);
+            step.update(&mut optimizer, clip as f32, s.learning_rate)?;
+        }
+        Ok((losses, step.kernels()))
+    };
+    let (fused, kernels) = run(KernelSet::all())?;
+    let (generic, _) = run(KernelSet::none())?;
+    Ok((fused, generic, kernels.names()))
 }

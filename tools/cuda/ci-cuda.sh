@@ -21,4 +21,8 @@ status=0
 tools/cuda/ptx.sh || status=$?
 CARGO_TARGET_DIR=target/cuda-check \
     cargo check --no-default-features --features cuda --all-targets || status=$?
+# The main clippy never compiles `#[cfg(feature = "cuda")]` code: lint it here,
+# on the same target folder (only the workspace's crates are checked again).
+CARGO_TARGET_DIR=target/cuda-check \
+    cargo clippy --no-default-features --features cuda --all-targets -- -D warnings || status=$?
 exit "$status"

@@ -138,6 +138,25 @@ impl Engine {
         }
     }
 
+    /// Which engine this is, for reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::Lean { .. } => "lean step (CPU)",
+            Engine::LeanDevice { .. } => "lean step (device tensors)",
+            Engine::Autograd { .. } => "autograd graph",
+        }
+    }
+
+    /// The launches of the step so far, counted where the host issues
+    /// them (the lean steps; the autograd graph does not count its own).
+    pub fn launches(&self) -> Option<usize> {
+        match self {
+            Engine::Lean { step, .. } => Some(step.launches.total()),
+            Engine::LeanDevice { step, .. } => Some(step.calls),
+            Engine::Autograd { .. } => None,
+        }
+    }
+
     pub fn generator(&self) -> DropoutGenerator {
         match self {
             Engine::Lean { .. } | Engine::LeanDevice { .. } => DropoutGenerator::Philox,
