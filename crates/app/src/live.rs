@@ -388,6 +388,16 @@ impl SquadlabApp {
                     if let Some(generator) = &start.dropout_generator {
                         row("dropout masks", generator.clone());
                     }
+                    if let Some(kernels) = &start.fused_kernels {
+                        // What the self-check trusted; the rest ran on candle's generic ops.
+                        let fused = match kernels.len() {
+                            0 => "none (candle's generic ops)".to_string(),
+                            n => {
+                                format!("{n} of {}", squadlab_core::model::fused::Kernel::ALL.len())
+                            }
+                        };
+                        row("fused kernels", fused);
+                    }
                     row(
                         "parameters",
                         format!("{:.1} M", start.parameters as f64 / 1e6),

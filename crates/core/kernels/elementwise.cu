@@ -39,19 +39,46 @@ __device__ __forceinline__ void gelu_bwd(const T* u, T* d, uint32_t n) {
     }
 }
 
-// Rows summed in order within blocks of 256 rows, the blocks' sums added in
-// order, the total added to `into`: the CPU's column_sums grouping.
+// Column sums in two launches with the CPU's column_sums grouping: rows
+// summed in order within chunks of COLUMN_CHUNK_ROWS rows (the last chunk
+// may be short), the chunks' sums added in chunk order, the total added to
+// `into`. Fixed order, so the result is the same run to run.
+constexpr uint32_t COLUMN_CHUNK_ROWS = 256;
+constexpr uint32_t COLUMN_TILE = 256;  // columns per block of the partial pass (= blockDim.x)
+
+// Pass 1: block b takes row chunk b / tiles and the column tile b % tiles
+// (tiles = ceil(cols / COLUMN_TILE)); its threads take consecutive columns,
+// so each row's read is coalesced. Writes partial[chunk·cols + j].
 template <typename T>
-__device__ __forceinline__ void column_sums(const T* m, float* into, uint32_t rows, uint32_t cols) {
-    constexpr uint32_t BLOCK_ROWS = 256;
+__device__ __forceinline__ void column_sums_partial(const T* m, float* partial, uint32_t rows,
+                                                    uint32_t cols) {
+    // ceil(cols / COLUMN_TILE), ceil(rows / COLUMN_CHUNK_ROWS), without overflow.
+    const uint32_t tiles = cols / COLUMN_TILE + (cols % COLUMN_TILE != 0);
+    if (tiles == 0) return;
+    const uint32_t chunks = rows / COLUMN_CHUNK_ROWS + (rows % COLUMN_CHUNK_ROWS != 0);
+    const uint32_t chunk = blockIdx.x / tiles;
+    if (chunk >= chunks) return;
+    const uint32_t first = chunk * COLUMN_CHUNK_ROWS;
+    // Without overflow when rows is near 2^32.
+    const uint32_t last = rows - first < COLUMN_CHUNK_ROWS ? rows : first + COLUMN_CHUNK_ROWS;
+    const size_t tile_first = (size_t)(blockIdx.x % tiles) * COLUMN_TILE;
+    // One pass when blockDim.x == COLUMN_TILE (ABI.md); correct for any block.
+    for (uint32_t t = threadIdx.x; t < COLUMN_TILE; t += blockDim.x) {
+        const size_t j = tile_first + t;
+        if (j >= cols) break;
+        float acc = 0.0f;
+#pragma unroll 8
+        for (uint32_t r = first; r < last; ++r) acc += load(m, (size_t)r * cols + j);
+        partial[(size_t)chunk * cols + j] = acc;
+    }
+}
+
+// Pass 2: per column, the chunks' partials added in chunk order, then into `into`.
+__device__ __forceinline__ void column_sums_reduce(const float* partial, uint32_t chunks,
+                                                   uint32_t cols, float* into) {
     for (size_t j = grid_first(); j < cols; j += grid_stride()) {
         float total = 0.0f;
-        for (uint32_t first = 0; first < rows; first += BLOCK_ROWS) {
-            const uint32_t last = min(rows, first + BLOCK_ROWS);
-            float acc = 0.0f;
-            for (uint32_t r = first; r < last; ++r) acc += load(m, (size_t)r * cols + j);
-            total += acc;
-        }
+        for (uint32_t k = 0; k < chunks; ++k) total += partial[(size_t)k * cols + j];
         into[j] += total;
     }
 }
@@ -83,11 +110,15 @@ extern "C" __global__ void lean_gelu_bwd_bf16(const __nv_bfloat16* u, __nv_bfloa
     gelu_bwd(u, d, n);
 }
 
-extern "C" __global__ void lean_column_sums_f32(const float* m, float* into, uint32_t rows,
-                                                uint32_t cols) {
-    column_sums(m, into, rows, cols);
+extern "C" __global__ void lean_column_sums_partial_f32(const float* m, float* partial,
+                                                        uint32_t rows, uint32_t cols) {
+    column_sums_partial(m, partial, rows, cols);
 }
-extern "C" __global__ void lean_column_sums_bf16(const __nv_bfloat16* m, float* into,
-                                                 uint32_t rows, uint32_t cols) {
-    column_sums(m, into, rows, cols);
+extern "C" __global__ void lean_column_sums_partial_bf16(const __nv_bfloat16* m, float* partial,
+                                                         uint32_t rows, uint32_t cols) {
+    column_sums_partial(m, partial, rows, cols);
+}
+extern "C" __global__ void lean_column_sums_reduce(const float* partial, uint32_t chunks,
+                                                   uint32_t cols, float* into) {
+    column_sums_reduce(partial, chunks, cols, into);
 }

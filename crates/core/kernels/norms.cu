@@ -1,6 +1,9 @@
-// Each parameter's squared gradient norm in double, for gradient clipping
-// (ABI.md: lean_squared_norms): one block per parameter, a fixed reduction
-// order, so the clipping coefficient is the same run to run.
+// Squared gradient norms in double, for gradient clipping (ABI.md:
+// lean_squared_norms): one block per range of the concatenated gradients,
+// a fixed reduction order, so the clipping coefficient is the same run to
+// run. The launcher cuts each gradient into ranges of at most 2^18
+// elements (so a large one spreads over many SMs) and adds each gradient's
+// ranges in order on the host.
 #include "common.cuh"
 
 using namespace lean;

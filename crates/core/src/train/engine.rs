@@ -21,20 +21,13 @@ pub enum Engine {
     /// f32 on the CPU: the explicit backward pass, Philox dropout.
     Lean {
         step: Box<LeanStep>,
-        key: [u32; 2],
-        hidden: f32,
-        attention: f32,
+        masks: Masks,
         losses: Vec<f32>,
     },
     /// CUDA (f32 or bf16): the same sequence over device tensors, each
     /// fused op on its CUDA kernel where the self-check trusts it, Philox
     /// dropout.
-    LeanDevice {
-        step: Box<DeviceStep>,
-        key: [u32; 2],
-        hidden: f32,
-        attention: f32,
-    },
+    LeanDevice { step: Box<DeviceStep>, masks: Masks },
     /// candle's graph (fused CPU kernels or the generic ops), dropout from
     /// the run's `SeededRng` (or the device's generator).
     Autograd {
@@ -44,6 +37,26 @@ pub enum Engine {
         grads: Grads,
         losses: Vec<Tensor>,
     },
+}
+
+/// The lean steps' dropout: the run's Philox key and each site's rate.
+#[derive(Clone, Copy, Debug)]
+pub struct Masks {
+    key: [u32; 2],
+    hidden: f32,
+    attention: f32,
+}
+
+impl Masks {
+    /// Micro-batch `round`'s dropout.
+    fn at(&self, round: u64) -> MicroBatchDropout {
+        MicroBatchDropout {
+            key: self.key,
+            round: round as u32,
+            hidden: self.hidden,
+            attention: self.attention,
+        }
+    }
 }
 
 /// Philox's round for micro-batch `i` of optimizer step `step` (0-based):
@@ -97,25 +110,21 @@ impl Engine {
                         config.graph,
                     );
                 }
-                let key = MaskStream::key_for_seed(config.seed);
-                let (hidden, attention) = (
-                    model.hidden_dropout_prob as f32,
-                    model.attention_probs_dropout_prob as f32,
-                );
+                let masks = Masks {
+                    key: MaskStream::key_for_seed(config.seed),
+                    hidden: model.hidden_dropout_prob as f32,
+                    attention: model.attention_probs_dropout_prob as f32,
+                };
                 if !device.is_cpu() {
                     return Ok(Engine::LeanDevice {
                         step: Box::new(DeviceStep::new(model, params, compute)?),
-                        key,
-                        hidden,
-                        attention,
+                        masks,
                     });
                 }
                 let trusted = crate::model::fused::cpu_check().trusted();
                 Ok(Engine::Lean {
                     step: Box::new(LeanStep::new(model, params)?.with_kernels(trusted)),
-                    key: MaskStream::key_for_seed(config.seed),
-                    hidden: model.hidden_dropout_prob as f32,
-                    attention: model.attention_probs_dropout_prob as f32,
+                    masks,
                     losses: Vec::new(),
                 })
             }
@@ -209,32 +218,13 @@ impl Engine {
         match self {
             Engine::Lean {
                 step,
-                key,
-                hidden,
-                attention,
+                masks,
                 losses,
             } => {
-                let dropout = MicroBatchDropout {
-                    key: *key,
-                    round: round as u32,
-                    hidden: *hidden,
-                    attention: *attention,
-                };
-                losses.push(step.micro_batch(params, batch, Some(dropout), scale)?);
+                losses.push(step.micro_batch(params, batch, Some(masks.at(round)), scale)?);
             }
-            Engine::LeanDevice {
-                step,
-                key,
-                hidden,
-                attention,
-            } => {
-                let dropout = MicroBatchDropout {
-                    key: *key,
-                    round: round as u32,
-                    hidden: *hidden,
-                    attention: *attention,
-                };
-                step.micro_batch(params, batch, Some(dropout), scale)?;
+            Engine::LeanDevice { step, masks } => {
+                step.micro_batch(params, batch, Some(masks.at(round)), scale)?;
             }
             Engine::Autograd {
                 f32_model,

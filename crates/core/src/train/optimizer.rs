@@ -204,22 +204,10 @@ impl AdamW {
         lr: f64,
         fused: bool,
     ) -> Result<()> {
-        if names.len() != self.slots.len() || grads.len() != names.len() {
-            return Err(anyhow!(
-                "adamw: {} gradients for {} parameters",
-                grads.len(),
-                self.slots.len()
-            ));
-        }
+        self.check_order(names, grads.len())?;
         self.steps += 1;
         let groups = self.group_steps(lr, clip);
         for ((slot, name), g) in self.slots.iter_mut().zip(names).zip(grads) {
-            if &slot.name != name {
-                return Err(anyhow!(
-                    "adamw: gradient {name} came where {} was due",
-                    slot.name
-                ));
-            }
             let Moments::Host {
                 exp_avg,
                 exp_avg_sq,
@@ -252,23 +240,11 @@ impl AdamW {
         lr: f64,
         half: Option<DType>,
     ) -> Result<Vec<Option<Tensor>>> {
-        if names.len() != self.slots.len() || grads.len() != names.len() {
-            return Err(anyhow!(
-                "adamw: {} gradients for {} parameters",
-                grads.len(),
-                self.slots.len()
-            ));
-        }
+        self.check_order(names, grads.len())?;
         self.steps += 1;
         let groups = self.group_steps(lr, clip);
         let mut copies = Vec::with_capacity(names.len());
         for ((slot, name), g) in self.slots.iter_mut().zip(names).zip(grads) {
-            if &slot.name != name {
-                return Err(anyhow!(
-                    "adamw: gradient {name} came where {} was due",
-                    slot.name
-                ));
-            }
             let w = slot.var.as_tensor().clone();
             let (m, v) = slot.moments.tensors(&w)?;
             let state = crate::model::fused::AdamState { w: w.clone(), m, v };
@@ -286,6 +262,28 @@ impl AdamW {
             copies.push(copy);
         }
         Ok(copies)
+    }
+
+    /// Gradients come one per parameter, in the parameters' own order.
+    fn check_order(&self, names: &[String], grads: usize) -> Result<()> {
+        if names.len() != self.slots.len() || grads != names.len() {
+            return Err(anyhow!(
+                "adamw: {grads} gradients for {} parameters",
+                self.slots.len()
+            ));
+        }
+        match self
+            .slots
+            .iter()
+            .zip(names)
+            .find(|(slot, name)| &slot.name != *name)
+        {
+            Some((slot, name)) => Err(anyhow!(
+                "adamw: gradient {name} came where {} was due",
+                slot.name
+            )),
+            None => Ok(()),
+        }
     }
 
     /// The step's constants for each group, [without decay, with decay], at

@@ -53,8 +53,9 @@ const ENTRY_POINTS: &[&str] = &[
     "lean_gelu_fwd_bf16",
     "lean_gelu_bwd_f32",
     "lean_gelu_bwd_bf16",
-    "lean_column_sums_f32",
-    "lean_column_sums_bf16",
+    "lean_column_sums_partial_f32",
+    "lean_column_sums_partial_bf16",
+    "lean_column_sums_reduce",
     "lean_embed_fwd",
     "lean_embed_bwd",
     "lean_qa_loss",
@@ -67,6 +68,12 @@ const ENTRY_POINTS: &[&str] = &[
 const BLOCK: u32 = 256;
 /// Rows per block of `lean_norm_bwd_rows`.
 const NORM_BWD_ROWS: usize = 64;
+/// Rows per chunk of `lean_column_sums_partial` (linear::column_sums' grouping).
+const COLUMN_CHUNK_ROWS: usize = 256;
+/// Columns per block of `lean_column_sums_partial` (= BLOCK).
+const COLUMN_TILE: usize = 256;
+/// Most elements of one `lean_squared_norms` range (one block each).
+const NORM_RANGE: usize = 1 << 18;
 
 /// One kernel argument by value: a device pointer (0 for a null one), a
 /// `uint32_t` or a `float`.
@@ -806,20 +813,42 @@ impl FusedOps for CudaKernels {
         let v = variant(m.dtype(), "column sums' input")?;
         let (rows, cols) = dims2(&m, "column sums' input")?;
         to_u32(rows * cols, "the column sums' input size")?;
+        let (rows32, cols32) = (to_u32(rows, "rows")?, to_u32(cols, "cols")?);
+        // Pass 1 over (row chunk, column tile), flattened into grid x.
+        let chunks = rows.div_ceil(COLUMN_CHUNK_ROWS);
+        let blocks = chunks * cols.div_ceil(COLUMN_TILE);
+        let blocks32 = to_u32(blocks, "column sums' blocks")?;
+        if blocks32 > i32::MAX as u32 {
+            bail!("column sums: {blocks} blocks exceed the grid's x limit");
+        }
+        let chunks32 = to_u32(chunks, "column sums' chunks")?;
+        // Overwritten in full by pass 1 (ABI.md), then summed into the zeros below.
+        let mut partial = self.alloc(DType::F32, chunks * cols, false)?;
         let mut into = self.alloc(DType::F32, cols, true)?;
-        {
+        if blocks > 0 {
             let (st_m, l_m) = m.storage_and_layout();
             let (p_m, _g_m) =
                 storage_ptr(&st_m, l_m, &self.stream, &self.device, "column sums' input")?;
+            let (p_p, _g_p) = out_ptr(&mut partial, &self.stream)?;
             let (p_o, _g_o) = out_ptr(&mut into, &self.stream)?;
             self.launch(
-                &format!("lean_column_sums_{v}"),
-                elementwise_grid(cols),
+                &format!("lean_column_sums_partial_{v}"),
+                blocks32,
                 &[
                     Arg::Ptr(p_m),
+                    Arg::Ptr(p_p),
+                    Arg::U32(rows32),
+                    Arg::U32(cols32),
+                ],
+            )?;
+            self.launch(
+                "lean_column_sums_reduce",
+                elementwise_grid(cols),
+                &[
+                    Arg::Ptr(p_p),
+                    Arg::U32(chunks32),
+                    Arg::U32(cols32),
                     Arg::Ptr(p_o),
-                    Arg::U32(to_u32(rows, "rows")?),
-                    Arg::U32(to_u32(cols, "cols")?),
                 ],
             )?;
         }
@@ -1171,8 +1200,12 @@ impl FusedOps for CudaKernels {
             return Ok(Vec::new());
         }
         let mut flat = Vec::with_capacity(grads.len());
-        let mut offsets = Vec::with_capacity(grads.len() + 1);
-        offsets.push(0i64);
+        // Each gradient cut into ranges of at most NORM_RANGE elements, one
+        // block each: `bounds` slices the concatenation into those ranges,
+        // `counts[i]` is how many of them gradient i has (0 when empty).
+        let mut bounds = vec![0i64];
+        let mut counts = Vec::with_capacity(grads.len());
+        let mut total = 0usize;
         for (i, g) in grads.iter().enumerate() {
             let what = format!("gradient {i}");
             let g = self.input(g, &what)?;
@@ -1182,38 +1215,57 @@ impl FusedOps for CudaKernels {
                 DType::BF16 | DType::F16 => g.to_dtype(DType::F32)?,
                 other => bail!("{what}: {other:?}, not f32, bf16 or f16"),
             };
-            let total = offsets.last().copied().unwrap_or(0) + g.elem_count() as i64;
-            offsets.push(total);
+            let n = g.elem_count();
+            counts.push(n.div_ceil(NORM_RANGE));
+            let end = total + n;
+            while total < end {
+                total = end.min(total + NORM_RANGE);
+                bounds.push(i64::try_from(total).context("gradients' total size")?);
+            }
             flat.push(g.flatten_all()?);
         }
-        // One buffer for the kernel, the offsets table slicing it.
+        let ranges = bounds.len() - 1;
+        if ranges == 0 {
+            return Ok(vec![0.0; grads.len()]);
+        }
+        // One buffer for the kernel, the bounds table slicing it.
         let all = if flat.len() == 1 {
             flat.swap_remove(0)
         } else {
             Tensor::cat(&flat, 0)?
         };
-        let params = grads.len();
-        let params32 = to_u32(params, "the number of gradients")?;
-        // I64 storage holds the uint64_t table: every offset is non-negative.
-        let offsets = Tensor::from_vec(offsets, params + 1, &self.candle_device())?;
-        let mut out = self.alloc(DType::F64, params, false)?;
+        let ranges32 = to_u32(ranges, "the number of gradient ranges")?;
+        // I64 storage holds the uint64_t table: every bound is non-negative.
+        let bounds = Tensor::from_vec(bounds, ranges + 1, &self.candle_device())?;
+        let mut out = self.alloc(DType::F64, ranges, false)?;
         {
             let (st_g, l_g) = all.storage_and_layout();
             let (p_g, _g_g) = storage_ptr(&st_g, l_g, &self.stream, &self.device, "gradients")?;
-            let (st_o, l_o) = offsets.storage_and_layout();
+            let (st_o, l_o) = bounds.storage_and_layout();
             let (p_o, _g_o) = storage_ptr(&st_o, l_o, &self.stream, &self.device, "offsets")?;
             let (p_out, _g_out) = out_ptr(&mut out, &self.stream)?;
             self.launch(
                 "lean_squared_norms",
-                params32,
+                ranges32,
                 &[
                     Arg::Ptr(p_g),
                     Arg::Ptr(p_o),
-                    Arg::U32(params32),
+                    Arg::U32(ranges32),
                     Arg::Ptr(p_out),
                 ],
             )?;
         }
-        Ok(self.tensor(out, params).to_vec1::<f64>()?)
+        let partial = self.tensor(out, ranges).to_vec1::<f64>()?;
+        // Each gradient's ranges added in order: a fixed order, run to run.
+        let mut rest = partial.as_slice();
+        let mut norms = Vec::with_capacity(counts.len());
+        for &c in &counts {
+            let (mine, tail) = rest
+                .split_at_checked(c)
+                .ok_or_else(|| anyhow!("internal: fewer gradient ranges than counted"))?;
+            norms.push(mine.iter().fold(0.0f64, |acc, &v| acc + v));
+            rest = tail;
+        }
+        Ok(norms)
     }
 }

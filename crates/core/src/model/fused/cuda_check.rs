@@ -22,10 +22,15 @@ pub fn checks(cuda: &CudaDevice) -> Vec<CheckReport> {
     let tf32 = candle_core::cuda::gemm_reduced_precision_f32();
     candle_core::cuda::set_gemm_reduced_precision_f32(false);
     let reports = match CudaKernels::load(cuda) {
-        Ok(kernels) => [DType::F32, DType::BF16]
-            .into_iter()
-            .map(|dt| check::run(&kernels, "cuda kernels", &device, dt))
-            .collect(),
+        Ok(kernels) => {
+            // The fault switch breaks the kernels' outputs here (there is
+            // no CPU code of theirs to break).
+            let kernels = super::fault::with_fault(kernels);
+            [DType::F32, DType::BF16]
+                .into_iter()
+                .map(|dt| check::run(&*kernels, "cuda kernels", &device, dt))
+                .collect()
+        }
         Err(e) => vec![not_loaded(&device, &format!("{e:#}"))],
     };
     candle_core::cuda::set_gemm_reduced_precision_f32(tf32);

@@ -8,6 +8,7 @@ pub mod check;
 pub mod cuda;
 #[cfg(feature = "cuda")]
 mod cuda_check;
+pub mod fault;
 pub mod generic;
 pub mod kernel;
 pub mod ops;

@@ -43,7 +43,10 @@ pub fn fused_for(device: &Device) -> (Box<dyn FusedOps>, KernelSet) {
         Device::Cpu => (Box::new(CpuTwin), trusted(device_checks(device))),
         #[cfg(feature = "cuda")]
         Device::Cuda(cuda) => match crate::model::fused::cuda::CudaKernels::load(cuda) {
-            Ok(kernels) => (Box::new(kernels), trusted(device_checks(device))),
+            Ok(kernels) => (
+                crate::model::fused::fault::with_fault(kernels),
+                trusted(device_checks(device)),
+            ),
             Err(_) => (Box::new(Generic), KernelSet::none()),
         },
         _ => (Box::new(Generic), KernelSet::none()),
