@@ -4,11 +4,14 @@
 //! its kernel is switched off, to candle's generic ops; products go to
 //! candle's matmul (cuBLAS on CUDA). Activations are flat tensors in their
 //! precision; parameters are read as f32 masters, or as the compute-dtype
-//! copies for products; each gradient is an f32 tensor per parameter.
+//! copies for products; each gradient is an f32 tensor per parameter. Every
+//! product goes through `cuda_layout::matmul`, so one CUDA would refuse
+//! fails in the CPU tests too.
 
 use super::ops::{
     Attention, AttentionBackward, Buf, Gemm, Norm, NormBackward, Ops, Prec, StepInput,
 };
+use crate::model::cuda_layout::matmul;
 use crate::model::fused::generic::Generic;
 use crate::model::fused::{FusedOps, Kernel, KernelSet, NormSpec};
 use anyhow::{anyhow, bail, Context, Result};
@@ -244,7 +247,7 @@ impl Ops for TensorOps<'_> {
         };
         let a = operand(g.a, g.a_t, (g.m, g.k))?;
         let b = operand(g.b, g.b_t, (g.k, g.n))?;
-        let mut product = a.matmul(&b)?;
+        let mut product = matmul(&a, &b)?;
         if g.scale != 1.0 {
             product = (product * f64::from(g.scale))?;
         }
@@ -357,12 +360,12 @@ impl Ops for TensorOps<'_> {
             self.heads(a.v, a)?,
         );
         self.calls += 2;
-        let scores = q.matmul(&k.t()?)?;
+        let scores = matmul(&q, &k.t()?)?;
         let op = self.op(Kernel::Softmax);
         let mask = self.input(input)?.mask.clone();
         let (probs, dropped) =
             op.softmax_forward(&scores, &mask, scale(a), a.dropout.filter(|d| d.p > 0.0))?;
-        let context = merge_heads(&dropped.matmul(&v)?)?;
+        let context = merge_heads(&matmul(&dropped, &v)?)?;
         self.set(a.context, &context)?;
         self.kept.insert(a.context, (probs, dropped));
         Ok(())
@@ -383,7 +386,7 @@ impl Ops for TensorOps<'_> {
                 let op = self.op(Kernel::Softmax);
                 let mask = self.input(input)?.mask.clone();
                 op.softmax_forward(
-                    &q.matmul(&k.t()?)?,
+                    &matmul(&q, &k.t()?)?,
                     &mask,
                     scale(a),
                     a.dropout.filter(|d| d.p > 0.0),
@@ -391,16 +394,16 @@ impl Ops for TensorOps<'_> {
             }
         };
         self.calls += 4;
-        let d_dropped = d_context.matmul(&v.t()?)?;
-        let d_v = dropped.t()?.matmul(&d_context)?;
+        let d_dropped = matmul(&d_context, &v.t()?)?;
+        let d_v = matmul(&dropped.t()?, &d_context)?;
         let d_scores = self.op(Kernel::Softmax).softmax_backward(
             &probs,
             &d_dropped,
             scale(a),
             a.dropout.filter(|d| d.p > 0.0),
         )?;
-        self.set(ab.dq, &merge_heads(&d_scores.matmul(&k)?)?)?;
-        self.set(ab.dk, &merge_heads(&d_scores.t()?.matmul(&q)?)?)?;
+        self.set(ab.dq, &merge_heads(&matmul(&d_scores, &k)?)?)?;
+        self.set(ab.dk, &merge_heads(&matmul(&d_scores.t()?, &q)?)?)?;
         self.set(ab.dv, &merge_heads(&d_v)?)
     }
 
