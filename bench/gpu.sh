@@ -147,8 +147,9 @@ for run in ("run-a", "run-b"):
         "eval": ev_eval[-1] if ev_eval else None,
     }
 a, b = summary["run-a"], summary["run-b"]
-# The resumed steps beside the same steps of the first run: equal on the CPU
-# (seeded dropout); on CUDA the device draws its own masks, so they differ.
+# The resumed steps beside the same steps of the first run: equal on the CPU;
+# on CUDA the same Philox masks, so equal up to cuBLAS's and the embedding
+# scatter-add's nondeterminism.
 # A NaN loss (null in the JSON) fails the section, named, rather than being
 # skipped by max() or crashing abs().
 try:
