@@ -2,7 +2,7 @@
 //! run makes when its device opens), as a table: each kernel forward and
 //! backward against candle's generic ops on the same device.
 
-use crate::model::fused::{device_checks, CheckReport};
+use crate::model::fused::{device_checks, CheckReport, Kernel};
 use candle_core::Device;
 use serde_json::{json, Value};
 
@@ -10,6 +10,16 @@ use serde_json::{json, Value};
 pub fn check_all(gpus: usize) -> (String, Value) {
     let mut reports = device_checks(&Device::Cpu);
     let mut text = String::new();
+    // A fault switch that names no kernel breaks nothing: say so.
+    let unknown = crate::faults::broken_kernel().filter(|n| Kernel::from_name(n).is_none());
+    if let Some(name) = unknown {
+        let known: Vec<&str> = Kernel::ALL.iter().map(|k| k.name()).collect();
+        text += &format!(
+            "{}={name:?} names no kernel, so none is broken (the kernels: {})\n",
+            crate::faults::BROKEN_KERNEL,
+            known.join(", ")
+        );
+    }
     for i in 0..gpus {
         match crate::model::select_device(crate::config::Device::Cuda(i)) {
             Ok(device) => reports.extend(device_checks(&device)),

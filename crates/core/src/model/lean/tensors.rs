@@ -283,15 +283,12 @@ impl Ops for TensorOps<'_> {
         grads: [Buf; 3],
         pad: u32,
     ) -> Result<()> {
-        let rows = grads.map(|g| match g {
-            Buf::Grad(i) => self.grads[i as usize].dims().first().copied().unwrap_or(0),
-            _ => 0,
-        });
-        let h = self.params[0].dims().last().copied().unwrap_or(0);
-        let h = match grads[0] {
-            Buf::Grad(i) => self.grads[i as usize].dims().last().copied().unwrap_or(h),
-            _ => h,
-        };
+        // Each table's rows and the hidden width, from its gradient's shape.
+        let mut shapes = [(0, 0); 3];
+        for (shape, g) in shapes.iter_mut().zip(grads) {
+            *shape = self.get(g)?.dims2()?;
+        }
+        let (rows, h) = (shapes.map(|(r, _)| r), shapes[0].1);
         let d = self.rows(d_out, input.b * input.s, h)?;
         let op = self.op(Kernel::Embedding);
         let inp = self.input(input)?;
