@@ -567,11 +567,11 @@ impl SquadlabApp {
         });
         field(ui, problems, "graph", "Graph", |ui| {
             ui.radio_value(&mut c.graph, Graph::Auto, "auto")
-                .on_hover_text("the lean step for f32 on the CPU: an explicit backward pass over fused ops, Philox dropout");
+                .on_hover_text("the lean step (f32 on the CPU; f32 or bf16 on CUDA): an explicit backward pass over fused ops, each checked against candle's ops before a run trusts it, Philox dropout");
             ui.radio_value(&mut c.graph, Graph::Autograd, "autograd")
                 .on_hover_text("candle's autograd over the fused CPU kernels, with the dropout of runs from before the lean step");
             ui.radio_value(&mut c.graph, Graph::Generic, "generic (CUDA's ops)")
-                .on_hover_text("candle's ops on every device, no fused CPU kernels: checks the CUDA path on the CPU");
+                .on_hover_text("candle's ops on every device, no fused kernels: the graph an f16 CUDA run trains on");
         });
         field(ui, problems, "tf32", "TF32", |ui| {
             ui.checkbox(&mut c.tf32, "f32 products on TF32 tensor cores (CUDA)")
