@@ -744,6 +744,10 @@ fn a_run_started_in_a_terminal_appears_and_is_followed_live() {
         .arg("--store")
         .arg(&store)
         .args(["--threads", "1"])
+        // Steps of at least 40 ms: the run outlives several of the app's
+        // reads of its log however fast the CPU trains it, and however slowly
+        // the other tests leave the app's frames to come.
+        .env(squadlab::faults::SLOW_STEP_MS, "40")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
