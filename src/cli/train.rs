@@ -347,6 +347,15 @@ pub fn ctrl_c_pressed() -> bool {
 
 fn cancel_on_ctrl_c(control: crossbeam_channel::Sender<Control>) {
     *CURRENT_RUN.lock().unwrap_or_else(|e| e.into_inner()) = Some(control);
+    handle_ctrl_c();
+}
+
+/// Installs the Ctrl-C handler once: a first press cancels the current run
+/// (if any) at its next step boundary and tells a worker to stop; a second
+/// quits. A worker installs it before its first run too, so that an idle
+/// worker stops on SIGINT even where it was started with SIGINT ignored (a
+/// background job of a non-interactive shell).
+pub fn handle_ctrl_c() {
     static HANDLER: std::sync::Once = std::sync::Once::new();
     HANDLER.call_once(|| {
         let _ = ctrlc::set_handler(|| {

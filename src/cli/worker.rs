@@ -48,6 +48,7 @@ pub fn run(args: &WorkerArgs) -> Result<Report> {
         _ => "cpu".to_string(),
     };
     store.remove_stale_temporaries();
+    super::train::handle_ctrl_c();
     let mut ran = Vec::new();
     let mut requeued = None;
     let mut skipped = Skipped::default();
