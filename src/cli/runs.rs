@@ -203,6 +203,9 @@ pub fn show(args: &ShowArgs) -> Result<Report> {
             r.versions.candle,
             r.versions.git_sha
         );
+        if let Some(family) = r.family {
+            text += &format!("family: {family}\n");
+        }
         for d in &r.data {
             text += &format!("data {}: {} (md5 {})\n", d.split, d.path, d.md5);
         }

@@ -4,8 +4,8 @@
 
 use squadlab::data::tokenizer::Encoded;
 use squadlab::data::{
-    parse_json, Answer, Context, Example, FeatureSet, LoadOptions, QaTokenizer, SquadDataset,
-    Window, WindowParams,
+    parse_json, Answer, Context, Example, FeatureSet, LoadOptions, PairTemplate, QaTokenizer,
+    SquadDataset, Window, WindowParams,
 };
 use squadlab::eval::{postprocess, score_predictions, PostprocessParams, WindowLogits};
 
@@ -143,8 +143,7 @@ fn one_token(context: &str, offset: (u32, u32)) -> (SquadDataset, FeatureSet) {
             max_length: 4,
             stride: 0,
         },
-        cls_id: 2,
-        sep_id: 3,
+        template: PairTemplate::bert(2, 3),
         pad_id: 0,
         questions: vec![Encoded::default()],
         contexts: vec![Encoded {

@@ -14,6 +14,7 @@ mod claims;
 mod cli;
 mod dropout;
 mod dynamic_padding;
+mod families;
 mod faults;
 mod fuzz_regressions;
 mod generic_graph;

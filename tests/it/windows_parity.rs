@@ -118,10 +118,10 @@ fn every_window_is_well_formed() {
     for w in 0..features.len() {
         let t = features.tensors(w, &data, 384);
         assert_eq!(t.input_ids.len(), 384);
-        assert_eq!(t.input_ids[0], tokenizer.cls_id);
+        assert_eq!(t.input_ids[0], tokenizer.template.before.ids[0]);
         let len = features.seq_len(w);
         assert!(len <= 384);
-        assert_eq!(t.input_ids[len - 1], tokenizer.sep_id);
+        assert_eq!(t.input_ids[len - 1], tokenizer.template.after.ids[0]);
         assert!(t.attention_mask[..len].iter().all(|&m| m == 1));
         assert!(t.input_ids[len..].iter().all(|&id| id == tokenizer.pad_id));
         let ctx = features.context_positions(w);

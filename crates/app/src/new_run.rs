@@ -198,6 +198,29 @@ fn presets() -> Vec<(String, Result<RunConfig, String>)> {
     out
 }
 
+/// The families squadlab trains, each with its published hub checkpoints:
+/// picking one fills the model field. A folder or another hub id of any of
+/// them works too; its config.json's `model_type` says the family.
+fn family_menu(ui: &mut egui::Ui, model: &mut String) {
+    let current = squadlab_core::model::Family::from_model_id(model);
+    let title = current.map_or("Family".to_string(), |f| f.label().to_string());
+    ui.menu_button(title, |ui| {
+        for family in squadlab_core::model::Family::ALL {
+            ui.label(egui::RichText::new(family.label()).strong());
+            for id in family.hub_models() {
+                if ui.button(*id).clicked() {
+                    *model = id.to_string();
+                    ui.close();
+                }
+            }
+        }
+    })
+    .response
+    .on_hover_text(
+        "BERT, RoBERTa, DistilBERT or ELECTRA: each proven equal to transformers (README)",
+    );
+}
+
 /// The model field's id, to ask whether it is being typed in.
 fn model_field_id() -> egui::Id {
     egui::Id::unique("new-run-model")
@@ -345,6 +368,7 @@ impl SquadlabApp {
             if ui.button("Folder…").clicked() {
                 browse = Some(Browser::folder(Purpose::ModelFolder, Path::new(&f.model)));
             }
+            family_menu(ui, &mut f.model);
         });
         field(ui, problems, "data", "Data", |ui| {
             ui.radio_value(&mut f.data_mode, DataMode::Hub, "SQuAD from the hub");

@@ -293,7 +293,11 @@ fn results_table<'t>(
                     label.strong()
                 })
                 .on_hover_text(&row.source);
-                ui.label(row.model.rsplit('/').next().unwrap_or(""));
+                let model = row.model.rsplit('/').next().unwrap_or("");
+                match row.family {
+                    Some(f) => ui.label(format!("{model} ({f})")),
+                    None => ui.label(model),
+                };
                 ui.label(row.eval_questions.map_or("-".into(), |q| q.to_string()));
                 ui.label(row.runs_n().to_string());
                 ui.monospace(row.exact_match.as_ref().map_or("-".into(), |s| s.show(2)));

@@ -1,22 +1,27 @@
-//! The model's WordPiece tokenizer, used only to split text into ids with
-//! character offsets: windows, special tokens and padding are ours (see windows.rs),
-//! so the truncation and padding a tokenizer.json may embed are switched off.
+//! The model's tokenizer (WordPiece, byte-level BPE, SentencePiece: any
+//! tokenizer.json), used only to split text into ids with character offsets
+//! as the fast tokenizer gives them (trimmed, for byte-level BPE). Windows
+//! and padding are ours (see windows.rs), with the special tokens where the
+//! tokenizer's own pair template puts them (template.rs), so the truncation
+//! and padding a tokenizer.json may embed are switched off.
 
 pub use super::encoded::Encoded;
+pub use super::template::PairTemplate;
 use super::wordpiece::BertWordPiece;
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::{Path, PathBuf};
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
 pub struct QaTokenizer {
     inner: Tokenizer,
     /// The exact fast path for BERT-style tokenizers; `None` for others.
     fast: Option<BertWordPiece>,
-    pub cls_id: u32,
-    pub sep_id: u32,
+    /// Where the special tokens go around a question and a context.
+    pub template: PairTemplate,
     pub pad_id: u32,
     pub vocab_size: usize,
     pub origin: PathBuf,
@@ -46,20 +51,31 @@ impl QaTokenizer {
         } else {
             from_json(path)?
         };
+        let padding = inner.get_padding().map(|p| p.pad_id);
         inner
             .with_truncation(None)
             .map_err(|e| anyhow!("{}: {e}", path.display()))?;
         inner.with_padding(None);
-        let id = |token: &str| {
-            inner
-                .token_to_id(token)
-                .ok_or_else(|| anyhow!("tokenizer {} has no {token} token", path.display()))
+        let id = |token: &str| inner.token_to_id(token);
+        let pad_id = padding
+            .or_else(|| id("[PAD]"))
+            .or_else(|| id("<pad>"))
+            .ok_or_else(|| {
+                anyhow!(
+                    "tokenizer {} has no padding token ([PAD] or <pad>) and no padding setting",
+                    path.display()
+                )
+            })?;
+        let template = match (PairTemplate::of(&inner), id("[CLS]"), id("[SEP]")) {
+            (Ok(t), _, _) => t,
+            // A tokenizer.json without a post-processor, with BERT's tokens.
+            (Err(_), Some(cls), Some(sep)) => PairTemplate::bert(cls, sep),
+            (Err(e), _, _) => bail!("tokenizer {}: {e}", path.display()),
         };
         Ok(Self {
             fast: BertWordPiece::from_tokenizer(&inner),
-            cls_id: id("[CLS]")?,
-            sep_id: id("[SEP]")?,
-            pad_id: id("[PAD]")?,
+            template,
+            pad_id,
             vocab_size: inner.get_vocab_size(true),
             inner,
             origin: path.to_path_buf(),
@@ -128,9 +144,11 @@ fn bert_uncased_from_vocab(path: &Path) -> Result<Tokenizer> {
         .filter(|t| vocab.contains_key(**t))
         .map(|t| AddedToken::from(*t, true))
         .collect();
+    let id = |t: &str| (t.to_string(), vocab[t]);
     let mut tok = Tokenizer::new(model);
     tok.with_normalizer(Some(BertNormalizer::new(true, true, None, true)));
     tok.with_pre_tokenizer(Some(BertPreTokenizer));
+    tok.with_post_processor(Some(BertProcessing::new(id("[SEP]"), id("[CLS]"))));
     tok.add_special_tokens(&specials);
     Ok(tok)
 }

@@ -8,7 +8,7 @@
 //! than tokenizing pairs and immune to the tokenizers crate's pair-overflow bug.
 
 use super::squad::SquadDataset;
-use super::tokenizer::{Encoded, QaTokenizer};
+use super::tokenizer::{Encoded, PairTemplate, QaTokenizer};
 use crate::text::python_strip;
 use anyhow::{bail, Result};
 use rayon::prelude::*;
@@ -42,8 +42,8 @@ pub struct Window {
 
 pub struct FeatureSet {
     pub params: WindowParams,
-    pub cls_id: u32,
-    pub sep_id: u32,
+    /// The tokenizer's special tokens around question and context.
+    pub template: PairTemplate,
     pub pad_id: u32,
     /// Per example, its stripped question's tokens.
     pub questions: Vec<Encoded>,
@@ -95,6 +95,7 @@ impl FeatureSet {
                     &contexts[ex.context as usize],
                     ex,
                     params,
+                    &tokenizer.template,
                 )
                 .map_err(|e| anyhow::anyhow!("{}: question {:?}: {e}", data.origin, ex.id))
             })
@@ -108,8 +109,7 @@ impl FeatureSet {
         first_window.push(windows.len() as u32);
         Ok(Self {
             params,
-            cls_id: tokenizer.cls_id,
-            sep_id: tokenizer.sep_id,
+            template: tokenizer.template.clone(),
             pad_id: tokenizer.pad_id,
             questions,
             contexts,
@@ -140,9 +140,10 @@ impl FeatureSet {
     /// Positions of the context tokens within window `w` (sequence id 1).
     pub fn context_positions(&self, w: usize) -> Range<usize> {
         let win = &self.windows[w];
-        let q = self.questions[win.example as usize].ids.len();
-        let n = (win.context_end - win.context_start) as usize;
-        q + 2..q + 2 + n
+        let first = self
+            .template
+            .context_offset(self.questions[win.example as usize].ids.len());
+        first..first + (win.context_end - win.context_start) as usize
     }
 
     /// The longest of these windows, in tokens: what a batch of them pads to
@@ -151,9 +152,10 @@ impl FeatureSet {
         windows.iter().map(|&w| self.seq_len(w)).max().unwrap_or(0)
     }
 
-    /// Real tokens in window `w`: [CLS] question [SEP] context [SEP].
+    /// Real tokens in window `w`: question and context with the template's
+    /// special tokens (BERT's [CLS] question [SEP] context [SEP]).
     pub fn seq_len(&self, w: usize) -> usize {
-        self.context_positions(w).end + 1
+        self.context_positions(w).end + self.template.after.ids.len()
     }
 
     /// Character offsets of the context tokens of window `w`, in position order
@@ -179,17 +181,23 @@ impl FeatureSet {
         let q = &self.questions[win.example as usize].ids;
         let c = &self.contexts[ex.context as usize].ids
             [win.context_start as usize..win.context_end as usize];
-        let len = q.len() + c.len() + 3;
+        let t = &self.template;
+        let len = q.len() + c.len() + t.specials();
         let pad_to = pad_to.max(len);
         let mut input_ids = Vec::with_capacity(pad_to);
-        input_ids.push(self.cls_id);
-        input_ids.extend_from_slice(q);
-        input_ids.push(self.sep_id);
-        input_ids.extend_from_slice(c);
-        input_ids.push(self.sep_id);
+        let mut token_type_ids = Vec::with_capacity(pad_to);
+        for (ids, types) in [
+            (&t.before.ids[..], &t.before.types[..]),
+            (q, &vec![t.question_type; q.len()][..]),
+            (&t.between.ids[..], &t.between.types[..]),
+            (c, &vec![t.context_type; c.len()][..]),
+            (&t.after.ids[..], &t.after.types[..]),
+        ] {
+            input_ids.extend_from_slice(ids);
+            token_type_ids.extend_from_slice(types);
+        }
         input_ids.resize(pad_to, self.pad_id);
-        let mut token_type_ids = vec![0; pad_to];
-        token_type_ids[q.len() + 2..len].fill(1);
+        token_type_ids.resize(pad_to, 0);
         let mut attention_mask = vec![0; pad_to];
         attention_mask[..len].fill(1);
         WindowTensors {
@@ -207,16 +215,18 @@ fn example_windows(
     context: &Encoded,
     ex: &super::squad::Example,
     params: WindowParams,
+    template: &PairTemplate,
 ) -> Result<Vec<Window>> {
     let (q, c) = (question.ids.len(), context.ids.len());
     if c == 0 {
         bail!("the context has no tokens");
     }
-    // Room for context tokens beside [CLS] question [SEP] … [SEP].
-    let keep = if q + c + 3 <= params.max_length {
+    // Room for context tokens beside the question and the special tokens.
+    let specials = template.specials();
+    let keep = if q + c + specials <= params.max_length {
         c
     } else {
-        let keep = params.max_length.saturating_sub(q + 3);
+        let keep = params.max_length.saturating_sub(q + specials);
         if keep <= params.stride {
             bail!(
                 "the question has {q} tokens, which leaves {keep} context tokens per window with \
@@ -238,9 +248,12 @@ fn example_windows(
     loop {
         let stop = (start + keep).min(c);
         let (s, e) = match span {
-            Some((start_char, end_char)) => {
-                label(&context.offsets[start..stop], q + 2, start_char, end_char)
-            }
+            Some((start_char, end_char)) => label(
+                &context.offsets[start..stop],
+                template.context_offset(q),
+                start_char,
+                end_char,
+            ),
             None => (0, 0),
         };
         out.push(Window {

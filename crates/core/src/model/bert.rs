@@ -1,20 +1,26 @@
-//! BERT with a question-answering head, in the layout of Hugging Face's
-//! `BertForQuestionAnswering`, trainable end to end.
+//! A BERT-family encoder with a question-answering head, in the layout of
+//! Hugging Face's `*ForQuestionAnswering` for each family (`layout.rs`),
+//! trainable end to end. The families differ only in their embeddings and
+//! dropout sites (`family.rs`).
 
 use super::census::scope;
 use super::cuda_layout::matmul;
 use super::kernels::{self, AttentionDropout};
 use super::layers::{additive_mask, dropout, gelu, LayerNorm, Linear};
+use super::layout::Layout;
 use super::params::Params;
-use super::BertConfig;
+use super::{position_ids, position_padding_row, BertConfig, Family};
 use crate::rng::SeededRng;
 use candle_core::{DType, Result, Tensor, D};
 
 pub struct Embeddings {
     word: Tensor,
     position: Tensor,
-    token_type: Tensor,
+    /// None for DistilBERT.
+    token_type: Option<Tensor>,
     norm: LayerNorm,
+    /// ELECTRA's projection to the hidden width.
+    project: Option<Linear>,
 }
 
 pub struct Layer {
@@ -73,29 +79,31 @@ impl BertQa {
                 eps: config.layer_norm_eps,
             })
         };
+        let layout = Layout::new(&config);
         let embeddings = Embeddings {
-            word: p("bert.embeddings.word_embeddings.weight")?,
-            position: p("bert.embeddings.position_embeddings.weight")?,
-            token_type: p("bert.embeddings.token_type_embeddings.weight")?,
-            norm: norm("bert.embeddings.LayerNorm")?,
+            word: p(&layout.word)?,
+            position: p(&layout.position)?,
+            token_type: layout.token_type.as_deref().map(p).transpose()?,
+            norm: norm(&layout.embed_norm)?,
+            project: layout.project.as_deref().map(linear).transpose()?,
         };
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
-                let l = format!("bert.encoder.layer.{i}");
+                let l = layout.layer(i);
                 Ok(Layer {
-                    query: linear(&format!("{l}.attention.self.query"))?,
-                    key: linear(&format!("{l}.attention.self.key"))?,
-                    value: linear(&format!("{l}.attention.self.value"))?,
-                    attention_out: linear(&format!("{l}.attention.output.dense"))?,
-                    attention_norm: norm(&format!("{l}.attention.output.LayerNorm"))?,
-                    intermediate: linear(&format!("{l}.intermediate.dense"))?,
-                    output: linear(&format!("{l}.output.dense"))?,
-                    output_norm: norm(&format!("{l}.output.LayerNorm"))?,
+                    query: linear(&l.query)?,
+                    key: linear(&l.key)?,
+                    value: linear(&l.value)?,
+                    attention_out: linear(&l.attention_out)?,
+                    attention_norm: norm(&l.attention_norm)?,
+                    intermediate: linear(&l.intermediate)?,
+                    output: linear(&l.output)?,
+                    output_norm: norm(&l.output_norm)?,
                 })
             })
             .collect::<Result<_>>()?;
         Ok(Self {
-            qa_outputs: linear("qa_outputs")?,
+            qa_outputs: linear(&layout.head)?,
             compute,
             config,
             embeddings,
@@ -133,8 +141,9 @@ impl BertQa {
             embeddings: Embeddings {
                 word: self.embeddings.word.detach(),
                 position: self.embeddings.position.detach(),
-                token_type: self.embeddings.token_type.detach(),
+                token_type: self.embeddings.token_type.as_ref().map(Tensor::detach),
                 norm: norm(&self.embeddings.norm),
+                project: self.embeddings.project.as_ref().map(linear),
             },
             layers: self
                 .layers
@@ -159,23 +168,49 @@ impl BertQa {
         let s = batch.input_ids.dim(1)?;
         let dtype = self.compute;
         let x = scope("embeddings", || {
-            let positions = Tensor::arange(0u32, s as u32, batch.input_ids.device())?;
-            let words = self.word_embeddings(batch.input_ids)?;
-            let types = self
-                .embeddings
-                .token_type
-                .embedding_rows(batch.token_type_ids)?;
-            let pos = self
-                .embeddings
-                .position
-                .index_select(&positions, 0)?
-                .unsqueeze(0)?;
-            words.add(&types)?.broadcast_add(&pos)
+            let family = c.family();
+            let pad = c.pad_token_id as u32;
+            let words = rows_without_grad_at(&self.embeddings.word, batch.input_ids, Some(pad))?;
+            let with_types = match &self.embeddings.token_type {
+                Some(table) => words.add(&table.embedding_rows(batch.token_type_ids)?)?,
+                None => words,
+            };
+            let pos = match family {
+                Family::Roberta => {
+                    let ids = batch.input_ids.flatten_all()?.to_vec1::<u32>()?;
+                    let positions = Tensor::from_vec(
+                        position_ids(family, &ids, s, pad),
+                        batch.input_ids.shape(),
+                        batch.input_ids.device(),
+                    )?;
+                    rows_without_grad_at(
+                        &self.embeddings.position,
+                        &positions,
+                        position_padding_row(family, pad),
+                    )?
+                }
+                _ => {
+                    let positions = Tensor::arange(0u32, s as u32, batch.input_ids.device())?;
+                    self.embeddings
+                        .position
+                        .index_select(&positions, 0)?
+                        .unsqueeze(0)?
+                }
+            };
+            with_types.broadcast_add(&pos)
         })?;
         let mut x = mode.dropout(
             &mode.norm(&self.embeddings.norm, &x, dtype)?,
             c.hidden_dropout_prob,
         )?;
+        if let Some(project) = &self.embeddings.project {
+            x = project.forward(&x)?;
+        }
+        let attention_output_dropout = if c.family().drops_attention_output() {
+            c.hidden_dropout_prob
+        } else {
+            0.0
+        };
 
         let fused = kernels::applies(&[&x]);
         let mask = if fused {
@@ -192,7 +227,7 @@ impl BertQa {
             };
             let attended = mode.dropout(
                 &layer.attention_out.forward(&context)?,
-                c.hidden_dropout_prob,
+                attention_output_dropout,
             )?;
             let residual = scope("residual add", || attended.add(&x))?;
             let h = mode.norm(&layer.attention_norm, &residual, dtype)?;
@@ -201,6 +236,8 @@ impl BertQa {
             let residual = scope("residual add", || out.add(&h))?;
             x = mode.norm(&layer.output_norm, &residual, dtype)?;
         }
+        // DistilBERT drops out the last hidden states before its head.
+        let x = mode.dropout(&x, c.qa_dropout)?;
         let logits = self.qa_outputs.forward(&x)?;
         scope("qa head", || {
             let start = logits.narrow(D::Minus1, 0, 1)?.squeeze(D::Minus1)?;
@@ -328,17 +365,18 @@ impl Mode<'_> {
     }
 }
 
-impl BertQa {
-    /// Word embeddings whose `[PAD]` row gets no gradient, as with PyTorch's
-    /// `padding_idx`: padded positions read the row detached from the graph.
-    fn word_embeddings(&self, ids: &Tensor) -> Result<Tensor> {
-        let rows = self.embeddings.word.embedding_rows(ids)?;
-        let pad = self.config.pad_token_id as u32;
-        let is_pad = ids.eq(pad)?.to_dtype(rows.dtype())?.unsqueeze(D::Minus1)?;
-        let keep = (1.0 - &is_pad)?;
-        rows.broadcast_mul(&keep)?
-            .add(&rows.detach().broadcast_mul(&is_pad)?)
-    }
+/// Rows of `table` for `[b, s]` ids, where the `padding_idx` row gets no
+/// gradient, as with PyTorch's `padding_idx`: those ids read the row
+/// detached from the graph.
+fn rows_without_grad_at(table: &Tensor, ids: &Tensor, padding_idx: Option<u32>) -> Result<Tensor> {
+    let rows = table.embedding_rows(ids)?;
+    let Some(pad) = padding_idx else {
+        return Ok(rows);
+    };
+    let is_pad = ids.eq(pad)?.to_dtype(rows.dtype())?.unsqueeze(D::Minus1)?;
+    let keep = (1.0 - &is_pad)?;
+    rows.broadcast_mul(&keep)?
+        .add(&rows.detach().broadcast_mul(&is_pad)?)
 }
 
 /// The mean of the start and end cross-entropies; positions are `[batch]` u32.

@@ -1,8 +1,12 @@
-//! A BERT `config.json`, with Hugging Face's defaults for absent keys.
+//! A model's `config.json`, read by its family (`model_type`) with Hugging
+//! Face's defaults for absent keys, into the one encoder config every family
+//! shares; and written back in the family's own keys.
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+
+use super::Family;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -21,6 +25,13 @@ pub struct BertConfig {
     pub initializer_range: f64,
     pub pad_token_id: usize,
     pub model_type: String,
+    /// ELECTRA's embedding width, projected to `hidden_size` when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_size: Option<usize>,
+    /// DistilBERT's dropout before the QA head (`qa_dropout`); the other
+    /// families have none. Written back by `family_keys`.
+    #[serde(skip)]
+    pub qa_dropout: f64,
     /// Keys we don't use are kept, so a saved config.json loses nothing.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -43,13 +54,41 @@ impl BertConfig {
                 self.vocab_size
             );
         }
-        if max_length > self.max_position_embeddings {
+        if max_length > self.longest_window() {
+            let offset = match self.family() {
+                Family::Roberta => format!(
+                    " less RoBERTa's first position, {}: {} tokens at most",
+                    self.pad_token_id + 1,
+                    self.longest_window()
+                ),
+                _ => String::new(),
+            };
             bail!(
-                "{what} {max_length} exceeds the model's max_position_embeddings ({})",
+                "{what} {max_length} exceeds the model's max_position_embeddings ({}){offset}",
                 self.max_position_embeddings
             );
         }
         Ok(())
+    }
+
+    pub fn family(&self) -> Family {
+        Family::from_model_type(&self.model_type).unwrap_or_default()
+    }
+
+    /// The longest window the positions cover: RoBERTa's first position
+    /// is `pad_token_id + 1`, so 514 positions hold 512 tokens.
+    pub fn longest_window(&self) -> usize {
+        match self.family() {
+            Family::Roberta => self
+                .max_position_embeddings
+                .saturating_sub(self.pad_token_id + 1),
+            _ => self.max_position_embeddings,
+        }
+    }
+
+    /// The embeddings' width: ELECTRA's `embedding_size`, else `hidden_size`.
+    pub fn embedding_width(&self) -> usize {
+        self.embedding_size.unwrap_or(self.hidden_size)
     }
 }
 
@@ -70,6 +109,8 @@ impl Default for BertConfig {
             initializer_range: 0.02,
             pad_token_id: 0,
             model_type: "bert".into(),
+            embedding_size: None,
+            qa_dropout: 0.0,
             extra: Default::default(),
         }
     }
@@ -89,7 +130,51 @@ impl BertConfig {
                 intermediate_size: 4096,
                 ..base
             }),
+            "roberta-base" | "FacebookAI/roberta-base" => Some(Self::roberta(base)),
+            "roberta-large" | "FacebookAI/roberta-large" => Some(Self {
+                hidden_size: 1024,
+                num_hidden_layers: 24,
+                num_attention_heads: 16,
+                intermediate_size: 4096,
+                ..Self::roberta(base)
+            }),
+            "distilbert-base-uncased"
+            | "distilbert-base-uncased-distilled-squad"
+            | "distilbert/distilbert-base-uncased"
+            | "distilbert/distilbert-base-uncased-distilled-squad" => Some(Self {
+                num_hidden_layers: 6,
+                type_vocab_size: 0,
+                qa_dropout: 0.1,
+                model_type: "distilbert".into(),
+                ..base
+            }),
+            "google/electra-base-discriminator" => Some(Self {
+                embedding_size: Some(768),
+                model_type: "electra".into(),
+                ..base
+            }),
+            "google/electra-large-discriminator" => Some(Self {
+                hidden_size: 1024,
+                num_hidden_layers: 24,
+                num_attention_heads: 16,
+                intermediate_size: 4096,
+                embedding_size: Some(1024),
+                model_type: "electra".into(),
+                ..base
+            }),
             _ => None,
+        }
+    }
+
+    fn roberta(base: Self) -> Self {
+        Self {
+            vocab_size: 50265,
+            max_position_embeddings: 514,
+            type_vocab_size: 1,
+            layer_norm_eps: 1e-5,
+            pad_token_id: 1,
+            model_type: "roberta".into(),
+            ..base
         }
     }
 
@@ -97,15 +182,54 @@ impl BertConfig {
         let origin = path.display();
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read model config {origin}"))?;
-        let config: Self = serde_json::from_str(&text).map_err(|e| {
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
             anyhow!(
                 "{origin}:{}:{}: bad model config: {e}",
                 e.line(),
                 e.column()
             )
         })?;
-        config.validate().map_err(|e| anyhow!("{origin}: {e}"))?;
+        Self::from_json(json).map_err(|e| anyhow!("{origin}: {e}"))
+    }
+
+    /// Reads a config.json's keys by its family (`model_type`). A config
+    /// without `model_type` is BERT's only if it has BERT's keys.
+    pub fn from_json(json: serde_json::Value) -> Result<Self> {
+        let serde_json::Value::Object(keys) = json else {
+            bail!("bad model config: not a JSON object");
+        };
+        let family = match keys.get("model_type") {
+            None => {
+                let bert_keys = ["hidden_size", "num_hidden_layers", "num_attention_heads"];
+                if !bert_keys.iter().all(|k| keys.contains_key(*k)) {
+                    bail!(
+                        "bad model config: no model_type, and not BERT's keys ({}); \
+                         set model_type to one of: {}",
+                        bert_keys.join(", "),
+                        Family::supported()
+                    );
+                }
+                Family::Bert
+            }
+            Some(t) => {
+                let t = t.as_str().unwrap_or_default();
+                Family::from_model_type(t).ok_or_else(|| {
+                    anyhow!(
+                        "model_type {t:?} is not supported: squadlab trains {}",
+                        Family::supported()
+                    )
+                })?
+            }
+        };
+        let config = super::family_keys::read(family, keys)?;
+        config.validate()?;
         Ok(config)
+    }
+
+    /// The config.json of a saved `*ForQuestionAnswering` folder, in the
+    /// family's own keys.
+    pub fn to_json(&self) -> Result<serde_json::Value> {
+        super::family_keys::write(self)
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -124,15 +248,30 @@ impl BertConfig {
             ("num_hidden_layers", self.num_hidden_layers),
             ("intermediate_size", self.intermediate_size),
             ("max_position_embeddings", self.max_position_embeddings),
-            ("type_vocab_size", self.type_vocab_size),
         ] {
             if v == 0 {
                 bail!("{name} must be positive");
             }
         }
+        let family = self.family();
+        if family.has_token_types() && self.type_vocab_size == 0 {
+            bail!("type_vocab_size must be positive");
+        }
+        if self.embedding_size == Some(0) {
+            bail!("embedding_size must be positive");
+        }
+        if self.pad_token_id >= self.vocab_size {
+            bail!(
+                "pad_token_id {} is outside the vocabulary ({} tokens)",
+                self.pad_token_id,
+                self.vocab_size
+            );
+        }
         if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_python") {
             bail!(
-                "hidden_act {:?} is not supported: squadlab implements BERT's gelu (erf)",
+                "hidden_act {:?} is not supported: squadlab implements the erf gelu ({} uses {:?})",
+                self.hidden_act,
+                family,
                 self.hidden_act
             );
         }

@@ -13,7 +13,7 @@ pub struct LoadedModel {
     pub report: LoadReport,
 }
 
-/// Loads the BERT QA model from a folder holding config.json and weights.
+/// Loads a family's QA model from a folder holding config.json and weights.
 /// `seed` initialises a missing QA head.
 pub fn load_qa_model(dir: &Path, device: &Device, seed: u64) -> Result<LoadedModel> {
     let config = BertConfig::load(&dir.join("config.json"))?;
@@ -47,8 +47,9 @@ impl TokenizerFile {
     }
 }
 
-/// Saves a `BertForQuestionAnswering` folder that Python's transformers loads:
-/// model.safetensors, config.json with `architectures`, and the tokenizer.
+/// Saves the family's `*ForQuestionAnswering` folder that Python's
+/// transformers loads: model.safetensors, config.json in the family's keys
+/// with `architectures`, and the tokenizer.
 pub fn save_pretrained(
     dir: &Path,
     config: &BertConfig,
@@ -56,9 +57,7 @@ pub fn save_pretrained(
     tokenizer: Option<&TokenizerFile>,
 ) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut json = serde_json::to_value(config)?;
-    json["architectures"] = serde_json::json!(["BertForQuestionAnswering"]);
-    json["model_type"] = serde_json::json!("bert");
+    let json = config.to_json()?;
     let weights = dir.join("model.safetensors");
     let staged = temp_path(&weights);
     params.save_safetensors(&staged)?;

@@ -2,7 +2,8 @@
 //! checkpoint (safetensors, or pickle through candle's restricted reader) or
 //! freshly initialised.
 
-use super::BertConfig;
+use super::layout::{Layout, Module, ParamSpec};
+use super::{BertConfig, Family};
 use crate::rng::SeededRng;
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
@@ -22,53 +23,26 @@ pub struct LoadReport {
     pub unused: Vec<String>,
 }
 
-/// Every parameter of `BertForQuestionAnswering` with its shape.
+/// Every parameter of the family's `*ForQuestionAnswering` with its shape.
 pub fn expected_shapes(c: &BertConfig) -> Vec<(String, Vec<usize>)> {
-    let (h, i) = (c.hidden_size, c.intermediate_size);
-    let mut out = vec![
-        (
-            "bert.embeddings.word_embeddings.weight".to_string(),
-            vec![c.vocab_size, h],
-        ),
-        (
-            "bert.embeddings.position_embeddings.weight".to_string(),
-            vec![c.max_position_embeddings, h],
-        ),
-        (
-            "bert.embeddings.token_type_embeddings.weight".to_string(),
-            vec![c.type_vocab_size, h],
-        ),
-        ("bert.embeddings.LayerNorm.weight".to_string(), vec![h]),
-        ("bert.embeddings.LayerNorm.bias".to_string(), vec![h]),
-    ];
-    for l in 0..c.num_hidden_layers {
-        let p = format!("bert.encoder.layer.{l}");
-        for (name, shape) in [
-            ("attention.self.query", [h, h]),
-            ("attention.self.key", [h, h]),
-            ("attention.self.value", [h, h]),
-            ("attention.output.dense", [h, h]),
-            ("intermediate.dense", [i, h]),
-            ("output.dense", [h, i]),
-        ] {
-            out.push((format!("{p}.{name}.weight"), shape.to_vec()));
-            out.push((format!("{p}.{name}.bias"), vec![shape[0]]));
-        }
-        for norm in ["attention.output.LayerNorm", "output.LayerNorm"] {
-            out.push((format!("{p}.{norm}.weight"), vec![h]));
-            out.push((format!("{p}.{norm}.bias"), vec![h]));
-        }
-    }
-    out.push(("qa_outputs.weight".to_string(), vec![2, h]));
-    out.push(("qa_outputs.bias".to_string(), vec![2]));
-    out
+    param_specs(c)
+        .into_iter()
+        .map(|p| (p.name, p.shape))
+        .collect()
+}
+
+/// Every parameter with its shape and module kind.
+pub fn param_specs(c: &BertConfig) -> Vec<ParamSpec> {
+    Layout::new(c).specs(c)
 }
 
 /// The canonical name of a checkpoint tensor, or `None` for tensors the QA
-/// model ignores (pre-training heads, pooler, position ids).
-fn canonical_name(name: &str) -> Option<String> {
-    let bare = name.strip_prefix("bert.").unwrap_or(name);
-    if bare.starts_with("cls.") || bare.starts_with("pooler.") || bare.ends_with("position_ids") {
+/// model ignores (pre-training heads, pooler, position ids). Names without
+/// the family's prefix (a bare encoder's checkpoint) get it.
+fn canonical_name(family: Family, name: &str) -> Option<String> {
+    let prefix = format!("{}.", family.prefix());
+    let bare = name.strip_prefix(&prefix).unwrap_or(name);
+    if family.ignored(bare) {
         return None;
     }
     // TF-era checkpoints call LayerNorm's weight and bias gamma and beta.
@@ -80,7 +54,7 @@ fn canonical_name(name: &str) -> Option<String> {
     Some(if bare.starts_with("qa_outputs.") {
         bare
     } else {
-        format!("bert.{bare}")
+        format!("{prefix}{bare}")
     })
 }
 
@@ -130,13 +104,18 @@ impl Params {
         let mut by_name: HashMap<String, Tensor> = HashMap::new();
         let mut report = LoadReport::default();
         for (name, tensor) in raw {
-            if let Some(canon) = canonical_name(&name) {
+            if let Some(canon) = canonical_name(config.family(), &name) {
                 by_name.insert(canon, tensor);
             }
         }
         let mut rng = SeededRng::new(seed);
         let mut vars = BTreeMap::new();
-        for (name, shape) in expected_shapes(config) {
+        for ParamSpec {
+            name,
+            shape,
+            module,
+        } in param_specs(config)
+        {
             let tensor = match by_name.remove(&name) {
                 Some(t) if t.dims() == shape.as_slice() => {
                     t.to_dtype(DType::F32)?.to_device(device)?
@@ -148,7 +127,7 @@ impl Params {
                 ),
                 None if name.starts_with("qa_outputs.") => {
                     report.initialised.push(name.clone());
-                    init_tensor(&name, &shape, config.initializer_range, &mut rng, device)?
+                    init_tensor(module, &shape, config.initializer_range, &mut rng, device)?
                 }
                 None => bail!(
                     "{}: missing tensor {name} (shape {shape:?})",
@@ -162,13 +141,20 @@ impl Params {
         Ok((Self { vars }, report))
     }
 
-    /// Fresh parameters as Hugging Face initialises BERT: normal(0, initializer_range)
-    /// weights and embeddings, zero biases, LayerNorm weight 1 and bias 0.
+    /// Fresh parameters as Hugging Face initialises each module:
+    /// normal(0, initializer_range) linear weights and embeddings (an
+    /// embedding's `padding_idx` row zero), zero biases, norms' weight 1
+    /// and bias 0.
     pub fn random(config: &BertConfig, device: &Device, seed: u64) -> Result<Self> {
         let mut rng = SeededRng::new(seed);
         let mut vars = BTreeMap::new();
-        for (name, shape) in expected_shapes(config) {
-            let t = init_tensor(&name, &shape, config.initializer_range, &mut rng, device)?;
+        for ParamSpec {
+            name,
+            shape,
+            module,
+        } in param_specs(config)
+        {
+            let t = init_tensor(module, &shape, config.initializer_range, &mut rng, device)?;
             vars.insert(name, Var::from_tensor(&t)?);
         }
         Ok(Self { vars })
@@ -187,19 +173,31 @@ impl Params {
 }
 
 fn init_tensor(
-    name: &str,
+    module: Module,
     shape: &[usize],
     std: f64,
     rng: &mut SeededRng,
     device: &Device,
 ) -> Result<Tensor> {
     let n: usize = shape.iter().product();
-    let values: Vec<f32> = if name.ends_with("LayerNorm.weight") {
-        vec![1.0; n]
-    } else if name.ends_with(".bias") || name.ends_with("LayerNorm.bias") {
-        vec![0.0; n]
-    } else {
-        (0..n).map(|_| (rng.next_normal() * std) as f32).collect()
+    let values: Vec<f32> = match module {
+        Module::NormWeight => vec![1.0; n],
+        Module::NormBias | Module::LinearBias => vec![0.0; n],
+        Module::LinearWeight | Module::Embedding { .. } => {
+            let mut v: Vec<f32> = (0..n).map(|_| (rng.next_normal() * std) as f32).collect();
+            if let (
+                Module::Embedding {
+                    padding_idx: Some(row),
+                },
+                [rows, width],
+            ) = (module, shape)
+            {
+                if row < *rows {
+                    v[row * *width..(row + 1) * *width].fill(0.0);
+                }
+            }
+            v
+        }
     };
     Ok(Tensor::from_vec(values, shape, device)?)
 }
@@ -236,23 +234,24 @@ fn read_checkpoint(dir: &Path) -> Result<(std::path::PathBuf, Vec<(String, Tenso
 #[cfg(test)]
 mod tests {
     use super::canonical_name;
+    use crate::model::Family::{self, Bert};
 
     #[test]
     fn checkpoint_names_map_to_the_qa_layout() {
         assert_eq!(
-            canonical_name("embeddings.LayerNorm.gamma").unwrap(),
+            canonical_name(Bert, "embeddings.LayerNorm.gamma").unwrap(),
             "bert.embeddings.LayerNorm.weight"
         );
         assert_eq!(
-            canonical_name("bert.encoder.layer.0.output.LayerNorm.beta").unwrap(),
+            canonical_name(Bert, "bert.encoder.layer.0.output.LayerNorm.beta").unwrap(),
             "bert.encoder.layer.0.output.LayerNorm.bias"
         );
         assert_eq!(
-            canonical_name("encoder.layer.3.attention.self.query.weight").unwrap(),
+            canonical_name(Bert, "encoder.layer.3.attention.self.query.weight").unwrap(),
             "bert.encoder.layer.3.attention.self.query.weight"
         );
         assert_eq!(
-            canonical_name("qa_outputs.weight").unwrap(),
+            canonical_name(Bert, "qa_outputs.weight").unwrap(),
             "qa_outputs.weight"
         );
         for ignored in [
@@ -261,7 +260,39 @@ mod tests {
             "pooler.dense.bias",
             "embeddings.position_ids",
         ] {
-            assert_eq!(canonical_name(ignored), None, "{ignored}");
+            assert_eq!(canonical_name(Bert, ignored), None, "{ignored}");
         }
+    }
+
+    #[test]
+    fn each_family_keeps_its_prefix_and_drops_its_pretraining_heads() {
+        assert_eq!(
+            canonical_name(Family::Roberta, "encoder.layer.0.output.dense.weight").unwrap(),
+            "roberta.encoder.layer.0.output.dense.weight"
+        );
+        assert_eq!(
+            canonical_name(Family::Roberta, "lm_head.dense.weight"),
+            None
+        );
+        assert_eq!(
+            canonical_name(
+                Family::DistilBert,
+                "distilbert.transformer.layer.1.sa_layer_norm.weight"
+            )
+            .unwrap(),
+            "distilbert.transformer.layer.1.sa_layer_norm.weight"
+        );
+        assert_eq!(
+            canonical_name(Family::DistilBert, "vocab_projector.bias"),
+            None
+        );
+        assert_eq!(
+            canonical_name(Family::Electra, "discriminator_predictions.dense.weight"),
+            None
+        );
+        assert_eq!(
+            canonical_name(Family::Electra, "electra.embeddings_project.weight").unwrap(),
+            "electra.embeddings_project.weight"
+        );
     }
 }

@@ -78,6 +78,8 @@ pub struct Row {
     /// The run ids behind the row.
     pub runs: Vec<String>,
     pub model: String,
+    /// The runs' model family (none for published rows and old records).
+    pub family: Option<crate::model::Family>,
     pub seeds: Vec<u64>,
     /// Dev questions scored: a subset's EM/F1 is not the full dev set's.
     pub eval_questions: Option<usize>,
@@ -136,7 +138,13 @@ pub fn comparison_rows(
     for group in groups(runs, options.group_seeds)? {
         let records: Vec<&RunRecord> = group.iter().filter_map(|e| e.record.as_ref()).collect();
         let mut row = run_row(&group, &records);
-        let paper = forced.or_else(|| model_size(&row.model).and_then(|s| refs.paper_for(s)));
+        // The bundled paper rows are BERT's: another family's run has no
+        // paper row of its own here unless `--baseline` names one.
+        let bert = row.family.is_none_or(|f| f == crate::model::Family::Bert);
+        let paper = forced.or_else(|| {
+            bert.then(|| model_size(&row.model).and_then(|s| refs.paper_for(s)))
+                .flatten()
+        });
         set_deltas(&mut row, paper);
         rows.push(row);
     }
@@ -162,6 +170,7 @@ fn reference_row(r: &Reference) -> Row {
         kind: RowKind::Reference,
         runs: Vec::new(),
         model: format!("bert-{}", r.size),
+        family: Some(crate::model::Family::Bert),
         seeds: Vec::new(),
         eval_questions: Some(SQUAD_DEV_QUESTIONS),
         exact_match: with_std(r.exact_match, None),
@@ -213,6 +222,9 @@ fn run_row(group: &[&RunEntry], records: &[&RunRecord]) -> Row {
         kind,
         runs: group.iter().map(|e| e.id.clone()).collect(),
         model: first.model(),
+        family: first
+            .family
+            .or_else(|| crate::model::Family::from_model_id(&first.model())),
         seeds,
         eval_questions: records
             .iter()

@@ -107,6 +107,10 @@ pub struct StartInfo {
     /// logs from before it was recorded.
     #[serde(default)]
     pub fused_kernels: Option<Vec<String>>,
+    /// The model's family (its config's `model_type`); absent in logs from
+    /// before squadlab trained more than BERT.
+    #[serde(default)]
+    pub family: Option<crate::model::Family>,
 }
 
 /// One optimizer step. `learning_rate` is the rate this step used.

@@ -134,6 +134,10 @@ pub struct RunRecord {
     /// none before the run started or in records from before it was kept.
     #[serde(default)]
     pub fused_kernels: Option<Vec<String>>,
+    /// The model's family; none before the run started, and in records
+    /// from before squadlab trained more than BERT (those are BERT runs).
+    #[serde(default)]
+    pub family: Option<crate::model::Family>,
     pub versions: Versions,
     pub data: Vec<DataFile>,
     pub outcome: Outcome,
@@ -175,6 +179,7 @@ impl Default for RunRecord {
             dtype: None,
             dropout_generator: None,
             fused_kernels: None,
+            family: None,
             versions: Versions::default(),
             data: Vec::new(),
             outcome: Outcome::default(),

@@ -72,6 +72,9 @@ impl RunRecorder {
         if info.fused_kernels.is_some() {
             r.fused_kernels = info.fused_kernels.clone();
         }
+        if info.family.is_some() {
+            r.family = info.family;
+        }
         r.outcome.total_steps = Some(info.total_steps);
         r.warmup_steps = Some(info.warmup_steps);
         r.outcome.global_step = Some(info.resumed_from_step);

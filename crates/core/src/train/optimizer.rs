@@ -112,10 +112,9 @@ pub struct AdamW {
     pub steps: u64,
 }
 
-/// Hugging Face decays every weight but biases and LayerNorm parameters.
-pub fn decays(name: &str) -> bool {
-    !(name.ends_with(".bias") || name.contains("LayerNorm."))
-}
+/// Hugging Face decays every weight but biases and norm parameters, by the
+/// module each parameter belongs to (see `model::layout`).
+pub use crate::model::layout::decays;
 
 /// Gradients by parameter name, f32, summed over a step's micro-batches; ordered,
 /// so the global norm sums in the same order every run.

@@ -171,6 +171,7 @@ impl<'a> Trainer<'a> {
             resumed_from_step: state.global_step,
             dropout_generator: Some(engine.generator().name().to_string()),
             fused_kernels: Some(engine.fused_kernels().names()),
+            family: Some(self.p.model.config.family()),
         })));
 
         let flops_per_window = flops_per_window(&self.p.model.config, c.max_seq_length);

@@ -6,7 +6,7 @@
 
 use super::generic::Generic;
 use super::kernel::{Kernel, KernelSet};
-use super::ops::{AdamState, AdamStep, FusedOps, NormSpec};
+use super::ops::{AdamState, AdamStep, EmbedPads, FusedOps, NormSpec, TokenIds};
 use crate::rng::philox::{Dropout, MaskStream};
 use crate::rng::SeededRng;
 use anyhow::Result;
@@ -344,19 +344,23 @@ fn cases() -> Vec<(Kernel, &'static str, Case)> {
             Ok((vec![f.column_sums(&m)?], vec![Generic.column_sums(&m)?]))
         }),
         (Kernel::Embedding, "forward", |x, f| {
-            let (ids, types, tables) = embedding_inputs(x)?;
+            let (tokens, tables) = embedding_inputs(x)?;
             let t = [&tables[0], &tables[1], &tables[2]];
             Ok((
-                vec![f.embed_forward(&ids, &types, t)?],
-                vec![Generic.embed_forward(&ids, &types, t)?],
+                vec![f.embed_forward(&tokens, t)?],
+                vec![Generic.embed_forward(&tokens, t)?],
             ))
         }),
         (Kernel::Embedding, "backward", |x, f| {
-            let (ids, types, _) = embedding_inputs(x)?;
+            let (tokens, _) = embedding_inputs(x)?;
             let d = x.f32s(&[ROWS, WIDTH], 1.0)?;
             let rows = [VOCAB, S + 8, 2];
+            let pads = EmbedPads {
+                word: 0,
+                position: Some(0),
+            };
             let run = |o: &dyn FusedOps| -> Result<Outputs> {
-                Ok(o.embed_backward(&d, &ids, &types, rows, 0)?.to_vec())
+                Ok(o.embed_backward(&d, &tokens, rows, pads)?.to_vec())
             };
             Ok((run(f)?, run(&Generic)?))
         }),
@@ -412,16 +416,23 @@ fn cases() -> Vec<(Kernel, &'static str, Case)> {
 
 const VOCAB: usize = 40;
 
-fn embedding_inputs(x: &mut Inputs) -> Result<(Tensor, Tensor, [Tensor; 3])> {
-    // Some ids are the [PAD] id 0, and repeats meet in the scatter-add.
-    let ids = (0..ROWS)
+fn embedding_inputs(x: &mut Inputs) -> Result<(TokenIds, [Tensor; 3])> {
+    // Some ids are the pad id 0, and repeats meet in the scatter-add.
+    // Positions are RoBERTa's (pads on row 0, which gets no gradient).
+    let ids: Vec<u32> = (0..ROWS)
         .map(|i| ((i * 7) % VOCAB) as u32 * u32::from(i % 5 != 0))
         .collect();
+    let positions = crate::model::position_ids(crate::model::Family::Roberta, &ids, S, 0);
     let types = (0..ROWS).map(|i| u32::from(i % S >= S / 2)).collect();
     let tables = [
         x.f32s(&[VOCAB, WIDTH], 1.0)?,
         x.f32s(&[S + 8, WIDTH], 1.0)?,
         x.f32s(&[2, WIDTH], 1.0)?,
     ];
-    Ok((x.u32s(ids, &[B, S])?, x.u32s(types, &[B, S])?, tables))
+    let tokens = TokenIds {
+        ids: x.u32s(ids, &[B, S])?,
+        types: x.u32s(types, &[B, S])?,
+        positions: x.u32s(positions, &[B, S])?,
+    };
+    Ok((tokens, tables))
 }

@@ -3,7 +3,9 @@
 //! kernel by one, as the CPU twins do to themselves (`Kernel::sabotage`).
 
 use super::kernel::Kernel;
-use super::ops::{AdamState, AdamStep, FusedOps, NormForward, NormGrads, NormSpec};
+use super::ops::{
+    AdamState, AdamStep, EmbedPads, FusedOps, NormForward, NormGrads, NormSpec, TokenIds,
+};
 use crate::rng::philox::Dropout;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
@@ -115,20 +117,19 @@ impl<F: FusedOps> FusedOps for Faulty<F> {
         self.hit(Kernel::ColumnSums, out)
     }
 
-    fn embed_forward(&self, ids: &Tensor, types: &Tensor, tables: [&Tensor; 3]) -> Result<Tensor> {
-        let out = self.inner.embed_forward(ids, types, tables)?;
+    fn embed_forward(&self, ids: &TokenIds, tables: [&Tensor; 3]) -> Result<Tensor> {
+        let out = self.inner.embed_forward(ids, tables)?;
         self.hit(Kernel::Embedding, out)
     }
 
     fn embed_backward(
         &self,
         d: &Tensor,
-        ids: &Tensor,
-        types: &Tensor,
+        ids: &TokenIds,
         rows: [usize; 3],
-        pad: u32,
+        pads: EmbedPads,
     ) -> Result<[Tensor; 3]> {
-        let [word, position, kinds] = self.inner.embed_backward(d, ids, types, rows, pad)?;
+        let [word, position, kinds] = self.inner.embed_backward(d, ids, rows, pads)?;
         Ok([word, self.hit(Kernel::Embedding, position)?, kinds])
     }
 

@@ -5,7 +5,9 @@
 //! from the same Philox words as the kernels (`rng::philox`), so a fallback
 //! keeps the run's masks: candle's own dropout would draw others.
 
-use super::ops::{AdamState, AdamStep, FusedOps, NormForward, NormGrads, NormSpec};
+use super::ops::{
+    AdamState, AdamStep, EmbedPads, FusedOps, NormForward, NormGrads, NormSpec, TokenIds,
+};
 use crate::rng::philox::{drop_threshold, Dropout};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, IndexOp, Tensor, D};
@@ -176,54 +178,40 @@ impl FusedOps for Generic {
 
     fn embed_forward(
         &self,
-        ids: &Tensor,
-        types: &Tensor,
+        t: &TokenIds,
         [word, position, token_type]: [&Tensor; 3],
     ) -> Result<Tensor> {
-        let (b, s) = dims2(ids, "input_ids")?;
-        let h = dims2(word, "word_embeddings")?.1;
-        let words = word.index_select(&ids.flatten_all()?, 0)?;
-        let kinds = token_type.index_select(&types.flatten_all()?, 0)?;
-        let positions = position
-            .narrow(0, 0, s)?
-            .unsqueeze(0)?
-            .broadcast_as((b, s, h))?
-            .reshape((b * s, h))?;
+        dims2(&t.ids, "input_ids")?;
+        let words = word.index_select(&t.ids.flatten_all()?, 0)?;
+        let kinds = token_type.index_select(&t.types.flatten_all()?, 0)?;
+        let positions = position.index_select(&t.positions.flatten_all()?, 0)?;
         Ok(((words + kinds)? + positions)?)
     }
 
     fn embed_backward(
         &self,
         d: &Tensor,
-        ids: &Tensor,
-        types: &Tensor,
+        t: &TokenIds,
         rows: [usize; 3],
-        pad: u32,
+        pads: EmbedPads,
     ) -> Result<[Tensor; 3]> {
-        let (b, s) = dims2(ids, "input_ids")?;
+        dims2(&t.ids, "input_ids")?;
         let h = dims2(d, "the embeddings' gradient")?.1;
-        let (dev, ids) = (d.device(), ids.flatten_all()?);
-        let not_pad = ids.ne(pad)?.to_dtype(DType::F32)?.unsqueeze(1)?;
-        let word = Tensor::zeros((rows[0], h), DType::F32, dev)?.index_add(
-            &ids,
-            &d.broadcast_mul(&not_pad)?,
-            0,
-        )?;
-        let kinds =
-            Tensor::zeros((rows[2], h), DType::F32, dev)?.index_add(&types.flatten_all()?, d, 0)?;
-        let by_position = d.reshape((b, s, h))?.sum(0)?;
-        let position = if rows[1] > s {
-            Tensor::cat(
-                &[
-                    &by_position,
-                    &Tensor::zeros((rows[1] - s, h), DType::F32, dev)?,
-                ],
-                0,
-            )?
-        } else {
-            by_position
+        let dev = d.device();
+        // Scatter-add into a table, skipping the rows of `skip` (padding_idx).
+        let scatter = |ids: &Tensor, rows: usize, skip: Option<u32>| -> Result<Tensor> {
+            let ids = ids.flatten_all()?;
+            let d = match skip {
+                Some(pad) => d.broadcast_mul(&ids.ne(pad)?.to_dtype(DType::F32)?.unsqueeze(1)?)?,
+                None => d.clone(),
+            };
+            Ok(Tensor::zeros((rows, h), DType::F32, dev)?.index_add(&ids, &d, 0)?)
         };
-        Ok([word, position, kinds])
+        Ok([
+            scatter(&t.ids, rows[0], Some(pads.word))?,
+            scatter(&t.positions, rows[1], pads.position)?,
+            scatter(&t.types, rows[2], None)?,
+        ])
     }
 
     fn qa_loss(

@@ -16,7 +16,9 @@ pub mod twin;
 
 pub use check::{CheckReport, KernelCheck};
 pub use kernel::{Kernel, KernelSet};
-pub use ops::{AdamState, AdamStep, FusedOps, NormForward, NormGrads, NormSpec};
+pub use ops::{
+    AdamState, AdamStep, EmbedPads, FusedOps, NormForward, NormGrads, NormSpec, TokenIds,
+};
 
 use candle_core::{DType, Device};
 use std::sync::OnceLock;

@@ -13,6 +13,16 @@ use crate::rng::philox::Dropout;
 use anyhow::Result;
 use candle_core::{DType, Tensor};
 
+pub use crate::model::lean::ops::EmbedPads;
+
+/// A batch's token ids, `[b, s]` u32 each: word ids, token types, and the
+/// position row of each token (the family's numbering).
+pub struct TokenIds {
+    pub ids: Tensor,
+    pub types: Tensor,
+    pub positions: Tensor,
+}
+
 /// `norm_forward`'s results.
 pub struct NormForward {
     /// `[rows, width]` in `NormSpec::y_dtype`.
@@ -113,19 +123,18 @@ pub trait FusedOps {
     /// Column sums of `m` `[rows, cols]`, f32 `[cols]`.
     fn column_sums(&self, m: &Tensor) -> Result<Tensor>;
 
-    /// `word[ids] + token_type[types] + position[n % s]`, f32 `[b·s, hidden]`,
-    /// for `ids`, `types` `[b, s]` (u32).
-    fn embed_forward(&self, ids: &Tensor, types: &Tensor, tables: [&Tensor; 3]) -> Result<Tensor>;
+    /// `word[ids] + token_type[types] + position[positions]`, f32
+    /// `[b·s, hidden]`, for `ids`, `types`, `positions` `[b, s]` (u32).
+    fn embed_forward(&self, ids: &TokenIds, tables: [&Tensor; 3]) -> Result<Tensor>;
 
     /// The three tables' gradients (word, position, token type; f32, with
-    /// `rows` rows each) from `d` `[b·s, hidden]`; the `pad` word row gets none.
+    /// `rows` rows each) from `d` `[b·s, hidden]`; the `pads` rows get none.
     fn embed_backward(
         &self,
         d: &Tensor,
-        ids: &Tensor,
-        types: &Tensor,
+        ids: &TokenIds,
         rows: [usize; 3],
-        pad: u32,
+        pads: EmbedPads,
     ) -> Result<[Tensor; 3]>;
 
     /// The QA loss of `logits` `[b·s, 2]` for `start`, `end` `[b]` (u32):

@@ -4,7 +4,9 @@
 //! f32 tensors on the CPU only.
 
 use super::kernel::Kernel;
-use super::ops::{AdamState, AdamStep, FusedOps, NormForward, NormGrads, NormSpec};
+use super::ops::{
+    AdamState, AdamStep, EmbedPads, FusedOps, NormForward, NormGrads, NormSpec, TokenIds,
+};
 use crate::model::kernels::attention::{softmax_backward_rows, softmax_rows};
 use crate::model::kernels::masks::dropout_in_place;
 use crate::model::kernels::optimizer::{squared_norm, update_chunk};
@@ -61,14 +63,15 @@ fn norm_op(rows: usize, width: usize, spec: &NormSpec) -> Norm {
     }
 }
 
-/// A step input of `ids` and `types` `[b, s]` (the rest empty).
-fn step_input(ids_t: &Tensor, types: &Tensor) -> Result<StepInput> {
-    let (b, s) = ids_t.dims2()?;
+/// A step input of a batch's token ids (the rest empty).
+fn step_input(t: &TokenIds) -> Result<StepInput> {
+    let (b, s) = t.ids.dims2()?;
     Ok(StepInput {
         b,
         s,
-        input_ids: ids(ids_t, "input_ids")?,
-        token_type_ids: ids(types, "token_type_ids")?,
+        input_ids: ids(&t.ids, "input_ids")?,
+        token_type_ids: ids(&t.types, "token_type_ids")?,
+        position_ids: ids(&t.positions, "position_ids")?,
         ..StepInput::default()
     })
 }
@@ -225,13 +228,8 @@ impl FusedOps for CpuTwin {
         out(sums, &[cols])
     }
 
-    fn embed_forward(
-        &self,
-        ids_t: &Tensor,
-        types: &Tensor,
-        tables: [&Tensor; 3],
-    ) -> Result<Tensor> {
-        let input = step_input(ids_t, types)?;
+    fn embed_forward(&self, t: &TokenIds, tables: [&Tensor; 3]) -> Result<Tensor> {
+        let input = step_input(t)?;
         let h = tables[0].dims2()?.1;
         let values = tables
             .iter()
@@ -246,18 +244,17 @@ impl FusedOps for CpuTwin {
     fn embed_backward(
         &self,
         d: &Tensor,
-        ids_t: &Tensor,
-        types: &Tensor,
+        t: &TokenIds,
         rows: [usize; 3],
-        pad: u32,
+        pads: EmbedPads,
     ) -> Result<[Tensor; 3]> {
-        let input = step_input(ids_t, types)?;
+        let input = step_input(t)?;
         let h = d.dims2()?.1;
         let mut grads = rows.map(|r| vec![0f32; r * h]);
         let [g0, g1, g2] = &mut grads;
         let mut cpu = Cpu::new(Vec::new(), vec![g0, g1, g2]);
         let db = cpu.put(host(d, "d")?);
-        cpu.embed_backward(&input, db, [Buf::Grad(0), Buf::Grad(1), Buf::Grad(2)], pad)?;
+        cpu.embed_backward(&input, db, [Buf::Grad(0), Buf::Grad(1), Buf::Grad(2)], pads)?;
         drop(cpu);
         let [g0, g1, g2] = grads;
         Ok([

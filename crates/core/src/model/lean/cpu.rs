@@ -6,7 +6,8 @@
 
 use super::fallback;
 use super::ops::{
-    Attention, AttentionBackward, Buf, Dropout, Gemm, Norm, NormBackward, Ops, Prec, StepInput,
+    Attention, AttentionBackward, Buf, Dropout, EmbedPads, Gemm, Norm, NormBackward, Ops, Prec,
+    StepInput,
 };
 use crate::model::fused::{Kernel, KernelSet};
 use crate::model::kernels::attention::{Heads, Masks};
@@ -213,7 +214,7 @@ impl Ops for Cpu<'_> {
         for (n, row) in w[0].chunks_exact_mut(h).enumerate() {
             let id = input.input_ids[n] as usize;
             let ty = input.token_type_ids[n] as usize;
-            let pos = n % input.s;
+            let pos = input.position(n);
             let (wr, tr, pr) = (
                 table_row(word, id, h, "input_ids", "word_embeddings")?,
                 table_row(token_type, ty, h, "token_type_ids", "token_type_embeddings")?,
@@ -232,7 +233,7 @@ impl Ops for Cpu<'_> {
         input: &StepInput,
         d_out: Buf,
         grads: [Buf; 3],
-        pad: u32,
+        pads: EmbedPads,
     ) -> Result<()> {
         let fused = self.fused;
         let (r, mut w) = self.io(&[d_out], &grads)?;
@@ -240,7 +241,7 @@ impl Ops for Cpu<'_> {
             let [word, position, token_type] = &mut w[..] else {
                 bail!("lean step: three embedding tables")
             };
-            return fallback::embed_backward(input, r[0], [word, position, token_type], pad);
+            return fallback::embed_backward(input, r[0], [word, position, token_type], pads);
         }
         let d = r[0];
         let h = d.len() / (input.b * input.s).max(1);
@@ -249,10 +250,11 @@ impl Ops for Cpu<'_> {
         };
         for (n, row) in d.chunks_exact(h).enumerate() {
             let id = input.input_ids[n];
+            let pos = input.position(n);
             let targets: [(&mut [f32], usize, bool); 3] = [
-                (word, id as usize, id != pad),
+                (word, id as usize, id != pads.word),
                 (token_type, input.token_type_ids[n] as usize, true),
-                (position, n % input.s, true),
+                (position, pos, pads.position != Some(pos as u32)),
             ];
             for (table, at, add) in targets {
                 if add {

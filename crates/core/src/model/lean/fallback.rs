@@ -3,9 +3,9 @@
 //! `fused::generic` computes, and the results go back where the fused op
 //! would have written them. The masks are the same Philox draws.
 
-use super::ops::{Attention, Norm, StepInput};
+use super::ops::{Attention, EmbedPads, Norm, StepInput};
 use crate::model::fused::generic::Generic;
-use crate::model::fused::{FusedOps, NormSpec};
+use crate::model::fused::{FusedOps, NormSpec, TokenIds};
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 
@@ -180,24 +180,25 @@ pub fn column_sums(m: &[f32], rows: usize, cols: usize, into: &mut [f32]) -> Res
     )
 }
 
-fn ids(input: &StepInput) -> Result<(Tensor, Tensor)> {
+fn ids(input: &StepInput) -> Result<TokenIds> {
     let dims = [input.b, input.s];
-    Ok((
-        u32s(&input.input_ids, &dims)?,
-        u32s(&input.token_type_ids, &dims)?,
-    ))
+    Ok(TokenIds {
+        ids: u32s(&input.input_ids, &dims)?,
+        types: u32s(&input.token_type_ids, &dims)?,
+        positions: u32s(&input.positions(), &dims)?,
+    })
 }
 
 pub fn embed(input: &StepInput, tables: [&[f32]; 3], out: &mut [f32]) -> Result<()> {
     let h = out.len() / (input.b * input.s).max(1);
-    let (ids, types) = ids(input)?;
+    let token_ids = ids(input)?;
     let t = tables
         .iter()
         .map(|v| tensor(v, &[v.len() / h.max(1), h]))
         .collect::<Result<Vec<_>>>()?;
     write(
         out,
-        &Generic.embed_forward(&ids, &types, [&t[0], &t[1], &t[2]])?,
+        &Generic.embed_forward(&token_ids, [&t[0], &t[1], &t[2]])?,
         false,
     )
 }
@@ -206,18 +207,13 @@ pub fn embed_backward(
     input: &StepInput,
     d: &[f32],
     grads: [&mut [f32]; 3],
-    pad: u32,
+    pads: EmbedPads,
 ) -> Result<()> {
     let h = d.len() / (input.b * input.s).max(1);
-    let (ids, types) = ids(input)?;
+    let token_ids = ids(input)?;
     let rows = [0, 1, 2].map(|i| grads[i].len() / h.max(1));
-    let out = Generic.embed_backward(
-        &tensor(d, &[input.b * input.s, h])?,
-        &ids,
-        &types,
-        rows,
-        pad,
-    )?;
+    let out =
+        Generic.embed_backward(&tensor(d, &[input.b * input.s, h])?, &token_ids, rows, pads)?;
     for (g, t) in grads.into_iter().zip(&out) {
         write(g, t, true)?;
     }

@@ -40,6 +40,34 @@ pub struct StepInput {
     pub attention_mask: Vec<u32>,
     pub start_positions: Vec<u32>,
     pub end_positions: Vec<u32>,
+    /// Each token's position row as the family numbers them
+    /// (`model::position_ids`); empty means 0, 1, 2… in every window.
+    pub position_ids: Vec<u32>,
+}
+
+impl StepInput {
+    /// Token `n`'s position row.
+    pub fn position(&self, n: usize) -> usize {
+        match self.position_ids.get(n) {
+            Some(&p) => p as usize,
+            None => n % self.s.max(1),
+        }
+    }
+
+    /// Every token's position row.
+    pub fn positions(&self) -> Vec<u32> {
+        (0..self.b * self.s)
+            .map(|n| self.position(n) as u32)
+            .collect()
+    }
+}
+
+/// The embedding rows that get no gradient (PyTorch's `padding_idx`): the
+/// word table's pad row always, the position table's only for RoBERTa.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmbedPads {
+    pub word: u32,
+    pub position: Option<u32>,
 }
 
 /// `c (m×n) [+]= a · b (+ bias on every row)`, row-major; `a` is stored
@@ -139,13 +167,13 @@ pub trait Ops {
     /// Word + token type + position rows into `out` `[b·s, hidden]`.
     fn embed(&mut self, input: &StepInput, tables: [Buf; 3], out: Buf) -> Result<()>;
     /// The scatter-add of `d_out` into the three tables' gradients; the
-    /// [PAD] id's word row gets none (PyTorch's `padding_idx`).
+    /// `pads` rows get none (PyTorch's `padding_idx`).
     fn embed_backward(
         &mut self,
         input: &StepInput,
         d_out: Buf,
         grads: [Buf; 3],
-        pad: u32,
+        pads: EmbedPads,
     ) -> Result<()>;
     fn norm(&mut self, n: &Norm) -> Result<()>;
     fn norm_backward(&mut self, n: &NormBackward) -> Result<()>;

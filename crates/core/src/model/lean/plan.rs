@@ -4,7 +4,7 @@
 //! activation bytes. Tests hold both to the CPU backend's real run.
 
 use super::ops::{
-    Attention, AttentionBackward, Buf, Gemm, Norm, NormBackward, Ops, Prec, StepInput,
+    Attention, AttentionBackward, Buf, EmbedPads, Gemm, Norm, NormBackward, Ops, Prec, StepInput,
 };
 use super::sequence::{Launches, MicroBatchDropout, ParamTable, Sequence};
 use crate::model::BertConfig;
@@ -97,7 +97,7 @@ impl Ops for Plan {
     fn embed(&mut self, _: &StepInput, _: [Buf; 3], _: Buf) -> Result<()> {
         Ok(())
     }
-    fn embed_backward(&mut self, _: &StepInput, _: Buf, _: [Buf; 3], _: u32) -> Result<()> {
+    fn embed_backward(&mut self, _: &StepInput, _: Buf, _: [Buf; 3], _: EmbedPads) -> Result<()> {
         Ok(())
     }
     fn norm(&mut self, _: &Norm) -> Result<()> {

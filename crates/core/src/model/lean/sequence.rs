@@ -1,5 +1,6 @@
 //! One micro-batch of the lean step, forward then backward, as a sequence of
-//! fused ops: llm.c's shape for BERT. The forward keeps what each backward
+//! fused ops: llm.c's shape for a BERT-family encoder (each family's names,
+//! embeddings and dropout sites from `model::layout` and `model::family`). The forward keeps what each backward
 //! op reads; the backward calls them in reverse and adds every gradient
 //! straight into its f32 buffer, with no autograd bookkeeping.
 //!
@@ -8,9 +9,11 @@
 //! per encoder layer: 12 forward, 28 backward.
 
 use super::ops::{
-    Attention, AttentionBackward, Buf, Dropout, Gemm, Norm, NormBackward, Ops, Prec, StepInput,
+    Attention, AttentionBackward, Buf, Dropout, EmbedPads, Gemm, Norm, NormBackward, Ops, Prec,
+    StepInput,
 };
-use crate::model::{expected_shapes, BertConfig};
+use crate::model::layout::Layout;
+use crate::model::{expected_shapes, position_padding_row, BertConfig};
 use crate::rng::philox::MaskStream;
 use anyhow::{anyhow, Result};
 use serde::Serialize;
@@ -80,7 +83,8 @@ pub struct MicroBatchDropout {
 impl MicroBatchDropout {
     /// Sites: 0 after the embeddings; for layer l, 1 + 3l on the attention
     /// probabilities, 2 + 3l after the attention output, 3 + 3l after the
-    /// feed-forward output.
+    /// feed-forward output; 1 + 3L before the QA head (DistilBERT's
+    /// `qa_dropout`).
     fn at(&self, site: u32, p: f32) -> Option<Dropout> {
         (p > 0.0).then_some(Dropout {
             p,
@@ -113,17 +117,18 @@ fn pair(table: &ParamTable, prefix: &str) -> Result<(u16, u16)> {
 }
 
 impl LayerParams {
-    fn new(table: &ParamTable, l: usize) -> Result<Self> {
-        let p = |name: &str| pair(table, &format!("bert.encoder.layer.{l}.{name}"));
+    fn new(table: &ParamTable, layout: &Layout, l: usize) -> Result<Self> {
+        let n = layout.layer(l);
+        let p = |name: &str| pair(table, name);
         Ok(Self {
-            query: p("attention.self.query")?,
-            key: p("attention.self.key")?,
-            value: p("attention.self.value")?,
-            attention_out: p("attention.output.dense")?,
-            attention_norm: p("attention.output.LayerNorm")?,
-            intermediate: p("intermediate.dense")?,
-            output: p("output.dense")?,
-            output_norm: p("output.LayerNorm")?,
+            query: p(&n.query)?,
+            key: p(&n.key)?,
+            value: p(&n.value)?,
+            attention_out: p(&n.attention_out)?,
+            attention_norm: p(&n.attention_norm)?,
+            intermediate: p(&n.intermediate)?,
+            output: p(&n.output)?,
+            output_norm: p(&n.output_norm)?,
         })
     }
 }
@@ -273,36 +278,49 @@ impl<'a, O: Ops> Sequence<'a, O> {
     ) -> Result<()> {
         let c = self.config;
         let t = self.table;
-        let (h, inter) = (c.hidden_size, c.intermediate_size);
+        let layout = Layout::new(c);
+        let family = layout.family;
+        let (h, inter, width) = (c.hidden_size, c.intermediate_size, layout.embedding_width);
         let rows = input.b * input.s;
         let eps = c.layer_norm_eps as f32;
         let hidden_p = |d: &MicroBatchDropout, site| d.at(site, d.hidden);
-        let word = t.index("bert.embeddings.word_embeddings.weight")?;
-        let position = t.index("bert.embeddings.position_embeddings.weight")?;
-        let token_type = t.index("bert.embeddings.token_type_embeddings.weight")?;
-        let embed_norm = pair(t, "bert.embeddings.LayerNorm")?;
-        let head = pair(t, "qa_outputs")?;
+        let word = t.index(&layout.word)?;
+        let position = t.index(&layout.position)?;
+        let token_type = layout
+            .token_type
+            .as_deref()
+            .map(|n| t.index(n))
+            .transpose()?;
+        let embed_norm = pair(t, &layout.embed_norm)?;
+        let project = layout.project.as_deref().map(|n| pair(t, n)).transpose()?;
+        let head = pair(t, &layout.head)?;
         let layers = (0..c.num_hidden_layers)
-            .map(|l| LayerParams::new(t, l))
+            .map(|l| LayerParams::new(t, &layout, l))
             .collect::<Result<Vec<_>>>()?;
+        let last = layers.len().saturating_sub(1);
+        let head_site = 1 + 3 * layers.len() as u32;
 
-        // Forward.
-        let e = self.ops.alloc("embeddings", rows * h, Prec::F32)?;
+        // Forward. A family without token types (DistilBERT) adds a zero
+        // row, held as an activation, whose gradient is dropped.
+        let (type_table, type_grad) = match token_type {
+            Some(i) => (Buf::Param(i), Buf::Grad(i)),
+            None => (
+                self.ops.alloc("token type row", width, Prec::F32)?,
+                self.ops.alloc("token type row", width, Prec::F32)?,
+            ),
+        };
+        let e = self.ops.alloc("embeddings", rows * width, Prec::F32)?;
         self.launches.add("embedding gather", 1);
         self.ops.embed(
             input,
-            [
-                Buf::Param(word),
-                Buf::Param(position),
-                Buf::Param(token_type),
-            ],
+            [Buf::Param(word), Buf::Param(position), type_table],
             e,
         )?;
-        let x0 = self.ops.alloc("hidden", rows * h, Prec::Compute)?;
+        let x0 = self.ops.alloc("hidden", rows * width, Prec::Compute)?;
         let stats0 = self.ops.alloc("norm stats", 2 * rows, Prec::F32)?;
         let norm0 = Norm {
             rows,
-            width: h,
+            width,
             a: e,
             input_dropout: None,
             residual: None,
@@ -314,8 +332,15 @@ impl<'a, O: Ops> Sequence<'a, O> {
             stats: stats0,
         };
         self.norm(&norm0)?;
-
-        let mut x = x0;
+        // ELECTRA projects the embeddings to the hidden width.
+        let mut x = match project {
+            Some(p) => {
+                let x = self.ops.alloc("hidden", rows * h, Prec::Compute)?;
+                self.linear(x0, p, x, rows)?;
+                x
+            }
+            None => x0,
+        };
         let mut kept = Vec::with_capacity(layers.len());
         for (l, p) in layers.iter().enumerate() {
             let site = 1 + 3 * l as u32;
@@ -348,7 +373,9 @@ impl<'a, O: Ops> Sequence<'a, O> {
                 rows,
                 width: h,
                 a: a1,
-                input_dropout: dropout.and_then(|d| hidden_p(&d, site + 1)),
+                input_dropout: dropout
+                    .filter(|_| family.drops_attention_output())
+                    .and_then(|d| hidden_p(&d, site + 1)),
                 residual: Some((x, r1)),
                 weight: Buf::Param(p.attention_norm.0),
                 bias: Buf::Param(p.attention_norm.1),
@@ -382,7 +409,10 @@ impl<'a, O: Ops> Sequence<'a, O> {
                 bias: Buf::Param(p.output_norm.1),
                 eps,
                 y: out,
-                output_dropout: None,
+                // The last hidden states' dropout before the QA head.
+                output_dropout: dropout
+                    .filter(|_| l == last)
+                    .and_then(|d| d.at(head_site, c.qa_dropout as f32)),
                 stats: stats2,
             };
             self.norm(&norm2)?;
@@ -509,7 +539,18 @@ impl<'a, O: Ops> Sequence<'a, O> {
             }
             dx = d_x;
         }
-        let d_e = self.ops.alloc("embeddings gradient", rows * h, Prec::F32)?;
+        if let Some(p) = project {
+            let d_x0 = self
+                .ops
+                .alloc("hidden gradient", rows * width, Prec::Compute)?;
+            self.linear_backward(x0, p, dx, Some((d_x0, false)), rows)?;
+            self.ops.free(dx);
+            self.ops.free(x0);
+            dx = d_x0;
+        }
+        let d_e = self
+            .ops
+            .alloc("embeddings gradient", rows * width, Prec::F32)?;
         self.norm_backward(&NormBackward {
             forward: norm0,
             r: e,
@@ -523,13 +564,21 @@ impl<'a, O: Ops> Sequence<'a, O> {
         self.ops.free(e);
         self.ops.free(stats0);
         self.launches.add("embedding scatter-add", 1);
+        let pad = c.pad_token_id as u32;
         self.ops.embed_backward(
             input,
             d_e,
-            [Buf::Grad(word), Buf::Grad(position), Buf::Grad(token_type)],
-            c.pad_token_id as u32,
+            [Buf::Grad(word), Buf::Grad(position), type_grad],
+            EmbedPads {
+                word: pad,
+                position: position_padding_row(family, pad),
+            },
         )?;
         self.ops.free(d_e);
+        if token_type.is_none() {
+            self.ops.free(type_table);
+            self.ops.free(type_grad);
+        }
         Ok(())
     }
 }

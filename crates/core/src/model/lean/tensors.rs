@@ -9,19 +9,18 @@
 //! fails in the CPU tests too.
 
 use super::ops::{
-    Attention, AttentionBackward, Buf, Gemm, Norm, NormBackward, Ops, Prec, StepInput,
+    Attention, AttentionBackward, Buf, EmbedPads, Gemm, Norm, NormBackward, Ops, Prec, StepInput,
 };
 use crate::model::cuda_layout::matmul;
 use crate::model::fused::generic::Generic;
-use crate::model::fused::{FusedOps, Kernel, KernelSet, NormSpec};
+use crate::model::fused::{FusedOps, Kernel, KernelSet, NormSpec, TokenIds};
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use std::collections::HashMap;
 
 /// One micro-batch's inputs on the device.
 struct DeviceInput {
-    ids: Tensor,
-    types: Tensor,
+    tokens: TokenIds,
     mask: Tensor,
     start: Tensor,
     end: Tensor,
@@ -160,8 +159,11 @@ impl<'a> TensorOps<'a> {
             let u32s = |v: &[u32], dims: &[usize]| Tensor::from_slice(v, dims, &self.device);
             let (b, s) = (input.b, input.s);
             self.input = Some(DeviceInput {
-                ids: u32s(&input.input_ids, &[b, s])?,
-                types: u32s(&input.token_type_ids, &[b, s])?,
+                tokens: TokenIds {
+                    ids: u32s(&input.input_ids, &[b, s])?,
+                    types: u32s(&input.token_type_ids, &[b, s])?,
+                    positions: u32s(&input.positions(), &[b, s])?,
+                },
                 mask: u32s(&input.attention_mask, &[b, s])?,
                 start: u32s(&input.start_positions, &[b])?,
                 end: u32s(&input.end_positions, &[b])?,
@@ -270,9 +272,13 @@ impl Ops for TensorOps<'_> {
     fn embed(&mut self, input: &StepInput, tables: [Buf; 3], out: Buf) -> Result<()> {
         let [w, p, t] = tables.map(|b| self.get(b));
         let (w, p, t) = (w?, p?, t?);
+        // A table the step holds as an activation (DistilBERT's zero
+        // token-type row) is flat: give it the word table's width.
+        let h = w.dims2()?.1;
+        let (p, t) = (p.reshape(((), h))?, t.reshape(((), h))?);
         let op = self.op(Kernel::Embedding);
         let inp = self.input(input)?;
-        let e = op.embed_forward(&inp.ids, &inp.types, [&w, &p, &t])?;
+        let e = op.embed_forward(&inp.tokens, [&w, &p, &t])?;
         self.set(out, &e)
     }
 
@@ -281,20 +287,23 @@ impl Ops for TensorOps<'_> {
         input: &StepInput,
         d_out: Buf,
         grads: [Buf; 3],
-        pad: u32,
+        pads: EmbedPads,
     ) -> Result<()> {
-        // Each table's rows and the hidden width, from its gradient's shape.
-        let mut shapes = [(0, 0); 3];
-        for (shape, g) in shapes.iter_mut().zip(grads) {
-            *shape = self.get(g)?.dims2()?;
+        // Each table's rows, from its gradient's size and the word table's width.
+        let h = self.get(grads[0])?.dims2()?.1;
+        let mut rows = [0; 3];
+        for (r, g) in rows.iter_mut().zip(grads) {
+            *r = self.get(g)?.elem_count() / h.max(1);
         }
-        let (rows, h) = (shapes.map(|(r, _)| r), shapes[0].1);
         let d = self.rows(d_out, input.b * input.s, h)?;
         let op = self.op(Kernel::Embedding);
         let inp = self.input(input)?;
-        let out = op.embed_backward(&d, &inp.ids, &inp.types, rows, pad)?;
+        let out = op.embed_backward(&d, &inp.tokens, rows, pads)?;
         for (g, t) in grads.into_iter().zip(&out) {
-            self.add_grad(g, t)?;
+            // An activation's gradient (DistilBERT's zero token-type row) is dropped.
+            if matches!(g, Buf::Grad(_)) {
+                self.add_grad(g, t)?;
+            }
         }
         Ok(())
     }

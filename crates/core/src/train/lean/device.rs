@@ -134,7 +134,7 @@ impl DeviceStep {
         dropout: Option<MicroBatchDropout>,
         scale: f64,
     ) -> Result<()> {
-        let input = step_input(batch)?;
+        let input = step_input(batch, &self.config)?;
         let masters = masters(&self.table, params)?;
         let compute = self
             .compute_params

@@ -13,7 +13,7 @@ use crate::model::kernels::f32_slice;
 use crate::model::kernels::optimizer::squared_norm;
 use crate::model::lean::{cpu, plan, sequence};
 pub use crate::model::lean::{Launches, MicroBatchDropout, ParamTable, StepInput};
-use crate::model::{BertConfig, Params, WindowBatch};
+use crate::model::{position_ids, BertConfig, Params, WindowBatch};
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{Storage, Tensor};
 use rayon::prelude::*;
@@ -39,8 +39,9 @@ impl LeanStep {
         let table = ParamTable::new(config);
         if params.len() != table.len() {
             bail!(
-                "the lean step needs the {} parameters of BertForQuestionAnswering, the model has {}",
+                "the lean step needs the {} parameters of {}, the model has {}",
                 table.len(),
+                config.family().architecture(),
                 params.len()
             );
         }
@@ -92,7 +93,7 @@ impl LeanStep {
         dropout: Option<MicroBatchDropout>,
         scale: f64,
     ) -> Result<f32> {
-        let input = step_input(batch)?;
+        let input = step_input(batch, &self.config)?;
         let tensors = self
             .table
             .names
@@ -176,19 +177,30 @@ fn split<'a>(arena: &'a mut [f32], offsets: &[usize]) -> Vec<&'a mut [f32]> {
     out
 }
 
-/// A batch's tensors as host vectors.
-pub fn step_input(batch: &WindowBatch) -> Result<StepInput> {
+/// A batch's tensors as host vectors, with positions numbered as the
+/// model's family numbers them.
+pub fn step_input(batch: &WindowBatch, config: &BertConfig) -> Result<StepInput> {
     let (b, s) = batch.input_ids.dims2()?;
     let flat = |t: &Tensor, name: &str| -> Result<Vec<u32>> {
         t.flatten_all()?
             .to_vec1::<u32>()
             .with_context(|| format!("the batch's {name}"))
     };
+    let input_ids = flat(&batch.input_ids, "input_ids")?;
+    let family = config.family();
+    let position_ids = position_ids(family, &input_ids, s, config.pad_token_id as u32);
+    // A family without token types reads its one zero row for every token.
+    let token_type_ids = if family.has_token_types() {
+        flat(&batch.token_type_ids, "token_type_ids")?
+    } else {
+        vec![0; b * s]
+    };
     Ok(StepInput {
         b,
         s,
-        input_ids: flat(&batch.input_ids, "input_ids")?,
-        token_type_ids: flat(&batch.token_type_ids, "token_type_ids")?,
+        position_ids,
+        input_ids,
+        token_type_ids,
         attention_mask: flat(&batch.attention_mask, "attention_mask")?,
         start_positions: flat(&batch.start_positions, "start_positions")?,
         end_positions: flat(&batch.end_positions, "end_positions")?,
