@@ -126,8 +126,11 @@ fn every_parameter_gets_a_nonzero_gradient_in_every_graph_and_dtype() {
         assert_eq!(grads.len(), params.vars().count());
         for (name, g) in &grads {
             let n = norm(g);
+            // The head's bias gets 0 in exact arithmetic (a softmax ignores a
+            // shift of every logit): rounding noise, or exactly 0.
+            let zero_in_exact_arithmetic = name == "qa_outputs.bias";
             assert!(
-                n > 0.0 && n.is_finite(),
+                (n > 0.0 || zero_in_exact_arithmetic) && n.is_finite(),
                 "{name}: gradient norm² {n} (generic {generic}, {dtype:?})"
             );
         }

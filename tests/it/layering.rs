@@ -92,7 +92,7 @@ fn no_two_files_of_the_core_or_the_cli_import_each_other() {
 /// may import its own layer and those below.
 const LAYERS: &[&[&str]] = &[
     &[
-        "config", "rng", "text", "fsutil", "host", "faults", "hub", "numeric",
+        "config", "rng", "text", "fsutil", "host", "faults", "hub", "numeric", "family",
     ],
     &["schema"],
     &["data"],

@@ -1,15 +1,21 @@
 //! Model checkpoints from the hub cache (no network) and the pickle format:
 //! tests/fixtures/tiny_bert_bin is a tiny BertModel saved by PyTorch as
-//! pytorch_model.bin with legacy gamma/beta names (tools/reference/tiny_bin_fixture.py).
+//! pytorch_model.bin with legacy gamma/beta names, and tiny_electra_bin an
+//! ELECTRA discriminator saved only as pytorch_model.bin, as the hub's
+//! google/electra-* repositories hold it (tools/reference/tiny_bin_fixture.py).
 //! One test, since it sets environment variables.
 
 use crate::common;
 
 use candle_core::{Device, Tensor};
 use squadlab::config::ModelSource;
-use squadlab::model::{load_qa_model, locate_model, Batch};
+use squadlab::model::{load_qa_model, locate_model, Batch, Family};
 
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tiny_bert_bin");
+const TINY_ELECTRA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/tiny_electra_bin"
+);
 
 fn row(v: &serde_json::Value) -> Vec<u32> {
     v.as_array()
@@ -21,27 +27,55 @@ fn row(v: &serde_json::Value) -> Vec<u32> {
 
 pub fn a_pickled_checkpoint_from_the_hub_cache_matches_pytorch() {
     let cache = tempfile::tempdir().unwrap();
-    let snapshot = common::fake_hub_repo(cache.path(), "models--tiny--bert");
-    for file in ["config.json", "pytorch_model.bin"] {
-        std::fs::copy(format!("{TINY}/{file}"), snapshot.join(file)).unwrap();
-    }
-    let vocab: String = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-        .iter()
-        .map(|t| format!("{t}\n"))
-        .collect();
-    std::fs::write(snapshot.join("vocab.txt"), vocab).unwrap();
     std::env::set_var("HF_HUB_CACHE", cache.path());
     std::env::set_var("HF_HUB_OFFLINE", "1");
+    for (fixture, repo, family) in [
+        (TINY, "tiny/bert", Family::Bert),
+        (TINY_ELECTRA, "tiny/electra-discriminator", Family::Electra),
+    ] {
+        let snapshot = common::fake_hub_repo(
+            cache.path(),
+            &format!("models--{}", repo.replace('/', "--")),
+        );
+        for file in ["config.json", "pytorch_model.bin"] {
+            std::fs::copy(format!("{fixture}/{file}"), snapshot.join(file)).unwrap();
+        }
+        let vocab: String = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+            .iter()
+            .map(|t| format!("{t}\n"))
+            .collect();
+        std::fs::write(snapshot.join("vocab.txt"), vocab).unwrap();
+        let source = ModelSource::try_from(repo.to_string()).unwrap();
+        let files = locate_model(&source, true).unwrap();
+        assert_eq!(files.dir, snapshot);
+        matches_pytorch(fixture, &files.dir, family);
+    }
 
-    let source = ModelSource::try_from("tiny/bert".to_string()).unwrap();
-    let files = locate_model(&source, true).unwrap();
-    assert_eq!(files.dir, snapshot);
-    let loaded = load_qa_model(&files.dir, &Device::Cpu, 0).unwrap();
+    // Offline and not cached: the error says what to fetch and where.
+    let missing = ModelSource::try_from("google-bert/bert-base-uncased".to_string()).unwrap();
+    let err = format!("{:#}", locate_model(&missing, true).unwrap_err());
+    assert!(
+        err.contains("config.json")
+            && err.contains("HF_HUB_OFFLINE")
+            && err.contains("models--google-bert--bert-base-uncased"),
+        "{err}"
+    );
+}
+
+/// The fixture's hidden states through the head w[i][j] = 0.01·(i+j),
+/// b = (0.1, -0.1), as PyTorch computed them.
+fn matches_pytorch(fixture: &str, dir: &std::path::Path, family: Family) {
+    let loaded = load_qa_model(dir, &Device::Cpu, 0).unwrap();
+    assert_eq!(loaded.config.family(), family);
     assert_eq!(
         loaded.report.initialised,
         ["qa_outputs.weight", "qa_outputs.bias"]
     );
-
+    assert!(
+        loaded.report.unused.is_empty(),
+        "{:?}",
+        loaded.report.unused
+    );
     // The head the fixture used: w[i][j] = 0.01·(i+j), b = (0.1, -0.1).
     let w: Vec<f32> = (0..2)
         .flat_map(|i| (0..32).map(move |j| 0.01 * (i + j) as f32))
@@ -61,7 +95,7 @@ pub fn a_pickled_checkpoint_from_the_hub_cache_matches_pytorch() {
         .unwrap();
 
     let want: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(format!("{TINY}/expected.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(format!("{fixture}/expected.json")).unwrap())
             .unwrap();
     let t = |key: &str| {
         Tensor::new(row(&want[key]).as_slice(), dev)
@@ -88,14 +122,4 @@ pub fn a_pickled_checkpoint_from_the_hub_cache_matches_pytorch() {
             assert!((g - w).abs() < 1e-5, "{key}[{k}]: {g} vs {w}");
         }
     }
-
-    // Offline and not cached: the error says what to fetch and where.
-    let missing = ModelSource::try_from("google-bert/bert-base-uncased".to_string()).unwrap();
-    let err = format!("{:#}", locate_model(&missing, true).unwrap_err());
-    assert!(
-        err.contains("config.json")
-            && err.contains("HF_HUB_OFFLINE")
-            && err.contains("models--google-bert--bert-base-uncased"),
-        "{err}"
-    );
 }

@@ -4,6 +4,11 @@ way (pytorch_model.bin, legacy LayerNorm gamma/beta names, a pooler), with the
 hidden states PyTorch computes for a fixed input, so the Rust loader's pickle
 path and name mapping are checked without PyTorch in CI.
 
+And tests/fixtures/tiny_electra_bin/: a tiny random ELECTRA discriminator
+(`ElectraForPreTraining`, with `embeddings_project` and the
+`discriminator_predictions` head) saved only as pytorch_model.bin, as the
+google/electra-*-discriminator repositories hold it (no safetensors).
+
 Run from the repository root: python3 tools/reference/tiny_bin_fixture.py
 """
 
@@ -45,5 +50,36 @@ def main():
     print("wrote", OUT)
 
 
+def electra():
+    from transformers import ElectraConfig, ElectraForPreTraining
+
+    out = os.path.join("tests", "fixtures", "tiny_electra_bin")
+    torch.manual_seed(0)
+    config = ElectraConfig(vocab_size=100, embedding_size=16, hidden_size=32, num_hidden_layers=2,
+                           num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
+                           architectures=["ElectraForPreTraining"])
+    model = ElectraForPreTraining(config).eval()
+    os.makedirs(out, exist_ok=True)
+    state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
+    # The hub's checkpoints keep the position ids buffer too.
+    state["electra.embeddings.position_ids"] = torch.arange(64).unsqueeze(0)
+    torch.save(state, os.path.join(out, "pytorch_model.bin"))
+    config.to_json_file(os.path.join(out, "config.json"))
+    ids = torch.tensor([[2, 15, 27, 3, 40, 41, 42, 3, 0, 0]])
+    types = torch.tensor([[0, 0, 0, 0, 1, 1, 1, 1, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 1, 1, 0, 0]])
+    with torch.no_grad():
+        hidden = model.electra(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
+    w = torch.tensor([[0.01 * (i + j) for j in range(32)] for i in range(2)])
+    b = torch.tensor([0.1, -0.1])
+    logits = hidden[0] @ w.T + b
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump({"input_ids": ids[0].tolist(), "token_type_ids": types[0].tolist(),
+                   "attention_mask": mask[0].tolist(), "start_logits": logits[:, 0].tolist(),
+                   "end_logits": logits[:, 1].tolist()}, f)
+    print("wrote", out)
+
+
 if __name__ == "__main__":
     main()
+    electra()

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod family;
 pub mod faults;
 pub mod fsutil;
 pub mod host;

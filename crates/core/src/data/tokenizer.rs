@@ -70,7 +70,11 @@ impl QaTokenizer {
             (Ok(t), _, _) => t,
             // A tokenizer.json without a post-processor, with BERT's tokens.
             (Err(_), Some(cls), Some(sep)) => PairTemplate::bert(cls, sep),
-            (Err(e), _, _) => bail!("tokenizer {}: {e}", path.display()),
+            (Err(e), cls, _) => bail!(
+                "tokenizer {}: {e}, and it has no {} token for BERT's [CLS] q [SEP] c [SEP]",
+                path.display(),
+                if cls.is_none() { "[CLS]" } else { "[SEP]" }
+            ),
         };
         Ok(Self {
             fast: BertWordPiece::from_tokenizer(&inner),

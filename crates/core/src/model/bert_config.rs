@@ -2,11 +2,10 @@
 //! Face's defaults for absent keys, into the one encoder config every family
 //! shares; and written back in the family's own keys.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 
-use super::Family;
+use crate::family::Family;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -178,59 +177,7 @@ impl BertConfig {
         }
     }
 
-    pub fn load(path: &Path) -> Result<Self> {
-        let origin = path.display();
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read model config {origin}"))?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            anyhow!(
-                "{origin}:{}:{}: bad model config: {e}",
-                e.line(),
-                e.column()
-            )
-        })?;
-        Self::from_json(json).map_err(|e| anyhow!("{origin}: {e}"))
-    }
-
-    /// Reads a config.json's keys by its family (`model_type`). A config
-    /// without `model_type` is BERT's only if it has BERT's keys.
-    pub fn from_json(json: serde_json::Value) -> Result<Self> {
-        let serde_json::Value::Object(keys) = json else {
-            bail!("bad model config: not a JSON object");
-        };
-        let family = match keys.get("model_type") {
-            None => {
-                let bert_keys = ["hidden_size", "num_hidden_layers", "num_attention_heads"];
-                if !bert_keys.iter().all(|k| keys.contains_key(*k)) {
-                    bail!(
-                        "bad model config: no model_type, and not BERT's keys ({}); \
-                         set model_type to one of: {}",
-                        bert_keys.join(", "),
-                        Family::supported()
-                    );
-                }
-                Family::Bert
-            }
-            Some(t) => {
-                let t = t.as_str().unwrap_or_default();
-                Family::from_model_type(t).ok_or_else(|| {
-                    anyhow!(
-                        "model_type {t:?} is not supported: squadlab trains {}",
-                        Family::supported()
-                    )
-                })?
-            }
-        };
-        let config = super::family_keys::read(family, keys)?;
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// The config.json of a saved `*ForQuestionAnswering` folder, in the
-    /// family's own keys.
-    pub fn to_json(&self) -> Result<serde_json::Value> {
-        super::family_keys::write(self)
-    }
+    // `load`, `from_json` and `to_json` are in family_keys.rs, by family.
 
     pub fn validate(&self) -> Result<()> {
         if self.hidden_size == 0
@@ -276,5 +223,21 @@ impl BertConfig {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_offered_hub_model_has_its_config_built_in() {
+        for f in Family::ALL {
+            for id in f.hub_models() {
+                let c = BertConfig::known(id).unwrap_or_else(|| panic!("{id}"));
+                assert_eq!(c.family(), f, "{id}");
+                c.validate().unwrap();
+            }
+        }
     }
 }

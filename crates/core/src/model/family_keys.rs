@@ -2,10 +2,68 @@
 //! written back. BERT, RoBERTa and ELECTRA share BERT's keys (with their
 //! own defaults); DistilBERT names everything differently.
 
-use super::{BertConfig, Family};
-use anyhow::{anyhow, bail, Result};
+use super::BertConfig;
+use crate::family::Family;
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::path::Path;
+
+impl BertConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let origin = path.display();
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read model config {origin}"))?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            anyhow!(
+                "{origin}:{}:{}: bad model config: {e}",
+                e.line(),
+                e.column()
+            )
+        })?;
+        Self::from_json(json).map_err(|e| anyhow!("{origin}: {e}"))
+    }
+
+    /// Reads a config.json's keys by its family (`model_type`). A config
+    /// without `model_type` is BERT's only if it has BERT's keys.
+    pub fn from_json(json: serde_json::Value) -> Result<Self> {
+        let serde_json::Value::Object(keys) = json else {
+            bail!("bad model config: not a JSON object");
+        };
+        let family = match keys.get("model_type") {
+            None => {
+                let bert_keys = ["hidden_size", "num_hidden_layers", "num_attention_heads"];
+                if !bert_keys.iter().all(|k| keys.contains_key(*k)) {
+                    bail!(
+                        "bad model config: no model_type, and not BERT's keys ({}); \
+                         set model_type to one of: {}",
+                        bert_keys.join(", "),
+                        Family::supported()
+                    );
+                }
+                Family::Bert
+            }
+            Some(t) => {
+                let t = t.as_str().unwrap_or_default();
+                Family::from_model_type(t).ok_or_else(|| {
+                    anyhow!(
+                        "model_type {t:?} is not supported: squadlab trains {}",
+                        Family::supported()
+                    )
+                })?
+            }
+        };
+        let config = read(family, keys)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The config.json of a saved `*ForQuestionAnswering` folder, in the
+    /// family's own keys.
+    pub fn to_json(&self) -> Result<serde_json::Value> {
+        write(self)
+    }
+}
 
 /// Reads `keys` as `family`'s config; absent keys take that family's
 /// Hugging Face defaults.

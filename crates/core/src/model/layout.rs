@@ -3,7 +3,8 @@
 //! kind of module it belongs to. Initialisation and weight decay follow the
 //! module kind, as Hugging Face's do, never a name suffix.
 
-use super::{BertConfig, Family};
+use super::BertConfig;
+use crate::family::{position_padding_row, Family};
 
 /// What kind of module a parameter belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,11 +143,8 @@ impl Layout {
             self.position.clone(),
             vec![c.max_position_embeddings, e],
             Module::Embedding {
-                padding_idx: super::family::position_padding_row(
-                    self.family,
-                    c.pad_token_id as u32,
-                )
-                .map(|r| r as usize),
+                padding_idx: position_padding_row(self.family, c.pad_token_id as u32)
+                    .map(|r| r as usize),
             },
         );
         if let Some(tt) = &self.token_type {

@@ -110,7 +110,7 @@ pub struct StartInfo {
     /// The model's family (its config's `model_type`); absent in logs from
     /// before squadlab trained more than BERT.
     #[serde(default)]
-    pub family: Option<crate::model::Family>,
+    pub family: Option<crate::family::Family>,
 }
 
 /// One optimizer step. `learning_rate` is the rate this step used.

@@ -137,7 +137,7 @@ pub struct RunRecord {
     /// The model's family; none before the run started, and in records
     /// from before squadlab trained more than BERT (those are BERT runs).
     #[serde(default)]
-    pub family: Option<crate::model::Family>,
+    pub family: Option<crate::family::Family>,
     pub versions: Versions,
     pub data: Vec<DataFile>,
     pub outcome: Outcome,

@@ -15,21 +15,62 @@ fn tiny() -> BertConfig {
     }
 }
 
+/// The tiny model in each family's shape: RoBERTa's pad 1 and one token
+/// type, DistilBERT's dropout before the head and no token types,
+/// ELECTRA's narrower embeddings and their projection.
+fn tiny_families() -> Vec<BertConfig> {
+    use crate::model::Family;
+    Family::ALL
+        .into_iter()
+        .map(|family| {
+            let mut c = BertConfig {
+                model_type: family.model_type().into(),
+                ..tiny()
+            };
+            match family {
+                Family::Bert => {}
+                Family::Roberta => {
+                    c.pad_token_id = 1;
+                    c.type_vocab_size = 1;
+                    c.max_position_embeddings = 42;
+                }
+                Family::DistilBert => {
+                    c.type_vocab_size = 0;
+                    c.qa_dropout = c.hidden_dropout_prob;
+                }
+                Family::Electra => c.embedding_size = Some(16),
+            }
+            c.validate().unwrap();
+            c
+        })
+        .collect()
+}
+
 /// Two windows of 12 positions, the second padded after 7.
 fn batch(config: &BertConfig) -> WindowBatch {
     let dev = &Device::Cpu;
     let (n, s) = (2, 12);
+    let pad = config.pad_token_id as u32;
     let ids: Vec<u32> = (0..n * s)
         .map(|i| {
             if i >= s + 7 {
-                0
+                pad
             } else {
-                1 + (i as u32 * 37) % (config.vocab_size as u32 - 1)
+                // Real tokens skip the pad id.
+                let id = 1 + (i as u32 * 37) % (config.vocab_size as u32 - 1);
+                if id == pad {
+                    id + 1
+                } else {
+                    id
+                }
             }
         })
         .collect();
-    let mask: Vec<u32> = ids.iter().map(|&i| u32::from(i != 0)).collect();
-    let types: Vec<u32> = (0..n * s).map(|i| u32::from(i % s >= 5)).collect();
+    let mask: Vec<u32> = ids.iter().map(|&i| u32::from(i != pad)).collect();
+    let two_types = config.type_vocab_size > 1;
+    let types: Vec<u32> = (0..n * s)
+        .map(|i| u32::from(two_types && i % s >= 5))
+        .collect();
     WindowBatch {
         input_ids: Tensor::from_vec(ids, (n, s), dev).unwrap(),
         token_type_ids: Tensor::from_vec(types, (n, s), dev).unwrap(),
@@ -96,52 +137,86 @@ fn max_diff(a: &Tensor, b: &Tensor) -> (f32, f32) {
 
 #[test]
 fn without_dropout_the_lean_step_is_autograd() {
-    let config = tiny();
+    for config in tiny_families() {
+        lean_is_autograd(&config);
+    }
+}
+
+/// Names whose gradient is 0 in exact arithmetic: the head's bias, the key
+/// biases (a softmax ignores a shift).
+fn zero_in_exact_arithmetic(name: &str) -> bool {
+    name == "qa_outputs.bias"
+        || name.contains("attention.self.key.bias")
+        || name.contains("attention.k_lin.bias")
+}
+
+fn lean_is_autograd(config: &BertConfig) {
+    let config = config.clone();
+    let family = config.family();
     let params = Params::random(&config, &Device::Cpu, 7).unwrap();
     let batch = batch(&config);
     let (want_loss, want) = autograd_grads(&config, &params, &batch);
     let (lean, loss) = lean_step(&config, &params, &batch, None);
     assert!(
         (loss - want_loss).abs() <= 1e-5 * want_loss.abs(),
-        "{loss} vs {want_loss}"
+        "{family}: {loss} vs {want_loss}"
     );
     let got = lean.grads().unwrap();
-    assert_eq!(got.len(), want.len(), "every parameter has a gradient");
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{family}: every parameter has a gradient"
+    );
     for (name, g) in &got {
         let (d, scale) = max_diff(&want[name], g);
         // Tensors whose gradient is 0 in exact arithmetic (the head's bias, the
         // key biases) hold rounding noise on both sides: an absolute floor.
         assert!(
             d <= 1e-5 * scale.max(1e-2),
-            "{name}: max |d| {d} against max |g| {scale}"
+            "{family} {name}: max |d| {d} against max |g| {scale}"
         );
-        if name != "qa_outputs.bias" && !name.contains("attention.self.key.bias") {
-            assert!(scale > 0.0, "{name} got no gradient");
+        if !zero_in_exact_arithmetic(name) {
+            assert!(scale > 0.0, "{family}: {name} got no gradient");
         }
     }
-    // The [PAD] row of the word embeddings gets none.
-    let word = got["bert.embeddings.word_embeddings.weight"]
-        .get(0)
-        .unwrap();
-    assert_eq!(
-        word.abs()
+    // The pad row of the word embeddings gets none; nor, in RoBERTa, the
+    // position row pads read.
+    let layout = crate::model::layout::Layout::new(&config);
+    let row_sum = |name: &str, row: usize| {
+        got[name]
+            .get(row)
+            .unwrap()
+            .abs()
             .unwrap()
             .sum_all()
             .unwrap()
             .to_scalar::<f32>()
-            .unwrap(),
-        0.0
-    );
+            .unwrap()
+    };
+    let pad = config.pad_token_id;
+    assert_eq!(row_sum(&layout.word, pad), 0.0, "{family}");
+    if family == crate::model::Family::Roberta {
+        assert_eq!(row_sum(&layout.position, pad), 0.0, "{family}");
+        assert!(row_sum(&layout.position, pad + 1) > 0.0, "{family}");
+    }
 }
 
 #[test]
 fn with_dropout_the_gradient_is_the_masked_losss() {
+    for config in tiny_families() {
+        masked_loss_gradient(config);
+    }
+}
+
+fn masked_loss_gradient(config: BertConfig) {
     // Finite differences along the gradient itself: the masks are fixed by
     // the stream, so the loss is a smooth function of the weights.
+    let family = config.family();
     let config = BertConfig {
         hidden_dropout_prob: 0.3,
         attention_probs_dropout_prob: 0.3,
-        ..tiny()
+        qa_dropout: if config.qa_dropout > 0.0 { 0.3 } else { 0.0 },
+        ..config
     };
     let params = Params::random(&config, &Device::Cpu, 11).unwrap();
     let batch = batch(&config);
@@ -162,7 +237,7 @@ fn with_dropout_the_gradient_is_the_masked_losss() {
     let rel = (slope - norm2).abs() / norm2;
     assert!(
         rel < 2e-2,
-        "loss {loss}: slope {slope} against |g|² {norm2} (rel {rel})"
+        "{family}: loss {loss}: slope {slope} against |g|² {norm2} (rel {rel})"
     );
 }
 
@@ -196,7 +271,13 @@ fn the_masks_change_with_the_round_and_not_with_threads() {
 
 #[test]
 fn the_plan_counts_what_the_cpu_launches() {
-    let config = tiny();
+    for config in tiny_families() {
+        plan_counts_launches(&config);
+    }
+}
+
+fn plan_counts_launches(config: &BertConfig) {
+    let config = config.clone();
     let params = Params::random(&config, &Device::Cpu, 7).unwrap();
     let batch = batch(&config);
     let mut lean = LeanStep::new(&config, &params).unwrap();
@@ -217,8 +298,19 @@ fn the_plan_counts_what_the_cpu_launches() {
     let layers = config.num_hidden_layers;
     let parameters = expected_shapes_len(&config);
     // 12 forward and 28 backward a layer; the embeddings 2 + 3, the head 2 + 3,
-    // zeroing 1, the norms 1, AdamW one per parameter.
-    assert_eq!(counted.launch_proxy, 40 * layers + 5 + 5 + 2 + parameters);
+    // zeroing 1, the norms 1, AdamW one per parameter; ELECTRA's projection
+    // a linear's 1 + 3.
+    let project = if config.embedding_width() != config.hidden_size {
+        4
+    } else {
+        0
+    };
+    assert_eq!(
+        counted.launch_proxy,
+        40 * layers + 5 + 5 + 2 + parameters + project,
+        "{}",
+        config.family()
+    );
     let f16 = census(&config, 2, 12, DType::F16).unwrap();
     assert_eq!(
         f16.launch_proxy, counted.launch_proxy,
@@ -257,9 +349,14 @@ fn a_bert_base_step_is_under_1500_launches_in_f32_and_f16() {
 /// clipping, on the CPU step and on the tensor step with `kernels` fused:
 /// the losses and norms each read, then the weights after.
 fn two_steps_on_both(kernels: KernelSet) {
+    for config in tiny_families() {
+        two_steps_of(kernels, config);
+    }
+}
+
+fn two_steps_of(kernels: KernelSet, config: BertConfig) {
     use super::device::DeviceStep;
     use crate::train::optimizer::{AdamW, AdamWParams};
-    let config = tiny();
     let key = MaskStream::key_for_seed(42);
     let cpu_params = Params::random(&config, &Device::Cpu, 7).unwrap();
     let tensor_params = Params::random(&config, &Device::Cpu, 7).unwrap();
@@ -325,10 +422,14 @@ fn two_steps_on_both(kernels: KernelSet) {
         // wrong sign, decay or clipping would be a whole rate off. The head's
         // bias and the key biases have gradients of 0 in exact arithmetic,
         // all noise: their gradients are compared above, not their steps.
-        if name == "qa_outputs.bias" || name.contains("attention.self.key.bias") {
+        if zero_in_exact_arithmetic(name) {
             continue;
         }
-        assert!(d <= 1e-4, "{name}: max |d| {d} against {scale}");
+        assert!(
+            d <= 1e-4,
+            "{} {name}: max |d| {d} against {scale}",
+            config.family()
+        );
     }
 }
 

@@ -1,8 +1,10 @@
 //! The encoder families squadlab trains, and what sets each apart from
-//! BERT: the config's keys, the checkpoint's tensor names, how positions
-//! are numbered, and where dropout sits. Every family is BERT's post-norm
-//! encoder underneath, so one model (`bert.rs`) and one lean step
-//! (`lean/sequence.rs`) serve them all through `Layout` (`layout.rs`).
+//! BERT: the checkpoint's prefix and pre-training heads, how positions are
+//! numbered, and where dropout sits. Every family is BERT's post-norm
+//! encoder underneath, so one model (`model/bert.rs`) and one lean step
+//! (`model/lean/sequence.rs`) serve them all through `model::layout`; each
+//! family's config keys are `model/family_keys.rs`. In the lowest layer, so
+//! run records and events can name a run's family.
 
 use serde::{Deserialize, Serialize};
 
@@ -67,7 +69,7 @@ impl Family {
     }
 
     /// The family's published checkpoints on the hub, as the New-run form
-    /// offers them (`BertConfig::known` holds their configs).
+    /// offers them (`model::BertConfig::known` holds their configs).
     pub fn hub_models(self) -> &'static [&'static str] {
         match self {
             Family::Bert => &["bert-base-uncased", "bert-large-uncased"],
@@ -180,17 +182,6 @@ mod tests {
             position_ids(Family::Bert, &ids, 5, 0),
             [0, 1, 2, 3, 4, 0, 1, 2, 3, 4]
         );
-    }
-
-    #[test]
-    fn every_offered_hub_model_has_its_config_built_in() {
-        for f in Family::ALL {
-            for id in f.hub_models() {
-                let c = crate::model::BertConfig::known(id).unwrap_or_else(|| panic!("{id}"));
-                assert_eq!(c.family(), f, "{id}");
-                c.validate().unwrap();
-            }
-        }
     }
 
     #[test]
