@@ -228,6 +228,32 @@ pub fn squadlab_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&stdout).unwrap()
 }
 
+/// `squadlab eval` of a run or model folder on the tiny task's first 10
+/// questions (windows of 64, stride 16, CPU), writing `pred`: its JSON line.
+pub fn eval_tiny_task(
+    model: &std::path::Path,
+    json: &std::path::Path,
+    pred: &std::path::Path,
+) -> serde_json::Value {
+    squadlab_json(&[
+        "eval",
+        "--model",
+        &model.display().to_string(),
+        "--data",
+        &json.display().to_string(),
+        "--limit",
+        "10",
+        "--max-length",
+        "64",
+        "--stride",
+        "16",
+        "--device",
+        "cpu",
+        "--out",
+        &pred.display().to_string(),
+    ])
+}
+
 /// Imports `{question id: answer}` as a run of `store` with `squadlab
 /// import-predictions`, scored against `data`; returns the run id.
 pub fn import_predictions(

@@ -469,23 +469,7 @@ fn train_eval_and_predict_run_on_each_familys_folder() {
         assert!(reloaded.report.initialised.is_empty() && reloaded.report.unused.is_empty());
 
         let pred = tmp.path().join(format!("pred-{name}.json"));
-        let scores = common::squadlab_json(&[
-            "eval",
-            "--model",
-            &run.display().to_string(),
-            "--data",
-            &json.display().to_string(),
-            "--limit",
-            "10",
-            "--max-length",
-            "64",
-            "--stride",
-            "16",
-            "--device",
-            "cpu",
-            "--out",
-            &pred.display().to_string(),
-        ]);
+        let scores = common::eval_tiny_task(&run, &json, &pred);
         assert_eq!(scores["total"], 10, "{name}");
         let context = "the old cat is here . the big dog is red .";
         let answer = common::squadlab_json(&[

@@ -67,23 +67,7 @@ fn train_prints_the_summary_as_one_json_line_and_never_reuses_a_run_folder() {
 
     // eval on the run folder finds its final model and writes the three files.
     let pred = tmp.path().join("pred.json");
-    let scores = common::squadlab_json(&[
-        "eval",
-        "--model",
-        &out_dir.display().to_string(),
-        "--data",
-        &json.display().to_string(),
-        "--limit",
-        "10",
-        "--max-length",
-        "64",
-        "--stride",
-        "16",
-        "--device",
-        "cpu",
-        "--out",
-        &pred.display().to_string(),
-    ]);
+    let scores = common::eval_tiny_task(&out_dir, &json, &pred);
     assert_eq!(scores["total"], 10);
     for file in ["pred.json", "pred.nbest.json", "pred.scores.json"] {
         assert!(tmp.path().join(file).is_file(), "{file}");

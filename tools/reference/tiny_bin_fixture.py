@@ -34,20 +34,25 @@ def main():
     torch.save(state, os.path.join(OUT, "pytorch_model.bin"))
     config.to_json_file(os.path.join(OUT, "config.json"))
 
+    write_expected(OUT, model)
+
+
+def write_expected(out, encoder):
+    """The encoder's hidden states for a fixed input through the head the
+    test will use (w = 0.01·(i+j), b = (0.1, -0.1)), as expected.json."""
     ids = torch.tensor([[2, 15, 27, 3, 40, 41, 42, 3, 0, 0]])
     types = torch.tensor([[0, 0, 0, 0, 1, 1, 1, 1, 0, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 1, 1, 1, 1, 0, 0]])
     with torch.no_grad():
-        hidden = model(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
-    # The QA logits need a head; record the head the test will use: w = 0.01·(i+j), b = (0.1, -0.1).
+        hidden = encoder(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
     w = torch.tensor([[0.01 * (i + j) for j in range(32)] for i in range(2)])
     b = torch.tensor([0.1, -0.1])
     logits = hidden[0] @ w.T + b
-    with open(os.path.join(OUT, "expected.json"), "w") as f:
+    with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump({"input_ids": ids[0].tolist(), "token_type_ids": types[0].tolist(),
                    "attention_mask": mask[0].tolist(), "start_logits": logits[:, 0].tolist(),
                    "end_logits": logits[:, 1].tolist()}, f)
-    print("wrote", OUT)
+    print("wrote", out)
 
 
 def electra():
@@ -65,19 +70,7 @@ def electra():
     state["electra.embeddings.position_ids"] = torch.arange(64).unsqueeze(0)
     torch.save(state, os.path.join(out, "pytorch_model.bin"))
     config.to_json_file(os.path.join(out, "config.json"))
-    ids = torch.tensor([[2, 15, 27, 3, 40, 41, 42, 3, 0, 0]])
-    types = torch.tensor([[0, 0, 0, 0, 1, 1, 1, 1, 0, 0]])
-    mask = torch.tensor([[1, 1, 1, 1, 1, 1, 1, 1, 0, 0]])
-    with torch.no_grad():
-        hidden = model.electra(input_ids=ids, token_type_ids=types, attention_mask=mask).last_hidden_state
-    w = torch.tensor([[0.01 * (i + j) for j in range(32)] for i in range(2)])
-    b = torch.tensor([0.1, -0.1])
-    logits = hidden[0] @ w.T + b
-    with open(os.path.join(out, "expected.json"), "w") as f:
-        json.dump({"input_ids": ids[0].tolist(), "token_type_ids": types[0].tolist(),
-                   "attention_mask": mask[0].tolist(), "start_logits": logits[:, 0].tolist(),
-                   "end_logits": logits[:, 1].tolist()}, f)
-    print("wrote", out)
+    write_expected(out, model.electra)
 
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ pub fn may_refuse(device: config::Device) -> bool {
 
 /// A model's config, or why there is none yet.
 enum Lookup {
-    Found(BertConfig),
+    Found(Box<BertConfig>),
     Missing,
     Waiting(&'static str),
 }
@@ -180,7 +180,7 @@ impl MemoryProbe {
     fn model(&mut self, source: &ModelSource, ctx: &egui::Context, typing: bool) -> Lookup {
         let key = source.as_str();
         if let Some(known) = BertConfig::known(key.trim_start_matches("hub:")) {
-            return Lookup::Found(known);
+            return Lookup::Found(Box::new(known));
         }
         if !self.models.contains_key(key) {
             let unchanged = self.unchanged_for(key);
@@ -194,7 +194,7 @@ impl MemoryProbe {
             self.models.insert(key.to_string(), answer);
         }
         match self.models.get_mut(key).and_then(|a| a.poll(|| None)) {
-            Some(Some(model)) => Lookup::Found(model.clone()),
+            Some(Some(model)) => Lookup::Found(Box::new(model.clone())),
             Some(None) => Lookup::Missing,
             None => Lookup::Waiting("finding the model's config"),
         }
