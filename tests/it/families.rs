@@ -18,9 +18,12 @@ use candle_core::{Device, Tensor};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use squadlab::data::{FeatureSet, QaTokenizer, WindowParams};
+use squadlab::model::kernels::generic_graph;
 use squadlab::model::{load_qa_model, qa_loss, Family, LoadedModel, WindowBatch};
 use squadlab::train::lean::LeanStep;
-use squadlab::train::optimizer::{clip_coefficient, global_norm, AdamW, AdamWParams, Grads};
+use squadlab::train::optimizer::{
+    clip_coefficient, decays, global_norm, AdamW, AdamWParams, Grads,
+};
 use std::path::{Path, PathBuf};
 
 const FAMILIES: [(&str, Family); 3] = [
@@ -226,23 +229,29 @@ fn each_family_matches_transformers_logits_and_gradients() {
             "{name}: inference differs from the graph by {d:e}"
         );
 
-        // Gradients by autograd.
-        let loss = qa_loss(&start, &end, &wb.start_positions, &wb.end_positions).unwrap();
+        // Gradients by autograd: the fused CPU graph, and the generic graph
+        // a CUDA build trains with.
         let want_loss = fx["loss"].as_f64().unwrap() as f32;
-        let got_loss = loss.to_scalar::<f32>().unwrap();
-        assert!(
-            (got_loss - want_loss).abs() <= 1e-4 * want_loss,
-            "{name}: loss {got_loss} vs {want_loss}"
-        );
-        let store = loss.backward().unwrap();
-        let mut grads = Grads::new();
-        for (param, var) in loaded.params.vars() {
-            let g = store
-                .get(var.as_tensor())
-                .unwrap_or_else(|| panic!("{name}: {param} has no gradient"));
-            grads.insert(param.clone(), g.clone());
+        for generic in [false, true] {
+            let _graph = generic_graph(generic);
+            let engine = if generic { "generic graph" } else { "autograd" };
+            let (start, end) = loaded.model.forward(&wb.as_batch(), None).unwrap();
+            let loss = qa_loss(&start, &end, &wb.start_positions, &wb.end_positions).unwrap();
+            let got_loss = loss.to_scalar::<f32>().unwrap();
+            assert!(
+                (got_loss - want_loss).abs() <= 1e-4 * want_loss,
+                "{name} {engine}: loss {got_loss} vs {want_loss}"
+            );
+            let store = loss.backward().unwrap();
+            let mut grads = Grads::new();
+            for (param, var) in loaded.params.vars() {
+                let g = store
+                    .get(var.as_tensor())
+                    .unwrap_or_else(|| panic!("{name} {engine}: {param} has no gradient"));
+                grads.insert(param.clone(), g.clone());
+            }
+            assert_grads_match(name, engine, &grads);
         }
-        assert_grads_match(name, "autograd", &grads);
 
         // Gradients by the lean step (its fused CPU kernels).
         let mut lean = LeanStep::new(&loaded.config, &loaded.params).unwrap();
@@ -268,6 +277,21 @@ fn each_family_trains_twenty_steps_as_transformers_does() {
         loaded.config.attention_probs_dropout_prob = 0.0;
         loaded.config.qa_dropout = 0.0;
         let fx = json(&fixture_dir(name).join("trajectory.json"));
+        // Weight decay spares what Hugging Face's Trainer spares: biases and
+        // every norm, by module.
+        let exempt: Vec<&str> = fx["decay_exempt"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        for (param, _) in loaded.params.vars() {
+            assert_eq!(
+                decays(param),
+                !exempt.contains(&param.as_str()),
+                "{name}: {param} decays"
+            );
+        }
         let total = fx["total_steps"].as_u64().unwrap() as usize;
         let lr0 = fx["lr"].as_f64().unwrap();
         let mut optimizer = AdamW::new(

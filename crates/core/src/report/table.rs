@@ -385,4 +385,52 @@ mod tests {
         let lr = &diff.iter().find(|(k, _)| k == "learning_rate").unwrap().1;
         assert_eq!(lr, &vec!["2e-5".to_string(), "5e-5".into(), "-".into()]);
     }
+
+    #[test]
+    fn the_bert_paper_rows_are_baselines_for_bert_runs_only() {
+        use crate::config::ModelSource;
+        use crate::family::Family;
+        use crate::store::{RunEntry, RunStatus, Shown};
+        let run = |id: &str, model: &str, family: Option<Family>| {
+            let mut record = RunRecord {
+                id: id.into(),
+                status: RunStatus::Finished,
+                family,
+                config: Some(RunConfig {
+                    model: ModelSource::try_from(model.to_string()).unwrap(),
+                    ..RunConfig::default()
+                }),
+                ..RunRecord::default()
+            };
+            record.outcome.exact_match = Some(80.0);
+            record.outcome.f1 = Some(88.0);
+            RunEntry {
+                id: id.into(),
+                dir: id.into(),
+                record: Some(record),
+                shown: Shown::Is(RunStatus::Finished),
+                problems: Vec::new(),
+                last_step: None,
+            }
+        };
+        let runs = [
+            run("a", "bert-base-uncased", Some(Family::Bert)),
+            run("b", "roberta-base", Some(Family::Roberta)),
+            // A record from before families: the model id says RoBERTa.
+            run("c", "FacebookAI/roberta-base", None),
+            run("d", "bert-base-uncased", None),
+        ];
+        let rows = comparison_rows(
+            &runs,
+            &ReferenceResults::builtin(),
+            &TableOptions::default(),
+        )
+        .unwrap();
+        let baselines: Vec<Option<&str>> = rows.iter().map(|r| r.baseline.as_deref()).collect();
+        assert_eq!(
+            baselines,
+            [Some("paper-base"), None, None, Some("paper-base")]
+        );
+        assert_eq!(rows[2].family, Some(Family::Roberta));
+    }
 }
