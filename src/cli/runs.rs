@@ -124,6 +124,7 @@ pub fn runs(args: &RunsArgs) -> Result<Report> {
             "status": e.shown.as_str(),
             "problems": e.problems,
             "model": r.map(|r| r.model()),
+            "family": r.and_then(|r| r.family).map(|f| f.label()),
             "step": step,
             "total_steps": total,
             "exact_match": o.and_then(|o| o.exact_match),
