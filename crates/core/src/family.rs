@@ -16,14 +16,16 @@ pub enum Family {
     Roberta,
     DistilBert,
     Electra,
+    Albert,
 }
 
 impl Family {
-    pub const ALL: [Family; 4] = [
+    pub const ALL: [Family; 5] = [
         Family::Bert,
         Family::Roberta,
         Family::DistilBert,
         Family::Electra,
+        Family::Albert,
     ];
 
     /// The `model_type` of its config.json.
@@ -33,6 +35,7 @@ impl Family {
             Family::Roberta => "roberta",
             Family::DistilBert => "distilbert",
             Family::Electra => "electra",
+            Family::Albert => "albert",
         }
     }
 
@@ -65,6 +68,7 @@ impl Family {
             Family::Roberta => "RoBERTa",
             Family::DistilBert => "DistilBERT",
             Family::Electra => "ELECTRA",
+            Family::Albert => "ALBERT",
         }
     }
 
@@ -82,6 +86,12 @@ impl Family {
                 "google/electra-base-discriminator",
                 "google/electra-large-discriminator",
             ],
+            Family::Albert => &[
+                "albert-base-v2",
+                "albert-large-v2",
+                "albert-xlarge-v2",
+                "albert-xxlarge-v2",
+            ],
         }
     }
 
@@ -92,6 +102,7 @@ impl Family {
             Family::Roberta => "RobertaForQuestionAnswering",
             Family::DistilBert => "DistilBertForQuestionAnswering",
             Family::Electra => "ElectraForQuestionAnswering",
+            Family::Albert => "AlbertForQuestionAnswering",
         }
     }
 
@@ -111,6 +122,17 @@ impl Family {
         self != Family::DistilBert
     }
 
+    /// Whether the feed-forward output is dropped out before the residual
+    /// (ALBERT's layer defines the dropout but never applies it).
+    pub fn drops_ffn_output(self) -> bool {
+        self != Family::Albert
+    }
+
+    /// Whether consecutive layers share one layer group's weights (ALBERT).
+    pub fn shares_layers(self) -> bool {
+        self == Family::Albert
+    }
+
     /// Checkpoint tensors that belong to pre-training heads or buffers, which
     /// the QA model ignores without reporting them as unused.
     pub fn ignored(self, bare: &str) -> bool {
@@ -119,6 +141,7 @@ impl Family {
             Family::Roberta => &["lm_head.", "pooler."],
             Family::DistilBert => &["vocab_transform.", "vocab_layer_norm.", "vocab_projector."],
             Family::Electra => &["discriminator_predictions.", "generator_", "pooler."],
+            Family::Albert => &["predictions.", "sop_classifier.", "pooler."],
         };
         heads.iter().any(|h| bare.starts_with(h))
             || bare.ends_with("position_ids")
@@ -189,7 +212,7 @@ mod tests {
         for f in Family::ALL {
             assert_eq!(Family::from_model_type(f.model_type()), Some(f));
         }
-        assert_eq!(Family::from_model_type("albert"), None);
+        assert_eq!(Family::from_model_type("deberta-v2"), None);
         assert_eq!(
             Family::from_model_id("distilbert/distilbert-base-uncased"),
             Some(Family::DistilBert)

@@ -39,6 +39,12 @@ pub struct RunConfig {
     /// Stop after this many optimizer steps, whatever the epochs say.
     pub max_steps: Option<u64>,
     pub learning_rate: f64,
+    /// Layer-wise learning-rate decay, ELECTRA's recipe (0.8 for base, 0.9
+    /// for large): the QA head trains at the rate, encoder layer l of L at
+    /// rate × decay^(L + 1 − l), the embeddings at rate × decay^(L + 2)
+    /// (`model::layout::layerwise_lr_scales`). 1 (the default, and Hugging
+    /// Face's Trainer) is one rate for all.
+    pub layerwise_lr_decay: f64,
     pub weight_decay: f64,
     pub adam_beta1: f64,
     pub adam_beta2: f64,
@@ -266,6 +272,7 @@ impl Default for RunConfig {
             num_train_epochs: 3.0,
             max_steps: None,
             learning_rate: 2e-5,
+            layerwise_lr_decay: 1.0,
             weight_decay: 0.01,
             adam_beta1: 0.9,
             adam_beta2: 0.999,

@@ -58,6 +58,13 @@ impl RunConfig {
             format!("learning_rate must be positive, got {}", c.learning_rate),
         );
         need(
+            c.layerwise_lr_decay > 0.0 && c.layerwise_lr_decay <= 1.0,
+            format!(
+                "layerwise_lr_decay must be in (0, 1], got {}",
+                c.layerwise_lr_decay
+            ),
+        );
+        need(
             c.weight_decay.is_finite() && c.weight_decay >= 0.0,
             format!(
                 "weight_decay must be zero or positive, got {}",

@@ -6,7 +6,7 @@
 use super::census::scope;
 use super::cuda_layout::matmul;
 use super::kernels::{self, AttentionDropout};
-use super::layers::{additive_mask, dropout, gelu, LayerNorm, Linear};
+use super::layers::{activation, additive_mask, dropout, LayerNorm, Linear};
 use super::layout::Layout;
 use super::params::Params;
 use super::{position_ids, position_padding_row, BertConfig, Family};
@@ -89,7 +89,7 @@ impl BertQa {
         };
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
-                let l = layout.layer(i);
+                let l = layout.layer(config.layer_group(i));
                 Ok(Layer {
                     query: linear(&l.query)?,
                     key: linear(&l.key)?,
@@ -206,11 +206,9 @@ impl BertQa {
         if let Some(project) = &self.embeddings.project {
             x = project.forward(&x)?;
         }
-        let attention_output_dropout = if c.family().drops_attention_output() {
-            c.hidden_dropout_prob
-        } else {
-            0.0
-        };
+        let site_p = |applies: bool| if applies { c.hidden_dropout_prob } else { 0.0 };
+        let attention_output_dropout = site_p(c.family().drops_attention_output());
+        let ffn_output_dropout = site_p(c.family().drops_ffn_output());
 
         let fused = kernels::applies(&[&x]);
         let mask = if fused {
@@ -231,8 +229,8 @@ impl BertQa {
             )?;
             let residual = scope("residual add", || attended.add(&x))?;
             let h = mode.norm(&layer.attention_norm, &residual, dtype)?;
-            let inner = gelu(&layer.intermediate.forward(&h)?)?;
-            let out = mode.dropout(&layer.output.forward(&inner)?, c.hidden_dropout_prob)?;
+            let inner = activation(&layer.intermediate.forward(&h)?, c.activation())?;
+            let out = mode.dropout(&layer.output.forward(&inner)?, ffn_output_dropout)?;
             let residual = scope("residual add", || out.add(&h))?;
             x = mode.norm(&layer.output_norm, &residual, dtype)?;
         }

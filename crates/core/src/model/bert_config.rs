@@ -7,6 +7,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::family::Family;
 
+/// The GELU a config's `hidden_act` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// `x · Φ(x)`: BERT's `gelu`.
+    GeluErf,
+    /// `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`: `gelu_new`.
+    GeluTanh,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BertConfig {
@@ -24,9 +33,16 @@ pub struct BertConfig {
     pub initializer_range: f64,
     pub pad_token_id: usize,
     pub model_type: String,
-    /// ELECTRA's embedding width, projected to `hidden_size` when it differs.
+    /// ELECTRA's and ALBERT's embedding width, projected to `hidden_size`
+    /// (ELECTRA's only when it differs, ALBERT's always).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding_size: Option<usize>,
+    /// ALBERT's layer groups: consecutive layers share one group's weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_hidden_groups: Option<usize>,
+    /// ALBERT's layers per group; squadlab trains 1, as every released ALBERT has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inner_group_num: Option<usize>,
     /// DistilBERT's dropout before the QA head (`qa_dropout`); the other
     /// families have none. Written back by `family_keys`.
     #[serde(skip)]
@@ -89,6 +105,26 @@ impl BertConfig {
     pub fn embedding_width(&self) -> usize {
         self.embedding_size.unwrap_or(self.hidden_size)
     }
+
+    /// The GELU of `hidden_act`: the erf form, or the tanh approximation
+    /// (`gelu_new`, ALBERT's).
+    pub fn activation(&self) -> Activation {
+        match self.hidden_act.as_str() {
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            _ => Activation::GeluErf,
+        }
+    }
+
+    /// The layer group layer `l` uses: its own, but in ALBERT, whose
+    /// `num_hidden_groups` groups each serve consecutive layers.
+    pub fn layer_group(&self, l: usize) -> usize {
+        match self.num_hidden_groups {
+            Some(groups) if self.family().shares_layers() => {
+                l * groups / self.num_hidden_layers.max(1)
+            }
+            _ => l,
+        }
+    }
 }
 
 impl Default for BertConfig {
@@ -109,6 +145,8 @@ impl Default for BertConfig {
             pad_token_id: 0,
             model_type: "bert".into(),
             embedding_size: None,
+            num_hidden_groups: None,
+            inner_group_num: None,
             qa_dropout: 0.0,
             extra: Default::default(),
         }
@@ -147,6 +185,28 @@ impl BertConfig {
                 model_type: "distilbert".into(),
                 ..base
             }),
+            "albert-base-v2" | "albert/albert-base-v2" => Some(Self::albert(base)),
+            "albert-large-v2" | "albert/albert-large-v2" => Some(Self {
+                hidden_size: 1024,
+                num_hidden_layers: 24,
+                num_attention_heads: 16,
+                intermediate_size: 4096,
+                ..Self::albert(base)
+            }),
+            "albert-xlarge-v2" | "albert/albert-xlarge-v2" => Some(Self {
+                hidden_size: 2048,
+                num_hidden_layers: 24,
+                num_attention_heads: 16,
+                intermediate_size: 8192,
+                ..Self::albert(base)
+            }),
+            "albert-xxlarge-v2" | "albert/albert-xxlarge-v2" => Some(Self {
+                hidden_size: 4096,
+                num_hidden_layers: 12,
+                num_attention_heads: 64,
+                intermediate_size: 16384,
+                ..Self::albert(base)
+            }),
             "google/electra-base-discriminator" => Some(Self {
                 embedding_size: Some(768),
                 model_type: "electra".into(),
@@ -162,6 +222,20 @@ impl BertConfig {
                 ..base
             }),
             _ => None,
+        }
+    }
+
+    fn albert(base: Self) -> Self {
+        Self {
+            vocab_size: 30000,
+            embedding_size: Some(128),
+            num_hidden_groups: Some(1),
+            inner_group_num: Some(1),
+            hidden_act: "gelu_new".into(),
+            hidden_dropout_prob: 0.0,
+            attention_probs_dropout_prob: 0.0,
+            model_type: "albert".into(),
+            ..base
         }
     }
 
@@ -214,13 +288,30 @@ impl BertConfig {
                 self.vocab_size
             );
         }
-        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_python") {
+        if !matches!(
+            self.hidden_act.as_str(),
+            "gelu" | "gelu_python" | "gelu_new" | "gelu_pytorch_tanh"
+        ) {
             bail!(
-                "hidden_act {:?} is not supported: squadlab implements the erf gelu ({} uses {:?})",
-                self.hidden_act,
-                family,
+                "hidden_act {:?} is not supported: squadlab implements gelu (erf) and gelu_new (tanh)",
                 self.hidden_act
             );
+        }
+        if family.shares_layers() {
+            let groups = self.num_hidden_groups.unwrap_or(1);
+            if groups == 0 || !self.num_hidden_layers.is_multiple_of(groups) {
+                bail!(
+                    "num_hidden_groups ({groups}) must divide num_hidden_layers ({})",
+                    self.num_hidden_layers
+                );
+            }
+            if self.inner_group_num.unwrap_or(1) != 1 {
+                bail!(
+                    "inner_group_num {} is not supported: squadlab trains ALBERT with one layer \
+                     per group, as every released ALBERT has",
+                    self.inner_group_num.unwrap_or(1)
+                );
+            }
         }
         Ok(())
     }

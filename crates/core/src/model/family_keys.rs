@@ -77,9 +77,21 @@ pub fn read(family: Family, keys: Map<String, Value>) -> Result<BertConfig> {
         }
     };
     config.model_type = family.model_type().into();
-    if family != Family::Electra {
+    // Keys that mean something to one family only are kept as read for
+    // the others.
+    if !matches!(family, Family::Electra | Family::Albert) {
         if let Some(e) = config.embedding_size.take() {
             config.extra.insert("embedding_size".into(), json!(e));
+        }
+    }
+    if family != Family::Albert {
+        for (key, v) in [
+            ("num_hidden_groups", config.num_hidden_groups.take()),
+            ("inner_group_num", config.inner_group_num.take()),
+        ] {
+            if let Some(v) = v {
+                config.extra.insert(key.into(), json!(v));
+            }
         }
     }
     Ok(config)
@@ -114,6 +126,12 @@ fn defaults(family: Family) -> Map<String, Value> {
         Family::Electra => json!({
             "embedding_size": 128, "hidden_size": 256, "num_attention_heads": 4,
             "intermediate_size": 1024,
+        }),
+        Family::Albert => json!({
+            "vocab_size": 30000, "embedding_size": 128, "hidden_size": 4096,
+            "num_hidden_layers": 12, "num_hidden_groups": 1, "num_attention_heads": 64,
+            "intermediate_size": 16384, "inner_group_num": 1, "hidden_act": "gelu_new",
+            "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
         }),
         _ => json!({}),
     };
@@ -194,6 +212,8 @@ fn from_distilbert(keys: Map<String, Value>) -> Result<BertConfig> {
         pad_token_id: d.pad_token_id,
         model_type: Family::DistilBert.model_type().into(),
         embedding_size: None,
+        num_hidden_groups: None,
+        inner_group_num: None,
         qa_dropout: d.qa_dropout,
         extra,
     })

@@ -18,6 +18,16 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
     })
 }
 
+/// The config's GELU: the erf form (`gelu` above), or the tanh
+/// approximation (`gelu_new`) by candle's differentiable op, whose formula
+/// is transformers' `NewGELUActivation`.
+pub fn activation(x: &Tensor, act: crate::model::Activation) -> Result<Tensor> {
+    match act {
+        crate::model::Activation::GeluErf => gelu(x),
+        crate::model::Activation::GeluTanh => scope("gelu", || x.gelu()),
+    }
+}
+
 /// `x · Wᵀ + b` with a Hugging Face `[out, in]` weight.
 #[derive(Clone, Debug)]
 pub struct Linear {

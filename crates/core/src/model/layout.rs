@@ -76,14 +76,34 @@ impl Layout {
                 .has_token_types()
                 .then(|| format!("{p}.embeddings.token_type_embeddings.weight")),
             embed_norm: format!("{p}.embeddings.LayerNorm"),
-            project: (embedding_width != c.hidden_size).then(|| format!("{p}.embeddings_project")),
+            // ALBERT maps its embeddings to the hidden width whatever their widths.
+            project: match family {
+                Family::Albert => Some(format!("{p}.encoder.embedding_hidden_mapping_in")),
+                _ => (embedding_width != c.hidden_size).then(|| format!("{p}.embeddings_project")),
+            },
             head: "qa_outputs".into(),
             embedding_width,
         }
     }
 
+    /// The names of layer `l`'s modules: in ALBERT, those of the group it
+    /// shares (`BertConfig::layer_group`, which the caller resolved).
     pub fn layer(&self, l: usize) -> LayerNames {
         let p = self.family.prefix();
+        if self.family == Family::Albert {
+            let at =
+                |name: &str| format!("{p}.encoder.albert_layer_groups.{l}.albert_layers.0.{name}");
+            return LayerNames {
+                query: at("attention.query"),
+                key: at("attention.key"),
+                value: at("attention.value"),
+                attention_out: at("attention.dense"),
+                attention_norm: at("attention.LayerNorm"),
+                intermediate: at("ffn"),
+                output: at("ffn_output"),
+                output_norm: at("full_layer_layer_norm"),
+            };
+        }
         let at = |name: &str| match self.family {
             Family::DistilBert => format!("{p}.transformer.layer.{l}.{name}"),
             _ => format!("{p}.encoder.layer.{l}.{name}"),
@@ -158,8 +178,11 @@ impl Layout {
         if let Some(project) = &self.project {
             linear(&mut push, project, h, e);
         }
-        for l in 0..c.num_hidden_layers {
-            let n = self.layer(l);
+        // A shared group's parameters are listed once.
+        let groups: std::collections::BTreeSet<usize> =
+            (0..c.num_hidden_layers).map(|l| c.layer_group(l)).collect();
+        for g in groups {
+            let n = self.layer(g);
             for at in [&n.query, &n.key, &n.value, &n.attention_out] {
                 linear(&mut push, at, h, h);
             }
@@ -173,6 +196,49 @@ impl Layout {
     }
 }
 
+/// Each parameter's share of the learning rate under layer-wise decay
+/// `decay`, as ELECTRA's fine-tuning code (`_get_layer_lrs`) sets it: the
+/// QA head 1, encoder layer l of L decay^(L + 1 − l), the embeddings (and
+/// their projection) decay^(L + 2). A group ALBERT's layers share takes the
+/// share of the topmost layer that uses it.
+pub fn layerwise_lr_scales(c: &BertConfig, decay: f64) -> std::collections::BTreeMap<String, f64> {
+    let layout = Layout::new(c);
+    let layers = c.num_hidden_layers;
+    let mut exponents: std::collections::BTreeMap<String, usize> = Default::default();
+    for l in 0..layers {
+        let n = layout.layer(c.layer_group(l));
+        for module in [
+            &n.query,
+            &n.key,
+            &n.value,
+            &n.attention_out,
+            &n.attention_norm,
+            &n.intermediate,
+            &n.output,
+            &n.output_norm,
+        ] {
+            for leaf in ["weight", "bias"] {
+                let e = exponents
+                    .entry(format!("{module}.{leaf}"))
+                    .or_insert(usize::MAX);
+                *e = (*e).min(layers + 1 - l);
+            }
+        }
+    }
+    layout
+        .specs(c)
+        .into_iter()
+        .map(|p| {
+            let e = if p.name.starts_with(&format!("{}.", layout.head)) {
+                0
+            } else {
+                exponents.get(&p.name).copied().unwrap_or(layers + 2)
+            };
+            (p.name, decay.powi(e as i32))
+        })
+        .collect()
+}
+
 /// Whether a parameter of any family's layout decays: by the module it
 /// names (the layouts above), so DistilBERT's `sa_layer_norm` is a norm.
 pub fn decays(name: &str) -> bool {
@@ -181,10 +247,11 @@ pub fn decays(name: &str) -> bool {
 
 /// The module kind of a parameter name in any family's layout.
 pub fn module_of(name: &str) -> Module {
-    const NORMS: [&str; 4] = [
+    const NORMS: [&str; 5] = [
         "LayerNorm",
         "sa_layer_norm",
         "output_layer_norm",
+        "full_layer_layer_norm",
         "layer_norm",
     ];
     let (module, leaf) = name.rsplit_once('.').unwrap_or(("", name));

@@ -21,7 +21,7 @@ mod source;
 pub use crate::family::{position_ids, position_padding_row, Family};
 pub use batch::WindowBatch;
 pub use bert::{qa_loss, Batch, BertQa};
-pub use bert_config::BertConfig;
+pub use bert_config::{Activation, BertConfig};
 pub use checkpoint::{load_qa_model, save_pretrained, LoadedModel, TokenizerFile};
 pub use device::{compute_dtype, describe, select_device, CUDA_BUILT};
 pub use params::{expected_shapes, param_specs, LoadReport, Params};

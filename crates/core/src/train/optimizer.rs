@@ -34,6 +34,8 @@ struct Slot {
     name: String,
     var: Var,
     decay: bool,
+    /// Its share of the learning rate (layer-wise decay; 1 without).
+    lr_scale: f64,
     moments: Moments,
 }
 
@@ -129,6 +131,7 @@ impl AdamW {
                     name: name.clone(),
                     var: var.clone(),
                     decay: decays(name),
+                    lr_scale: 1.0,
                     moments: Moments::zeros(var.as_tensor())?,
                 })
             })
@@ -150,11 +153,13 @@ impl AdamW {
             weight_decay,
         } = self.params;
         self.steps += 1;
-        let groups = self.group_steps(lr, 1.0);
         let t = self.steps as i32;
-        let step_size = lr / (1.0 - beta1.powi(t));
         let bias_correction2_sqrt = (1.0 - beta2.powi(t)).sqrt();
-        for slot in &mut self.slots {
+        for i in 0..self.slots.len() {
+            let lr = lr * self.slots[i].lr_scale;
+            let groups = self.group_steps(lr, 1.0);
+            let step_size = lr / (1.0 - beta1.powi(t));
+            let slot = &mut self.slots[i];
             let Some(g) = grads.get(&slot.name) else {
                 continue;
             };
@@ -205,8 +210,8 @@ impl AdamW {
     ) -> Result<()> {
         self.check_order(names, grads.len())?;
         self.steps += 1;
-        let groups = self.group_steps(lr, clip);
-        for ((slot, name), g) in self.slots.iter_mut().zip(names).zip(grads) {
+        let steps = self.slot_steps(lr, clip);
+        for (((slot, name), g), groups) in self.slots.iter_mut().zip(names).zip(grads).zip(steps) {
             let Moments::Host {
                 exp_avg,
                 exp_avg_sq,
@@ -241,9 +246,9 @@ impl AdamW {
     ) -> Result<Vec<Option<Tensor>>> {
         self.check_order(names, grads.len())?;
         self.steps += 1;
-        let groups = self.group_steps(lr, clip);
+        let steps = self.slot_steps(lr, clip);
         let mut copies = Vec::with_capacity(names.len());
-        for ((slot, name), g) in self.slots.iter_mut().zip(names).zip(grads) {
+        for (((slot, name), g), groups) in self.slots.iter_mut().zip(names).zip(grads).zip(steps) {
             let w = slot.var.as_tensor().clone();
             let (m, v) = slot.moments.tensors(&w)?;
             let state = crate::model::fused::AdamState { w: w.clone(), m, v };
@@ -283,6 +288,39 @@ impl AdamW {
             )),
             None => Ok(()),
         }
+    }
+
+    /// Gives each parameter its share of the learning rate by name (layer-wise
+    /// decay, `model::layout::layerwise_lr_scales`); names it lacks keep 1.
+    pub fn set_lr_scales(&mut self, scales: &BTreeMap<String, f64>) {
+        for slot in &mut self.slots {
+            slot.lr_scale = scales.get(&slot.name).copied().unwrap_or(1.0);
+        }
+    }
+
+    /// Each parameter's share of the learning rate, by name.
+    pub fn lr_scales(&self) -> BTreeMap<String, f64> {
+        self.slots
+            .iter()
+            .map(|s| (s.name.clone(), s.lr_scale))
+            .collect()
+    }
+
+    /// Each slot's group constants at its own rate: one table per distinct
+    /// share, not per parameter.
+    fn slot_steps(&self, lr: f64, clip: f32) -> Vec<[adamw_cpu::Step; 2]> {
+        let mut by_scale: Vec<(f64, [adamw_cpu::Step; 2])> = Vec::new();
+        self.slots
+            .iter()
+            .map(|s| match by_scale.iter().find(|(k, _)| *k == s.lr_scale) {
+                Some((_, g)) => *g,
+                None => {
+                    let g = self.group_steps(lr * s.lr_scale, clip);
+                    by_scale.push((s.lr_scale, g));
+                    g
+                }
+            })
+            .collect()
     }
 
     /// The step's constants for each group, [without decay, with decay], at

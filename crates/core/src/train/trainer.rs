@@ -109,6 +109,12 @@ impl<'a> Trainer<'a> {
                 weight_decay: c.weight_decay,
             },
         )?;
+        if c.layerwise_lr_decay != 1.0 {
+            optimizer.set_lr_scales(&crate::model::layout::layerwise_lr_scales(
+                &self.p.model.config,
+                c.layerwise_lr_decay,
+            ));
+        }
         let fresh_start = self.p.resume.is_none();
         let mut state = match self.p.resume.take() {
             Some((dir, state)) => {

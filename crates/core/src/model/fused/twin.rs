@@ -11,7 +11,7 @@ use crate::model::kernels::attention::{softmax_backward_rows, softmax_rows};
 use crate::model::kernels::masks::dropout_in_place;
 use crate::model::kernels::optimizer::{squared_norm, update_chunk};
 use crate::model::lean::cpu::Cpu;
-use crate::model::lean::ops::{Buf, Norm, NormBackward, Ops, StepInput};
+use crate::model::lean::ops::{Activation, Buf, Norm, NormBackward, Ops, StepInput};
 use crate::rng::philox::Dropout;
 use anyhow::{anyhow, bail, Result};
 use candle_core::{DType, Device, Tensor};
@@ -206,7 +206,7 @@ impl FusedOps for CpuTwin {
         let n = u.elem_count();
         let mut cpu = Cpu::new(Vec::new(), Vec::new());
         let (ub, g) = (cpu.put(host(u, "u")?), cpu.put(vec![0.0; n]));
-        cpu.gelu(ub, g, n)?;
+        cpu.gelu(ub, g, n, Activation::GeluErf)?;
         out(cpu.take(g)?, u.dims())
     }
 
@@ -214,7 +214,7 @@ impl FusedOps for CpuTwin {
         let n = u.elem_count();
         let mut cpu = Cpu::new(Vec::new(), Vec::new());
         let (ub, db) = (cpu.put(host(u, "u")?), cpu.put(host(d, "d")?));
-        cpu.gelu_backward(ub, db, n)?;
+        cpu.gelu_backward(ub, db, n, Activation::GeluErf)?;
         out(cpu.take(db)?, d.dims())
     }
 

@@ -6,8 +6,8 @@
 
 use super::fallback;
 use super::ops::{
-    Attention, AttentionBackward, Buf, Dropout, EmbedPads, Gemm, Norm, NormBackward, Ops, Prec,
-    StepInput,
+    Activation, Attention, AttentionBackward, Buf, Dropout, EmbedPads, Gemm, Norm, NormBackward,
+    Ops, Prec, StepInput,
 };
 use crate::model::fused::{Kernel, KernelSet};
 use crate::model::kernels::attention::{Heads, Masks};
@@ -440,10 +440,18 @@ impl Ops for Cpu<'_> {
         Ok(())
     }
 
-    fn gelu(&mut self, u: Buf, g: Buf, elems: usize) -> Result<()> {
+    fn gelu(&mut self, u: Buf, g: Buf, elems: usize, act: Activation) -> Result<()> {
         let fused = self.fused;
         let (r, mut w) = self.io(&[u], &[g])?;
         need("GELU's input", r[0].len(), elems)?;
+        if act == Activation::GeluTanh {
+            // The tanh form has no kernel of the self-check's: always ours.
+            w[0][..elems]
+                .par_chunks_mut(CHUNK)
+                .zip(r[0][..elems].par_chunks(CHUNK))
+                .for_each(|(ys, xs)| gelu::tanh_forward(ys, xs));
+            return Ok(());
+        }
         if !fused.has(Kernel::Gelu) {
             return fallback::gelu(&r[0][..elems], &mut w[0][..elems]);
         }
@@ -455,10 +463,17 @@ impl Ops for Cpu<'_> {
         Ok(())
     }
 
-    fn gelu_backward(&mut self, u: Buf, d: Buf, elems: usize) -> Result<()> {
+    fn gelu_backward(&mut self, u: Buf, d: Buf, elems: usize, act: Activation) -> Result<()> {
         let fused = self.fused;
         let (r, mut w) = self.io(&[u], &[d])?;
         need("GELU's input", r[0].len(), elems)?;
+        if act == Activation::GeluTanh {
+            w[0][..elems]
+                .par_chunks_mut(CHUNK)
+                .zip(r[0][..elems].par_chunks(CHUNK))
+                .for_each(|(ds, xs)| gelu::tanh_backward_in_place(ds, xs));
+            return Ok(());
+        }
         if !fused.has(Kernel::Gelu) {
             return fallback::gelu_backward(&r[0][..elems], &mut w[0][..elems]);
         }

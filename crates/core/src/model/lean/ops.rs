@@ -6,6 +6,7 @@
 //! Buffers are handles: the step names an activation, a parameter or a
 //! parameter's gradient, and the backend resolves it.
 
+pub use crate::model::Activation;
 use anyhow::Result;
 
 /// A buffer the step names.
@@ -179,10 +180,10 @@ pub trait Ops {
     fn norm_backward(&mut self, n: &NormBackward) -> Result<()>;
     fn attention(&mut self, input: &StepInput, a: &Attention) -> Result<()>;
     fn attention_backward(&mut self, input: &StepInput, a: &AttentionBackward) -> Result<()>;
-    /// `g = GELU(u)` (erf form).
-    fn gelu(&mut self, u: Buf, g: Buf, elems: usize) -> Result<()>;
+    /// `g = GELU(u)`, erf form or tanh approximation.
+    fn gelu(&mut self, u: Buf, g: Buf, elems: usize, act: Activation) -> Result<()>;
     /// `d ← d · GELU'(u)`, in place.
-    fn gelu_backward(&mut self, u: Buf, d: Buf, elems: usize) -> Result<()>;
+    fn gelu_backward(&mut self, u: Buf, d: Buf, elems: usize, act: Activation) -> Result<()>;
     /// Column sums of `m` `[rows, cols]` added into `into` (a bias gradient).
     fn column_sums(&mut self, m: Buf, rows: usize, cols: usize, into: Buf) -> Result<()>;
     /// The QA loss of `logits` `[b·s, 2]` (mean over windows of the start

@@ -4,7 +4,8 @@
 //! activation bytes. Tests hold both to the CPU backend's real run.
 
 use super::ops::{
-    Attention, AttentionBackward, Buf, EmbedPads, Gemm, Norm, NormBackward, Ops, Prec, StepInput,
+    Activation, Attention, AttentionBackward, Buf, EmbedPads, Gemm, Norm, NormBackward, Ops, Prec,
+    StepInput,
 };
 use super::sequence::{Launches, MicroBatchDropout, ParamTable, Sequence};
 use crate::model::BertConfig;
@@ -112,10 +113,10 @@ impl Ops for Plan {
     fn attention_backward(&mut self, _: &StepInput, _: &AttentionBackward) -> Result<()> {
         Ok(())
     }
-    fn gelu(&mut self, _: Buf, _: Buf, _: usize) -> Result<()> {
+    fn gelu(&mut self, _: Buf, _: Buf, _: usize, _: Activation) -> Result<()> {
         Ok(())
     }
-    fn gelu_backward(&mut self, _: Buf, _: Buf, _: usize) -> Result<()> {
+    fn gelu_backward(&mut self, _: Buf, _: Buf, _: usize, _: Activation) -> Result<()> {
         Ok(())
     }
     fn column_sums(&mut self, _: Buf, _: usize, _: usize, _: Buf) -> Result<()> {

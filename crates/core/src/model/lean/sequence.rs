@@ -280,6 +280,7 @@ impl<'a, O: Ops> Sequence<'a, O> {
         let t = self.table;
         let layout = Layout::new(c);
         let family = layout.family;
+        let activation = c.activation();
         let (h, inter, width) = (c.hidden_size, c.intermediate_size, layout.embedding_width);
         let rows = input.b * input.s;
         let eps = c.layer_norm_eps as f32;
@@ -295,7 +296,7 @@ impl<'a, O: Ops> Sequence<'a, O> {
         let project = layout.project.as_deref().map(|n| pair(t, n)).transpose()?;
         let head = pair(t, &layout.head)?;
         let layers = (0..c.num_hidden_layers)
-            .map(|l| LayerParams::new(t, &layout, l))
+            .map(|l| LayerParams::new(t, &layout, c.layer_group(l)))
             .collect::<Result<Vec<_>>>()?;
         let last = layers.len().saturating_sub(1);
         let head_site = 1 + 3 * layers.len() as u32;
@@ -393,7 +394,7 @@ impl<'a, O: Ops> Sequence<'a, O> {
             self.linear(hs, p.intermediate, u, rows)?;
             let g = self.ops.alloc("gelu", rows * inter, Prec::Compute)?;
             self.launches.add("gelu", 1);
-            self.ops.gelu(u, g, rows * inter)?;
+            self.ops.gelu(u, g, rows * inter, activation)?;
             let a2 = self.ops.alloc("projection", rows * h, Prec::Compute)?;
             self.linear(g, p.output, a2, rows)?;
             let r2 = self.ops.alloc("residual", rows * h, Prec::F32)?;
@@ -403,7 +404,9 @@ impl<'a, O: Ops> Sequence<'a, O> {
                 rows,
                 width: h,
                 a: a2,
-                input_dropout: dropout.and_then(|d| hidden_p(&d, site + 2)),
+                input_dropout: dropout
+                    .filter(|_| family.drops_ffn_output())
+                    .and_then(|d| hidden_p(&d, site + 2)),
                 residual: Some((hs, r2)),
                 weight: Buf::Param(p.output_norm.0),
                 bias: Buf::Param(p.output_norm.1),
@@ -470,7 +473,8 @@ impl<'a, O: Ops> Sequence<'a, O> {
             self.ops.free(d_a2);
             self.ops.free(acts.g);
             self.launches.add("gelu backward", 1);
-            self.ops.gelu_backward(acts.u, d_g, rows * inter)?;
+            self.ops
+                .gelu_backward(acts.u, d_g, rows * inter, activation)?;
             self.ops.free(acts.u);
             self.linear_backward(acts.h, p.intermediate, d_g, Some((d_h, true)), rows)?;
             self.ops.free(d_g);

@@ -9,7 +9,8 @@
 //! fails in the CPU tests too.
 
 use super::ops::{
-    Attention, AttentionBackward, Buf, EmbedPads, Gemm, Norm, NormBackward, Ops, Prec, StepInput,
+    Activation, Attention, AttentionBackward, Buf, EmbedPads, Gemm, Norm, NormBackward, Ops, Prec,
+    StepInput,
 };
 use crate::model::cuda_layout::matmul;
 use crate::model::fused::generic::Generic;
@@ -413,16 +414,23 @@ impl Ops for TensorOps<'_> {
         self.set(ab.dv, &merge_heads(&d_v)?)
     }
 
-    fn gelu(&mut self, u: Buf, g: Buf, elems: usize) -> Result<()> {
+    fn gelu(&mut self, u: Buf, g: Buf, elems: usize, act: Activation) -> Result<()> {
         let u = self.get(u)?.narrow(0, 0, elems)?;
-        let out = self.op(Kernel::Gelu).gelu_forward(&u)?;
+        let out = match act {
+            Activation::GeluErf => self.op(Kernel::Gelu).gelu_forward(&u)?,
+            // The tanh form has no fused kernel: candle's op, in f32.
+            Activation::GeluTanh => u.to_dtype(DType::F32)?.gelu()?.to_dtype(u.dtype())?,
+        };
         self.set(g, &out)
     }
 
-    fn gelu_backward(&mut self, u: Buf, d: Buf, elems: usize) -> Result<()> {
+    fn gelu_backward(&mut self, u: Buf, d: Buf, elems: usize, act: Activation) -> Result<()> {
         let u = self.get(u)?.narrow(0, 0, elems)?;
         let dt = self.get(d)?.narrow(0, 0, elems)?;
-        let out = self.op(Kernel::Gelu).gelu_backward(&u, &dt)?;
+        let out = match act {
+            Activation::GeluErf => self.op(Kernel::Gelu).gelu_backward(&u, &dt)?,
+            Activation::GeluTanh => tanh_gelu_backward(&u, &dt)?,
+        };
         self.set(d, &out)
     }
 
@@ -457,4 +465,18 @@ impl Ops for TensorOps<'_> {
         self.losses.push(loss);
         self.set(d_logits, &grad)
     }
+}
+
+/// `d · gelu_new'(u)` in f32 from candle's ops, in `d`'s dtype:
+/// 0.5 (1 + t) + 0.5 u (1 − t²) √(2/π) (1 + 3 · 0.044715 u²).
+fn tanh_gelu_backward(u: &Tensor, d: &Tensor) -> Result<Tensor> {
+    const K: f64 = 0.797_884_560_802_865_4;
+    const C: f64 = 0.044715;
+    let u = u.to_dtype(DType::F32)?;
+    let u2 = u.sqr()?;
+    let t = ((&u2 * C)? + 1.0)?.mul(&u)?.affine(K, 0.0)?.tanh()?;
+    let left = (t.affine(0.5, 0.5))?;
+    let right = ((1.0 - t.sqr()?)? * &u)?.mul(&u2.affine(3.0 * C * 0.5 * K, 0.5 * K)?)?;
+    let slope = (left + right)?;
+    Ok((d.to_dtype(DType::F32)? * slope)?.to_dtype(d.dtype())?)
 }
