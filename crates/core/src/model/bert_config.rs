@@ -158,70 +158,55 @@ impl BertConfig {
     /// a census or a memory plan needs no download.
     pub fn known(model_id: &str) -> Option<Self> {
         let base = Self::default();
-        match model_id.trim_start_matches("google-bert/") {
-            "bert-base-uncased" => Some(base),
-            "bert-large-uncased" => Some(Self {
-                hidden_size: 1024,
-                num_hidden_layers: 24,
-                num_attention_heads: 16,
-                intermediate_size: 4096,
-                ..base
-            }),
-            "roberta-base" | "FacebookAI/roberta-base" => Some(Self::roberta(base)),
-            "roberta-large" | "FacebookAI/roberta-large" => Some(Self {
-                hidden_size: 1024,
-                num_hidden_layers: 24,
-                num_attention_heads: 16,
-                intermediate_size: 4096,
-                ..Self::roberta(base)
-            }),
-            "distilbert-base-uncased"
-            | "distilbert-base-uncased-distilled-squad"
-            | "distilbert/distilbert-base-uncased"
-            | "distilbert/distilbert-base-uncased-distilled-squad" => Some(Self {
+        // (hidden, layers, heads, intermediate) of the large sizes.
+        let large = (1024, 24, 16, 4096);
+        let id = model_id.trim_start_matches("google-bert/");
+        let id = id.rsplit_once('/').map_or(id, |(org, name)| {
+            // Organisations whose names the hub ids may carry.
+            match org {
+                "FacebookAI" | "distilbert" | "albert" => name,
+                _ => id,
+            }
+        });
+        Some(match id {
+            "bert-base-uncased" => base,
+            "bert-large-uncased" => base.sized(large),
+            "roberta-base" => Self::roberta(base),
+            "roberta-large" => Self::roberta(base).sized(large),
+            "distilbert-base-uncased" | "distilbert-base-uncased-distilled-squad" => Self {
                 num_hidden_layers: 6,
                 type_vocab_size: 0,
                 qa_dropout: 0.1,
                 model_type: "distilbert".into(),
                 ..base
-            }),
-            "albert-base-v2" | "albert/albert-base-v2" => Some(Self::albert(base)),
-            "albert-large-v2" | "albert/albert-large-v2" => Some(Self {
-                hidden_size: 1024,
-                num_hidden_layers: 24,
-                num_attention_heads: 16,
-                intermediate_size: 4096,
-                ..Self::albert(base)
-            }),
-            "albert-xlarge-v2" | "albert/albert-xlarge-v2" => Some(Self {
-                hidden_size: 2048,
-                num_hidden_layers: 24,
-                num_attention_heads: 16,
-                intermediate_size: 8192,
-                ..Self::albert(base)
-            }),
-            "albert-xxlarge-v2" | "albert/albert-xxlarge-v2" => Some(Self {
-                hidden_size: 4096,
-                num_hidden_layers: 12,
-                num_attention_heads: 64,
-                intermediate_size: 16384,
-                ..Self::albert(base)
-            }),
-            "google/electra-base-discriminator" => Some(Self {
+            },
+            "albert-base-v2" => Self::albert(base),
+            "albert-large-v2" => Self::albert(base).sized(large),
+            "albert-xlarge-v2" => Self::albert(base).sized((2048, 24, 16, 8192)),
+            "albert-xxlarge-v2" => Self::albert(base).sized((4096, 12, 64, 16384)),
+            "google/electra-base-discriminator" => Self {
                 embedding_size: Some(768),
                 model_type: "electra".into(),
                 ..base
-            }),
-            "google/electra-large-discriminator" => Some(Self {
-                hidden_size: 1024,
-                num_hidden_layers: 24,
-                num_attention_heads: 16,
-                intermediate_size: 4096,
+            },
+            "google/electra-large-discriminator" => Self {
                 embedding_size: Some(1024),
                 model_type: "electra".into(),
-                ..base
-            }),
-            _ => None,
+                ..base.sized(large)
+            },
+            _ => return None,
+        })
+    }
+
+    /// This config at another size: hidden width, layers, heads and the
+    /// feed-forward width.
+    fn sized(self, (hidden, layers, heads, intermediate): (usize, usize, usize, usize)) -> Self {
+        Self {
+            hidden_size: hidden,
+            num_hidden_layers: layers,
+            num_attention_heads: heads,
+            intermediate_size: intermediate,
+            ..self
         }
     }
 
