@@ -310,7 +310,7 @@ fn export(f: &Fixture, format: &str) -> String {
     assert_eq!(
         report["rows"],
         7 + 2,
-        "seven published rows and two of ours"
+        "BERT's seven published rows (the runs' family) and two of ours"
     );
     std::fs::read_to_string(out).unwrap()
 }

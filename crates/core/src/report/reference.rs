@@ -1,5 +1,6 @@
 //! Published results (`assets/reference_results.ron`), each with its source.
 
+use crate::family::Family;
 use anyhow::{anyhow, Result};
 use serde::{Deserialize, Serialize};
 
@@ -7,7 +8,8 @@ const REFERENCE_RON: &str = include_str!("../../../../assets/reference_results.r
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Role {
-    /// A BERT paper row: what deltas are measured against.
+    /// A family's paper row at one size: what its runs' deltas are
+    /// measured against.
     Paper,
     #[default]
     Reference,
@@ -17,8 +19,14 @@ pub enum Role {
 pub struct Reference {
     pub id: String,
     pub label: String,
-    /// `base` or `large`: which runs this row compares with.
+    /// The model family the row reports (BERT for rows from before families).
+    #[serde(default)]
+    pub family: Family,
+    /// `base`, `large`, `xlarge` or `xxlarge`: which runs this row compares with.
     pub size: String,
+    /// The SQuAD version it was scored on.
+    #[serde(default = "squad_v1")]
+    pub version: String,
     #[serde(default)]
     pub role: Role,
     #[serde(default)]
@@ -64,24 +72,27 @@ impl ReferenceResults {
         self.results.iter().find(|r| r.id == id)
     }
 
-    /// The paper row for a model of this size.
-    pub fn paper_for(&self, size: &str) -> Option<&Reference> {
-        self.results
-            .iter()
-            .find(|r| r.role == Role::Paper && r.size == size)
+    /// The paper row of this family at this size, on SQuAD v1.1.
+    pub fn paper_for(&self, family: Family, size: &str) -> Option<&Reference> {
+        self.results.iter().find(|r| {
+            r.role == Role::Paper && r.family == family && r.size == size && r.version == SQUAD_V1
+        })
     }
 }
 
-/// `large` or `base` from a model id or path, if it says.
+const SQUAD_V1: &str = "1.1";
+
+fn squad_v1() -> String {
+    SQUAD_V1.into()
+}
+
+/// The size a model id or path says (`xxlarge`, `xlarge`, `large`, `base`),
+/// longest first, so ALBERT's `xxlarge` is not read as `large`.
 pub fn model_size(model: &str) -> Option<&'static str> {
     let m = model.to_ascii_lowercase();
-    if m.contains("large") {
-        Some("large")
-    } else if m.contains("base") {
-        Some("base")
-    } else {
-        None
-    }
+    ["xxlarge", "xlarge", "large", "base"]
+        .into_iter()
+        .find(|size| m.contains(size))
 }
 
 #[cfg(test)]
@@ -107,7 +118,69 @@ mod tests {
             (Some(90.68), Some(0.16), Some(10))
         );
         assert!(refs.results.iter().all(|r| !r.source.is_empty()));
-        assert_eq!(refs.paper_for("large").unwrap().id, "paper-large");
+        assert_eq!(
+            refs.paper_for(Family::Bert, "large").unwrap().id,
+            "paper-large"
+        );
+        // Each family's published rows, with its paper row at each size.
+        for (family, size, id, em, f1) in [
+            (
+                Family::Roberta,
+                "base",
+                "paper-roberta-base",
+                Some(84.6),
+                Some(91.5),
+            ),
+            (
+                Family::Roberta,
+                "large",
+                "paper-roberta-large",
+                Some(88.9),
+                Some(94.6),
+            ),
+            (
+                Family::DistilBert,
+                "base",
+                "paper-distilbert-base",
+                Some(79.1),
+                Some(86.9),
+            ),
+            (
+                Family::Electra,
+                "base",
+                "paper-electra-base",
+                Some(86.8),
+                None,
+            ),
+            (
+                Family::Electra,
+                "large",
+                "paper-electra-large",
+                Some(89.7),
+                None,
+            ),
+            (
+                Family::Albert,
+                "base",
+                "paper-albert-base-v2",
+                Some(83.2),
+                Some(90.2),
+            ),
+            (
+                Family::Albert,
+                "xxlarge",
+                "paper-albert-xxlarge-v2",
+                Some(89.1),
+                Some(94.6),
+            ),
+        ] {
+            let row = refs
+                .paper_for(family, size)
+                .unwrap_or_else(|| panic!("{id}"));
+            assert_eq!((row.id.as_str(), row.exact_match, row.f1), (id, em, f1));
+            assert_eq!(row.version, "1.1");
+        }
+        assert_eq!(model_size("albert-xxlarge-v2"), Some("xxlarge"));
         assert_eq!(model_size("google-bert/bert-base-uncased"), Some("base"));
         assert_eq!(
             model_size("bert-large-uncased-whole-word-masking"),

@@ -4,6 +4,7 @@
 use super::reference::{model_size, Reference, ReferenceResults, Role};
 use super::significance::t_interval;
 use crate::config::RunConfig;
+use crate::family::Family;
 use crate::store::{RunEntry, RunRecord};
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -126,11 +127,20 @@ pub fn comparison_rows(
     };
     let mut rows = Vec::new();
     if options.include_references {
-        for r in &refs.results {
+        // The published rows of the runs' families (BERT's when none says).
+        let mut families: Vec<Family> = runs
+            .iter()
+            .filter_map(|e| e.record.as_ref())
+            .filter_map(|r| r.family.or_else(|| Family::from_model_id(&r.model())))
+            .collect();
+        if families.is_empty() {
+            families.push(Family::Bert);
+        }
+        for r in refs.results.iter().filter(|r| families.contains(&r.family)) {
             // Published rows always compare with the paper row of their own size.
             let mut row = reference_row(r);
             if r.role != Role::Paper {
-                set_deltas(&mut row, refs.paper_for(&r.size));
+                set_deltas(&mut row, refs.paper_for(r.family, &r.size));
             }
             rows.push(row);
         }
@@ -138,12 +148,11 @@ pub fn comparison_rows(
     for group in groups(runs, options.group_seeds)? {
         let records: Vec<&RunRecord> = group.iter().filter_map(|e| e.record.as_ref()).collect();
         let mut row = run_row(&group, &records);
-        // The bundled paper rows are BERT's: another family's run has no
-        // paper row of its own here unless `--baseline` names one.
-        let bert = row.family.is_none_or(|f| f == crate::model::Family::Bert);
+        // Each run beside its own family's paper row at its size; a run of
+        // unknown family (an import of an unnamed model) has none.
         let paper = forced.or_else(|| {
-            bert.then(|| model_size(&row.model).and_then(|s| refs.paper_for(s)))
-                .flatten()
+            let family = row.family?;
+            model_size(&row.model).and_then(|s| refs.paper_for(family, s))
         });
         set_deltas(&mut row, paper);
         rows.push(row);
@@ -169,8 +178,8 @@ fn reference_row(r: &Reference) -> Row {
         label: r.label.clone(),
         kind: RowKind::Reference,
         runs: Vec::new(),
-        model: format!("bert-{}", r.size),
-        family: Some(crate::model::Family::Bert),
+        model: format!("{}-{}", r.family.model_type(), r.size),
+        family: Some(r.family),
         seeds: Vec::new(),
         eval_questions: Some(SQUAD_DEV_QUESTIONS),
         exact_match: with_std(r.exact_match, None),
@@ -224,7 +233,7 @@ fn run_row(group: &[&RunEntry], records: &[&RunRecord]) -> Row {
         model: first.model(),
         family: first
             .family
-            .or_else(|| crate::model::Family::from_model_id(&first.model())),
+            .or_else(|| Family::from_model_id(&first.model())),
         seeds,
         eval_questions: records
             .iter()
@@ -387,7 +396,7 @@ mod tests {
     }
 
     #[test]
-    fn the_bert_paper_rows_are_baselines_for_bert_runs_only() {
+    fn each_run_is_measured_from_its_own_familys_paper_row() {
         use crate::config::ModelSource;
         use crate::family::Family;
         use crate::store::{RunEntry, RunStatus, Shown};
@@ -429,8 +438,29 @@ mod tests {
         let baselines: Vec<Option<&str>> = rows.iter().map(|r| r.baseline.as_deref()).collect();
         assert_eq!(
             baselines,
-            [Some("paper-base"), None, None, Some("paper-base")]
+            [
+                Some("paper-base"),
+                Some("paper-roberta-base"),
+                Some("paper-roberta-base"),
+                Some("paper-base")
+            ]
         );
         assert_eq!(rows[2].family, Some(Family::Roberta));
+
+        // Published rows: those of the runs' families, BERT's and RoBERTa's.
+        let with_refs = TableOptions {
+            include_references: true,
+            ..TableOptions::default()
+        };
+        let rows = comparison_rows(&runs, &ReferenceResults::builtin(), &with_refs).unwrap();
+        let published: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.kind == RowKind::Reference)
+            .collect();
+        assert!(published.iter().any(|r| r.label == "RoBERTa-base (single)"));
+        assert!(published.iter().any(|r| r.family == Some(Family::Bert)));
+        assert!(published
+            .iter()
+            .all(|r| matches!(r.family, Some(Family::Bert | Family::Roberta))));
     }
 }
