@@ -99,6 +99,14 @@ fn impossible_values_each_get_one_message() {
             "num_train_epochs must be a positive number",
         ),
         ("warmup_ratio: 1.5", "warmup_ratio must be in [0, 1)"),
+        (
+            "layerwise_lr_decay: 0.0",
+            "layerwise_lr_decay must be in (0, 1], got 0",
+        ),
+        (
+            "layerwise_lr_decay: 1.2",
+            "layerwise_lr_decay must be in (0, 1], got 1.2",
+        ),
         ("adam_beta2: 1.0", "adam_beta2 must be in [0, 1)"),
         (
             "save_total_limit: Some(0)",
