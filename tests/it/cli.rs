@@ -142,6 +142,10 @@ fn check_config_prints_presets_in_full() {
         "experiments/bert-base-squad.ron",
         "experiments/bert-large-squad.ron",
         "experiments/minilm-squad-quick-384.ron",
+        "experiments/roberta-base-squad.ron",
+        "experiments/distilbert-base-squad.ron",
+        "experiments/electra-base-squad.ron",
+        "experiments/albert-base-v2-squad.ron",
     ] {
         let out = squadlab_ok(&["check-config", preset, "--json"]);
         assert_eq!(json_line(&out)["valid"], true);

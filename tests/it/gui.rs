@@ -394,6 +394,51 @@ fn results_show_the_paper_rows_and_signed_deltas() {
     assert!(has_label(&h, "base run"));
 }
 
+/// A RoBERTa run sits under RoBERTa's published rows, its deltas measured
+/// from RoBERTa-base's paper row; BERT's rows are not shown for it.
+#[test]
+fn results_show_a_roberta_run_beside_robertas_published_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let dir = scored_run(&store, "20260101-000000-bbbb", "roberta run", 83.6, 90.0);
+    let mut record = RunRecord::load(&dir).unwrap();
+    record.family = Some(squadlab::model::Family::Roberta);
+    if let Some(c) = record.config.as_mut() {
+        c.model = ModelSource::try_from("FacebookAI/roberta-base".to_string()).unwrap();
+    }
+    record.save(&dir).unwrap();
+    let mut h = harness(&store);
+    h.state_mut().select("20260101-000000-bbbb".into(), false);
+    h.state_mut().state.tab = Tab::Results;
+    h.run_steps(3);
+    for label in [
+        "RoBERTa-base (single)",
+        "RoBERTa-large (single)",
+        "roberta run",
+    ] {
+        assert!(has_label(&h, label), "row {label:?} shown");
+    }
+    assert!(
+        !has_label(&h, "BERT paper, BERT-base (single)"),
+        "BERT's rows are for BERT runs"
+    );
+    assert!(has_label_containing(&h, "roberta-base (RoBERTa)"));
+    // 83.60 − 84.6 and 90.00 − 91.5 against RoBERTa-base's paper row.
+    assert!(has_label(&h, "-1.00"));
+    assert!(has_label(&h, "-1.50"));
+    // The table's rows in order: RoBERTa's published rows just above the run.
+    let rows = h.state().result_rows().unwrap();
+    let labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "RoBERTa-base (single)",
+            "RoBERTa-large (single)",
+            "roberta run"
+        ]
+    );
+}
+
 #[test]
 fn export_buttons_write_valid_tables_identical_to_the_cli() {
     let tmp = tempfile::tempdir().unwrap();

@@ -153,6 +153,35 @@ fn a_bad_axis_is_refused_by_name_and_nothing_is_queued() {
         assert!(err.contains(says), "{body}: {err}");
         assert!(records(&store).is_empty(), "{body}: nothing queued");
     }
+    // Several bases: each must load, and `base` is theirs alone to vary.
+    for (base, body, says) in [
+        ("Each({})", "", "base: Each({}) names no config"),
+        (
+            r#"Each({"a": "base.ron", "b": "missing.ron"})"#,
+            "",
+            "base \"b\"",
+        ),
+        (
+            r#"Each({"a": "base.ron"})"#,
+            r#"grid: {"base": ["a"]}"#,
+            "axis base: give several bases as `base: Each(",
+        ),
+        (
+            r#"Each({"a": "base.ron", "": "base.ron"})"#,
+            "",
+            "base: Each has an empty label",
+        ),
+    ] {
+        let file = tmp.path().join("each.ron");
+        std::fs::write(
+            &file,
+            format!("Sweep(name: \"each\", base: {base}, {body})"),
+        )
+        .unwrap();
+        let err = format!("{:#}", sweep::start(&store, &file).unwrap_err());
+        assert!(err.contains(says), "{base} {body}: {err}");
+        assert!(records(&store).is_empty(), "{base}: nothing queued");
+    }
 }
 
 #[test]
@@ -377,4 +406,146 @@ fn sweep_start_refuses_bad_slurm_options_before_queueing_anything() {
     assert!(stderr.contains("slurm.account: "), "{stderr}");
     assert!(records(&store).is_empty(), "runs were queued");
     assert_eq!(sbatch_files(&store), 0, "a script was written");
+}
+
+/// The shipped family comparison: four bases, each the family's preset,
+/// three seeds each; once trained, one export folds each family's seeds
+/// under that family's published rows.
+#[test]
+fn the_families_sweep_queues_twelve_runs_and_exports_one_family_table() {
+    use squadlab::config::RunConfig;
+    use squadlab::model::Family;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("store");
+    let root_arg = root.display().to_string();
+    let started = squadlab_json(&[
+        "sweep",
+        "start",
+        "experiments/sweeps/families-base.ron",
+        "--store",
+        &root_arg,
+    ]);
+    assert_eq!(started["queued"].as_array().unwrap().len(), 12, "{started}");
+    let store = Store::open(Some(&root));
+    let presets = [
+        ("roberta-base", "experiments/roberta-base-squad.ron"),
+        ("distilbert-base", "experiments/distilbert-base-squad.ron"),
+        ("electra-base", "experiments/electra-base-squad.ron"),
+        ("albert-base-v2", "experiments/albert-base-v2-squad.ron"),
+    ];
+    let mut per_base = std::collections::BTreeMap::<String, Vec<u64>>::new();
+    for r in records(&store) {
+        let tag = r.sweep.as_ref().unwrap();
+        let label: String = ron::from_str(&tag.point["base"]).unwrap();
+        let preset = presets.iter().find(|(l, _)| *l == label).unwrap().1;
+        let config = r.config.clone().unwrap();
+        // The run is its family's preset with the point's seed, nothing else.
+        let expected = RunConfig {
+            seed: config.seed,
+            name: config.name.clone(),
+            ..RunConfig::load(Path::new(preset)).unwrap()
+        };
+        assert_eq!(config, expected, "{label}");
+        per_base.entry(label).or_default().push(config.seed);
+    }
+    for seeds in per_base.values_mut() {
+        seeds.sort();
+        assert_eq!(seeds, &[42, 43, 44]);
+    }
+    assert_eq!(per_base.len(), 4);
+
+    // Each run finished with its own scores: family k's F1 is 85 + k + seed − 43.
+    let families = [
+        Family::Roberta,
+        Family::DistilBert,
+        Family::Electra,
+        Family::Albert,
+    ];
+    for entry in store.list().unwrap() {
+        let mut r = entry.record.unwrap();
+        let label: String = ron::from_str(&r.sweep.as_ref().unwrap().point["base"]).unwrap();
+        let k = presets.iter().position(|(l, _)| *l == label).unwrap() as f64;
+        let seed = r.config.as_ref().unwrap().seed as f64;
+        r.status = RunStatus::Finished;
+        r.family = Some(families[k as usize]);
+        r.outcome.exact_match = Some(77.0 + k + seed - 43.0);
+        r.outcome.f1 = Some(85.0 + k + seed - 43.0);
+        r.save(&entry.dir).unwrap();
+    }
+
+    let table = tmp.path().join("table.json");
+    let wrote = squadlab_json(&[
+        "export",
+        "sweep:families-base",
+        "--format",
+        "json",
+        "--out",
+        &table.display().to_string(),
+        "--store",
+        &root_arg,
+    ]);
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&table).unwrap()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(wrote["rows"], rows.len());
+    let refs = squadlab::report::ReferenceResults::builtin();
+    // Families in the order of the sweep's runs; under each, its published
+    // rows, then one row of its three seeds.
+    let mut seen_families = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let family = row["family"].as_str().unwrap().to_string();
+        if row["kind"] == "seed_group" {
+            assert!(
+                rows[i - 1]["family"] == row["family"],
+                "a family's published rows sit just above its runs: {rows:?}"
+            );
+            seen_families.push(family.clone());
+            let label = row["label"].as_str().unwrap();
+            assert!(
+                label.starts_with("families-base [base=\"") && label.ends_with("\"] (3 seeds)"),
+                "{label}"
+            );
+            let k = presets
+                .iter()
+                .position(|(l, _)| label.contains(&format!("\"{l}\"")))
+                .unwrap() as f64;
+            let f1 = &row["f1"];
+            assert_eq!(f1["n"], 3);
+            assert!((f1["mean"].as_f64().unwrap() - (85.0 + k)).abs() < 1e-9);
+            assert!((f1["std"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+            // 95% t interval, t(0.975, 2) = 4.3027: ± 4.3027 / √3.
+            let half = f1["ci95"][1].as_f64().unwrap() - f1["mean"].as_f64().unwrap();
+            assert!((half - 4.302_652_729_749_461 / 3f64.sqrt()).abs() < 1e-9);
+            // Measured from its own family's paper row at base size.
+            let f: Family = serde_json::from_value(row["family"].clone()).unwrap();
+            let paper = refs.paper_for(f, "base");
+            let paper = paper.unwrap_or_else(|| panic!("no paper row for {f:?}"));
+            assert_eq!(row["baseline"], paper.id.as_str());
+            let delta = row["delta_f1"].as_f64();
+            match paper.f1 {
+                Some(theirs) => assert!((delta.unwrap() - (85.0 + k - theirs)).abs() < 1e-9),
+                // ELECTRA's README gives EM only: no ΔF1.
+                None => assert_eq!(delta, None),
+            }
+            let em = paper.exact_match.unwrap();
+            let delta_em = row["delta_exact_match"].as_f64().unwrap();
+            assert!((delta_em - (77.0 + k - em)).abs() < 1e-9);
+        } else {
+            assert_eq!(row["kind"], "reference", "{row}");
+        }
+    }
+    let mut expected: Vec<String> = families
+        .iter()
+        .map(|f| {
+            serde_json::to_value(f)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    expected.sort();
+    let mut got = seen_families.clone();
+    got.sort();
+    assert_eq!(got, expected);
 }

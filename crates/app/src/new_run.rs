@@ -10,7 +10,7 @@ use squadlab_core::config::{
 use std::path::{Path, PathBuf};
 
 /// The presets shipped in experiments/, built in so the app has them anywhere.
-const BUILTIN_PRESETS: [(&str, &str); 4] = [
+const BUILTIN_PRESETS: [(&str, &str); 8] = [
     (
         "minilm-300q.ron",
         include_str!("../../../experiments/minilm-300q.ron"),
@@ -26,6 +26,22 @@ const BUILTIN_PRESETS: [(&str, &str); 4] = [
     (
         "bert-large-squad.ron",
         include_str!("../../../experiments/bert-large-squad.ron"),
+    ),
+    (
+        "roberta-base-squad.ron",
+        include_str!("../../../experiments/roberta-base-squad.ron"),
+    ),
+    (
+        "distilbert-base-squad.ron",
+        include_str!("../../../experiments/distilbert-base-squad.ron"),
+    ),
+    (
+        "electra-base-squad.ron",
+        include_str!("../../../experiments/electra-base-squad.ron"),
+    ),
+    (
+        "albert-base-v2-squad.ron",
+        include_str!("../../../experiments/albert-base-v2-squad.ron"),
     ),
 ];
 

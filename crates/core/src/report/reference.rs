@@ -142,8 +142,8 @@ mod tests {
                 Family::DistilBert,
                 "base",
                 "paper-distilbert-base",
-                Some(79.1),
-                Some(86.9),
+                Some(77.7),
+                Some(85.8),
             ),
             (
                 Family::Electra,

@@ -105,7 +105,8 @@ pub struct TableOptions {
     pub baseline: Option<String>,
 }
 
-/// The runs' rows (and the published ones), in the order given.
+/// The runs' rows in the order given; with the published rows, grouped by
+/// family, each family's published rows first.
 pub fn comparison_rows(
     runs: &[RunEntry],
     refs: &ReferenceResults,
@@ -125,26 +126,7 @@ pub fn comparison_rows(
         },
         None => None,
     };
-    let mut rows = Vec::new();
-    if options.include_references {
-        // The published rows of the runs' families (BERT's when none says).
-        let mut families: Vec<Family> = runs
-            .iter()
-            .filter_map(|e| e.record.as_ref())
-            .filter_map(|r| r.family.or_else(|| Family::from_model_id(&r.model())))
-            .collect();
-        if families.is_empty() {
-            families.push(Family::Bert);
-        }
-        for r in refs.results.iter().filter(|r| families.contains(&r.family)) {
-            // Published rows always compare with the paper row of their own size.
-            let mut row = reference_row(r);
-            if r.role != Role::Paper {
-                set_deltas(&mut row, refs.paper_for(r.family, &r.size));
-            }
-            rows.push(row);
-        }
-    }
+    let mut runs_rows = Vec::new();
     for group in groups(runs, options.group_seeds)? {
         let records: Vec<&RunRecord> = group.iter().filter_map(|e| e.record.as_ref()).collect();
         let mut row = run_row(&group, &records);
@@ -155,8 +137,40 @@ pub fn comparison_rows(
             model_size(&row.model).and_then(|s| refs.paper_for(family, s))
         });
         set_deltas(&mut row, paper);
-        rows.push(row);
+        runs_rows.push(row);
     }
+    if !options.include_references {
+        return Ok(runs_rows);
+    }
+    // The published rows of the runs' families (BERT's when none says), each
+    // family's just above its runs, families in the order their runs come.
+    let mut families: Vec<Family> = Vec::new();
+    for family in runs_rows.iter().filter_map(|r| r.family) {
+        if !families.contains(&family) {
+            families.push(family);
+        }
+    }
+    if families.is_empty() {
+        families.push(Family::Bert);
+    }
+    let mut rows = Vec::new();
+    for family in &families {
+        for r in refs.results.iter().filter(|r| r.family == *family) {
+            // Published rows always compare with the paper row of their own size.
+            let mut row = reference_row(r);
+            if r.role != Role::Paper {
+                set_deltas(&mut row, refs.paper_for(r.family, &r.size));
+            }
+            rows.push(row);
+        }
+        rows.extend(
+            runs_rows
+                .iter()
+                .filter(|r| r.family == Some(*family))
+                .cloned(),
+        );
+    }
+    rows.extend(runs_rows.into_iter().filter(|r| r.family.is_none()));
     Ok(rows)
 }
 
@@ -213,6 +227,11 @@ fn run_row(group: &[&RunEntry], records: &[&RunRecord]) -> Row {
         .filter_map(|r| r.config.as_ref().map(|c| c.seed))
         .collect();
     if kind == RowKind::SeedGroup {
+        // A sweep's runs are named for their point, seed included: the
+        // group is the point without it.
+        if let Some(tag) = &first.sweep {
+            label = tag.point_label();
+        }
         label = format!("{label} ({} seeds)", group.len());
     }
     let mut hardware: Vec<String> = records.iter().filter_map(|r| r.device.clone()).collect();

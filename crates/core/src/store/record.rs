@@ -160,6 +160,22 @@ pub struct SweepTag {
     pub point: std::collections::BTreeMap<String, String>,
 }
 
+impl SweepTag {
+    /// The seed axis: it folds runs into a point instead of telling points apart.
+    pub const SEED_AXIS: &'static str = "seed";
+
+    /// `id [axis=value, …]`: the point, seed left out.
+    pub fn point_label(&self) -> String {
+        let point: Vec<String> = self
+            .point
+            .iter()
+            .filter(|(axis, _)| *axis != Self::SEED_AXIS)
+            .map(|(axis, value)| format!("{axis}={value}"))
+            .collect();
+        format!("{} [{}]", self.id, point.join(", "))
+    }
+}
+
 impl Default for RunRecord {
     fn default() -> Self {
         Self {

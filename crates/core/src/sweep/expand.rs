@@ -2,7 +2,7 @@
 //! (an unknown field, an empty list, a log-uniform bound ≤ 0, a value that
 //! does not fit the field) before anything is queued.
 
-use super::spec::{Draw, Sweep};
+use super::spec::{Draw, Sweep, BASE_AXIS};
 use crate::config::RunConfig;
 use crate::rng::SeededRng;
 use anyhow::{anyhow, bail, Result};
@@ -25,8 +25,21 @@ pub fn point_text(point: &Point) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Refuses a sweep whose axes cannot all be applied to `base`.
-pub fn validate(sweep: &Sweep, base: &RunConfig) -> Result<()> {
+/// Refuses a sweep whose axes cannot all be applied to every base.
+pub fn validate(sweep: &Sweep, bases: &BTreeMap<String, RunConfig>) -> Result<()> {
+    if sweep.grid.contains_key(BASE_AXIS) || sweep.random.contains_key(BASE_AXIS) {
+        bail!("axis {BASE_AXIS}: give several bases as `base: Each({{label: file, …}})`");
+    }
+    for (label, base) in bases {
+        validate_on(sweep, base).map_err(|e| match label.as_str() {
+            "" => e,
+            _ => anyhow!("base {label:?}: {e:#}"),
+        })?;
+    }
+    Ok(())
+}
+
+fn validate_on(sweep: &Sweep, base: &RunConfig) -> Result<()> {
     for (axis, values) in &sweep.grid {
         if values.is_empty() {
             bail!("axis {axis}: the grid list is empty");
@@ -73,10 +86,19 @@ fn to_json(v: &ron::Value) -> Result<Value> {
     serde_json::to_value(v).map_err(|e| anyhow!("{v:?} is not a field value: {e}"))
 }
 
-/// The grid's product, times random draws `[from, to)` of the sweep's seeded
-/// stream (one empty draw without random axes), times the seeds.
+/// The bases (several, as the `base` axis), times the grid's product, times
+/// random draws `[from, to)` of the sweep's seeded stream (one empty draw
+/// without random axes), times the seeds.
 pub fn points(sweep: &Sweep, from: usize, to: usize) -> Result<Vec<Point>> {
-    let mut grid: Vec<Point> = vec![Point::new()];
+    let labels = sweep.base_labels();
+    let mut grid: Vec<Point> = if labels.is_empty() {
+        vec![Point::new()]
+    } else {
+        labels
+            .into_iter()
+            .map(|label| Point::from([(BASE_AXIS.to_string(), Value::from(label))]))
+            .collect()
+    };
     for (axis, values) in &sweep.grid {
         let values: Vec<Value> = values.iter().map(to_json).collect::<Result<_>>()?;
         grid = grid
@@ -142,10 +164,30 @@ fn draws(sweep: &Sweep, n: usize) -> Result<Vec<Point>> {
     Ok(out)
 }
 
-/// `base` with every axis of `point` set, named after the sweep and point.
-pub fn apply(base: &RunConfig, sweep_name: &str, point: &Point) -> Result<RunConfig> {
+/// The point's base (the one of a single base, or the one its `base` axis
+/// names) with every other axis of `point` set, named after the sweep and point.
+pub fn apply(
+    bases: &BTreeMap<String, RunConfig>,
+    sweep_name: &str,
+    point: &Point,
+) -> Result<RunConfig> {
+    let label = match point.get(BASE_AXIS) {
+        Some(Value::String(label)) => label.as_str(),
+        Some(other) => bail!("axis {BASE_AXIS}: {other} is not a base's label"),
+        None => "",
+    };
+    let Some(base) = bases.get(label) else {
+        bail!(
+            "axis {BASE_AXIS}: no base labelled {label:?}; the sweep has {}",
+            bases
+                .keys()
+                .map(|k| format!("{k:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
     let mut config = base.clone();
-    for (axis, v) in point {
+    for (axis, v) in point.iter().filter(|(axis, _)| *axis != BASE_AXIS) {
         config = apply_one(&config, axis, v)?;
     }
     let values: Vec<String> = point_text(point)

@@ -70,13 +70,13 @@ pub fn start(store: &Store, file: &Path) -> Result<Expansion> {
 
 /// A sweep file with its base config read, checked and inlined.
 fn load_file(file: &Path) -> Result<Sweep> {
-    let mut sweep = Sweep::load(file)?;
+    let sweep = Sweep::load(file)?;
     let dir = file.parent().unwrap_or(Path::new("."));
-    let base = sweep
-        .base_config(dir)
+    let sweep = sweep
+        .inlined(dir)
         .with_context(|| format!("{}: the base config", file.display()))?;
-    validate(&sweep, &base).map_err(|e| anyhow!("{}: {e:#}", file.display()))?;
-    sweep.base = Base::Inline(Box::new(base));
+    validate(&sweep, &sweep.base_configs(dir)?)
+        .map_err(|e| anyhow!("{}: {e:#}", file.display()))?;
     Ok(sweep)
 }
 
@@ -164,9 +164,10 @@ type Plan = (Vec<(Point, RunConfig)>, usize, usize);
 /// configs (each built and validated), up to `run_cap` runs in all; and how
 /// many already had a run, and how many the cap left out.
 fn plan_points(store: &Store, sweep: &Sweep, candidates: &[Point]) -> Result<Plan> {
-    let Base::Inline(base) = &sweep.base else {
+    if !matches!(sweep.base, Base::Inline(_) | Base::EachInline(_)) {
         bail!("the sweep's base config is not inlined");
-    };
+    }
+    let bases = sweep.base_configs(Path::new(""))?;
     let have: Vec<BTreeMap<String, String>> = runs(store, &sweep.id())?
         .into_iter()
         .filter_map(|e| e.record?.sweep.map(|s| s.point))
@@ -187,7 +188,7 @@ fn plan_points(store: &Store, sweep: &Sweep, candidates: &[Point]) -> Result<Pla
             over_cap += 1;
             continue;
         }
-        let config = apply(base, &sweep.name, point)?;
+        let config = apply(&bases, &sweep.name, point)?;
         config
             .validate()
             .map_err(|e| anyhow!("point {:?}: {e}", point_text(point)))?;

@@ -16,6 +16,11 @@
 //! Axis names are `RunConfig` fields, dotted into nested ones
 //! (`data.max_train_samples`). Points are the grid's product, times `trials`
 //! random draws when there are random axes, times the seeds.
+//!
+//! A comparison of families needs one base per family, each with its own
+//! published hyperparameters: `base: Each({"roberta-base": "../roberta-base-squad.ron", …})`
+//! makes `base` an axis over the labelled configs, and every other axis
+//! applies to each of them.
 
 use crate::config::RunConfig;
 use anyhow::{anyhow, bail, Context, Result};
@@ -50,12 +55,18 @@ fn one() -> usize {
     1
 }
 
-/// The config the axes vary: a file (relative to the sweep file) or inline.
+/// The config the axes vary: a file (relative to the sweep file) or inline;
+/// or several, by label, each a value of the `base` axis.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Base {
     File(PathBuf),
     Inline(Box<RunConfig>),
+    Each(BTreeMap<String, PathBuf>),
+    EachInline(BTreeMap<String, RunConfig>),
 }
+
+/// The axis that picks one of several bases.
+pub const BASE_AXIS: &str = "base";
 
 /// How a random axis draws.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -84,19 +95,62 @@ impl Sweep {
         Ok(sweep)
     }
 
-    /// The base config, a file read relative to `dir` (the sweep file's folder).
-    pub fn base_config(&self, dir: &Path) -> Result<RunConfig> {
+    /// The base configs by label (one, labelled "", for a single base),
+    /// files read relative to `dir` (the sweep file's folder).
+    pub fn base_configs(&self, dir: &Path) -> Result<BTreeMap<String, RunConfig>> {
+        let load = |p: &Path| {
+            let path = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                dir.join(p)
+            };
+            RunConfig::load(&path)
+        };
+        let mut out = BTreeMap::new();
         match &self.base {
-            Base::Inline(c) => Ok((**c).clone()),
+            Base::Inline(c) => {
+                out.insert(String::new(), (**c).clone());
+            }
             Base::File(p) => {
-                let path = if p.is_absolute() {
-                    p.clone()
-                } else {
-                    dir.join(p)
-                };
-                RunConfig::load(&path)
+                out.insert(String::new(), load(p)?);
+            }
+            Base::EachInline(configs) => out.clone_from(configs),
+            Base::Each(files) => {
+                if files.is_empty() {
+                    bail!("base: Each({{}}) names no config");
+                }
+                for (label, p) in files {
+                    if label.trim().is_empty() {
+                        bail!("base: Each has an empty label (for {})", p.display());
+                    }
+                    let config = load(p).with_context(|| format!("base {label:?}"))?;
+                    out.insert(label.clone(), config);
+                }
             }
         }
+        Ok(out)
+    }
+
+    /// The labels of several bases (the `base` axis's values); empty for one.
+    pub fn base_labels(&self) -> Vec<String> {
+        match &self.base {
+            Base::Each(files) => files.keys().cloned().collect(),
+            Base::EachInline(configs) => configs.keys().cloned().collect(),
+            Base::File(_) | Base::Inline(_) => Vec::new(),
+        }
+    }
+
+    /// The same sweep with its bases read and inlined, as the store keeps it.
+    pub fn inlined(mut self, dir: &Path) -> Result<Self> {
+        let mut configs = self.base_configs(dir)?;
+        self.base = match self.base {
+            Base::File(_) | Base::Inline(_) => match configs.remove("") {
+                Some(config) => Base::Inline(Box::new(config)),
+                None => bail!("the sweep's base config is missing"),
+            },
+            Base::Each(_) | Base::EachInline(_) => Base::EachInline(configs),
+        };
+        Ok(self)
     }
 
     /// The id the store files it under: its name, lowercased, with runs of

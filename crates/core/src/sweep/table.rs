@@ -80,7 +80,7 @@ impl PointRow {
 }
 
 /// The seed axis: it folds runs into a point instead of telling points apart.
-pub const SEED_AXIS: &str = "seed";
+pub const SEED_AXIS: &str = crate::store::SweepTag::SEED_AXIS;
 
 /// The sweep's runs as points, in the order of their axis values. Each
 /// point's scores are over its finished runs only.
