@@ -17,6 +17,9 @@ pub struct WindowArgs {
     /// Longest context accepted, in characters; a longer one is an error.
     #[arg(long, default_value_t = crate::config::DEFAULT_MAX_CONTEXT_CHARS)]
     pub max_context_chars: usize,
+    /// SQuAD 2.0: keep questions without an answer, and let the answer be "".
+    #[arg(long)]
+    pub version_2_with_negative: bool,
 }
 
 impl WindowArgs {
@@ -37,16 +40,25 @@ pub struct AnswerArgs {
     /// Longest answer, in tokens.
     #[arg(long, default_value_t = 30)]
     pub max_answer_length: usize,
+    /// With --version-2-with-negative: answer "" when the null score beats
+    /// the best span by more than this.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub null_score_diff_threshold: f64,
 }
 
 impl AnswerArgs {
-    pub fn params(&self) -> Result<PostprocessParams> {
+    /// The post-processing; `version_2` lets it answer "".
+    pub fn params(&self, version_2: bool) -> Result<PostprocessParams> {
         if self.n_best == 0 || self.max_answer_length == 0 {
             bail!("--n-best and --max-answer-length must be at least 1");
+        }
+        if !self.null_score_diff_threshold.is_finite() {
+            bail!("--null-score-diff-threshold must be a finite number");
         }
         Ok(PostprocessParams {
             n_best_size: self.n_best,
             max_answer_length: self.max_answer_length,
+            null_score_diff_threshold: version_2.then_some(self.null_score_diff_threshold),
         })
     }
 }

@@ -46,7 +46,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: &EvalArgs) -> Result<Report> {
-    let pp = args.answer.params()?;
+    let pp = args.answer.params(args.window.version_2_with_negative)?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }
@@ -75,6 +75,7 @@ pub fn run(args: &EvalArgs) -> Result<Report> {
         args.limit,
         args.skip_bad_records,
         args.window.max_context_chars,
+        args.window.version_2_with_negative,
     )?;
     let features = FeatureSet::build(&data, &tokenizer, args.window.params())?;
     let out = evaluate(

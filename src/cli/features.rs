@@ -49,6 +49,7 @@ pub fn run(args: &FeaturesArgs) -> Result<Report> {
         args.limit,
         args.skip_bad_records,
         args.window.max_context_chars,
+        args.window.version_2_with_negative,
     )?;
     let tokenizer = load_tokenizer(&args.tokenizer)?;
     let params = args.window.params();

@@ -12,6 +12,7 @@ pub fn load_data(
     limit: Option<usize>,
     skip_bad_records: bool,
     max_context_chars: usize,
+    version_2_with_negative: bool,
 ) -> Result<SquadDataset> {
     if max_context_chars == 0 {
         bail!("--max-context-chars must be at least 1");
@@ -25,6 +26,8 @@ pub fn load_data(
             limit,
             skip_bad_records,
             max_context_chars,
+            version_2_with_negative,
+            articles: None,
         },
     )?;
     if !data.skipped.is_empty() {

@@ -195,6 +195,7 @@ pub fn import_predictions(args: &ImportArgs) -> Result<Report> {
         None,
         false,
         crate::config::DEFAULT_MAX_CONTEXT_CHARS,
+        true,
     )?;
     let data_path = PathBuf::from(&data.origin);
     let predictions = load_predictions(&args.predictions)?;

@@ -6,8 +6,8 @@ use super::Report;
 use crate::config::DEFAULT_MAX_CONTEXT_CHARS;
 use crate::data::{FeatureSet, Split};
 use crate::eval::{
-    load_predictions, postprocess, score, score_predictions, write_nbest, write_predictions,
-    Scores, WindowLogits,
+    load_na_probs, load_predictions, postprocess, score, score_predictions, score_v2,
+    write_nbest, write_predictions, Scores, WindowLogits, DEFAULT_NA_PROB_THRESH,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -30,6 +30,13 @@ pub struct ScoreArgs {
     /// ignoring them with a warning as the official script does.
     #[arg(long)]
     strict: bool,
+    /// SQuAD 2.0: each question's no-answer probability (`{id: number}`,
+    /// e.g. a run's null_odds.json); adds the best thresholds.
+    #[arg(long)]
+    na_prob_file: Option<PathBuf>,
+    /// SQuAD 2.0: a question whose no-answer probability is above this counts as answered "".
+    #[arg(long, default_value_t = DEFAULT_NA_PROB_THRESH, allow_negative_numbers = true)]
+    na_prob_thresh: f64,
     #[arg(long)]
     pub json: bool,
 }
@@ -41,8 +48,18 @@ pub fn run_score(args: &ScoreArgs) -> Result<Report> {
         args.limit,
         false,
         DEFAULT_MAX_CONTEXT_CHARS,
+        true,
     )?;
     let predictions = load_predictions(&args.predictions)?;
+    if data.is_v2() {
+        return score_squad2(args, &data, &predictions);
+    }
+    if args.na_prob_file.is_some() {
+        bail!(
+            "--na-prob-file: {} is SQuAD v1.1 data (no question without an answer, no v2 version), where no-answer probabilities mean nothing",
+            data.origin
+        );
+    }
     let scores = score(&data, &predictions);
     if args.strict && !scores.unknown_ids.is_empty() {
         let mut ids = scores.unknown_ids.clone();
@@ -62,6 +79,46 @@ pub fn run_score(args: &ScoreArgs) -> Result<Report> {
     }
     warn_about(&scores);
     Ok(score_report(&scores, json!({})))
+}
+
+/// The official v2.0 keys, in evaluate-v2.0.py's order.
+fn score_squad2(
+    args: &ScoreArgs,
+    data: &crate::data::SquadDataset,
+    predictions: &std::collections::HashMap<String, String>,
+) -> Result<Report> {
+    if !args.na_prob_thresh.is_finite() {
+        bail!("--na-prob-thresh must be a finite number");
+    }
+    let na_probs = args.na_prob_file.as_deref().map(load_na_probs).transpose()?;
+    let (scores, breakdown) = score_v2(data, predictions, na_probs.as_ref(), args.na_prob_thresh)
+        .with_context(|| format!("scoring {} against {}", args.predictions.display(), data.origin))?;
+    if args.strict && !scores.unknown_ids.is_empty() {
+        bail!(
+            "{}: {} ids are not questions of {} (--strict), first {:?}",
+            args.predictions.display(),
+            scores.unknown_ids.len(),
+            data.origin,
+            scores.unknown_ids[0]
+        );
+    }
+    warn_about(&scores);
+    let mut json = json!({ "exact": scores.exact_match, "f1": scores.f1, "total": scores.total });
+    if let serde_json::Value::Object(extra) = serde_json::to_value(&breakdown)? {
+        for (k, v) in extra {
+            json[k] = v;
+        }
+    }
+    let order = [
+        "exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact",
+        "NoAns_f1", "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh",
+    ];
+    let text = order
+        .iter()
+        .filter_map(|k| json.get(*k).map(|v| format!("{k}: {v}\n")))
+        .collect();
+    json["version"] = json!("2.0");
+    Ok(Report { text, json })
 }
 
 fn warn_about(scores: &Scores) {
@@ -124,13 +181,14 @@ pub struct PostprocessArgs {
 }
 
 pub fn run_postprocess(args: &PostprocessArgs) -> Result<Report> {
-    let pp = args.answer.params()?;
+    let pp = args.answer.params(args.window.version_2_with_negative)?;
     let data = load_data(
         &args.data,
         Split::Validation,
         args.limit,
         false,
         args.window.max_context_chars,
+        args.window.version_2_with_negative,
     )?;
     let tokenizer = load_tokenizer(&args.tokenizer)?;
     let params = args.window.params();

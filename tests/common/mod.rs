@@ -368,3 +368,18 @@ pub fn spawn_following_worker(root: &std::path::Path, env: &[(&str, &str)]) -> s
         .spawn()
         .unwrap()
 }
+
+/// A file of the SQuAD 2.0 data folder, beside the v1.1 one
+/// (`$SQUADLAB_DATA/../squad2`, else `../shared/data/squad2`).
+pub fn squad2_file(name: &str) -> Option<PathBuf> {
+    let path = data_dir().join("../squad2").join(name);
+    if path.is_file() {
+        Some(path)
+    } else {
+        unavailable(&format!(
+            "SQuAD 2.0 file {} (beside $SQUADLAB_DATA)",
+            path.display()
+        ));
+        None
+    }
+}

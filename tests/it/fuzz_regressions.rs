@@ -135,8 +135,10 @@ fn one_token(context: &str, offset: (u32, u32)) -> (SquadDataset, FeatureSet) {
                 text: context.chars().skip(1).collect(),
                 answer_start: 1,
             }],
+            plausible_answers: vec![],
         }],
         skipped: vec![],
+        version: None,
     };
     let features = FeatureSet {
         params: WindowParams {

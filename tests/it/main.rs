@@ -32,6 +32,7 @@ mod schedules;
 mod scoring;
 mod significance;
 mod slurm;
+mod squad2;
 mod squad_loading;
 mod store_report;
 mod store_runs;

@@ -72,6 +72,7 @@ fn spans_outside_the_context_too_long_or_reversed_are_dropped() {
     let params = PostprocessParams {
         n_best_size: 20,
         max_answer_length: 1,
+        ..PostprocessParams::default()
     };
     let start = row(32, &[(7, 5.0)]);
     let end = row(32, &[(8, 5.0)]);
@@ -102,6 +103,7 @@ fn top_n_is_taken_before_filtering_so_a_question_heavy_top_n_yields_nothing() {
     let params = PostprocessParams {
         n_best_size: 2,
         max_answer_length: 30,
+        ..PostprocessParams::default()
     };
     let p = &postprocess(&data, &f, &logits, params)[0];
     assert_eq!(p.text, "");

@@ -157,6 +157,9 @@ impl SquadlabApp {
                 let params = PostprocessParams {
                     n_best_size: config.n_best_size,
                     max_answer_length: config.max_answer_length,
+                    null_score_diff_threshold: config
+                        .version_2_with_negative
+                        .then_some(config.null_score_diff_threshold),
                 };
                 pg.load(want.clone(), window, params);
             }

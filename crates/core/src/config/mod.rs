@@ -94,6 +94,14 @@ pub struct RunConfig {
     pub greater_is_better: Option<bool>,
     pub n_best_size: usize,
     pub max_answer_length: usize,
+    /// SQuAD 2.0, run_qa.py's `--version_2_with_negative`: questions without
+    /// an answer are kept and labelled at the CLS position, and the answer
+    /// may be "" (no answer). Off, such a question is a bad record.
+    pub version_2_with_negative: bool,
+    /// With `version_2_with_negative`: answer "" when the question's null
+    /// score (CLS start + end, its lowest over the windows) beats the best
+    /// span's score by more than this (run_qa.py's name and default, 0).
+    pub null_score_diff_threshold: f64,
     pub device: Device,
     pub dtype: DType,
     /// `auto`: the lean step (train::lean: an explicit backward pass over
@@ -126,6 +134,13 @@ pub struct DataConfig {
     /// Longest context accepted, in characters. A longer one fails the load
     /// (or is skipped with `skip_bad_records`) before it costs memory.
     pub max_context_chars: usize,
+    /// Train on these articles only: `Some((from, to))`, indices into the
+    /// file's `data` list, `to` exclusive. With `eval_articles`, one file can
+    /// give a training part and an evaluation part with no article in both
+    /// (a smoke protocol, not an official split). JSON files only.
+    pub train_articles: Option<(usize, usize)>,
+    /// Evaluate on these articles only, as `train_articles`.
+    pub eval_articles: Option<(usize, usize)>,
 }
 
 /// When checkpoints are written, as in Hugging Face: `no`, `epoch` or `steps`.
@@ -295,6 +310,8 @@ impl Default for RunConfig {
             greater_is_better: None,
             n_best_size: 20,
             max_answer_length: 30,
+            version_2_with_negative: false,
+            null_score_diff_threshold: 0.0,
             device: Device::Auto,
             dtype: DType::F32,
             graph: Graph::Auto,
@@ -316,6 +333,8 @@ impl Default for DataConfig {
             max_eval_samples: None,
             skip_bad_records: false,
             max_context_chars: DEFAULT_MAX_CONTEXT_CHARS,
+            train_articles: None,
+            eval_articles: None,
         }
     }
 }

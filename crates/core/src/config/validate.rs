@@ -58,6 +58,34 @@ impl RunConfig {
             format!("learning_rate must be positive, got {}", c.learning_rate),
         );
         need(
+            c.null_score_diff_threshold.is_finite(),
+            format!(
+                "null_score_diff_threshold must be a finite number, got {}",
+                c.null_score_diff_threshold
+            ),
+        );
+        for (name, range) in [
+            ("data.train_articles", c.data.train_articles),
+            ("data.eval_articles", c.data.eval_articles),
+        ] {
+            if let Some((from, to)) = range {
+                need(
+                    from < to,
+                    format!("{name} ({from}, {to}) must have from < to"),
+                );
+            }
+        }
+        if let (Some((a, b)), Some((c0, d))) = (c.data.train_articles, c.data.eval_articles) {
+            need(
+                c.data.train != c.data.validation || b <= c0 || d <= a,
+                format!(
+                    "data.train_articles ({a}, {b}) and data.eval_articles ({c0}, {d}) share \
+                     articles of the same file: the evaluation would score questions the \
+                     model trained on"
+                ),
+            );
+        }
+        need(
             c.layerwise_lr_decay > 0.0 && c.layerwise_lr_decay <= 1.0,
             format!(
                 "layerwise_lr_decay must be in (0, 1], got {}",

@@ -15,6 +15,10 @@ pub struct LoadOptions {
     pub skip_bad_records: bool,
     /// Longest context accepted, in characters (`data.max_context_chars`).
     pub max_context_chars: usize,
+    /// Accept questions without an answer (`version_2_with_negative`).
+    pub version_2_with_negative: bool,
+    /// Read only these articles (by index in the file, end exclusive).
+    pub articles: Option<std::ops::Range<usize>>,
 }
 
 impl Default for LoadOptions {
@@ -23,6 +27,8 @@ impl Default for LoadOptions {
             limit: None,
             skip_bad_records: false,
             max_context_chars: DEFAULT_MAX_CONTEXT_CHARS,
+            version_2_with_negative: false,
+            articles: None,
         }
     }
 }
@@ -39,6 +45,24 @@ pub fn context_too_long(chars: impl std::fmt::Display, max: usize) -> String {
 pub struct RawAnswer {
     pub text: String,
     pub answer_start: i64,
+}
+
+/// A question's answers as a file gives them: SQuAD 2.0 adds
+/// `is_impossible` and, for an unanswerable question, `plausible_answers`.
+#[derive(Debug, Default)]
+pub struct RawAnswers {
+    pub answers: Vec<RawAnswer>,
+    pub is_impossible: Option<bool>,
+    pub plausible_answers: Vec<RawAnswer>,
+}
+
+impl From<Vec<RawAnswer>> for RawAnswers {
+    fn from(answers: Vec<RawAnswer>) -> Self {
+        Self {
+            answers,
+            ..Self::default()
+        }
+    }
 }
 
 pub struct DatasetBuilder<'a> {
@@ -67,6 +91,11 @@ impl<'a> DatasetBuilder<'a> {
         }
     }
 
+    /// The file's `version` field.
+    pub fn set_version(&mut self, version: Option<String>) {
+        self.out.version = version;
+    }
+
     /// Adds one question; returns false once the limit is reached.
     pub fn push(
         &mut self,
@@ -74,7 +103,7 @@ impl<'a> DatasetBuilder<'a> {
         context: &str,
         id: String,
         question: String,
-        answers: Vec<RawAnswer>,
+        answers: RawAnswers,
     ) -> Result<bool> {
         if self
             .options
@@ -99,8 +128,9 @@ impl<'a> DatasetBuilder<'a> {
         context: &str,
         id: &str,
         question: String,
-        raw_answers: Vec<RawAnswer>,
+        raw: RawAnswers,
     ) -> std::result::Result<(), String> {
+        let raw_answers = raw.answers;
         if id.is_empty() {
             return Err("empty id".into());
         }
@@ -113,8 +143,21 @@ impl<'a> DatasetBuilder<'a> {
         if python_strip(context).is_empty() {
             return Err("empty context".into());
         }
-        if raw_answers.is_empty() {
-            return Err("no answers (SQuAD v1.1 questions all have one)".into());
+        match (raw.is_impossible, raw_answers.is_empty()) {
+            (Some(true), false) => {
+                return Err(format!(
+                    "is_impossible is true, but it has {} answers",
+                    raw_answers.len()
+                ))
+            }
+            (Some(false), true) => return Err("is_impossible is false, but it has no answers".into()),
+            (_, true) if !self.options.version_2_with_negative => {
+                return Err("no answers (SQuAD v1.1 questions all have one); for SQuAD 2.0 \
+                     data, set version_2_with_negative: true in the run config \
+                     (--version-2-with-negative on the command line)"
+                    .into())
+            }
+            _ => {}
         }
         let context_idx = self.context_id(title, context);
         if self
@@ -132,39 +175,16 @@ impl<'a> DatasetBuilder<'a> {
         if n_chars > self.options.max_context_chars {
             return Err(context_too_long(n_chars, self.options.max_context_chars));
         }
-        let mut answers = Vec::with_capacity(raw_answers.len());
-        for (k, a) in raw_answers.into_iter().enumerate() {
-            // An empty answer has no span: its labels would end before they start.
-            if python_strip(&a.text).is_empty() {
-                return Err(format!("answer {k}: empty text"));
-            }
-            let len = a.text.chars().count();
-            let start = a.answer_start;
-            if start < 0 || start as usize + len > n_chars {
-                return Err(format!(
-                    "answer {k} ({:?}): answer_start {start} + {len} chars is outside the context of {n_chars} chars",
-                    a.text
-                ));
-            }
-            let start = start as usize;
-            let found = char_slice(context, boundaries, start, start + len);
-            if found != a.text {
-                return Err(format!(
-                    "answer {k}: answer_start {start} points at {found:?}, not at the answer text {:?}",
-                    a.text
-                ));
-            }
-            answers.push(Answer {
-                text: a.text,
-                answer_start: start,
-            });
-        }
+        let answers = checked_answers(raw_answers, context, boundaries, "answer")?;
+        let plausible_answers =
+            checked_answers(raw.plausible_answers, context, boundaries, "plausible answer")?;
         self.ids.insert(id.to_string());
         self.out.examples.push(Example {
             id: id.to_string(),
             question,
             context: context_idx,
             answers,
+            plausible_answers,
         });
         Ok(())
     }
@@ -206,4 +226,43 @@ impl<'a> DatasetBuilder<'a> {
         }
         Ok(self.out)
     }
+}
+
+/// Answers whose `answer_start` points at their text in `context`; `what`
+/// names them in messages ("answer 2", "plausible answer 0").
+fn checked_answers(
+    raw: Vec<RawAnswer>,
+    context: &str,
+    boundaries: &[usize],
+    what: &str,
+) -> std::result::Result<Vec<Answer>, String> {
+    let n_chars = boundaries.len() - 1;
+    let mut answers = Vec::with_capacity(raw.len());
+    for (k, a) in raw.into_iter().enumerate() {
+        // An empty answer has no span: its labels would end before they start.
+        if python_strip(&a.text).is_empty() {
+            return Err(format!("{what} {k}: empty text"));
+        }
+        let len = a.text.chars().count();
+        let start = a.answer_start;
+        if start < 0 || start as usize + len > n_chars {
+            return Err(format!(
+                "{what} {k} ({:?}): answer_start {start} + {len} chars is outside the context of {n_chars} chars",
+                a.text
+            ));
+        }
+        let start = start as usize;
+        let found = char_slice(context, boundaries, start, start + len);
+        if found != a.text {
+            return Err(format!(
+                "{what} {k}: answer_start {start} points at {found:?}, not at the answer text {:?}",
+                a.text
+            ));
+        }
+        answers.push(Answer {
+            text: a.text,
+            answer_start: start,
+        });
+    }
+    Ok(answers)
 }

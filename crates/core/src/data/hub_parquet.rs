@@ -32,7 +32,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<SquadDataset> {
             &record.context,
             record.id,
             record.question,
-            record.answers,
+            record.answers.into(),
         )? {
             break;
         }

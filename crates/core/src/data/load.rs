@@ -1,7 +1,7 @@
 //! Loading SQuAD: an official-format JSON file, or the hub dataset's parquet
 //! files (data/hub_parquet.rs), through the checks of data/builder.rs.
 
-use super::builder::{context_too_long, DatasetBuilder, LoadOptions, RawAnswer};
+use super::builder::{context_too_long, DatasetBuilder, LoadOptions, RawAnswer, RawAnswers};
 use super::hub_parquet;
 use super::long_strings::{find_long_string, find_long_string_in, LongString};
 use super::squad::{Split, SquadDataset};
@@ -12,6 +12,8 @@ use std::path::Path;
 
 #[derive(Deserialize)]
 struct RawFile {
+    #[serde(default)]
+    version: Option<String>,
     data: Vec<RawArticle>,
 }
 
@@ -33,6 +35,10 @@ struct RawQa {
     id: String,
     question: String,
     answers: Vec<RawAnswer>,
+    #[serde(default)]
+    is_impossible: Option<bool>,
+    #[serde(default)]
+    plausible_answers: Vec<RawAnswer>,
 }
 
 /// Reads an official-format SQuAD JSON file (`{"data": [{"title", "paragraphs": …}]}`).
@@ -87,7 +93,17 @@ fn parse_scanned(bytes: &[u8], origin: &str, options: &LoadOptions) -> Result<Sq
         )
     })?;
     let mut builder = DatasetBuilder::new(origin.to_string(), options);
-    'articles: for article in raw.data {
+    builder.set_version(raw.version);
+    let n_articles = raw.data.len();
+    let articles = options.articles.clone().unwrap_or(0..n_articles);
+    if articles.start >= articles.end || articles.end > n_articles {
+        bail!(
+            "{origin}: articles {}..{} are not within its {n_articles} articles",
+            articles.start,
+            articles.end
+        );
+    }
+    'articles: for article in raw.data.into_iter().skip(articles.start).take(articles.len()) {
         for paragraph in article.paragraphs {
             for qa in paragraph.qas {
                 if !builder.push(
@@ -95,7 +111,11 @@ fn parse_scanned(bytes: &[u8], origin: &str, options: &LoadOptions) -> Result<Sq
                     &paragraph.context,
                     qa.id,
                     qa.question,
-                    qa.answers,
+                    RawAnswers {
+                        answers: qa.answers,
+                        is_impossible: qa.is_impossible,
+                        plausible_answers: qa.plausible_answers,
+                    },
                 )? {
                     break 'articles;
                 }
@@ -114,6 +134,14 @@ pub fn load_source(
     match source.location() {
         DataLocation::File(path) => load_json(&path, options),
         DataLocation::Hub(repo) => {
+            if let Some(r) = &options.articles {
+                bail!(
+                    "{}: articles {}..{} pick articles of a JSON file; the hub's parquet has none",
+                    source.as_str(),
+                    r.start,
+                    r.end
+                );
+            }
             let path = repo.fetch(hub_parquet::split_file(split))?;
             hub_parquet::load(&path, options)
         }

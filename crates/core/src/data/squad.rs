@@ -1,5 +1,6 @@
-//! The SQuAD v1.1 dataset in memory: contexts stored once, questions pointing
-//! at them. The types only; data/load.rs and data/hub_parquet.rs read them.
+//! The SQuAD dataset (v1.1, or v2.0 with unanswerable questions) in memory:
+//! contexts stored once, questions pointing at them. The types only;
+//! data/load.rs and data/hub_parquet.rs read them.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
@@ -16,6 +17,8 @@ pub struct SquadDataset {
     pub examples: Vec<Example>,
     /// Records dropped by `skip_bad_records`, with the reason for each.
     pub skipped: Vec<String>,
+    /// The file's `version` field ("1.1", "v2.0"), when it has one.
+    pub version: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -29,7 +32,16 @@ pub struct Example {
     pub id: String,
     pub question: String,
     pub context: u32,
+    /// Empty for a SQuAD 2.0 question without an answer.
     pub answers: Vec<Answer>,
+    /// SQuAD 2.0: what an unanswerable question's annotator found plausible.
+    pub plausible_answers: Vec<Answer>,
+}
+
+impl Example {
+    pub fn is_impossible(&self) -> bool {
+        self.answers.is_empty()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +68,15 @@ impl SquadDataset {
         self.examples.is_empty()
     }
 
+    /// Whether it is SQuAD 2.0 data: its `version` says 2, or a question has
+    /// no answer (the test the official v2.0 scorer's data implies).
+    pub fn is_v2(&self) -> bool {
+        self.version
+            .as_deref()
+            .is_some_and(|v| v.trim_start_matches('v').starts_with('2'))
+            || self.examples.iter().any(Example::is_impossible)
+    }
+
     /// The first `n` questions in file order, with the contexts they use.
     pub fn first(&self, n: usize) -> SquadDataset {
         let examples = &self.examples[..n.min(self.examples.len())];
@@ -70,6 +91,7 @@ impl SquadDataset {
             contexts: self.contexts[..used].to_vec(),
             examples: examples.to_vec(),
             skipped: Vec::new(),
+            version: self.version.clone(),
         }
     }
 }

@@ -73,8 +73,10 @@ impl Answerer {
                 question: question.to_string(),
                 context: 0,
                 answers: vec![],
+                plausible_answers: vec![],
             }],
             skipped: vec![],
+            version: None,
         };
         let features = FeatureSet::build(&data, &self.tokenizer, self.window)?;
         let (start, end) = window_logits(&self.model, &data, &features, 32, &self.device)?;

@@ -107,14 +107,14 @@ pub fn f1_score(prediction: &str, gold: &str) -> f64 {
     )
 }
 
-fn sorted_tokens(normalized: &str) -> Vec<&str> {
+pub(super) fn sorted_tokens(normalized: &str) -> Vec<&str> {
     let mut tokens: Vec<&str> = normalized.split(' ').filter(|t| !t.is_empty()).collect();
     tokens.sort_unstable();
     tokens
 }
 
 /// F1 of two sorted token lists: the multiset intersection by merging.
-fn f1_of_tokens(pred: &[&str], gold: &[&str]) -> f64 {
+pub(super) fn f1_of_tokens(pred: &[&str], gold: &[&str]) -> f64 {
     let (mut i, mut j, mut same) = (0, 0, 0usize);
     while i < pred.len() && j < gold.len() {
         match pred[i].cmp(gold[j]) {

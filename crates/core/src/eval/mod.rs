@@ -1,10 +1,11 @@
 //! From logits to answers (post-processing) and from answers to the official
-//! SQuAD v1.1 scores.
+//! SQuAD v1.1 and v2.0 scores.
 
 mod answer;
 mod evaluate;
 mod infer;
 mod metric;
+mod metric_v2;
 mod postprocess;
 mod predictions;
 mod results;
@@ -15,6 +16,11 @@ pub use infer::window_logits;
 pub use metric::{
     exact_match, f1_score, normalize_answer, score, score_predictions, QuestionScore, Scores,
 };
-pub use postprocess::{postprocess, Candidate, PostprocessParams, Prediction, WindowLogits};
+pub use metric_v2::{
+    load_na_probs, score_v2, BestThresholds, NaProbs, V2Breakdown, DEFAULT_NA_PROB_THRESH,
+};
+pub use postprocess::{
+    postprocess, Candidate, NullDecision, PostprocessParams, Prediction, WindowLogits,
+};
 pub use predictions::{load_predictions, write_nbest, write_predictions};
 pub use results::{EvalResults, QuestionResult, RESULTS_FILE};

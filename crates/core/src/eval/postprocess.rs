@@ -7,10 +7,14 @@ use crate::data::{FeatureSet, SquadDataset};
 use crate::text::{char_boundaries, char_slice};
 use rayon::prelude::*;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PostprocessParams {
     pub n_best_size: usize,
     pub max_answer_length: usize,
+    /// SQuAD 2.0 (`version_2_with_negative`): answer "" when the null score
+    /// beats the best non-null span by more than this. None: SQuAD v1.1,
+    /// always a span.
+    pub null_score_diff_threshold: Option<f64>,
 }
 
 impl Default for PostprocessParams {
@@ -18,6 +22,7 @@ impl Default for PostprocessParams {
         Self {
             n_best_size: 20,
             max_answer_length: 30,
+            null_score_diff_threshold: None,
         }
     }
 }
@@ -48,10 +53,39 @@ pub struct Candidate {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
     pub id: String,
-    /// The best candidate's text, "" when no span qualified.
+    /// The best candidate's text, "" when no span qualified; with SQuAD 2.0,
+    /// "" when the null score wins.
     pub text: String,
-    /// Best first, at most `n_best_size`.
+    /// Best first, at most `n_best_size`; with SQuAD 2.0 the null candidate
+    /// (text "", characters 0..0) is among them, as in utils_qa.py.
     pub nbest: Vec<Candidate>,
+    /// SQuAD 2.0 only: the null decision.
+    pub null: Option<NullDecision>,
+}
+
+/// How a SQuAD 2.0 question's answer was decided between "" and a span.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NullDecision {
+    /// CLS start + end logits, the lowest over the question's windows.
+    pub null_score: f32,
+    /// The best candidate with text (utils_qa.py's "empty" when none has).
+    pub best_non_null: String,
+    pub best_non_null_score: f32,
+    /// null score − best start logit − best end logit, in f32 as utils_qa.py
+    /// computes it: what `null_odds.json` holds, and what the threshold is
+    /// compared with.
+    pub score_diff: f32,
+}
+
+impl NullDecision {
+    /// The answer at threshold `t`: "" when the null score wins by more than `t`.
+    pub fn answer_at(&self, threshold: f64) -> &str {
+        if self.score_diff as f64 > threshold {
+            ""
+        } else {
+            &self.best_non_null
+        }
+    }
 }
 
 impl Prediction {
@@ -89,11 +123,25 @@ fn predict_example(
     params: PostprocessParams,
     example: usize,
 ) -> Prediction {
-    // (score, start_char, end_char) in the reference's enumeration order.
-    let mut spans: Vec<(f32, u32, u32)> = Vec::new();
+    // Spans in the reference's enumeration order.
+    let mut spans: Vec<Span> = Vec::new();
+    let mut null: Option<Span> = None;
     let (mut starts, mut ends, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
     for w in features.windows_of(example) {
         let (start_row, end_row) = logits.rows(w);
+        // The window's null score: its CLS position's, the lowest kept
+        // (the first of equals), as utils_qa.py's min_null_prediction.
+        let window_null = start_row[0] + end_row[0];
+        if null.is_none_or(|n| n.score > window_null) {
+            null = Some(Span {
+                score: window_null,
+                start_logit: start_row[0],
+                end_logit: end_row[0],
+                start_char: 0,
+                end_char: 0,
+                is_null: true,
+            });
+        }
         top_k_into(start_row, params.n_best_size, &mut scratch, &mut starts);
         top_k_into(end_row, params.n_best_size, &mut scratch, &mut ends);
         let context = features.context_positions(w);
@@ -102,23 +150,33 @@ fn predict_example(
             if !context.contains(&s) {
                 continue;
             }
-            let (start_score, start_char) = (start_row[s], offsets[s - context.start].0);
+            let (start_logit, start_char) = (start_row[s], offsets[s - context.start].0);
             for &e in &ends {
                 // Inside the context, not reversed, at most max_answer_length tokens.
                 if e < s || e >= context.end || e - s + 1 > params.max_answer_length {
                     continue;
                 }
-                spans.push((
-                    start_score + end_row[e],
+                spans.push(Span {
+                    score: start_logit + end_row[e],
+                    start_logit,
+                    end_logit: end_row[e],
                     start_char,
-                    offsets[e - context.start].1,
-                ));
+                    end_char: offsets[e - context.start].1,
+                    is_null: false,
+                });
             }
         }
     }
-    // Stable: among equal scores the first seen stays first, as Python's max() picks it.
-    spans.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let version_2 = params.null_score_diff_threshold.is_some();
+    let null = null.filter(|_| version_2);
+    spans.extend(null);
+    // Stable: among equal scores the first seen stays first, as Python's sorted() keeps them.
+    spans.sort_by(|a, b| b.score.total_cmp(&a.score));
     spans.truncate(params.n_best_size);
+    // The null candidate comes back if the cut dropped it.
+    if let Some(null) = null.filter(|_| !spans.iter().any(|s| s.is_null)) {
+        spans.push(null);
+    }
     let ex = &data.examples[example];
     let context = data.context_of(ex);
     // Character offsets are byte offsets in ASCII text, the common case.
@@ -140,20 +198,60 @@ fn predict_example(
         }
         false => char_slice(context, &bounds, s as usize, e as usize),
     };
+    let texts: Vec<String> = spans
+        .iter()
+        .map(|s| cut(s.start_char, s.end_char).to_string())
+        .collect();
+    let decision = null.map(|null| {
+        // The first candidate with text, else utils_qa.py's "empty" with
+        // zero logits.
+        let best = spans
+            .iter()
+            .zip(&texts)
+            .find(|(_, text)| !text.is_empty());
+        let (text, start_logit, end_logit, score) = match best {
+            Some((s, text)) => (text.clone(), s.start_logit, s.end_logit, s.score),
+            None => ("empty".to_string(), 0.0, 0.0, 0.0),
+        };
+        NullDecision {
+            null_score: null.score,
+            best_non_null: text,
+            best_non_null_score: score,
+            score_diff: null.score - start_logit - end_logit,
+        }
+    });
     let nbest: Vec<Candidate> = spans
-        .into_iter()
-        .map(|(score, s, e)| Candidate {
-            text: cut(s, e).to_string(),
-            score,
-            start_char: s as usize,
-            end_char: e as usize,
+        .iter()
+        .zip(texts)
+        .map(|(s, text)| Candidate {
+            text,
+            score: s.score,
+            start_char: s.start_char as usize,
+            end_char: s.end_char as usize,
         })
         .collect();
+    let text = match (&decision, params.null_score_diff_threshold) {
+        (Some(d), Some(threshold)) => d.answer_at(threshold).to_string(),
+        _ => nbest.first().map(|c| c.text.clone()).unwrap_or_default(),
+    };
     Prediction {
         id: ex.id.clone(),
-        text: nbest.first().map(|c| c.text.clone()).unwrap_or_default(),
+        text,
         nbest,
+        null: decision,
     }
+}
+
+/// A candidate answer while the n-best list is built.
+#[derive(Clone, Copy)]
+struct Span {
+    score: f32,
+    start_logit: f32,
+    end_logit: f32,
+    start_char: u32,
+    end_char: u32,
+    /// The CLS position's (null) candidate.
+    is_null: bool,
 }
 
 #[cfg(test)]

@@ -31,6 +31,14 @@ pub fn load_predictions(path: &Path) -> Result<HashMap<String, String>> {
     Ok(map)
 }
 
+/// A JSON object's entries in file order, duplicates kept; a parse error
+/// says where.
+pub(super) fn json_entries(text: &str) -> Result<Vec<(String, serde_json::Value)>> {
+    let Entries(entries) = serde_json::from_str(text)
+        .map_err(|e| anyhow!("{}:{}: malformed JSON: {e}", e.line(), e.column()))?;
+    Ok(entries)
+}
+
 /// A JSON object's entries in file order, duplicates kept.
 struct Entries(Vec<(String, serde_json::Value)>);
 

@@ -81,6 +81,10 @@ pub fn prepare(
             Split::Train => &config.data.train,
             Split::Validation => &config.data.validation,
         };
+        let articles = match split {
+            Split::Train => config.data.train_articles,
+            Split::Validation => config.data.eval_articles,
+        };
         status(format!("loading {split:?} data from {}", source.as_str()));
         let data = load_source(
             source,
@@ -89,6 +93,8 @@ pub fn prepare(
                 limit,
                 skip_bad_records: config.data.skip_bad_records,
                 max_context_chars: config.data.max_context_chars,
+                version_2_with_negative: config.version_2_with_negative,
+                articles: articles.map(|(from, to)| from..to),
             },
         )?;
         if data.is_empty() {

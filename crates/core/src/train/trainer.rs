@@ -421,6 +421,9 @@ impl<'a> Trainer<'a> {
             PostprocessParams {
                 n_best_size: c.n_best_size,
                 max_answer_length: c.max_answer_length,
+                null_score_diff_threshold: c
+                    .version_2_with_negative
+                    .then_some(c.null_score_diff_threshold),
             },
             c.per_device_eval_batch_size,
             &self.p.device,

@@ -1,0 +1,202 @@
+//! SQuAD 2.0: loading unanswerable questions (and refusing them in a v1.1
+//! run), picking articles, and the official v2.0 scores against
+//! tools/reference/squad2_fixtures.py on the shared leaderboard file and on
+//! synthetic predictions, with and without no-answer probabilities.
+
+use crate::common;
+
+use squadlab::data::{load_json, LoadOptions};
+use std::path::Path;
+
+const FIXTURES: &str = "tests/fixtures/squad2";
+
+fn fixture(name: &str) -> serde_json::Value {
+    let path = Path::new(FIXTURES).join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// Every key of `expected` equals ours to 4 decimals (counts exactly); a
+/// NaN or a missing key fails.
+fn assert_keys(ours: &serde_json::Value, expected: &serde_json::Value, case: &str) {
+    let expected = expected.as_object().unwrap();
+    assert!(expected.len() >= 9, "{case}: {expected:?}");
+    for (key, want) in expected {
+        let got = ours[key].as_f64();
+        let want = want.as_f64().unwrap();
+        assert!(
+            got.is_some_and(|g| (g - want).abs() < 5e-5),
+            "{case}: {key} is {got:?}, the reference script says {want}"
+        );
+    }
+    // No key beyond the official ones but our "version".
+    for key in ours.as_object().unwrap().keys() {
+        assert!(
+            expected.contains_key(key) || key == "version",
+            "{case}: unexpected key {key}"
+        );
+    }
+}
+
+#[test]
+fn the_v2_scorer_matches_the_reference_on_the_leaderboard_file() {
+    let (Some(dev), Some(board)) = (
+        common::squad2_file("dev-v2.0.json"),
+        common::squad2_file(
+            "reference_predictions/leaderboard_v2_bidaf_selfattn_elmo_single_allenai_stanford.json",
+        ),
+    ) else {
+        return;
+    };
+    let (dev, board) = (dev.display().to_string(), board.display().to_string());
+    let expected = fixture("leaderboard.json");
+    let plain = common::squadlab_json(&["score", "--data", &dev, "--predictions", &board]);
+    assert_keys(&plain, &expected["no_na_probs"], "leaderboard");
+    assert_eq!(plain["HasAns_total"], 5928);
+    assert_eq!(plain["NoAns_total"], 5945);
+    let na = format!("{FIXTURES}/leaderboard_na_probs.json");
+    let with_probs = common::squadlab_json(&[
+        "score",
+        "--data",
+        &dev,
+        "--predictions",
+        &board,
+        "--na-prob-file",
+        &na,
+    ]);
+    assert_keys(&with_probs, &expected["na_probs_thresh_1"], "leaderboard + na probs");
+}
+
+#[test]
+fn the_v2_scorer_matches_the_reference_on_synthetic_predictions() {
+    let Some(dev) = common::squad2_file("dev-v2.0.json") else {
+        return;
+    };
+    let dev = dev.display().to_string();
+    let expected = fixture("synthetic.json");
+    let limit = expected["questions"].to_string();
+    let preds = format!("{FIXTURES}/synthetic_preds.json");
+    let na = format!("{FIXTURES}/synthetic_na_probs.json");
+    let base = ["score", "--data", &dev, "--predictions", &preds, "--limit", &limit];
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
+        common::squadlab_json(&args)
+    };
+    let cases = &expected["cases"];
+    assert_keys(&run(&[]), &cases["no_na_probs"], "synthetic");
+    assert_keys(
+        &run(&["--na-prob-file", &na]),
+        &cases["na_probs_thresh_1"],
+        "synthetic + na probs",
+    );
+    let at_half = run(&["--na-prob-file", &na, "--na-prob-thresh", "0.5"]);
+    assert_keys(&at_half, &cases["na_probs_thresh_0.5"], "synthetic + na probs at 0.5");
+    // The search found a threshold inside the grid, not the trivial 0.
+    assert!(at_half["best_f1_thresh"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn a_v1_run_refuses_unanswerable_questions_and_says_how_to_accept_them() {
+    let Some(dev) = common::squad2_file("dev-v2.0.json") else {
+        return;
+    };
+    let err = load_json(&dev, &LoadOptions::default()).unwrap_err();
+    let text = format!("{err:#}");
+    assert!(
+        text.contains("no answers (SQuAD v1.1 questions all have one)")
+            && text.contains("version_2_with_negative: true"),
+        "{text}"
+    );
+    let v2 = load_json(
+        &dev,
+        &LoadOptions {
+            version_2_with_negative: true,
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(v2.len(), 11_873);
+    assert!(v2.is_v2());
+    let impossible: Vec<_> = v2.examples.iter().filter(|e| e.is_impossible()).collect();
+    assert_eq!(impossible.len(), 5_945);
+    let with_plausible = impossible
+        .iter()
+        .filter(|e| !e.plausible_answers.is_empty())
+        .count();
+    assert_eq!(with_plausible, 5_930);
+    assert_eq!(v2.version.as_deref(), Some("v2.0"));
+
+    // Articles pick a part of the file: the first two, then the last one.
+    let part = |from, to| {
+        load_json(
+            &dev,
+            &LoadOptions {
+                version_2_with_negative: true,
+                articles: Some(from..to),
+                ..LoadOptions::default()
+            },
+        )
+    };
+    let head = part(0, 2).unwrap();
+    let tail = part(34, 35).unwrap();
+    assert_eq!(head.titles.len(), 2);
+    assert_eq!(tail.titles.len(), 1);
+    assert!(!head.titles.contains(&tail.titles[0]));
+    assert_eq!(head.examples[0].id, v2.examples[0].id);
+    assert_eq!(tail.examples.last().unwrap().id, v2.examples.last().unwrap().id);
+    let err = format!("{:#}", part(30, 36).unwrap_err());
+    assert!(err.contains("articles 30..36 are not within its 35 articles"), "{err}");
+}
+
+#[test]
+fn inconsistent_v2_records_are_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bad-v2.json");
+    let options = LoadOptions {
+        version_2_with_negative: true,
+        ..LoadOptions::default()
+    };
+    for (qa, says) in [
+        (
+            r#"{"id": "q1", "question": "Who?", "answers": [], "is_impossible": false}"#,
+            r#"bad record "q1": is_impossible is false, but it has no answers"#,
+        ),
+        (
+            r#"{"id": "q2", "question": "Who?", "answers": [{"text": "Ann", "answer_start": 0}], "is_impossible": true}"#,
+            r#"bad record "q2": is_impossible is true, but it has 1 answers"#,
+        ),
+        (
+            r#"{"id": "q3", "question": "Who?", "answers": [], "is_impossible": true, "plausible_answers": [{"text": "Bob", "answer_start": 0}]}"#,
+            r#"bad record "q3": plausible answer 0: answer_start 0 points at "Ann", not at the answer text "Bob""#,
+        ),
+    ] {
+        std::fs::write(
+            &file,
+            format!(
+                r#"{{"version": "v2.0", "data": [{{"title": "T", "paragraphs": [{{"context": "Ann met Bob.", "qas": [{qa}]}}]}}]}}"#
+            ),
+        )
+        .unwrap();
+        let err = format!("{:#}", load_json(&file, &options).unwrap_err());
+        assert!(err.contains(says), "{err}");
+        assert!(err.contains("bad-v2.json"), "{err}");
+    }
+}
+
+#[test]
+fn scoring_v1_data_refuses_no_answer_probabilities() {
+    let Some(dev) = common::squad_file("dev-v1.1.json") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let preds = tmp.path().join("p.json");
+    std::fs::write(&preds, "{}").unwrap();
+    let out = common::squadlab()
+        .args(["score", "--data", &dev.display().to_string(), "--predictions"])
+        .arg(&preds)
+        .args(["--na-prob-file", "tests/fixtures/squad2/synthetic_na_probs.json"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is SQuAD v1.1 data"), "{err}");
+}
