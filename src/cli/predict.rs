@@ -32,7 +32,11 @@ pub fn run(args: &PredictArgs) -> Result<Report> {
     }
     let source = ModelSource::try_from(args.model.clone())
         .map_err(|e| anyhow!("--model {:?}: {e}", args.model))?;
-    let answerer = Answerer::load(&source, args.window.params(), args.answer.params(args.window.version_2_with_negative)?)?;
+    let answerer = Answerer::load(
+        &source,
+        args.window.params(),
+        args.answer.params(args.window.version_2_with_negative)?,
+    )?;
     if let Some(warning) = &answerer.warning {
         eprintln!("warning: {warning}");
     }

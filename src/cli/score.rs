@@ -6,8 +6,8 @@ use super::Report;
 use crate::config::DEFAULT_MAX_CONTEXT_CHARS;
 use crate::data::{FeatureSet, Split};
 use crate::eval::{
-    load_na_probs, load_predictions, postprocess, score, score_predictions, score_v2,
-    write_nbest, write_predictions, Scores, WindowLogits, DEFAULT_NA_PROB_THRESH,
+    load_na_probs, load_predictions, postprocess, score, score_predictions, score_v2, write_nbest,
+    write_predictions, Scores, WindowLogits, DEFAULT_NA_PROB_THRESH,
 };
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -90,9 +90,19 @@ fn score_squad2(
     if !args.na_prob_thresh.is_finite() {
         bail!("--na-prob-thresh must be a finite number");
     }
-    let na_probs = args.na_prob_file.as_deref().map(load_na_probs).transpose()?;
+    let na_probs = args
+        .na_prob_file
+        .as_deref()
+        .map(load_na_probs)
+        .transpose()?;
     let (scores, breakdown) = score_v2(data, predictions, na_probs.as_ref(), args.na_prob_thresh)
-        .with_context(|| format!("scoring {} against {}", args.predictions.display(), data.origin))?;
+        .with_context(|| {
+        format!(
+            "scoring {} against {}",
+            args.predictions.display(),
+            data.origin
+        )
+    })?;
     if args.strict && !scores.unknown_ids.is_empty() {
         bail!(
             "{}: {} ids are not questions of {} (--strict), first {:?}",
@@ -103,22 +113,22 @@ fn score_squad2(
         );
     }
     warn_about(&scores);
-    let mut json = json!({ "exact": scores.exact_match, "f1": scores.f1, "total": scores.total });
-    if let serde_json::Value::Object(extra) = serde_json::to_value(&breakdown)? {
-        for (k, v) in extra {
-            json[k] = v;
-        }
-    }
-    let order = [
-        "exact", "f1", "total", "HasAns_exact", "HasAns_f1", "HasAns_total", "NoAns_exact",
-        "NoAns_f1", "NoAns_total", "best_exact", "best_exact_thresh", "best_f1", "best_f1_thresh",
+    let mut keys = vec![
+        ("exact", json!(scores.exact_match)),
+        ("f1", json!(scores.f1)),
+        ("total", json!(scores.total)),
     ];
-    let text = order
-        .iter()
-        .filter_map(|k| json.get(*k).map(|v| format!("{k}: {v}\n")))
-        .collect();
-    json["version"] = json!("2.0");
-    Ok(Report { text, json })
+    keys.extend(breakdown.official_keys());
+    let text = keys.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
+    let mut json = serde_json::Map::new();
+    for (k, v) in keys {
+        json.insert(k.to_string(), v);
+    }
+    json.insert("version".into(), json!("2.0"));
+    Ok(Report {
+        text,
+        json: json.into(),
+    })
 }
 
 fn warn_about(scores: &Scores) {

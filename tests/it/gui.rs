@@ -1540,3 +1540,89 @@ fn trials_are_added_to_a_random_sweep_from_the_app() {
     assert_eq!(queued.len(), 5, "3 more points drawn from the same stream");
     assert!(has_label_containing(&h, "5 points, 5 runs, 0 finished"));
 }
+
+/// A SQuAD 2.0 run's predictions: the slider replays every null decision,
+/// the best-threshold button gives the evaluation's best F1, and the v2
+/// filters count the answers the threshold decides.
+#[test]
+fn the_null_threshold_slider_replays_a_v2_runs_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = crate::squad2::tiny_v2_task(tmp.path());
+    let mut config = common::tiny_run_config(&json, &model);
+    config.version_2_with_negative = true;
+    config.num_train_epochs = 10.0;
+    let file = tmp.path().join("v2.ron");
+    std::fs::write(&file, config.to_ron()).unwrap();
+    let store = tmp.path().join("store");
+    let run = common::squadlab_json(&[
+        "train",
+        &file.display().to_string(),
+        "--store",
+        &store.display().to_string(),
+    ]);
+    let id = run["run_id"].as_str().unwrap().to_string();
+    let record = RunRecord::load(&store.join("runs").join(&id)).unwrap();
+    let v2 = record.outcome.squad_v2.clone().unwrap();
+    let best = v2.best.clone().unwrap();
+    let total = v2.has_ans_total.unwrap() + v2.no_ans_total.unwrap();
+
+    let mut h = harness(&store);
+    h.state_mut().select(id.clone(), false);
+    h.state_mut().state.tab = Tab::Predictions;
+    step_until(&mut h, Duration::from_secs(30), |app| {
+        app.predictions.set.is_some()
+    });
+    h.run_steps(2);
+    let f1 = |h: &Harness<'_, SquadlabApp>| h.state().predictions.set.as_ref().unwrap().f1;
+    // At the run's own threshold: the run's scores.
+    assert!((f1(&h) - record.outcome.f1.unwrap()).abs() < 1e-9);
+    assert!(has_label_containing(
+        &h,
+        &format!(
+            "at 0.000: EM {:.2} · F1 {:.2}",
+            record.outcome.exact_match.unwrap(),
+            record.outcome.f1.unwrap()
+        )
+    ));
+    // The marked best threshold gives the evaluation's best F1.
+    h.get_by_label(&format!("best F1 threshold {:.3}", best.best_f1_thresh))
+        .click();
+    h.run_steps(3);
+    assert_eq!(h.state().predictions.threshold, Some(best.best_f1_thresh));
+    assert!(
+        (f1(&h) - best.best_f1).abs() < 1e-9,
+        "replayed F1 {} at the best threshold, the evaluation found {}",
+        f1(&h),
+        best.best_f1
+    );
+    assert!(has_label_containing(&h, &format!("F1 {:.2}", best.best_f1)));
+    // Below every difference the model answers nothing: only the
+    // unanswerable questions are right, and every answerable one is a
+    // false null.
+    h.state_mut().predictions.set_threshold(-1e6);
+    h.run_steps(2);
+    let no_ans = v2.no_ans_total.unwrap() as f64;
+    assert!((f1(&h) - 100.0 * no_ans / total as f64).abs() < 1e-9);
+    h.get_by_label("False null").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state_mut().predictions.shown().len(),
+        v2.has_ans_total.unwrap()
+    );
+    h.get_by_label("False answer").click();
+    h.run_steps(2);
+    assert_eq!(h.state_mut().predictions.shown().len(), 0);
+    h.get_by_label("Unanswerable").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state_mut().predictions.shown().len(),
+        v2.no_ans_total.unwrap()
+    );
+    // A question's detail says it has no answer and shows its null score.
+    let first = h.state_mut().predictions.shown()[0];
+    h.state_mut().predictions.selected = Some(first);
+    h.run_steps(2);
+    assert!(has_label(&h, "unanswerable"));
+    assert!(has_label(&h, "(no answer)"));
+    assert!(has_label_containing(&h, "null "));
+}

@@ -63,7 +63,11 @@ fn the_v2_scorer_matches_the_reference_on_the_leaderboard_file() {
         "--na-prob-file",
         &na,
     ]);
-    assert_keys(&with_probs, &expected["na_probs_thresh_1"], "leaderboard + na probs");
+    assert_keys(
+        &with_probs,
+        &expected["na_probs_thresh_1"],
+        "leaderboard + na probs",
+    );
 }
 
 #[test]
@@ -76,7 +80,15 @@ fn the_v2_scorer_matches_the_reference_on_synthetic_predictions() {
     let limit = expected["questions"].to_string();
     let preds = format!("{FIXTURES}/synthetic_preds.json");
     let na = format!("{FIXTURES}/synthetic_na_probs.json");
-    let base = ["score", "--data", &dev, "--predictions", &preds, "--limit", &limit];
+    let base = [
+        "score",
+        "--data",
+        &dev,
+        "--predictions",
+        &preds,
+        "--limit",
+        &limit,
+    ];
     let run = |extra: &[&str]| {
         let args: Vec<&str> = base.iter().copied().chain(extra.iter().copied()).collect();
         common::squadlab_json(&args)
@@ -89,7 +101,11 @@ fn the_v2_scorer_matches_the_reference_on_synthetic_predictions() {
         "synthetic + na probs",
     );
     let at_half = run(&["--na-prob-file", &na, "--na-prob-thresh", "0.5"]);
-    assert_keys(&at_half, &cases["na_probs_thresh_0.5"], "synthetic + na probs at 0.5");
+    assert_keys(
+        &at_half,
+        &cases["na_probs_thresh_0.5"],
+        "synthetic + na probs at 0.5",
+    );
     // The search found a threshold inside the grid, not the trivial 0.
     assert!(at_half["best_f1_thresh"].as_f64().unwrap() > 0.0);
 }
@@ -142,9 +158,15 @@ fn a_v1_run_refuses_unanswerable_questions_and_says_how_to_accept_them() {
     assert_eq!(tail.titles.len(), 1);
     assert!(!head.titles.contains(&tail.titles[0]));
     assert_eq!(head.examples[0].id, v2.examples[0].id);
-    assert_eq!(tail.examples.last().unwrap().id, v2.examples.last().unwrap().id);
+    assert_eq!(
+        tail.examples.last().unwrap().id,
+        v2.examples.last().unwrap().id
+    );
     let err = format!("{:#}", part(30, 36).unwrap_err());
-    assert!(err.contains("articles 30..36 are not within its 35 articles"), "{err}");
+    assert!(
+        err.contains("articles 30..36 are not within its 35 articles"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -191,12 +213,179 @@ fn scoring_v1_data_refuses_no_answer_probabilities() {
     let preds = tmp.path().join("p.json");
     std::fs::write(&preds, "{}").unwrap();
     let out = common::squadlab()
-        .args(["score", "--data", &dev.display().to_string(), "--predictions"])
+        .args([
+            "score",
+            "--data",
+            &dev.display().to_string(),
+            "--predictions",
+        ])
         .arg(&preds)
-        .args(["--na-prob-file", "tests/fixtures/squad2/synthetic_na_probs.json"])
+        .args([
+            "--na-prob-file",
+            "tests/fixtures/squad2/synthetic_na_probs.json",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is SQuAD v1.1 data"), "{err}");
+}
+
+/// The tiny task with an unanswerable question beside every other one: it
+/// asks for an animal the paragraph does not have.
+pub(crate) fn tiny_v2_task(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (json, model) = common::tiny_task(dir);
+    let mut squad: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let adjectives = ["big", "small", "old", "young", "happy", "sad"];
+    let nouns = ["cat", "dog", "bird", "fish", "horse", "cow"];
+    let paragraphs = squad["data"][0]["paragraphs"].as_array_mut().unwrap();
+    let mut added = 0;
+    for (c, p) in paragraphs
+        .iter_mut()
+        .enumerate()
+        .filter(|(c, _)| c % 2 == 0)
+    {
+        let context = p["context"].as_str().unwrap().to_string();
+        let Some((adj, noun)) = (1..36)
+            .map(|k| (adjectives[(c + k) % 6], nouns[(c * 7 + k * 5) % 6]))
+            .find(|(a, n)| !context.contains(&format!("{a} {n}")))
+        else {
+            continue;
+        };
+        let answer = p["qas"][0]["answers"][0].clone();
+        p["qas"].as_array_mut().unwrap().push(serde_json::json!({
+            "id": format!("q{c}-none"),
+            "question": format!("what color is the {adj} {noun} ?"),
+            "answers": [],
+            "is_impossible": true,
+            "plausible_answers": [answer],
+        }));
+        added += 1;
+    }
+    assert!(added >= 20);
+    squad["version"] = "v2.0".into();
+    let v2 = dir.join("tiny-squad2.json");
+    std::fs::write(&v2, serde_json::to_vec(&squad).unwrap()).unwrap();
+    (v2, model)
+}
+
+/// A v2 run end to end: unanswerable windows labelled at CLS, the run's
+/// v2 keys equal to the scorer's on its own files, null_odds.json for every
+/// question, and the best threshold replayed from null_scores.json.
+#[test]
+fn a_v2_run_trains_scores_and_replays_its_best_threshold() {
+    use squadlab::data::{FeatureSet, QaTokenizer, WindowParams};
+    use squadlab::eval::{score_v2, NullDecision};
+    use squadlab::store::RunRecord;
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = tiny_v2_task(tmp.path());
+
+    // Unanswerable questions' windows are labelled at the CLS position.
+    let data = load_json(
+        &json,
+        &LoadOptions {
+            version_2_with_negative: true,
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    let tokenizer = QaTokenizer::from_path(&model.join("vocab.txt")).unwrap();
+    let params = WindowParams {
+        max_length: 64,
+        stride: 16,
+    };
+    let features = FeatureSet::build(&data, &tokenizer, params).unwrap();
+    for (i, ex) in data.examples.iter().enumerate() {
+        for w in features.windows_of(i) {
+            let labelled = features.windows[w].start_position != 0;
+            assert_eq!(labelled, !ex.is_impossible(), "{}", ex.id);
+        }
+    }
+
+    // A v1.1 run refuses the file and says how to accept it.
+    let mut config = common::tiny_run_config(&json, &model);
+    config.num_train_epochs = 10.0;
+    let file = tmp.path().join("v1.ron");
+    std::fs::write(&file, config.to_ron()).unwrap();
+    let out = common::squadlab()
+        .args(["train", "--out"])
+        .arg(tmp.path().join("v1-run"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("version_2_with_negative: true"), "{err}");
+
+    config.version_2_with_negative = true;
+    let file = tmp.path().join("v2.ron");
+    std::fs::write(&file, config.to_ron()).unwrap();
+    let run = tmp.path().join("v2-run");
+    common::squadlab_json(&[
+        "train",
+        "--out",
+        &run.display().to_string(),
+        &file.display().to_string(),
+    ]);
+    let record = RunRecord::load(&run).unwrap();
+    let v2 = record
+        .outcome
+        .squad_v2
+        .clone()
+        .expect("the run records its v2 keys");
+    let impossible = data.examples.iter().filter(|e| e.is_impossible()).count();
+    assert_eq!(v2.no_ans_total, Some(impossible));
+    assert_eq!(v2.has_ans_total, Some(data.len() - impossible));
+
+    // The scorer on the run's own files gives the run's numbers.
+    let json_arg = json.display().to_string();
+    let preds = run.join("predictions.json").display().to_string();
+    let scored = common::squadlab_json(&["score", "--data", &json_arg, "--predictions", &preds]);
+    let close = |a: f64, b: Option<f64>| b.is_some_and(|b| (a - b).abs() < 1e-9);
+    assert!(close(
+        scored["exact"].as_f64().unwrap(),
+        record.outcome.exact_match
+    ));
+    assert!(close(scored["f1"].as_f64().unwrap(), record.outcome.f1));
+    assert!(close(scored["HasAns_f1"].as_f64().unwrap(), v2.has_ans_f1));
+    assert!(close(
+        scored["NoAns_exact"].as_f64().unwrap(),
+        v2.no_ans_exact
+    ));
+
+    // null_odds.json: one finite difference per question.
+    let odds: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(run.join("null_odds.json")).unwrap())
+            .unwrap();
+    assert_eq!(odds.len(), data.len());
+    assert!(odds
+        .values()
+        .all(|v| v.as_f64().is_some_and(f64::is_finite)));
+
+    // Replaying the decisions: threshold 0 gives predictions.json, and the
+    // best threshold gives the best F1.
+    let decisions: std::collections::HashMap<String, NullDecision> =
+        serde_json::from_str(&std::fs::read_to_string(run.join("null_scores.json")).unwrap())
+            .unwrap();
+    let predictions: std::collections::HashMap<String, String> =
+        serde_json::from_str(&std::fs::read_to_string(run.join("predictions.json")).unwrap())
+            .unwrap();
+    let replay = |t: f64| -> std::collections::HashMap<String, String> {
+        decisions
+            .iter()
+            .map(|(id, d)| (id.clone(), d.answer_at(t).to_string()))
+            .collect()
+    };
+    assert_eq!(replay(0.0), predictions);
+    let best = v2.best.expect("best thresholds from the null odds");
+    let (at_best, _) = score_v2(&data, &replay(best.best_f1_thresh), None, 1.0).unwrap();
+    assert!(
+        (at_best.f1 - best.best_f1).abs() < 1e-9,
+        "F1 {} at threshold {}, the search said {}",
+        at_best.f1,
+        best.best_f1_thresh,
+        best.best_f1
+    );
+    assert!(best.best_f1 >= record.outcome.f1.unwrap() - 1e-9);
 }

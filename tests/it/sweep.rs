@@ -518,7 +518,7 @@ fn the_families_sweep_queues_twelve_runs_and_exports_one_family_table() {
             assert!((half - 4.302_652_729_749_461 / 3f64.sqrt()).abs() < 1e-9);
             // Measured from its own family's paper row at base size.
             let f: Family = serde_json::from_value(row["family"].clone()).unwrap();
-            let paper = refs.paper_for(f, "base");
+            let paper = refs.paper_for(f, "base", "1.1");
             let paper = paper.unwrap_or_else(|| panic!("no paper row for {f:?}"));
             assert_eq!(row["baseline"], paper.id.as_str());
             let delta = row["delta_f1"].as_f64();

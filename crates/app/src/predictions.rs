@@ -23,6 +23,14 @@ pub enum Category {
     Wrong,
     /// Exact match in one run and not in the other.
     Flipped,
+    /// SQuAD 2.0: questions with an answer.
+    Answerable,
+    /// SQuAD 2.0: questions without one.
+    Unanswerable,
+    /// SQuAD 2.0: answered nothing where there is an answer.
+    FalseNull,
+    /// SQuAD 2.0: answered where there is no answer.
+    FalseAnswer,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -60,7 +68,12 @@ type Flips = Result<Comparison, String>;
 
 #[derive(Default)]
 pub struct PredictionsView {
+    /// The run's answers, replayed at `threshold` for a SQuAD 2.0 run.
     pub set: Option<Arc<PredictionSet>>,
+    /// As loaded, at the run's own threshold.
+    loaded: Option<Arc<PredictionSet>>,
+    /// SQuAD 2.0: the null threshold the answers are shown at.
+    pub threshold: Option<f64>,
     loading: Option<(String, Receiver<Result<PredictionSet, String>>)>,
     /// The run that failed to load, and why.
     pub error: Option<(String, String)>,
@@ -114,13 +127,28 @@ impl PredictionsView {
         };
         match result {
             Ok(set) => {
-                self.set = Some(Arc::new(set));
+                self.threshold = set.null_threshold;
+                let set = Arc::new(set);
+                self.loaded = Some(set.clone());
+                self.set = Some(set);
                 self.error = None;
                 self.filter.title = None;
             }
             Err(e) => self.error = Some((id.clone(), e)),
         }
         self.loading = None;
+        self.shown_for = None;
+    }
+
+    /// Replays a SQuAD 2.0 run's null decisions at threshold `t`: every
+    /// answer, its EM/F1 and the totals follow.
+    pub fn set_threshold(&mut self, t: f64) {
+        let Some(loaded) = &self.loaded else { return };
+        if loaded.null_threshold.is_none() || self.threshold == Some(t) {
+            return;
+        }
+        self.set = Some(Arc::new(loaded.at_threshold(t)));
+        self.threshold = Some(t);
         self.shown_for = None;
     }
 
@@ -171,6 +199,10 @@ pub fn filter_questions(
         .filter(|(_, q)| match filter.category {
             Category::All => true,
             Category::Flipped => flips.is_some_and(|f| f.contains_key(&q.id)),
+            Category::Answerable => !q.impossible,
+            Category::Unanswerable => q.impossible,
+            Category::FalseNull => !q.impossible && q.predicted.is_empty(),
+            Category::FalseAnswer => q.impossible && !q.predicted.is_empty(),
             c => category_of(q) == c,
         })
         .filter(|(_, q)| filter.title.is_none_or(|t| q.title == t))
@@ -232,6 +264,12 @@ impl SquadlabApp {
             return;
         };
         self.prediction_filters(ui, &set, &id);
+        if set.null_threshold.is_some() {
+            self.threshold_slider(ui, &set);
+        }
+        let Some(set) = self.predictions.set.clone() else {
+            return;
+        };
         let shown = self.predictions.shown().to_vec();
         ui.label(format!(
             "{} of {} questions · EM {:.2} · F1 {:.2}",
@@ -256,6 +294,57 @@ impl SquadlabApp {
             });
     }
 
+    /// SQuAD 2.0: the null threshold, replayed live over every question.
+    fn threshold_slider(&mut self, ui: &mut egui::Ui, set: &PredictionSet) {
+        let diffs = set
+            .questions
+            .iter()
+            .filter_map(|q| q.null.as_ref().map(|n| n.score_diff as f64));
+        let (lo, hi) = diffs.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), d| {
+            (lo.min(d), hi.max(d))
+        });
+        if !(lo.is_finite() && hi.is_finite()) {
+            ui.weak("This run saved no null scores: its threshold cannot be replayed.");
+            return;
+        }
+        let mut t = self.predictions.threshold.unwrap_or(0.0);
+        ui.horizontal_wrapped(|ui| {
+            // A copy: the slider rounds what it shows to 3 decimals and
+            // reports that as a change, which must not move an exact
+            // threshold (the best one) it is only showing.
+            let mut dragged = t;
+            let slider = ui
+                .add(
+                    egui::Slider::new(&mut dragged, (lo - 1.0).min(0.0)..=(hi + 1.0).max(0.0))
+                        .text("null threshold")
+                        .fixed_decimals(3),
+                )
+                .on_hover_text(
+                    "answer nothing when the null score beats the best span by more than this",
+                );
+            if slider.changed() && (dragged - t).abs() >= 5e-4 {
+                t = dragged;
+            }
+            if let Some(best) = set.best_threshold {
+                if ui
+                    .button(format!("best F1 threshold {best:.3}"))
+                    .on_hover_text("the threshold the run's evaluation found best for F1")
+                    .clicked()
+                {
+                    t = best;
+                }
+            }
+            // The set shown is the one replayed at its own threshold.
+            ui.label(format!(
+                "at {:.3}: EM {:.2} · F1 {:.2}",
+                set.null_threshold.unwrap_or(t),
+                set.exact_match,
+                set.f1
+            ));
+        });
+        self.predictions.set_threshold(t);
+    }
+
     fn prediction_filters(&mut self, ui: &mut egui::Ui, set: &PredictionSet, id: &str) {
         let others: Vec<(String, String)> = self
             .runs
@@ -274,6 +363,34 @@ impl SquadlabApp {
                 (Category::Flipped, "Flipped"),
             ] {
                 ui.selectable_value(&mut f.category, c, label);
+            }
+            if set.null_threshold.is_some() {
+                ui.separator();
+                for (c, label, hint) in [
+                    (
+                        Category::Answerable,
+                        "Answerable",
+                        "questions with an answer",
+                    ),
+                    (
+                        Category::Unanswerable,
+                        "Unanswerable",
+                        "questions without one",
+                    ),
+                    (
+                        Category::FalseNull,
+                        "False null",
+                        "answered nothing where there is an answer",
+                    ),
+                    (
+                        Category::FalseAnswer,
+                        "False answer",
+                        "answered where there is no answer",
+                    ),
+                ] {
+                    ui.selectable_value(&mut f.category, c, label)
+                        .on_hover_text(hint);
+                }
             }
             ui.separator();
             let title = f
@@ -459,20 +576,37 @@ impl SquadlabApp {
         ui.heading(&q.question);
         egui::Grid::new("answer").num_columns(2).show(ui, |ui| {
             ui.label("Predicted");
-            ui.label(
-                egui::RichText::new(&q.predicted)
-                    .background_color(PREDICTED)
-                    .color(Color32::BLACK),
-            );
+            if q.predicted.is_empty() && q.null.is_some() {
+                ui.strong("(no answer)");
+            } else {
+                ui.label(
+                    egui::RichText::new(&q.predicted)
+                        .background_color(PREDICTED)
+                        .color(Color32::BLACK),
+                );
+            }
             ui.end_row();
             ui.label("Gold");
-            let golds: Vec<&str> = q.golds.iter().map(|(g, _)| g.as_str()).collect();
-            ui.label(
-                egui::RichText::new(golds.join("  |  "))
-                    .background_color(GOLD)
-                    .color(Color32::BLACK),
-            );
+            if q.impossible {
+                ui.strong("unanswerable");
+            } else {
+                let golds: Vec<&str> = q.golds.iter().map(|(g, _)| g.as_str()).collect();
+                ui.label(
+                    egui::RichText::new(golds.join("  |  "))
+                        .background_color(GOLD)
+                        .color(Color32::BLACK),
+                );
+            }
             ui.end_row();
+            if let Some(null) = &q.null {
+                ui.label("Null vs best span");
+                ui.monospace(format!(
+                    "null {:.3} - span {:.3} (\"{}\") = {:+.3}",
+                    null.null_score, null.best_non_null_score, null.best_non_null, null.score_diff
+                ))
+                .on_hover_text("above the threshold, the answer is nothing");
+                ui.end_row();
+            }
             ui.label("EM / F1");
             ui.monospace(format!("{:.0} / {:.1}", q.exact_match, q.f1 * 100.0));
             ui.end_row();

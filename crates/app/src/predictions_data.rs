@@ -5,12 +5,14 @@
 use anyhow::{anyhow, Context, Result};
 use squadlab_core::data::{load_json, load_source, LoadOptions, Split};
 use squadlab_core::eval::{
-    load_predictions, Candidate, EvalResults, NBEST_FILE, PREDICTIONS_FILE, RESULTS_FILE,
+    load_predictions, question_score_v2, Candidate, EvalResults, NullDecision, NBEST_FILE,
+    NULL_SCORES_FILE, PREDICTIONS_FILE, RESULTS_FILE,
 };
 use squadlab_core::store::RunRecord;
 use std::collections::HashMap;
 use std::path::Path;
 
+#[derive(Clone)]
 pub struct Question {
     pub id: String,
     pub title: usize,
@@ -23,6 +25,10 @@ pub struct Question {
     pub f1: f64,
     /// Best first; empty for runs imported without n-best lists.
     pub nbest: Vec<Candidate>,
+    /// SQuAD 2.0: the question has no answer.
+    pub impossible: bool,
+    /// SQuAD 2.0 runs: the null score against the best span.
+    pub null: Option<NullDecision>,
 }
 
 impl Question {
@@ -41,6 +47,7 @@ impl Question {
     }
 }
 
+#[derive(Clone)]
 pub struct PredictionSet {
     pub run: String,
     pub titles: Vec<String>,
@@ -48,6 +55,36 @@ pub struct PredictionSet {
     pub questions: Vec<Question>,
     pub exact_match: f64,
     pub f1: f64,
+    /// SQuAD 2.0: the threshold the answers were decided at, and the one
+    /// the run's evaluation found best for F1.
+    pub null_threshold: Option<f64>,
+    pub best_threshold: Option<f64>,
+}
+
+impl PredictionSet {
+    /// The answers and scores as they would be with the null threshold at
+    /// `t` (SQuAD 2.0 runs with null scores; otherwise unchanged).
+    pub fn at_threshold(&self, t: f64) -> PredictionSet {
+        let mut out = self.clone();
+        if self.null_threshold.is_none() {
+            return out;
+        }
+        let (mut em, mut f1) = (0.0, 0.0);
+        for q in &mut out.questions {
+            if let Some(null) = &q.null {
+                q.predicted = null.answer_at(t).to_string();
+                let golds: Vec<&str> = q.golds.iter().map(|(g, _)| g.as_str()).collect();
+                (q.exact_match, q.f1) = question_score_v2(&q.predicted, &golds);
+            }
+            em += q.exact_match;
+            f1 += q.f1;
+        }
+        let n = out.questions.len().max(1) as f64;
+        out.exact_match = 100.0 * em / n;
+        out.f1 = 100.0 * f1 / n;
+        out.null_threshold = Some(t);
+        out
+    }
 }
 
 /// Reads a scored run's predictions, n-best lists, per-question scores and
@@ -57,9 +94,15 @@ pub fn load_prediction_set(dir: &Path, record: &RunRecord) -> Result<PredictionS
         .with_context(|| format!("run {} has no readable {RESULTS_FILE}", record.id))?;
     let predictions = load_predictions(&dir.join(PREDICTIONS_FILE))?;
     let nbest = load_nbest(&dir.join(NBEST_FILE))?;
+    let mut nulls = load_null_scores(&dir.join(NULL_SCORES_FILE))?;
+    let config = record.config.as_ref();
     let options = LoadOptions {
         limit: None,
         skip_bad_records: true,
+        version_2_with_negative: record.squad_version() == squadlab_core::data::SQUAD_V2,
+        articles: config
+            .and_then(|c| c.data.eval_articles)
+            .map(|(from, to)| from..to),
         ..LoadOptions::default()
     };
     let validation = record.data.iter().find(|d| d.split == "validation");
@@ -103,6 +146,8 @@ pub fn load_prediction_set(dir: &Path, record: &RunRecord) -> Result<PredictionS
                 exact_match: q.exact_match,
                 f1: q.f1,
                 nbest: nbest.remove(&q.id).unwrap_or_default(),
+                impossible: e.is_impossible(),
+                null: nulls.remove(&q.id),
             })
         })
         .collect::<Vec<_>>();
@@ -121,7 +166,31 @@ pub fn load_prediction_set(dir: &Path, record: &RunRecord) -> Result<PredictionS
         questions,
         exact_match: results.exact_match,
         f1: results.f1,
+        null_threshold: config
+            .filter(|c| c.version_2_with_negative)
+            .map(|c| c.null_score_diff_threshold),
+        best_threshold: record
+            .outcome
+            .squad_v2
+            .as_ref()
+            .and_then(|v| v.best.as_ref())
+            .map(|b| b.best_f1_thresh),
     })
+}
+
+fn load_null_scores(path: &Path) -> Result<HashMap<String, NullDecision>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow!(
+                "{}:{}:{}: unreadable null scores: {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
 }
 
 fn load_nbest(path: &Path) -> Result<HashMap<String, Vec<Candidate>>> {

@@ -8,7 +8,8 @@ use crossbeam_channel::{bounded, Receiver};
 use egui_plot::{Bar, BarChart, Legend, Plot};
 use squadlab_core::report::significance::{show_p, PairedTests};
 use squadlab_core::report::{
-    comparison_rows, diff_runs, render, Format, ReferenceResults, Row, RowKind, TableOptions,
+    comparison_rows, diff_runs, render, Format, ReferenceResults, Row, RowKind, Stat, TableOptions,
+    SQUAD_V2,
 };
 use squadlab_core::store::RunEntry;
 use std::collections::HashMap;
@@ -247,11 +248,13 @@ fn results_table<'t>(
     baseline: &mut Option<String>,
     test_of: &dyn Fn(&str) -> Option<&'t PairTest>,
 ) {
+    // SQuAD 2.0 rows add EM/F1 on the answerable and unanswerable questions.
+    let any_v2 = rows.iter().any(|r| r.squad_version == SQUAD_V2);
     egui::Grid::new("results")
         .striped(true)
-        .num_columns(14)
+        .num_columns(if any_v2 { 16 } else { 14 })
         .show(ui, |ui| {
-            for h in [
+            let mut headers = vec![
                 "Base",
                 "System",
                 "Model",
@@ -260,13 +263,19 @@ fn results_table<'t>(
                 "EM",
                 "F1",
                 "F1 95% CI",
+            ];
+            if any_v2 {
+                headers.extend(["HasAns EM / F1", "NoAns EM / F1"]);
+            }
+            headers.extend([
                 "ΔF1 vs base [95% CI], McNemar p",
                 "ΔEM",
                 "ΔF1",
                 "vs",
                 "Train time",
                 "Hardware",
-            ] {
+            ]);
+            for h in headers {
                 ui.strong(h);
             }
             ui.end_row();
@@ -294,9 +303,14 @@ fn results_table<'t>(
                 })
                 .on_hover_text(&row.source);
                 let model = row.model.rsplit('/').next().unwrap_or("");
+                let version = if row.squad_version == SQUAD_V2 {
+                    ", SQuAD 2.0"
+                } else {
+                    ""
+                };
                 match row.family {
-                    Some(f) => ui.label(format!("{model} ({f})")),
-                    None => ui.label(model),
+                    Some(f) => ui.label(format!("{model} ({f}{version})")),
+                    None => ui.label(format!("{model}{version}")),
                 };
                 ui.label(row.eval_questions.map_or("-".into(), |q| q.to_string()));
                 ui.label(row.runs_n().to_string());
@@ -309,6 +323,18 @@ fn results_table<'t>(
                         .unwrap_or_else(|| "-".into()),
                 )
                 .on_hover_text("95% Student-t interval on the mean over the seeds");
+                if any_v2 {
+                    let pair = |em: &Option<Stat>, f1: &Option<Stat>| match (em, f1) {
+                        (Some(em), Some(f1)) => format!("{} / {}", em.show(2), f1.show(2)),
+                        _ => "-".into(),
+                    };
+                    ui.monospace(pair(&row.has_ans_exact, &row.has_ans_f1))
+                        .on_hover_text("on the questions that have an answer");
+                    ui.monospace(pair(&row.no_ans_exact, &row.no_ans_f1))
+                        .on_hover_text(
+                            "on the questions without an answer: right when it answers nothing",
+                        );
+                }
                 pair_test_cell(ui, row, baseline.as_deref(), test_of);
                 for delta in [row.delta_exact_match, row.delta_f1] {
                     match delta {

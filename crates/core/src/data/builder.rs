@@ -150,12 +150,16 @@ impl<'a> DatasetBuilder<'a> {
                     raw_answers.len()
                 ))
             }
-            (Some(false), true) => return Err("is_impossible is false, but it has no answers".into()),
+            (Some(false), true) => {
+                return Err("is_impossible is false, but it has no answers".into())
+            }
             (_, true) if !self.options.version_2_with_negative => {
-                return Err("no answers (SQuAD v1.1 questions all have one); for SQuAD 2.0 \
+                return Err(
+                    "no answers (SQuAD v1.1 questions all have one); for SQuAD 2.0 \
                      data, set version_2_with_negative: true in the run config \
                      (--version-2-with-negative on the command line)"
-                    .into())
+                        .into(),
+                )
             }
             _ => {}
         }
@@ -176,8 +180,12 @@ impl<'a> DatasetBuilder<'a> {
             return Err(context_too_long(n_chars, self.options.max_context_chars));
         }
         let answers = checked_answers(raw_answers, context, boundaries, "answer")?;
-        let plausible_answers =
-            checked_answers(raw.plausible_answers, context, boundaries, "plausible answer")?;
+        let plausible_answers = checked_answers(
+            raw.plausible_answers,
+            context,
+            boundaries,
+            "plausible answer",
+        )?;
         self.ids.insert(id.to_string());
         self.out.examples.push(Example {
             id: id.to_string(),

@@ -103,7 +103,12 @@ fn parse_scanned(bytes: &[u8], origin: &str, options: &LoadOptions) -> Result<Sq
             articles.end
         );
     }
-    'articles: for article in raw.data.into_iter().skip(articles.start).take(articles.len()) {
+    'articles: for article in raw
+        .data
+        .into_iter()
+        .skip(articles.start)
+        .take(articles.len())
+    {
         for paragraph in article.paragraphs {
             for qa in paragraph.qas {
                 if !builder.push(

@@ -14,7 +14,7 @@ mod wordpiece;
 
 pub use builder::LoadOptions;
 pub use load::{load_json, load_source, parse_json};
-pub use squad::{Answer, Context, Example, Split, SquadDataset};
+pub use squad::{Answer, Context, Example, Split, SquadDataset, SQUAD_V1, SQUAD_V2};
 pub use template::{PairTemplate, Specials};
 pub use tokenizer::QaTokenizer;
 pub use windows::{FeatureSet, Window, WindowParams};

@@ -2,6 +2,10 @@
 //! contexts stored once, questions pointing at them. The types only;
 //! data/load.rs and data/hub_parquet.rs read them.
 
+/// The SQuAD versions runs and published rows are keyed by.
+pub const SQUAD_V1: &str = "1.1";
+pub const SQUAD_V2: &str = "2.0";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
     Train,

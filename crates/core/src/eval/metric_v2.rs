@@ -19,23 +19,47 @@ pub const DEFAULT_NA_PROB_THRESH: f64 = 1.0;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NaProbs(pub Vec<(String, f64)>);
 
-/// The v2 keys beyond `exact`, `f1` and `total`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// The v2 keys beyond `exact`, `f1` and `total` (`HasAns_exact` is
+/// `has_ans_exact`; [`V2Breakdown::official_keys`] gives the official names).
+/// A part with no question (no unanswerable one, say) is None, as the
+/// official script leaves its keys out.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct V2Breakdown {
-    #[serde(rename = "HasAns_exact", skip_serializing_if = "Option::is_none")]
     pub has_ans_exact: Option<f64>,
-    #[serde(rename = "HasAns_f1", skip_serializing_if = "Option::is_none")]
     pub has_ans_f1: Option<f64>,
-    #[serde(rename = "HasAns_total", skip_serializing_if = "Option::is_none")]
     pub has_ans_total: Option<usize>,
-    #[serde(rename = "NoAns_exact", skip_serializing_if = "Option::is_none")]
     pub no_ans_exact: Option<f64>,
-    #[serde(rename = "NoAns_f1", skip_serializing_if = "Option::is_none")]
     pub no_ans_f1: Option<f64>,
-    #[serde(rename = "NoAns_total", skip_serializing_if = "Option::is_none")]
     pub no_ans_total: Option<usize>,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub best: Option<BestThresholds>,
+}
+
+impl V2Breakdown {
+    /// The keys as evaluate-v2.0.py prints them, in its order.
+    pub fn official_keys(&self) -> Vec<(&'static str, serde_json::Value)> {
+        use serde_json::json;
+        let mut out = Vec::new();
+        let mut put = |k: &'static str, v: Option<serde_json::Value>| {
+            if let Some(v) = v {
+                out.push((k, v));
+            }
+        };
+        put("HasAns_exact", self.has_ans_exact.map(|v| json!(v)));
+        put("HasAns_f1", self.has_ans_f1.map(|v| json!(v)));
+        put("HasAns_total", self.has_ans_total.map(|v| json!(v)));
+        put("NoAns_exact", self.no_ans_exact.map(|v| json!(v)));
+        put("NoAns_f1", self.no_ans_f1.map(|v| json!(v)));
+        put("NoAns_total", self.no_ans_total.map(|v| json!(v)));
+        if let Some(b) = &self.best {
+            put("best_exact", Some(json!(b.best_exact)));
+            put("best_exact_thresh", Some(json!(b.best_exact_thresh)));
+            put("best_f1", Some(json!(b.best_f1)));
+            put("best_f1_thresh", Some(json!(b.best_f1_thresh)));
+        }
+        out
+    }
 }
 
 /// The scores at the best no-answer threshold, and the thresholds.
@@ -60,6 +84,19 @@ fn gold_answers(answers: &[crate::data::Answer]) -> Vec<String> {
     } else {
         golds
     }
+}
+
+/// One question's official v2 EM and F1 (each 0 to 1) against its gold
+/// answer texts (none: unanswerable).
+pub fn question_score_v2(prediction: &str, golds: &[&str]) -> (f64, f64) {
+    let golds: Vec<crate::data::Answer> = golds
+        .iter()
+        .map(|g| crate::data::Answer {
+            text: g.to_string(),
+            answer_start: 0,
+        })
+        .collect();
+    score_question_v2(prediction, &gold_answers(&golds))
 }
 
 /// Best EM and F1 of `prediction` over normalized golds, by v2's F1 rule.
@@ -111,7 +148,11 @@ pub fn score_v2(
         .map(|p| p.0.iter().map(|(id, v)| (id.as_str(), *v)).collect())
         .unwrap_or_default();
     if let Some(p) = na_probs {
-        if let Some(e) = data.examples.iter().find(|e| !probs.contains_key(e.id.as_str())) {
+        if let Some(e) = data
+            .examples
+            .iter()
+            .find(|e| !probs.contains_key(e.id.as_str()))
+        {
             bail!(
                 "the no-answer probabilities hold none for question {:?} ({} given for {} questions)",
                 e.id,
@@ -261,8 +302,8 @@ pub fn load_na_probs(path: &std::path::Path) -> Result<NaProbs> {
     let origin = path.display();
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read no-answer probabilities {origin}"))?;
-    let entries = super::predictions::json_entries(&text)
-        .map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+    let entries =
+        super::predictions::json_entries(&text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(entries.len());
     for (id, v) in entries {

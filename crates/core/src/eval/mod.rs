@@ -11,13 +11,17 @@ mod predictions;
 mod results;
 
 pub use answer::{Answer, Answerer};
-pub use evaluate::{evaluate, EvalOutput, NBEST_FILE, PREDICTIONS_FILE};
+pub use evaluate::{
+    evaluate, score_squad2_predictions, EvalOutput, NBEST_FILE, NULL_ODDS_FILE, NULL_SCORES_FILE,
+    PREDICTIONS_FILE,
+};
 pub use infer::window_logits;
 pub use metric::{
     exact_match, f1_score, normalize_answer, score, score_predictions, QuestionScore, Scores,
 };
 pub use metric_v2::{
-    load_na_probs, score_v2, BestThresholds, NaProbs, V2Breakdown, DEFAULT_NA_PROB_THRESH,
+    load_na_probs, question_score_v2, score_v2, BestThresholds, NaProbs, V2Breakdown,
+    DEFAULT_NA_PROB_THRESH,
 };
 pub use postprocess::{
     postprocess, Candidate, NullDecision, PostprocessParams, Prediction, WindowLogits,

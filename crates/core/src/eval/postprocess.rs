@@ -205,10 +205,7 @@ fn predict_example(
     let decision = null.map(|null| {
         // The first candidate with text, else utils_qa.py's "empty" with
         // zero logits.
-        let best = spans
-            .iter()
-            .zip(&texts)
-            .find(|(_, text)| !text.is_empty());
+        let best = spans.iter().zip(&texts).find(|(_, text)| !text.is_empty());
         let (text, start_logit, end_logit, score) = match best {
             Some((s, text)) => (text.clone(), s.start_logit, s.end_logit, s.score),
             None => ("empty".to_string(), 0.0, 0.0, 0.0),

@@ -70,7 +70,12 @@ fn interval(stat: &Option<Stat>) -> String {
 fn display_cells(row: &Row) -> [String; 13] {
     [
         row.label.clone(),
-        row.model.clone(),
+        // A SQuAD 2.0 row says so: its scores are not v1.1's.
+        if row.squad_version == crate::data::SQUAD_V2 {
+            format!("{} (SQuAD 2.0)", row.model)
+        } else {
+            row.model.clone()
+        },
         row.eval_questions
             .map_or_else(|| "-".into(), |n| n.to_string()),
         row.runs_n().to_string(),
@@ -190,6 +195,11 @@ fn csv(rows: &[Row]) -> String {
         "samples_per_second",
         "hardware",
         "source",
+        "squad_version",
+        "has_ans_em",
+        "has_ans_f1",
+        "no_ans_em",
+        "no_ans_f1",
     ];
     let mut out = header.join(",") + "\r\n";
     for r in rows {
@@ -222,6 +232,11 @@ fn csv(rows: &[Row]) -> String {
             mean(&r.samples_per_second),
             r.hardware.clone(),
             r.source.clone(),
+            r.squad_version.clone(),
+            mean(&r.has_ans_exact),
+            mean(&r.has_ans_f1),
+            mean(&r.no_ans_exact),
+            mean(&r.no_ans_f1),
         ];
         let cells: Vec<String> = fields.iter().map(|f| field(f)).collect();
         out += &(cells.join(",") + "\r\n");

@@ -13,5 +13,5 @@ pub mod tensorboard;
 pub use diff::{diff_runs, Flip, QuestionDiff};
 pub use format::{aligned, render, tex_escape, text, Format};
 pub use metrics::render_steps;
-pub use reference::{model_size, Reference, ReferenceResults, Role};
+pub use reference::{model_size, Reference, ReferenceResults, Role, SQUAD_V1, SQUAD_V2};
 pub use table::{comparison_rows, differing_keys, Row, RowKind, Stat, TableOptions};

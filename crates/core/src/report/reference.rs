@@ -72,15 +72,16 @@ impl ReferenceResults {
         self.results.iter().find(|r| r.id == id)
     }
 
-    /// The paper row of this family at this size, on SQuAD v1.1.
-    pub fn paper_for(&self, family: Family, size: &str) -> Option<&Reference> {
+    /// The paper row of this family at this size, on this SQuAD version
+    /// ("1.1" or "2.0").
+    pub fn paper_for(&self, family: Family, size: &str, version: &str) -> Option<&Reference> {
         self.results.iter().find(|r| {
-            r.role == Role::Paper && r.family == family && r.size == size && r.version == SQUAD_V1
+            r.role == Role::Paper && r.family == family && r.size == size && r.version == version
         })
     }
 }
 
-const SQUAD_V1: &str = "1.1";
+pub use crate::data::{SQUAD_V1, SQUAD_V2};
 
 fn squad_v1() -> String {
     SQUAD_V1.into()
@@ -119,7 +120,7 @@ mod tests {
         );
         assert!(refs.results.iter().all(|r| !r.source.is_empty()));
         assert_eq!(
-            refs.paper_for(Family::Bert, "large").unwrap().id,
+            refs.paper_for(Family::Bert, "large", SQUAD_V1).unwrap().id,
             "paper-large"
         );
         // Each family's published rows, with its paper row at each size.
@@ -175,7 +176,7 @@ mod tests {
             ),
         ] {
             let row = refs
-                .paper_for(family, size)
+                .paper_for(family, size, SQUAD_V1)
                 .unwrap_or_else(|| panic!("{id}"));
             assert_eq!((row.id.as_str(), row.exact_match, row.f1), (id, em, f1));
             assert_eq!(row.version, "1.1");

@@ -1,7 +1,7 @@
 //! The comparison table: runs (seed groups folded into mean ± std) beside the
 //! published rows, with deltas against the matching BERT paper row.
 
-use super::reference::{model_size, Reference, ReferenceResults, Role};
+use super::reference::{model_size, Reference, ReferenceResults, Role, SQUAD_V1, SQUAD_V2};
 use super::significance::t_interval;
 use crate::config::RunConfig;
 use crate::family::Family;
@@ -10,8 +10,10 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Questions in the SQuAD v1.1 dev set, which every published row scores.
+/// Questions in the SQuAD v1.1 dev set, which every published v1.1 row scores.
 pub const SQUAD_DEV_QUESTIONS: usize = 10_570;
+/// Questions in the SQuAD 2.0 dev set.
+pub const SQUAD2_DEV_QUESTIONS: usize = 11_873;
 
 /// A value over one run or several (mean ± sample std), with a 95%
 /// Student-t interval on the mean when there are two or more.
@@ -94,6 +96,17 @@ pub struct Row {
     pub samples_per_second: Option<Stat>,
     pub hardware: String,
     pub source: String,
+    /// "1.1" or "2.0": a v2 row is never measured from a v1.1 row.
+    pub squad_version: String,
+    /// SQuAD 2.0: EM and F1 on the answerable and the unanswerable questions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_ans_f1: Option<Stat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_ans_f1: Option<Stat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_ans_exact: Option<Stat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_ans_exact: Option<Stat>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -134,7 +147,7 @@ pub fn comparison_rows(
         // unknown family (an import of an unnamed model) has none.
         let paper = forced.or_else(|| {
             let family = row.family?;
-            model_size(&row.model).and_then(|s| refs.paper_for(family, s))
+            model_size(&row.model).and_then(|s| refs.paper_for(family, s, &row.squad_version))
         });
         set_deltas(&mut row, paper);
         runs_rows.push(row);
@@ -142,31 +155,39 @@ pub fn comparison_rows(
     if !options.include_references {
         return Ok(runs_rows);
     }
-    // The published rows of the runs' families (BERT's when none says), each
-    // family's just above its runs, families in the order their runs come.
-    let mut families: Vec<Family> = Vec::new();
-    for family in runs_rows.iter().filter_map(|r| r.family) {
-        if !families.contains(&family) {
-            families.push(family);
+    // The published rows of the runs' families and SQuAD versions (BERT's
+    // v1.1 when none says), each just above its runs, in the order their
+    // runs come.
+    let mut groups: Vec<(Family, String)> = Vec::new();
+    for r in &runs_rows {
+        if let Some(family) = r.family {
+            let key = (family, r.squad_version.clone());
+            if !groups.contains(&key) {
+                groups.push(key);
+            }
         }
     }
-    if families.is_empty() {
-        families.push(Family::Bert);
+    if groups.is_empty() {
+        groups.push((Family::Bert, SQUAD_V1.to_string()));
     }
     let mut rows = Vec::new();
-    for family in &families {
-        for r in refs.results.iter().filter(|r| r.family == *family) {
+    for (family, version) in &groups {
+        for r in refs
+            .results
+            .iter()
+            .filter(|r| r.family == *family && r.version == *version)
+        {
             // Published rows always compare with the paper row of their own size.
             let mut row = reference_row(r);
             if r.role != Role::Paper {
-                set_deltas(&mut row, refs.paper_for(r.family, &r.size));
+                set_deltas(&mut row, refs.paper_for(r.family, &r.size, &r.version));
             }
             rows.push(row);
         }
         rows.extend(
             runs_rows
                 .iter()
-                .filter(|r| r.family == Some(*family))
+                .filter(|r| r.family == Some(*family) && r.squad_version == *version)
                 .cloned(),
         );
     }
@@ -195,7 +216,11 @@ fn reference_row(r: &Reference) -> Row {
         model: format!("{}-{}", r.family.model_type(), r.size),
         family: Some(r.family),
         seeds: Vec::new(),
-        eval_questions: Some(SQUAD_DEV_QUESTIONS),
+        eval_questions: Some(if r.version == SQUAD_V2 {
+            SQUAD2_DEV_QUESTIONS
+        } else {
+            SQUAD_DEV_QUESTIONS
+        }),
         exact_match: with_std(r.exact_match, None),
         f1: with_std(r.f1, r.f1_std),
         baseline: None,
@@ -205,6 +230,11 @@ fn reference_row(r: &Reference) -> Row {
         samples_per_second: None,
         hardware: r.hardware.clone().unwrap_or_default(),
         source: r.source.clone(),
+        squad_version: r.version.clone(),
+        has_ans_f1: None,
+        no_ans_f1: None,
+        has_ans_exact: None,
+        no_ans_exact: None,
     }
 }
 
@@ -213,6 +243,13 @@ fn run_row(group: &[&RunEntry], records: &[&RunRecord]) -> Row {
         Stat::of(&records.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
     };
     let first = records[0];
+    let v2 = |f: &dyn Fn(&crate::eval::V2Breakdown) -> Option<f64>| {
+        let values: Vec<f64> = records
+            .iter()
+            .filter_map(|r| r.outcome.squad_v2.as_ref().and_then(f))
+            .collect();
+        Stat::of(&values)
+    };
     let kind = if group.len() > 1 {
         RowKind::SeedGroup
     } else {
@@ -267,6 +304,11 @@ fn run_row(group: &[&RunEntry], records: &[&RunRecord]) -> Row {
         samples_per_second: values(&|r| r.outcome.train_samples_per_second),
         hardware: hardware.join(", "),
         source: sources.join("; "),
+        squad_version: first.squad_version().to_string(),
+        has_ans_f1: v2(&|b| b.has_ans_f1),
+        no_ans_f1: v2(&|b| b.no_ans_f1),
+        has_ans_exact: v2(&|b| b.has_ans_exact),
+        no_ans_exact: v2(&|b| b.no_ans_exact),
     }
 }
 

@@ -163,6 +163,9 @@ pub struct EvalSummary {
     /// logs from before in-training evaluation hold only final ones.
     #[serde(default)]
     pub kind: EvalKind,
+    /// SQuAD 2.0 runs: HasAns/NoAns EM/F1 and the best null thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub squad_v2: Option<crate::eval::V2Breakdown>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

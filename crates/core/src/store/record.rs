@@ -95,6 +95,9 @@ pub struct Outcome {
     /// in-training questions), and whether the final model is its weights.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best: Option<BestOutcome>,
+    /// SQuAD 2.0 runs: HasAns/NoAns EM/F1 and the best null thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub squad_v2: Option<crate::eval::V2Breakdown>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -158,6 +161,23 @@ pub struct RunRecord {
 pub struct SweepTag {
     pub id: String,
     pub point: std::collections::BTreeMap<String, String>,
+}
+
+impl RunRecord {
+    /// "2.0" for a SQuAD 2.0 run (its config, or its v2 scores for an
+    /// import), else "1.1".
+    pub fn squad_version(&self) -> &'static str {
+        let v2 = self
+            .config
+            .as_ref()
+            .is_some_and(|c| c.version_2_with_negative)
+            || self.outcome.squad_v2.is_some();
+        if v2 {
+            crate::data::SQUAD_V2
+        } else {
+            crate::data::SQUAD_V1
+        }
+    }
 }
 
 impl SweepTag {

@@ -118,6 +118,7 @@ impl EventSink for RunRecorder {
                 self.record.outcome.exact_match = Some(e.exact_match);
                 self.record.outcome.f1 = Some(e.f1);
                 self.record.outcome.eval_questions = Some(e.total);
+                self.record.outcome.squad_v2 = e.squad_v2.clone();
             }
             TrainEvent::Finished(s) => {
                 write_atomically(&self.dir.join(SUMMARY_FILE), &serde_json::to_vec_pretty(s)?)?;
@@ -255,6 +256,7 @@ mod tests {
             step: 3,
             epoch: 1.0,
             kind,
+            squad_v2: None,
         };
         recorder
             .on_event(&TrainEvent::Evaluated(eval(50.0, EvalKind::Final)))
@@ -298,6 +300,7 @@ mod tests {
                 step: i as u64,
                 epoch: 0.0,
                 kind: crate::schema::EvalKind::Final,
+                squad_v2: None,
             };
             recorder.on_event(&TrainEvent::Evaluated(e)).unwrap();
         }

@@ -70,6 +70,7 @@ mod tests {
             step,
             epoch: 0.0,
             kind: crate::schema::events::EvalKind::InTraining,
+            squad_v2: None,
         }
     }
 

@@ -544,6 +544,7 @@ fn summarize(out: &EvalOutput, step: u64, plan: &StepPlan, kind: EvalKind) -> Ev
         step,
         epoch: step as f64 / plan.steps_per_epoch as f64,
         kind,
+        squad_v2: out.squad_v2.clone(),
     }
 }
 
