@@ -146,6 +146,8 @@ fn check_config_prints_presets_in_full() {
         "experiments/distilbert-base-squad.ron",
         "experiments/electra-base-squad.ron",
         "experiments/albert-base-v2-squad.ron",
+        "experiments/bert-base-squad2.ron",
+        "experiments/minilm-squad2-local.ron",
     ] {
         let out = squadlab_ok(&["check-config", preset, "--json"]);
         assert_eq!(json_line(&out)["valid"], true);

@@ -388,4 +388,34 @@ fn a_v2_run_trains_scores_and_replays_its_best_threshold() {
         best.best_f1
     );
     assert!(best.best_f1 >= record.outcome.f1.unwrap() - 1e-9);
+
+    // The paired tests work on v2 runs as on v1.1: a second seed, diffed.
+    config.seed = 43;
+    let file = tmp.path().join("v2-seed43.ron");
+    std::fs::write(&file, config.to_ron()).unwrap();
+    let other = tmp.path().join("v2-run-43");
+    common::squadlab_json(&[
+        "train",
+        "--out",
+        &other.display().to_string(),
+        &file.display().to_string(),
+    ]);
+    let diff = common::squadlab_json(&[
+        "diff",
+        &run.display().to_string(),
+        &other.display().to_string(),
+    ]);
+    let d = &diff["diff"];
+    assert_eq!(d["questions"], data.len(), "{diff}");
+    let counted = ["both_right", "both_wrong"]
+        .iter()
+        .map(|k| d[k].as_u64().unwrap())
+        .sum::<u64>()
+        + ["right_to_wrong", "wrong_to_right"]
+            .iter()
+            .map(|k| d[k].as_array().unwrap().len() as u64)
+            .sum::<u64>();
+    assert_eq!(counted, data.len() as u64, "{diff}");
+    let p = d["mcnemar"]["p_value"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&p), "{diff}");
 }

@@ -1,5 +1,7 @@
-//! The hub dataset `rajpurkar/squad`: one parquet file per split with columns
-//! id, title, context, question and answers{text[], answer_start[]}.
+//! The hub datasets `rajpurkar/squad` and `rajpurkar/squad_v2`: one parquet
+//! file per split with columns id, title, context, question and
+//! answers{text[], answer_start[]}. squad_v2 has no `is_impossible` column:
+//! an empty answer list is an unanswerable question.
 
 use super::builder::{DatasetBuilder, LoadOptions, RawAnswer};
 use super::squad::{Split, SquadDataset};
@@ -8,11 +10,19 @@ use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::{Field, Row};
 use std::path::Path;
 
-pub fn split_file(split: Split) -> &'static str {
-    match split {
-        Split::Train => "plain_text/train-00000-of-00001.parquet",
-        Split::Validation => "plain_text/validation-00000-of-00001.parquet",
-    }
+/// The split's file in the dataset repository `repo_id`: squad_v2 keeps its
+/// files under `squad_v2/`, squad under `plain_text/`.
+pub fn split_file(repo_id: &str, split: Split) -> String {
+    let config = if repo_id.rsplit('/').next() == Some("squad_v2") {
+        "squad_v2"
+    } else {
+        "plain_text"
+    };
+    let name = match split {
+        Split::Train => "train",
+        Split::Validation => "validation",
+    };
+    format!("{config}/{name}-00000-of-00001.parquet")
 }
 
 pub fn load(path: &Path, options: &LoadOptions) -> Result<SquadDataset> {

@@ -147,7 +147,7 @@ pub fn load_source(
                     r.end
                 );
             }
-            let path = repo.fetch(hub_parquet::split_file(split))?;
+            let path = repo.fetch(&hub_parquet::split_file(&repo.id, split))?;
             hub_parquet::load(&path, options)
         }
     }

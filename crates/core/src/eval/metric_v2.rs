@@ -6,8 +6,8 @@
 
 use super::metric::{f1_of_tokens, normalize_answer, sorted_tokens, QuestionScore, Scores};
 use crate::data::SquadDataset;
+pub use crate::schema::{BestThresholds, V2Breakdown};
 use anyhow::{bail, Result};
-use serde::Serialize;
 use std::collections::HashMap;
 
 /// The official script's `--na-prob-thresh` default.
@@ -18,58 +18,6 @@ pub const DEFAULT_NA_PROB_THRESH: f64 = 1.0;
 /// in that order, as the official script's stable sort does.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NaProbs(pub Vec<(String, f64)>);
-
-/// The v2 keys beyond `exact`, `f1` and `total` (`HasAns_exact` is
-/// `has_ans_exact`; [`V2Breakdown::official_keys`] gives the official names).
-/// A part with no question (no unanswerable one, say) is None, as the
-/// official script leaves its keys out.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct V2Breakdown {
-    pub has_ans_exact: Option<f64>,
-    pub has_ans_f1: Option<f64>,
-    pub has_ans_total: Option<usize>,
-    pub no_ans_exact: Option<f64>,
-    pub no_ans_f1: Option<f64>,
-    pub no_ans_total: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub best: Option<BestThresholds>,
-}
-
-impl V2Breakdown {
-    /// The keys as evaluate-v2.0.py prints them, in its order.
-    pub fn official_keys(&self) -> Vec<(&'static str, serde_json::Value)> {
-        use serde_json::json;
-        let mut out = Vec::new();
-        let mut put = |k: &'static str, v: Option<serde_json::Value>| {
-            if let Some(v) = v {
-                out.push((k, v));
-            }
-        };
-        put("HasAns_exact", self.has_ans_exact.map(|v| json!(v)));
-        put("HasAns_f1", self.has_ans_f1.map(|v| json!(v)));
-        put("HasAns_total", self.has_ans_total.map(|v| json!(v)));
-        put("NoAns_exact", self.no_ans_exact.map(|v| json!(v)));
-        put("NoAns_f1", self.no_ans_f1.map(|v| json!(v)));
-        put("NoAns_total", self.no_ans_total.map(|v| json!(v)));
-        if let Some(b) = &self.best {
-            put("best_exact", Some(json!(b.best_exact)));
-            put("best_exact_thresh", Some(json!(b.best_exact_thresh)));
-            put("best_f1", Some(json!(b.best_f1)));
-            put("best_f1_thresh", Some(json!(b.best_f1_thresh)));
-        }
-        out
-    }
-}
-
-/// The scores at the best no-answer threshold, and the thresholds.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
-pub struct BestThresholds {
-    pub best_exact: f64,
-    pub best_exact_thresh: f64,
-    pub best_f1: f64,
-    pub best_f1_thresh: f64,
-}
 
 /// The official gold answers of a question: the texts that normalize to
 /// something, or `['']` for none (an unanswerable question).

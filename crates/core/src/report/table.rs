@@ -243,7 +243,7 @@ fn run_row(group: &[&RunEntry], records: &[&RunRecord]) -> Row {
         Stat::of(&records.iter().filter_map(|r| f(r)).collect::<Vec<_>>())
     };
     let first = records[0];
-    let v2 = |f: &dyn Fn(&crate::eval::V2Breakdown) -> Option<f64>| {
+    let v2 = |f: &dyn Fn(&crate::schema::V2Breakdown) -> Option<f64>| {
         let values: Vec<f64> = records
             .iter()
             .filter_map(|r| r.outcome.squad_v2.as_ref().and_then(f))

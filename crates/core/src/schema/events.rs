@@ -165,7 +165,7 @@ pub struct EvalSummary {
     pub kind: EvalKind,
     /// SQuAD 2.0 runs: HasAns/NoAns EM/F1 and the best null thresholds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub squad_v2: Option<crate::eval::V2Breakdown>,
+    pub squad_v2: Option<V2Breakdown>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -243,4 +243,56 @@ impl TrainSummary {
 /// A consumer of the event stream (progress bar, run store, GUI).
 pub trait EventSink {
     fn on_event(&mut self, event: &TrainEvent) -> anyhow::Result<()>;
+}
+
+/// The v2 keys beyond `exact`, `f1` and `total` (`HasAns_exact` is
+/// `has_ans_exact`; [`V2Breakdown::official_keys`] gives the official names).
+/// A part with no question (no unanswerable one, say) is None, as the
+/// official script leaves its keys out.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct V2Breakdown {
+    pub has_ans_exact: Option<f64>,
+    pub has_ans_f1: Option<f64>,
+    pub has_ans_total: Option<usize>,
+    pub no_ans_exact: Option<f64>,
+    pub no_ans_f1: Option<f64>,
+    pub no_ans_total: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub best: Option<BestThresholds>,
+}
+
+impl V2Breakdown {
+    /// The keys as evaluate-v2.0.py prints them, in its order.
+    pub fn official_keys(&self) -> Vec<(&'static str, serde_json::Value)> {
+        use serde_json::json;
+        let mut out = Vec::new();
+        let mut put = |k: &'static str, v: Option<serde_json::Value>| {
+            if let Some(v) = v {
+                out.push((k, v));
+            }
+        };
+        put("HasAns_exact", self.has_ans_exact.map(|v| json!(v)));
+        put("HasAns_f1", self.has_ans_f1.map(|v| json!(v)));
+        put("HasAns_total", self.has_ans_total.map(|v| json!(v)));
+        put("NoAns_exact", self.no_ans_exact.map(|v| json!(v)));
+        put("NoAns_f1", self.no_ans_f1.map(|v| json!(v)));
+        put("NoAns_total", self.no_ans_total.map(|v| json!(v)));
+        if let Some(b) = &self.best {
+            put("best_exact", Some(json!(b.best_exact)));
+            put("best_exact_thresh", Some(json!(b.best_exact_thresh)));
+            put("best_f1", Some(json!(b.best_f1)));
+            put("best_f1_thresh", Some(json!(b.best_f1_thresh)));
+        }
+        out
+    }
+}
+
+/// The scores at the best no-answer threshold, and the thresholds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BestThresholds {
+    pub best_exact: f64,
+    pub best_exact_thresh: f64,
+    pub best_f1: f64,
+    pub best_f1_thresh: f64,
 }

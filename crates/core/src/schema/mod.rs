@@ -7,6 +7,6 @@ pub mod checkpoint;
 pub mod events;
 
 pub use events::{
-    BestModel, EpochLog, EvalKind, EvalSummary, EventSink, StartInfo, StepLog, TrainEvent,
-    TrainSummary,
+    BestModel, BestThresholds, EpochLog, EvalKind, EvalSummary, EventSink, StartInfo, StepLog,
+    TrainEvent, TrainSummary, V2Breakdown,
 };

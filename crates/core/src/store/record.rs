@@ -97,7 +97,7 @@ pub struct Outcome {
     pub best: Option<BestOutcome>,
     /// SQuAD 2.0 runs: HasAns/NoAns EM/F1 and the best null thresholds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub squad_v2: Option<crate::eval::V2Breakdown>,
+    pub squad_v2: Option<crate::schema::V2Breakdown>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
