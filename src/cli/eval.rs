@@ -90,24 +90,28 @@ pub fn run(args: &EvalArgs) -> Result<Report> {
         out.write(path, &sibling(path, "nbest"), &sibling(path, "scores"))?;
     }
     let s = &out.scores;
-    Ok(Report {
-        text: format!(
-            "model: {}\nexact_match: {:.2}\nf1: {:.2}\ntotal: {}\nwindows: {}\nseconds: {:.1}\n",
-            dir.display(),
-            s.exact_match,
-            s.f1,
-            s.total,
-            out.windows,
-            out.seconds
-        ),
-        json: json!({
-            "exact_match": s.exact_match,
-            "f1": s.f1,
-            "total": s.total,
-            "windows": out.windows,
-            "seconds": out.seconds,
-        }),
-    })
+    let mut text = format!(
+        "model: {}\nexact_match: {:.2}\nf1: {:.2}\ntotal: {}\nwindows: {}\nseconds: {:.1}\n",
+        dir.display(),
+        s.exact_match,
+        s.f1,
+        s.total,
+        out.windows,
+        out.seconds
+    );
+    let mut json = json!({
+        "exact_match": s.exact_match,
+        "f1": s.f1,
+        "total": s.total,
+        "windows": out.windows,
+        "seconds": out.seconds,
+    });
+    // SQuAD 2.0: the official v2 keys beside them.
+    for (k, v) in out.squad_v2.iter().flat_map(|b| b.official_keys()) {
+        text.push_str(&format!("{k}: {v}\n"));
+        json[k] = v;
+    }
+    Ok(Report { text, json })
 }
 
 /// `pred.json` → `pred.<kind>.json`.

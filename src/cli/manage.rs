@@ -199,7 +199,20 @@ pub fn import_predictions(args: &ImportArgs) -> Result<Report> {
     )?;
     let data_path = PathBuf::from(&data.origin);
     let predictions = load_predictions(&args.predictions)?;
-    let scores = score(&data, &predictions);
+    // SQuAD 2.0 data is scored by its own rules: under v1.1's, every
+    // unanswerable question would score 0.
+    let (scores, squad_v2) = if data.is_v2() {
+        let (scores, breakdown) = crate::eval::score_v2(
+            &data,
+            &predictions,
+            None,
+            crate::eval::DEFAULT_NA_PROB_THRESH,
+        )
+        .with_context(|| format!("scoring {}", args.predictions.display()))?;
+        (scores, Some(breakdown))
+    } else {
+        (score(&data, &predictions), None)
+    };
     if scores.total == scores.unanswered {
         bail!(
             "{}: none of its ids are questions of {}; is it for another dataset?",
@@ -240,6 +253,7 @@ pub fn import_predictions(args: &ImportArgs) -> Result<Report> {
                 exact_match: Some(scores.exact_match),
                 f1: Some(scores.f1),
                 eval_questions: Some(scores.total),
+                squad_v2: squad_v2.clone(),
                 ..Outcome::default()
             },
             ..RunRecord::default()

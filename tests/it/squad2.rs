@@ -68,6 +68,29 @@ fn the_v2_scorer_matches_the_reference_on_the_leaderboard_file() {
         &expected["na_probs_thresh_1"],
         "leaderboard + na probs",
     );
+
+    // Imported, it is scored by the v2 rules too, not as v1.1.
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().display().to_string();
+    let imported = common::squadlab_json(&[
+        "import-predictions",
+        &board,
+        "--name",
+        "BiDAF++",
+        "--data",
+        &dev,
+        "--store",
+        &store,
+    ]);
+    let id = imported["run_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{imported}"));
+    let record = squadlab::store::RunRecord::load(&tmp.path().join("runs").join(id)).unwrap();
+    let want = &expected["no_na_probs"];
+    assert!((record.outcome.f1.unwrap() - want["f1"].as_f64().unwrap()).abs() < 5e-5);
+    let v2 = record.outcome.squad_v2.unwrap();
+    assert!((v2.no_ans_f1.unwrap() - want["NoAns_f1"].as_f64().unwrap()).abs() < 5e-5);
+    assert_eq!(v2.has_ans_total, Some(5928));
 }
 
 #[test]

@@ -46,24 +46,9 @@ def squad2_dir():
 
 
 def articles(path, lo, hi, limit=None):
-    """The questions of articles [lo, hi) in the column layout of window_digest.load_squad."""
+    """The questions of articles [lo, hi) in window_digest.load_squad's columns."""
     with open(path, encoding="utf-8") as f:
-        data = json.load(f)["data"][lo:hi]
-    cols = {"id": [], "title": [], "context": [], "question": [], "answers": []}
-    for article in data:
-        for paragraph in article["paragraphs"]:
-            for qa in paragraph["qas"]:
-                cols["id"].append(qa["id"])
-                cols["title"].append(article["title"])
-                cols["context"].append(paragraph["context"])
-                cols["question"].append(qa["question"])
-                cols["answers"].append({
-                    "text": [a["text"] for a in qa["answers"]],
-                    "answer_start": [a["answer_start"] for a in qa["answers"]],
-                })
-    if limit is not None:
-        cols = {k: v[:limit] for k, v in cols.items()}
-    return cols, data
+        return ref.flatten(json.load(f)["data"][lo:hi], limit)
 
 
 def preprocess_train(tokenizer, examples):
@@ -145,8 +130,8 @@ def main():
     torch.set_num_threads(args.threads)
     tokenizer = ref.load_tokenizer()
     dev_file = os.path.join(squad2_dir(), "dev-v2.0.json")
-    train, _ = articles(dev_file, 0, 7)
-    dev, _ = articles(dev_file, 32, 35, limit=40 if args.smoke else 1000)
+    train = articles(dev_file, 0, 7)
+    dev = articles(dev_file, 32, 35, limit=40 if args.smoke else 1000)
     train_f = preprocess_train(tokenizer, train)
     dev_f = ref.preprocess_validation(tokenizer, dev)
 

@@ -52,7 +52,11 @@ def load_tokenizer():
 def load_squad(path, limit=None):
     """Flatten SQuAD JSON into the column layout of the HF `squad` dataset, in file order."""
     with open(path, encoding="utf-8") as f:
-        articles = json.load(f)["data"]
+        return flatten(json.load(f)["data"], limit)
+
+
+def flatten(articles, limit=None):
+    """SQuAD articles as the HF dataset's columns, in order; the first `limit` questions."""
     cols = {"id": [], "title": [], "context": [], "question": [], "answers": []}
     for article in articles:
         for paragraph in article["paragraphs"]:

@@ -178,26 +178,23 @@ pub fn load_prediction_set(dir: &Path, record: &RunRecord) -> Result<PredictionS
     })
 }
 
-fn load_null_scores(path: &Path) -> Result<HashMap<String, NullDecision>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            anyhow!(
-                "{}:{}:{}: unreadable null scores: {e}",
-                path.display(),
-                e.line(),
-                e.column()
-            )
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
+fn load_nbest(path: &Path) -> Result<HashMap<String, Vec<Candidate>>> {
+    load_optional_map(path, "n-best list")
 }
 
-fn load_nbest(path: &Path) -> Result<HashMap<String, Vec<Candidate>>> {
+fn load_null_scores(path: &Path) -> Result<HashMap<String, NullDecision>> {
+    load_optional_map(path, "null scores")
+}
+
+/// A run's `{id: value}` file; a run without it (an import, a v1.1 run) has none.
+fn load_optional_map<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> Result<HashMap<String, T>> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             anyhow!(
-                "{}:{}:{}: unreadable n-best list: {e}",
+                "{}:{}:{}: unreadable {what}: {e}",
                 path.display(),
                 e.line(),
                 e.column()

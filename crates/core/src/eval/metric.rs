@@ -174,19 +174,27 @@ pub struct Scores {
 
 /// Scores predictions (`id → answer`) against every question of `data`.
 pub fn score(data: &SquadDataset, predictions: &HashMap<String, String>) -> Scores {
+    score_with(
+        data,
+        |i| predictions.get(&data.examples[i].id).map(String::as_str),
+        unknown_ids(data, predictions),
+    )
+}
+
+/// The prediction ids that are not questions of `data`, sorted.
+pub(super) fn unknown_ids(
+    data: &SquadDataset,
+    predictions: &HashMap<String, String>,
+) -> Vec<String> {
     let known: std::collections::HashSet<&str> =
         data.examples.iter().map(|e| e.id.as_str()).collect();
-    let mut unknown_ids: Vec<String> = predictions
+    let mut ids: Vec<String> = predictions
         .keys()
         .filter(|id| !known.contains(id.as_str()))
         .cloned()
         .collect();
-    unknown_ids.sort();
-    score_with(
-        data,
-        |i| predictions.get(&data.examples[i].id).map(String::as_str),
-        unknown_ids,
-    )
+    ids.sort();
+    ids
 }
 
 /// Scores post-processed predictions, one per question of `data` in order.

@@ -4,7 +4,9 @@
 //! probability is above `na_prob_thresh` counts as answered "" ; and with
 //! no-answer probabilities, the threshold that would have scored best.
 
-use super::metric::{f1_of_tokens, normalize_answer, sorted_tokens, QuestionScore, Scores};
+use super::metric::{
+    f1_of_tokens, normalize_answer, sorted_tokens, unknown_ids, QuestionScore, Scores,
+};
 use crate::data::SquadDataset;
 pub use crate::schema::{BestThresholds, V2Breakdown};
 use anyhow::{bail, Result};
@@ -182,18 +184,6 @@ pub fn score_v2(
         best,
     };
     Ok((scores, breakdown))
-}
-
-fn unknown_ids(data: &SquadDataset, predictions: &HashMap<String, String>) -> Vec<String> {
-    let known: std::collections::HashSet<&str> =
-        data.examples.iter().map(|e| e.id.as_str()).collect();
-    let mut ids: Vec<String> = predictions
-        .keys()
-        .filter(|id| !known.contains(id.as_str()))
-        .cloned()
-        .collect();
-    ids.sort();
-    ids
 }
 
 /// `find_best_thresh`: walk the questions from the lowest no-answer
