@@ -66,19 +66,19 @@ fn live_view() {
     for id in &ids {
         h.state_mut().select(id.clone(), true);
     }
-    h.state_mut().state.tab = Tab::Live;
+    h.state_mut().show(Tab::Live);
     let mut loading = Vec::new();
     loop {
         let frame_start = Instant::now();
         h.step();
         loading.push(frame_start.elapsed().as_secs_f64() * 1e3);
-        if !h.state().runs.catching_up {
+        if !h.state().runs().catching_up {
             break;
         }
     }
     let points: usize = ids
         .iter()
-        .map(|id| h.state().runs.get(id).unwrap().follower.series.len())
+        .map(|id| h.state().runs().get(id).unwrap().follower.series.len())
         .sum();
     println!(
         "live view: {RUNS} runs, {points} logged steps, read in {:.2} s over {} frames (longest {:.0} ms)",
@@ -94,7 +94,13 @@ fn live_view() {
     for _ in 0..FRAMES {
         next += 1;
         for id in &ids {
-            let series = &mut h.state_mut().runs.get_mut(id).unwrap().follower.series;
+            let series = &mut h
+                .state_mut()
+                .runs_mut()
+                .get_mut(id)
+                .unwrap()
+                .follower
+                .series;
             let mut last = series.last.clone().unwrap();
             last.step = next;
             series.push(&TrainEvent::Step(last));
@@ -103,7 +109,7 @@ fn live_view() {
     }
     growing.sort_by(f64::total_cmp);
     let (grow, grow_p90) = (growing[FRAMES / 2], growing[FRAMES * 9 / 10]);
-    h.state_mut().state.every_point = true;
+    h.state_mut().ui_state_mut().every_point = true;
     let (every, every_p90) = frames(&mut h);
     println!("  frame, as drawn (min/max per pixel column):  median {ours:7.2} ms, p90 {ours_p90:7.2} ms");
     println!("  frame, as drawn, every run gained a step:     median {grow:7.2} ms, p90 {grow_p90:7.2} ms");
@@ -165,13 +171,20 @@ fn predictions() {
         .to_string();
     let mut h = harness(&store);
     h.state_mut().select(id, false);
-    h.state_mut().state.tab = Tab::Predictions;
+    h.state_mut().show(Tab::Predictions);
     let start = Instant::now();
-    while h.state().predictions.set.is_none() {
+    while h.state().predictions().set.is_none() {
         h.step();
         std::thread::sleep(Duration::from_millis(5));
     }
-    let questions = h.state().predictions.set.as_ref().unwrap().questions.len();
+    let questions = h
+        .state()
+        .predictions()
+        .set
+        .as_ref()
+        .unwrap()
+        .questions
+        .len();
     println!(
         "predictions: {questions} questions loaded in {:.2} s (a worker thread; frames go on meanwhile)",
         start.elapsed().as_secs_f64()
@@ -183,7 +196,7 @@ fn predictions() {
         (Category::Partial, "the"),
         (Category::All, ""),
     ] {
-        let p = &mut h.state_mut().predictions;
+        let p = &mut h.state_mut().predictions_mut();
         p.filter.category = category;
         p.filter.search = search.into();
         let start = Instant::now();
@@ -238,10 +251,10 @@ fn sweep_view() {
     let tmp = tempfile::tempdir().unwrap();
     let store = sweep_store(tmp.path());
     let mut h = harness(&store);
-    h.state_mut().state.tab = Tab::Sweeps;
+    h.state_mut().show(Tab::Sweeps);
     let start = Instant::now();
-    while h.state().sweeps.selected.is_none()
-        || h.state().sweeps.is_testing()
+    while h.state().sweeps().selected.is_none()
+        || h.state().sweeps().is_testing()
         || start.elapsed() < Duration::from_millis(200)
     {
         h.step();
@@ -254,11 +267,14 @@ fn sweep_view() {
     let (median, p90) = frames(&mut h);
     println!("  frame of the view: median {median:.2} ms, p90 {p90:.2} ms");
     // The rest of the window (the runs sidebar lists all 500) under another tab.
-    h.state_mut().state.tab = Tab::Playground;
+    h.state_mut().show(Tab::Playground);
     let (median, p90) = frames(&mut h);
     println!("  the same window on the Playground tab: median {median:.2} ms, p90 {p90:.2} ms");
-    h.state_mut().state.tab = Tab::Sweeps;
-    h.state_mut().sweeps.brushes.insert("f1".into(), (0.5, 1.0));
+    h.state_mut().show(Tab::Sweeps);
+    h.state_mut()
+        .sweeps_mut()
+        .brushes
+        .insert("f1".into(), (0.5, 1.0));
     let (median, p90) = frames(&mut h);
     println!("  with an F1 brush: median {median:.2} ms, p90 {p90:.2} ms");
 }

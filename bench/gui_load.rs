@@ -164,11 +164,11 @@ fn main() {
     // 1. A fresh window: the runs list and an empty live view.
     reset_peak();
     let (mut h, took) = start(UiState::default(), options(&store));
-    assert_eq!(h.state().runs.views.len(), RUNS);
+    assert_eq!(h.state().runs().views.len(), RUNS);
     let list = steady(&mut h);
     h.state_mut().select(ids[RUNS / 2].clone(), false);
     let mut loading = Vec::new();
-    while h.state().runs.catching_up {
+    while h.state().runs().catching_up {
         loading.push(frame(&mut h));
     }
     let one = steady(&mut h);
@@ -196,7 +196,7 @@ fn main() {
             ..options(&store)
         },
     );
-    assert_eq!(h.state().state.selected, [ids[7].clone()]);
+    assert_eq!(h.state().selected(), [ids[7].clone()]);
     let after = steady(&mut h);
     rows.push(Row {
         case: "--select \"run 7\" (by name)".into(),
@@ -221,16 +221,15 @@ fn main() {
     let (mut h, took) = start(remembered, options(&store));
     let load_start = Instant::now();
     let mut loading = Vec::new();
-    while h.state().runs.catching_up {
+    while h.state().runs().catching_up {
         loading.push(frame(&mut h));
     }
     let loaded_in = load_start.elapsed().as_secs_f64() + took.as_secs_f64();
     let points: usize = h
         .state()
-        .state
-        .selected
+        .selected()
         .iter()
-        .map(|id| h.state().runs.get(id).unwrap().follower.series.len())
+        .map(|id| h.state().runs().get(id).unwrap().follower.series.len())
         .sum();
     assert_eq!(points, PLOTTED * STEPS as usize);
     let plotted = steady(&mut h);

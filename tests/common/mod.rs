@@ -210,8 +210,22 @@ pub fn run_events(request: squadlab::train::RunRequest) -> Vec<squadlab::train::
 }
 
 /// The squadlab binary, ready for arguments.
+/// The squadlab binary as a command. Ctrl-C (SIGINT) is set back to its
+/// default in the child: a shell that starts the tests in the background
+/// ignores SIGINT for them, and a worker signalled before its handler was
+/// installed would miss the signal and never stop (chaos.rs hung so).
 pub fn squadlab() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_squadlab"))
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_squadlab"));
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only signal(2), which is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    command
 }
 
 /// Runs the squadlab binary, requires success (showing its stderr if not),

@@ -461,10 +461,10 @@ fn damaged_run_folders_never_stop_the_app_from_starting() {
         h.state_mut().select(id.to_string(), true);
     }
     for tab in Tab::ALL {
-        h.state_mut().state.tab = tab;
+        h.state_mut().show(tab);
         h.run_steps(3);
     }
     for id in &ids {
-        assert!(h.state().runs.get(id).is_some(), "{id} is in the app");
+        assert!(h.state().runs().get(id).is_some(), "{id} is in the app");
     }
 }

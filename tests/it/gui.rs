@@ -85,35 +85,31 @@ fn a_run_launched_from_the_form_plots_live_and_finishes() {
         ..common::tiny_run_config(&json, &model)
     };
     h.state_mut()
-        .new_run
+        .new_run_mut()
         .load_config(config, "test config".into());
-    h.state_mut().new_run.threads = 1;
-    h.state_mut().state.tab = Tab::NewRun;
+    h.state_mut().new_run_mut().threads = 1;
+    h.state_mut().show(Tab::NewRun);
     h.run_steps(2);
     assert!(
-        h.state().new_run.build().1.is_empty(),
+        h.state().new_run().build().1.is_empty(),
         "{:?}",
-        h.state().new_run.build().1
+        h.state().new_run().build().1
     );
     h.get_by_label("Launch").click();
     h.run_steps(2);
     let id = h
         .state()
-        .new_run
+        .new_run()
         .launched
         .clone()
         .expect("the form launched a run");
-    assert_eq!(h.state().state.selected, vec![id.clone()]);
-    assert_eq!(
-        h.state().state.tab,
-        Tab::Live,
-        "launching shows the live view"
-    );
+    assert_eq!(h.state().selected(), vec![id.clone()]);
+    assert_eq!(h.state().tab(), Tab::Live, "launching shows the live view");
 
     // Watch the plotted series grow while the run trains.
     let mut seen = Vec::new();
     step_until(&mut h, Duration::from_secs(300), |app| {
-        let view = app.runs.get(&id).unwrap();
+        let view = app.runs().get(&id).unwrap();
         let n = view.follower.series.len();
         if seen.last() != Some(&n) {
             seen.push(n);
@@ -121,7 +117,7 @@ fn a_run_launched_from_the_form_plots_live_and_finishes() {
         view.entry.shown == Shown::Is(RunStatus::Finished) && view.scores().is_some()
     });
     let app = h.state();
-    let view = app.runs.get(&id).unwrap();
+    let view = app.runs().get(&id).unwrap();
     let total = view.follower.series.started.as_ref().unwrap().total_steps as usize;
     assert_eq!(total, 48); // 48 windows / 8 per batch × 8 epochs
     assert_eq!(
@@ -146,22 +142,22 @@ fn a_run_launched_from_the_form_plots_live_and_finishes() {
     assert_eq!(record.outcome.global_step, Some(48));
 
     // The playground asks the finished run's model about a new passage.
-    h.state_mut().state.tab = Tab::Playground;
+    h.state_mut().show(Tab::Playground);
     h.run_steps(2);
     step_until(&mut h, Duration::from_secs(60), |app| {
-        !app.playground.is_busy()
+        !app.playground().is_busy()
     });
     let passage = "the old horse is here . the sad dog is pink .";
-    h.state_mut().playground.passage = passage.into();
-    h.state_mut().playground.question = "what color is the sad dog ?".into();
+    h.state_mut().playground_mut().passage = passage.into();
+    h.state_mut().playground_mut().question = "what color is the sad dog ?".into();
     h.run_steps(1);
     h.get_by_label("Answer").click();
     step_until(&mut h, Duration::from_secs(60), |app| {
-        app.playground.answer.is_some() || app.playground.error.is_some()
+        app.playground().answer.is_some() || app.playground().error.is_some()
     });
     let app = h.state();
-    assert_eq!(app.playground.error, None);
-    let (asked, answer) = app.playground.answer.as_ref().unwrap();
+    assert_eq!(app.playground().error, None);
+    let (asked, answer) = app.playground().answer.as_ref().unwrap();
     assert_eq!(asked, passage);
     let best = answer.prediction.best().expect("a span qualified");
     let span: String = passage
@@ -175,22 +171,22 @@ fn a_run_launched_from_the_form_plots_live_and_finishes() {
 
 fn launch(h: &mut Harness<'_, SquadlabApp>, config: RunConfig) -> String {
     h.state_mut()
-        .new_run
+        .new_run_mut()
         .load_config(config, "test config".into());
-    h.state_mut().new_run.threads = 1;
-    h.state_mut().state.tab = Tab::NewRun;
+    h.state_mut().new_run_mut().threads = 1;
+    h.state_mut().show(Tab::NewRun);
     h.run_steps(2);
     h.get_by_label("Launch").click();
     h.run_steps(2);
     h.state()
-        .new_run
+        .new_run()
         .launched
         .clone()
         .expect("the form launched a run")
 }
 
 fn shown(app: &SquadlabApp, id: &str) -> Shown {
-    app.runs.get(id).unwrap().entry.shown
+    app.runs().get(id).unwrap().entry.shown
 }
 
 #[test]
@@ -215,37 +211,37 @@ fn runs_queue_per_device_pause_cancel_and_resume_from_the_sidebar() {
         "one run per device: the second waits"
     );
     assert!(
-        h.state().runs.get(&b).unwrap().entry.problems.is_empty(),
+        h.state().runs().get(&b).unwrap().entry.problems.is_empty(),
         "a queued run is held, not interrupted"
     );
 
     h.state_mut().select(a.clone(), false);
     step_until(&mut h, Duration::from_secs(60), |app| {
-        app.runs.get(&a).unwrap().follower.series.len() >= 3
+        app.runs().get(&a).unwrap().follower.series.len() >= 3
     });
     h.get_by_label("Pause").click();
     step_until(&mut h, Duration::from_secs(60), |app| {
-        app.jobs.get(&a).unwrap().paused
+        app.jobs().get(&a).unwrap().paused
     });
-    let frozen = h.state().runs.get(&a).unwrap().follower.series.len();
+    let frozen = h.state().runs().get(&a).unwrap().follower.series.len();
     for _ in 0..30 {
         h.step();
         std::thread::sleep(Duration::from_millis(10));
     }
     assert_eq!(
-        h.state().runs.get(&a).unwrap().follower.series.len(),
+        h.state().runs().get(&a).unwrap().follower.series.len(),
         frozen,
         "paused: no steps"
     );
     h.get_by_label("Resume").click();
     step_until(&mut h, Duration::from_secs(60), |app| {
-        app.runs.get(&a).unwrap().follower.series.len() > frozen + 12
+        app.runs().get(&a).unwrap().follower.series.len() > frozen + 12
     });
     h.get_by_label("Cancel").click();
     step_until(&mut h, Duration::from_secs(60), |app| {
         shown(app, &a) == Shown::Is(RunStatus::Cancelled)
     });
-    let cancelled_at = h.state().runs.get(&a).unwrap().follower.series.len();
+    let cancelled_at = h.state().runs().get(&a).unwrap().follower.series.len();
     assert!(
         cancelled_at < 240,
         "cancelled before the end: {cancelled_at}"
@@ -271,7 +267,7 @@ fn runs_queue_per_device_pause_cancel_and_resume_from_the_sidebar() {
         vec![cancelled_at as u64],
         "from the checkpoint cancelling wrote"
     );
-    let series = &h.state().runs.get(&a).unwrap().follower.series;
+    let series = &h.state().runs().get(&a).unwrap().follower.series;
     assert_eq!(
         series.len(),
         240,
@@ -293,7 +289,7 @@ fn closing_while_training_asks_then_stops_the_run_with_a_checkpoint() {
         },
     );
     step_until(&mut h, Duration::from_secs(60), |app| {
-        app.runs.get(&id).unwrap().follower.series.len() >= 8
+        app.runs().get(&id).unwrap().follower.series.len() >= 8
     });
     h.input_mut()
         .viewports
@@ -307,7 +303,7 @@ fn closing_while_training_asks_then_stops_the_run_with_a_checkpoint() {
         "closing asks first"
     );
     assert_eq!(
-        h.state().jobs.active(),
+        h.state().jobs().active(),
         1,
         "and does not stop the run by itself"
     );
@@ -317,7 +313,7 @@ fn closing_while_training_asks_then_stops_the_run_with_a_checkpoint() {
     let start = Instant::now();
     loop {
         h.step();
-        if h.state().jobs.active() == 0 {
+        if h.state().jobs().active() == 0 {
             break;
         }
         assert!(
@@ -374,7 +370,7 @@ fn results_show_the_paper_rows_and_signed_deltas() {
     scored_run(&store, "20260101-000000-aaaa", "base run", 81.3, 88.0);
     let mut h = harness(&store);
     h.state_mut().select("20260101-000000-aaaa".into(), false);
-    h.state_mut().state.tab = Tab::Results;
+    h.state_mut().show(Tab::Results);
     h.run_steps(3);
     for label in [
         "BERT paper, BERT-base (single)",
@@ -409,7 +405,7 @@ fn results_show_a_roberta_run_beside_robertas_published_rows() {
     record.save(&dir).unwrap();
     let mut h = harness(&store);
     h.state_mut().select("20260101-000000-bbbb".into(), false);
-    h.state_mut().state.tab = Tab::Results;
+    h.state_mut().show(Tab::Results);
     h.run_steps(3);
     for label in [
         "RoBERTa-base (single)",
@@ -454,14 +450,14 @@ fn export_buttons_write_valid_tables_identical_to_the_cli() {
     let mut h = harness(&store);
     h.state_mut().select("20260101-000000-aaaa".into(), false);
     h.state_mut().select("20260101-000001-bbbb".into(), true);
-    h.state_mut().results.group_seeds = false;
-    h.state_mut().state.tab = Tab::Results;
+    h.state_mut().results_mut().group_seeds = false;
+    h.state_mut().show(Tab::Results);
     h.run_steps(2);
     for button in ["Export CSV", "Export Markdown", "Export LaTeX"] {
         h.get_by_label(button).click();
         h.run_steps(2);
     }
-    let files = h.state().results.exported.clone();
+    let files = h.state().results().exported.clone();
     assert_eq!(files.len(), 3, "{files:?}");
     let read = |ext: &str| {
         let path = files
@@ -608,12 +604,12 @@ fn results_mark_runs_no_different_from_the_base_run_and_show_seed_intervals() {
     }
     h.state_mut().select("20260101-000000-s042".into(), true);
     h.state_mut().select("20260101-000001-s043".into(), true);
-    h.state_mut().results.include_references = false;
-    h.state_mut().state.tab = Tab::Results;
+    h.state_mut().results_mut().include_references = false;
+    h.state_mut().show(Tab::Results);
     let tests_done = |app: &SquadlabApp| {
-        app.results.tests.len() == 2
+        app.results().tests.len() == 2
             && app
-                .results
+                .results()
                 .tests
                 .values()
                 .all(|t| !matches!(t, squadlab::gui::PairTest::Running(_)))
@@ -637,11 +633,11 @@ fn results_mark_runs_no_different_from_the_base_run_and_show_seed_intervals() {
     assert!(has_label(&h, "[82.15, 94.85]"));
 
     // Against "strong", both others differ: no mark.
-    h.state_mut().results.baseline_run = Some(strong.clone());
+    h.state_mut().results_mut().baseline_run = Some(strong.clone());
     step_until(&mut h, Duration::from_secs(60), |app| {
-        app.results.tests.len() == 4
+        app.results().tests.len() == 4
             && app
-                .results
+                .results()
                 .tests
                 .values()
                 .all(|t| !matches!(t, squadlab::gui::PairTest::Running(_)))
@@ -665,11 +661,11 @@ fn prediction_filters_narrow_the_list_and_flips_show() {
     let perfect = import(&store, &json, "perfect", |_, gold| gold.to_string());
     let mut h = harness(&store);
     h.state_mut().select(mixed.clone(), false);
-    h.state_mut().state.tab = Tab::Predictions;
+    h.state_mut().show(Tab::Predictions);
     step_until(&mut h, Duration::from_secs(30), |app| {
-        app.predictions.set.is_some()
+        app.predictions().set.is_some()
     });
-    let count = |h: &mut Harness<'_, SquadlabApp>| h.state_mut().predictions.shown().len();
+    let count = |h: &mut Harness<'_, SquadlabApp>| h.state_mut().predictions_mut().shown().len();
     assert_eq!(count(&mut h), 48);
     assert!(has_label(&h, "48 of 48 questions · EM 33.33 · F1 55.56"));
     for (button, expected) in [("Correct", 16), ("Partial", 16), ("Wrong", 16), ("All", 48)] {
@@ -677,20 +673,20 @@ fn prediction_filters_narrow_the_list_and_flips_show() {
         h.run_steps(2);
         assert_eq!(count(&mut h), expected, "{button}");
         assert_eq!(
-            h.state().predictions.filter.category == Category::All,
+            h.state().predictions().filter.category == Category::All,
             button == "All"
         );
     }
     // Text search: the questions about horses.
     let horses = (0..48).filter(|c| c % 6 == 4).count();
-    h.state_mut().predictions.filter.search = "horse".into();
+    h.state_mut().predictions_mut().filter.search = "horse".into();
     h.run_steps(2);
     assert_eq!(count(&mut h), horses);
-    h.state_mut().predictions.filter.search.clear();
+    h.state_mut().predictions_mut().filter.search.clear();
     // Worst first.
-    h.state_mut().predictions.filter.sort = squadlab::gui::Sort::F1Ascending;
-    let shown = h.state_mut().predictions.shown().to_vec();
-    let set = h.state().predictions.set.clone().unwrap();
+    h.state_mut().predictions_mut().filter.sort = squadlab::gui::Sort::F1Ascending;
+    let shown = h.state_mut().predictions_mut().shown().to_vec();
+    let set = h.state().predictions().set.clone().unwrap();
     assert!(shown
         .windows(2)
         .all(|w| set.questions[w[0]].f1 <= set.questions[w[1]].f1));
@@ -701,7 +697,7 @@ fn prediction_filters_narrow_the_list_and_flips_show() {
         .copied()
         .find(|&i| set.questions[i].id == "q1")
         .unwrap();
-    h.state_mut().predictions.selected = Some(partial);
+    h.state_mut().predictions_mut().selected = Some(partial);
     h.run_steps(2);
     let q1 = &set.questions[partial];
     assert!(has_label(&h, &q1.question));
@@ -712,11 +708,11 @@ fn prediction_filters_narrow_the_list_and_flips_show() {
         Some(q1.predicted.chars().count())
     );
     // Against the perfect run, the 32 questions not exactly right here flipped.
-    h.state_mut().predictions.compare_with = Some(perfect);
-    h.state_mut().predictions.filter.category = Category::Flipped;
+    h.state_mut().predictions_mut().compare_with = Some(perfect);
+    h.state_mut().predictions_mut().filter.category = Category::Flipped;
     h.run_steps(1);
     step_until(&mut h, Duration::from_secs(30), |app| {
-        !app.predictions.is_loading()
+        !app.predictions().is_loading()
     });
     assert_eq!(count(&mut h), 32);
     assert!(has_label_containing(
@@ -741,11 +737,11 @@ fn a_damaged_run_shows_its_reason() {
     let mut h = harness(&store);
     h.state_mut().select("20260101-000000-bad0".into(), false);
     for tab in Tab::ALL {
-        h.state_mut().state.tab = tab;
+        h.state_mut().show(tab);
         h.run_steps(2);
     }
     assert!(has_label(&h, "damaged"));
-    let view = h.state().runs.get("20260101-000000-bad0").unwrap();
+    let view = h.state().runs().get("20260101-000000-bad0").unwrap();
     let reason = view.entry.problems.first().cloned().unwrap();
     assert!(reason.contains("run.ron"), "{reason}");
     assert!(has_label_containing(&h, &reason), "the reason is on screen");
@@ -787,7 +783,7 @@ fn a_run_started_in_a_terminal_appears_and_is_followed_live() {
     std::fs::write(&config, run.to_ron()).unwrap();
     let mut h = harness(&store);
     h.run_steps(2);
-    assert!(h.state().runs.views.is_empty());
+    assert!(h.state().runs().views.is_empty());
     let mut child = common::squadlab()
         .arg("train")
         .arg(&config)
@@ -803,13 +799,13 @@ fn a_run_started_in_a_terminal_appears_and_is_followed_live() {
         .spawn()
         .unwrap();
     step_until(&mut h, Duration::from_secs(60), |app| {
-        !app.runs.views.is_empty()
+        !app.runs().views.is_empty()
     });
-    let id = h.state().runs.views[0].id().to_string();
+    let id = h.state().runs().views[0].id().to_string();
     h.state_mut().select(id.clone(), false);
     let mut progress = Vec::new();
     step_until(&mut h, Duration::from_secs(300), |app| {
-        let view = app.runs.get(&id).unwrap();
+        let view = app.runs().get(&id).unwrap();
         if let Some(p) = view.progress() {
             if progress.last() != Some(&p) {
                 progress.push(p);
@@ -822,7 +818,7 @@ fn a_run_started_in_a_terminal_appears_and_is_followed_live() {
         progress.iter().filter(|&&p| p > 0.0 && p < 1.0).count() >= 2,
         "live progress while the other process trained: {progress:?}"
     );
-    let view = h.state().runs.get(&id).unwrap();
+    let view = h.state().runs().get(&id).unwrap();
     assert_eq!(view.follower.series.len(), 180);
     assert_eq!(view.label(), "from the terminal");
     assert!(view.scores().is_some());
@@ -838,9 +834,9 @@ fn a_failing_run_shows_the_trainers_error_on_the_run() {
     let id = launch(&mut h, common::tiny_run_config(&json, &missing));
     step_until(&mut h, Duration::from_secs(60), |app| {
         shown(app, &id) == Shown::Is(RunStatus::Failed)
-            && app.jobs.get(&id).is_some_and(|j| j.error.is_some())
+            && app.jobs().get(&id).is_some_and(|j| j.error.is_some())
     });
-    let job = h.state().jobs.get(&id).unwrap();
+    let job = h.state().jobs().get(&id).unwrap();
     let error = job
         .error
         .clone()
@@ -864,7 +860,7 @@ fn keyboard_shortcuts_switch_views() {
     ] {
         h.key_press_modifiers(egui::Modifiers::COMMAND, key);
         h.run_steps(1);
-        assert_eq!(h.state().state.tab, tab, "{key:?}");
+        assert_eq!(h.state().tab(), tab, "{key:?}");
     }
 }
 
@@ -883,11 +879,11 @@ fn a_diverged_run_reads_back_whole_and_says_why() {
     );
     step_until(&mut h, Duration::from_secs(120), |app| {
         shown(app, &id) == Shown::Is(RunStatus::Diverged)
-            && app.jobs.get(&id).is_some_and(|j| j.error.is_some())
+            && app.jobs().get(&id).is_some_and(|j| j.error.is_some())
     });
-    h.state_mut().state.log_loss = true;
+    h.state_mut().ui_state_mut().log_loss = true;
     h.run_steps(3);
-    let view = h.state().runs.get(&id).unwrap();
+    let view = h.state().runs().get(&id).unwrap();
     assert_eq!(
         view.follower.problems,
         Vec::<String>::new(),
@@ -902,7 +898,7 @@ fn a_diverged_run_reads_back_whole_and_says_why() {
         panic!("the log ends with the divergence: {:?}", log.events.last());
     };
     assert!(!loss.is_finite() || !grad_norm.is_finite());
-    let error = h.state().jobs.get(&id).unwrap().error.clone().unwrap();
+    let error = h.state().jobs().get(&id).unwrap().error.clone().unwrap();
     assert!(error.starts_with("diverged at step"), "{error}");
     assert!(has_label(&h, "diverged"));
 }
@@ -933,25 +929,28 @@ fn the_form_shows_the_clis_validation_errors_inline_and_blocks_launch() {
     assert_eq!(cli_problems.len(), 2, "{cli}");
 
     let mut h = harness(&tmp.path().join("store"));
-    h.state_mut().new_run.load_config(bad, "bad".into());
-    h.state_mut().state.tab = Tab::NewRun;
+    h.state_mut().new_run_mut().load_config(bad, "bad".into());
+    h.state_mut().show(Tab::NewRun);
     h.run_steps(2);
-    let (_, problems) = h.state().new_run.build();
+    let (_, problems) = h.state().new_run().build();
     assert_eq!(problems, cli_problems, "the same checks in the same words");
     for p in &cli_problems {
         assert!(has_label_containing(&h, p), "{p} shown");
     }
     h.get_by_label("Launch").click();
     h.run_steps(2);
-    assert_eq!(h.state().new_run.launched, None, "nothing launched");
-    assert!(h.state().runs.views.is_empty());
+    assert_eq!(h.state().new_run().launched, None, "nothing launched");
+    assert!(h.state().runs().views.is_empty());
 
     // So is a local data file that is not there.
-    h.state_mut().new_run.config.per_device_train_batch_size = 8;
-    h.state_mut().new_run.config.learning_rate = 1e-3;
-    h.state_mut().new_run.train = tmp.path().join("missing.json").display().to_string();
+    h.state_mut()
+        .new_run_mut()
+        .config
+        .per_device_train_batch_size = 8;
+    h.state_mut().new_run_mut().config.learning_rate = 1e-3;
+    h.state_mut().new_run_mut().train = tmp.path().join("missing.json").display().to_string();
     h.run_steps(2);
-    let (_, problems) = h.state().new_run.build();
+    let (_, problems) = h.state().new_run().build();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].starts_with("data.train: file ")
@@ -964,11 +963,11 @@ fn the_form_shows_the_clis_validation_errors_inline_and_blocks_launch() {
 fn the_new_run_form_shows_the_memory_plan_and_refuses_a_run_too_big_for_its_gpu() {
     let (tmp, json, model, _store, mut h) = tiny_app();
     let tiny = common::tiny_run_config(&json, &model);
-    h.state_mut().new_run.load_config(tiny, "tiny".into());
-    h.state_mut().state.tab = Tab::NewRun;
+    h.state_mut().new_run_mut().load_config(tiny, "tiny".into());
+    h.state_mut().show(Tab::NewRun);
     // A GPU as nvidia-smi would report it, so no process is spawned.
     h.state_mut()
-        .new_run
+        .new_run_mut()
         .memory
         .set_gpus(Ok(vec![squadlab::memory::gpus::Gpu {
             name: "test GPU".into(),
@@ -991,7 +990,9 @@ fn the_new_run_form_shows_the_memory_plan_and_refuses_a_run_too_big_for_its_gpu(
         per_device_train_batch_size: 32,
         ..common::tiny_run_config(&json, &model)
     };
-    h.state_mut().new_run.load_config(large, "large".into());
+    h.state_mut()
+        .new_run_mut()
+        .load_config(large, "large".into());
     h.run_steps(2);
     assert!(has_label_containing(
         &h,
@@ -1000,7 +1001,7 @@ fn the_new_run_form_shows_the_memory_plan_and_refuses_a_run_too_big_for_its_gpu(
     assert!(has_label_containing(&h, "gradient_accumulation_steps"));
     h.get_by_label("Launch").click();
     h.run_steps(2);
-    assert_eq!(h.state().new_run.launched, None, "nothing launched");
+    assert_eq!(h.state().new_run().launched, None, "nothing launched");
     drop(tmp);
 }
 
@@ -1038,12 +1039,14 @@ fn the_memory_line_finds_the_model_off_the_ui_thread_once_its_text_settles() {
     let (tmp, json, model, _store, mut h) = tiny_app();
     let (locator, calls, release) = held_locator();
     let calls_now = || calls.load(std::sync::atomic::Ordering::SeqCst);
-    h.state_mut().new_run.memory = squadlab::gui::MemoryProbe::with_locator(locator);
-    h.state_mut().new_run.memory.set_gpus(Ok(vec![]));
+    h.state_mut().new_run_mut().memory = squadlab::gui::MemoryProbe::with_locator(locator);
+    h.state_mut().new_run_mut().memory.set_gpus(Ok(vec![]));
     let config = common::tiny_run_config(&json, &model);
     let path = config.model.as_str().to_string();
-    h.state_mut().new_run.load_config(config, "tiny".into());
-    h.state_mut().state.tab = Tab::NewRun;
+    h.state_mut()
+        .new_run_mut()
+        .load_config(config, "tiny".into());
+    h.state_mut().show(Tab::NewRun);
 
     // A model set from outside the field is looked for at once, on a thread:
     // the frame shows that it is planning while the lookup is held.
@@ -1068,7 +1071,11 @@ fn the_memory_line_finds_the_model_off_the_ui_thread_once_its_text_settles() {
         quick_step(&mut h, "a keystroke");
         quick_step(&mut h, "a keystroke");
     }
-    assert_ne!(h.state().new_run.model, path, "the keys reached the field");
+    assert_ne!(
+        h.state().new_run().model,
+        path,
+        "the keys reached the field"
+    );
     assert_eq!(calls_now(), 1, "the model was looked for while being typed");
     // ...until its text stops changing.
     std::thread::sleep(squadlab::gui::MEMORY_SETTLE + Duration::from_millis(100));
@@ -1140,7 +1147,7 @@ fn the_app_shares_the_stores_queue_with_workers_in_both_directions() {
         .expect("the cpu slot is free");
     let queued_here = launch(&mut h, config.clone());
     h.run_steps(3);
-    let job = h.state().jobs.get(&queued_here).unwrap();
+    let job = h.state().jobs().get(&queued_here).unwrap();
     assert!(
         job.status.contains("busy in another process"),
         "{}",
@@ -1152,7 +1159,7 @@ fn the_app_shares_the_stores_queue_with_workers_in_both_directions() {
         .expect("claimable");
     drop(busy);
     step_until(&mut h, Duration::from_secs(30), |app| {
-        app.jobs
+        app.jobs()
             .get(&queued_here)
             .unwrap()
             .status
@@ -1171,9 +1178,9 @@ fn the_app_shares_the_stores_queue_with_workers_in_both_directions() {
         &store.display().to_string(),
     ]);
     let id = queued["run_id"].as_str().unwrap().to_string();
-    h.state_mut().state.train_store_queue = true;
+    h.state_mut().ui_state_mut().train_store_queue = true;
     step_until(&mut h, Duration::from_secs(60), |app| {
-        app.jobs.get(&id).is_some_and(|j| j.status == "finished")
+        app.jobs().get(&id).is_some_and(|j| j.status == "finished")
     });
     let record = squadlab::store::RunRecord::load(&store.join("runs").join(&id)).unwrap();
     assert_eq!(record.status, RunStatus::Finished);
@@ -1190,10 +1197,10 @@ fn evaluations_during_training_plot_against_step_and_export_to_tensorboard() {
     };
     let id = launch(&mut h, config);
     step_until(&mut h, Duration::from_secs(300), |app| {
-        let view = app.runs.get(&id).unwrap();
+        let view = app.runs().get(&id).unwrap();
         view.entry.shown == Shown::Is(RunStatus::Finished) && view.scores().is_some()
     });
-    let series = &h.state().runs.get(&id).unwrap().follower.series;
+    let series = &h.state().runs().get(&id).unwrap().follower.series;
     let (evals, last) = (series.evals.clone(), series.eval.clone());
     let steps: Vec<u64> = evals.iter().map(|e| e.step).collect();
     assert_eq!(steps, [6, 12, 18, 24], "one evaluation per epoch");
@@ -1303,12 +1310,12 @@ fn the_sweep_table_sorts_marks_the_best_and_the_points_no_different_from_it() {
         _ => 88.0,
     });
     let mut h = harness(&store);
-    h.state_mut().state.tab = Tab::Sweeps;
+    h.state_mut().show(Tab::Sweeps);
     step_until(&mut h, Duration::from_secs(30), |app| {
-        !app.sweeps.is_testing()
+        !app.sweeps().is_testing()
     });
     h.run_steps(3);
-    assert_eq!(h.state().sweeps.selected.as_deref(), Some("lr-study"));
+    assert_eq!(h.state().sweeps().selected.as_deref(), Some("lr-study"));
     assert!(has_label_containing(&h, "3 points, 6 runs, 6 finished"));
     let lrs = ["0.0001", "0.001", "0.003"];
     // The best row is marked; 3e-3 (F1 79 ± 12.7) is no different by Welch's
@@ -1395,17 +1402,17 @@ fn brushing_an_axis_of_the_parallel_plot_filters_the_table() {
         40.0 + 20.0 * i as f64 + seed as f64 - 42.0
     });
     let mut h = harness(&store);
-    h.state_mut().state.tab = Tab::Sweeps;
+    h.state_mut().show(Tab::Sweeps);
     step_until(&mut h, Duration::from_secs(30), |app| {
-        !app.sweeps.is_testing()
+        !app.sweeps().is_testing()
     });
     h.run_steps(3);
     let lrs = ["0.0001", "0.001", "0.003"];
     assert_eq!(table_order(&h, &lrs).len(), 3);
     // Axes: learning_rate (0), then F1 (1). Brush the top half of F1:
     // only 3e-3 (F1 80, 81) lies there.
-    let from = h.state().sweeps.plot_screen_pos(1, 0.98).unwrap();
-    let to = h.state().sweeps.plot_screen_pos(1, 0.75).unwrap();
+    let from = h.state().sweeps().plot_screen_pos(1, 0.98).unwrap();
+    let to = h.state().sweeps().plot_screen_pos(1, 0.75).unwrap();
     h.hover_at(from);
     h.run_steps(1);
     h.drag_at(from);
@@ -1416,7 +1423,7 @@ fn brushing_an_axis_of_the_parallel_plot_filters_the_table() {
     }
     h.drop_at(to);
     h.run_steps(3);
-    let brush = h.state().sweeps.brushes.get("f1").copied();
+    let brush = h.state().sweeps().brushes.get("f1").copied();
     assert!(
         brush.is_some_and(|(lo, hi)| (lo - 0.75).abs() < 0.02 && (hi - 0.98).abs() < 0.02),
         "{brush:?}"
@@ -1425,8 +1432,8 @@ fn brushing_an_axis_of_the_parallel_plot_filters_the_table() {
     assert!(has_label_containing(&h, "1 of 3 points inside the brushes"));
 
     // A brush on the learning rate too: nothing passes both.
-    let lo = h.state().sweeps.plot_screen_pos(0, 0.0).unwrap();
-    let mid = h.state().sweeps.plot_screen_pos(0, 0.6).unwrap();
+    let lo = h.state().sweeps().plot_screen_pos(0, 0.0).unwrap();
+    let mid = h.state().sweeps().plot_screen_pos(0, 0.6).unwrap();
     h.hover_at(lo);
     h.run_steps(1);
     h.drag_at(lo);
@@ -1440,13 +1447,13 @@ fn brushing_an_axis_of_the_parallel_plot_filters_the_table() {
     // Clearing the brushes shows every point again.
     h.get_by_label("Clear brushes").click();
     h.run_steps(3);
-    assert!(h.state().sweeps.brushes.is_empty());
+    assert!(h.state().sweeps().brushes.is_empty());
     assert_eq!(table_order(&h, &lrs).len(), 3);
 }
 
 #[test]
 fn a_sweep_started_from_a_file_in_the_app_trains_to_its_end() {
-    let (tmp, json, model, store, mut h) = tiny_app();
+    let (tmp, json, model, _store, mut h) = tiny_app();
     let base = RunConfig {
         num_train_epochs: 2.0,
         ..common::tiny_run_config(&json, &model)
@@ -1458,25 +1465,21 @@ fn a_sweep_started_from_a_file_in_the_app_trains_to_its_end() {
         r#"Sweep(name: "app sweep", base: File("base.ron"), grid: {"learning_rate": [1e-3, 2e-3]}, seeds: [42, 43])"#,
     )
     .unwrap();
-    h.state_mut().state.tab = Tab::Sweeps;
+    h.state_mut().show(Tab::Sweeps);
     h.run_steps(2);
-    {
-        let app = h.state_mut();
-        let store = squadlab::store::Store::open(Some(&store));
-        app.sweeps.open_file(&store, file.clone());
-    }
+    h.state_mut().open_sweep_file(file.clone());
     h.run_steps(2);
     assert!(has_label_containing(&h, "sweep app-sweep: 4 runs, 4 new"));
     h.get_by_label("train queued runs here").click();
     h.get_by_label("Start sweep").click();
     h.run_steps(2);
-    assert_eq!(h.state().sweeps.selected.as_deref(), Some("app-sweep"));
-    assert!(h.state().state.train_store_queue);
+    assert_eq!(h.state().sweeps().selected.as_deref(), Some("app-sweep"));
+    assert!(h.state().ui_state().train_store_queue);
     // The app takes the queued runs one at a time and the table follows them.
     let mut saw_running = false;
     step_until(&mut h, Duration::from_secs(600), |app| {
         let entries: Vec<_> = app
-            .runs
+            .runs()
             .views
             .iter()
             .filter(|v| v.entry.record.as_ref().is_some_and(|r| r.sweep.is_some()))
@@ -1491,7 +1494,7 @@ fn a_sweep_started_from_a_file_in_the_app_trains_to_its_end() {
     });
     assert!(saw_running, "the view saw runs training");
     step_until(&mut h, Duration::from_secs(60), |app| {
-        !app.sweeps.is_testing()
+        !app.sweeps().is_testing()
     });
     h.run_steps(3);
     assert!(has_label_containing(&h, "2 points, 4 runs, 4 finished"));
@@ -1518,9 +1521,8 @@ fn trials_are_added_to_a_random_sweep_from_the_app() {
         r#"Sweep(name: "random sweep", base: File("base.ron"), random: {"warmup_ratio": Uniform(0.0, 0.2)}, trials: 2, seed: 3)"#,
     )
     .unwrap();
-    h.state_mut().state.tab = Tab::Sweeps;
-    let opened = squadlab::store::Store::open(Some(&store));
-    h.state_mut().sweeps.open_file(&opened, file);
+    h.state_mut().show(Tab::Sweeps);
+    h.state_mut().open_sweep_file(file);
     h.run_steps(2);
     assert!(has_label_containing(
         &h,
@@ -1533,9 +1535,10 @@ fn trials_are_added_to_a_random_sweep_from_the_app() {
         has_label_containing(&h, "queued 1"),
         "the table shows queued runs"
     );
-    h.state_mut().sweeps.trials_to_add = 3;
+    h.state_mut().sweeps_mut().trials_to_add = 3;
     h.get_by_label("Add trials").click();
     h.run_steps(3);
+    let opened = squadlab::store::Store::open(Some(&store));
     let queued = squadlab::sweep::runs(&opened, "random-sweep").unwrap();
     assert_eq!(queued.len(), 5, "3 more points drawn from the same stream");
     assert!(has_label_containing(&h, "5 points, 5 runs, 0 finished"));
@@ -1568,12 +1571,12 @@ fn the_null_threshold_slider_replays_a_v2_runs_answers() {
 
     let mut h = harness(&store);
     h.state_mut().select(id.clone(), false);
-    h.state_mut().state.tab = Tab::Predictions;
+    h.state_mut().show(Tab::Predictions);
     step_until(&mut h, Duration::from_secs(30), |app| {
-        app.predictions.set.is_some()
+        app.predictions().set.is_some()
     });
     h.run_steps(2);
-    let f1 = |h: &Harness<'_, SquadlabApp>| h.state().predictions.set.as_ref().unwrap().f1;
+    let f1 = |h: &Harness<'_, SquadlabApp>| h.state().predictions().set.as_ref().unwrap().f1;
     // At the run's own threshold: the run's scores.
     assert!((f1(&h) - record.outcome.f1.unwrap()).abs() < 1e-9);
     assert!(has_label_containing(
@@ -1588,7 +1591,7 @@ fn the_null_threshold_slider_replays_a_v2_runs_answers() {
     h.get_by_label(&format!("best F1 threshold {:.3}", best.best_f1_thresh))
         .click();
     h.run_steps(3);
-    assert_eq!(h.state().predictions.threshold, Some(best.best_f1_thresh));
+    assert_eq!(h.state().predictions().threshold, Some(best.best_f1_thresh));
     assert!(
         (f1(&h) - best.best_f1).abs() < 1e-9,
         "replayed F1 {} at the best threshold, the evaluation found {}",
@@ -1599,28 +1602,28 @@ fn the_null_threshold_slider_replays_a_v2_runs_answers() {
     // Below every difference the model answers nothing: only the
     // unanswerable questions are right, and every answerable one is a
     // false null.
-    h.state_mut().predictions.set_threshold(-1e6);
+    h.state_mut().predictions_mut().set_threshold(-1e6);
     h.run_steps(2);
     let no_ans = v2.no_ans_total.unwrap() as f64;
     assert!((f1(&h) - 100.0 * no_ans / total as f64).abs() < 1e-9);
     h.get_by_label("False null").click();
     h.run_steps(2);
     assert_eq!(
-        h.state_mut().predictions.shown().len(),
+        h.state_mut().predictions_mut().shown().len(),
         v2.has_ans_total.unwrap()
     );
     h.get_by_label("False answer").click();
     h.run_steps(2);
-    assert_eq!(h.state_mut().predictions.shown().len(), 0);
+    assert_eq!(h.state_mut().predictions_mut().shown().len(), 0);
     h.get_by_label("Unanswerable").click();
     h.run_steps(2);
     assert_eq!(
-        h.state_mut().predictions.shown().len(),
+        h.state_mut().predictions_mut().shown().len(),
         v2.no_ans_total.unwrap()
     );
     // A question's detail says it has no answer and shows its null score.
-    let first = h.state_mut().predictions.shown()[0];
-    h.state_mut().predictions.selected = Some(first);
+    let first = h.state_mut().predictions_mut().shown()[0];
+    h.state_mut().predictions_mut().selected = Some(first);
     h.run_steps(2);
     assert!(has_label(&h, "unanswerable"));
     assert!(has_label(&h, "(no answer)"));

@@ -1,7 +1,8 @@
 //! The layering ARCHITECTURE.md describes, checked on the source:
 //! - the core's manifest names no face (egui, eframe, egui_plot, the app);
-//! - no two source files of the core or the CLI import each other, directly
-//!   or through others.
+//! - no two source files import each other, directly or through others,
+//!   anywhere in the project: the core, the app, the CLI, and every test,
+//!   bench and fuzz target.
 //!
 //! A file imports another when its code names an item defined there: a path
 //! in an expression, type, pattern or macro, or a private `use`. Re-exports
@@ -48,10 +49,55 @@ fn the_core_depends_on_no_face() {
     }
 }
 
+/// Every crate root of the project: the libraries, and the targets the
+/// manifests name by path (binaries, tests, benches, fuzz targets).
+fn crate_roots() -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = [
+        "crates/core/src/lib.rs",
+        "crates/app/src/lib.rs",
+        "src/lib.rs",
+    ]
+    .iter()
+    .map(|p| root().join(p))
+    .collect();
+    for manifest in ["Cargo.toml", "fuzz/Cargo.toml"] {
+        let path = root().join(manifest);
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines() {
+            let Some(target) = line
+                .trim()
+                .strip_prefix("path = \"")
+                .and_then(|rest| rest.strip_suffix('"'))
+                .filter(|t| t.ends_with(".rs"))
+            else {
+                continue;
+            };
+            roots.push(path.parent().unwrap().join(target));
+        }
+    }
+    roots
+}
+
 #[test]
-fn no_two_files_of_the_core_or_the_cli_import_each_other() {
-    for crate_dir in ["crates/core/src", "src"] {
-        let modules = Crate::load(&root().join(crate_dir).join("lib.rs"));
+fn no_two_source_files_anywhere_import_each_other() {
+    let roots = crate_roots();
+    // The manifests' targets were found: the CLI, both test crates, the
+    // benches and the fuzz targets.
+    for expected in [
+        "src/main.rs",
+        "tests/it/main.rs",
+        "tests/serial/main.rs",
+        "bench/gui_frames.rs",
+        "fuzz/fuzz_targets/squad_parser.rs",
+    ] {
+        assert!(
+            roots.contains(&root().join(expected)),
+            "{expected} is not among the crate roots checked: {roots:?}"
+        );
+    }
+    for crate_root in &roots {
+        let crate_dir = rel(crate_root);
+        let modules = Crate::load(crate_root);
         let edges = modules.edges();
         let circles = circles(&edges);
         let shown: Vec<String> = circles
@@ -76,7 +122,22 @@ fn no_two_files_of_the_core_or_the_cli_import_each_other() {
         );
         // The check sees real imports: the trainer uses the config, which
         // would be missed if paths did not resolve.
-        if crate_dir == "crates/core/src" {
+        let sees = |from: &str, to: &str| {
+            edges
+                .get(&root().join(from))
+                .is_some_and(|e| e.contains_key(&root().join(to)))
+        };
+        if crate_dir == "tests/it/main.rs" {
+            assert!(
+                sees("tests/it/gui.rs", "tests/common/mod.rs"),
+                "the GUI tests' use of tests/common (by #[path]) was not found"
+            );
+        }
+        if crate_dir == "crates/app/src/lib.rs" {
+            assert!(sees("crates/app/src/app.rs", "crates/app/src/live.rs"));
+            assert!(sees("crates/app/src/live.rs", "crates/app/src/context.rs"));
+        }
+        if crate_dir == "crates/core/src/lib.rs" {
             let trainer = root().join("crates/core/src/train/trainer.rs");
             assert!(
                 edges[&trainer]
@@ -86,6 +147,50 @@ fn no_two_files_of_the_core_or_the_cli_import_each_other() {
             );
         }
     }
+}
+
+/// The app's views: each owns its state and draws from the app context
+/// (crates/app/src/context.rs), never reaching into another view or the app.
+#[test]
+fn no_view_of_the_app_imports_another_view_or_the_app() {
+    let src = root().join("crates/app/src");
+    let views = [
+        "live.rs",
+        "results.rs",
+        "predictions.rs",
+        "playground.rs",
+        "new_run.rs",
+        "sweeps.rs",
+        "sidebar.rs",
+        "app.rs",
+    ];
+    let edges = Crate::load(&src.join("lib.rs")).edges();
+    let mut reaches = Vec::new();
+    for from in &views[..views.len() - 1] {
+        // What a view imports, directly or through the files it imports.
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![src.join(from)];
+        while let Some(file) = todo.pop() {
+            for (to, path) in edges.get(&file).into_iter().flatten() {
+                if seen.insert(to.clone()) {
+                    todo.push(to.clone());
+                    let name = to.file_name().unwrap().to_str().unwrap();
+                    if views.contains(&name) {
+                        reaches.push(format!("  {from} -> {} ({path})", rel(to)));
+                    }
+                }
+            }
+        }
+        assert!(
+            seen.contains(&src.join("context.rs")),
+            "{from} does not draw from the app context"
+        );
+    }
+    assert!(
+        reaches.is_empty(),
+        "views reaching other views or the app:\n{}",
+        reaches.join("\n")
+    );
 }
 
 /// The core's layers, lowest first, as ARCHITECTURE.md gives them: a module
@@ -195,6 +300,26 @@ fn the_check_finds_a_circle_and_lets_a_front_door_be() {
         names.iter().map(|n| dir.path().join(n)).collect()
     };
     assert_eq!(found, vec![files(&["a.rs", "b.rs"])]);
+
+    // A test crate's shared module, reached by `#[path]` from its main.rs,
+    // that names the file which imports it.
+    write(
+        "t/main.rs",
+        "#[path = \"../common/mod.rs\"]\nmod common;\nmod case;\n",
+    );
+    write(
+        "t/case.rs",
+        "use crate::common::helper;\npub struct Fixture;\n",
+    );
+    write(
+        "common/mod.rs",
+        "pub fn helper(_: crate::case::Fixture) {}\n",
+    );
+    let edges = Crate::load(&dir.path().join("t/main.rs")).edges();
+    assert_eq!(
+        circles(&edges),
+        vec![files(&["common/mod.rs", "t/case.rs"])]
+    );
 }
 
 fn rel(path: &Path) -> String {
@@ -321,7 +446,10 @@ impl Crate {
                             self.add_module(file, &dir.join(&name), Some(id), inner)
                         }
                         None => {
-                            let path = module_file(dir, &name, &module.attrs);
+                            // A crate root and a mod.rs declare from their own
+                            // folder; any other file from the one named after it.
+                            let owns_dir = file.parent() == Some(dir);
+                            let path = module_file(dir, owns_dir, &name, &module.attrs);
                             let parsed = parse(&path);
                             let child_dir = if path.file_name().is_some_and(|f| f == "mod.rs") {
                                 path.parent().unwrap().to_path_buf()
@@ -474,7 +602,7 @@ fn parse(path: &Path) -> syn::File {
 }
 
 /// The file of `mod name;` declared in `dir`, honouring `#[path]`.
-fn module_file(dir: &Path, name: &str, attrs: &[syn::Attribute]) -> PathBuf {
+fn module_file(dir: &Path, owns_dir: bool, name: &str, attrs: &[syn::Attribute]) -> PathBuf {
     for attr in attrs {
         if let syn::Meta::NameValue(nv) = &attr.meta {
             if nv.path.is_ident("path") {
@@ -484,8 +612,9 @@ fn module_file(dir: &Path, name: &str, attrs: &[syn::Attribute]) -> PathBuf {
                 }) = &nv.value
                 {
                     // `#[path]` is relative to the declaring file's folder:
-                    // `dir` for mod.rs and lib.rs, its parent otherwise.
-                    return dir.parent().unwrap().join(s.value());
+                    // `dir` for a crate root and a mod.rs, its parent otherwise.
+                    let base = if owns_dir { dir } else { dir.parent().unwrap() };
+                    return lexically_normal(&base.join(s.value()));
                 }
             }
         }
@@ -496,6 +625,21 @@ fn module_file(dir: &Path, name: &str, attrs: &[syn::Attribute]) -> PathBuf {
     } else {
         dir.join(name).join("mod.rs")
     }
+}
+
+/// `a/b/../c` as `a/c`: one file, one name, whichever way it was reached.
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn item_name(item: &syn::Item) -> Option<String> {

@@ -1,19 +1,30 @@
 //! The app: one frame drains the runs' events, re-reads the store when due,
 //! and draws the sidebar and the current tab. Nothing here blocks: training,
 //! loading predictions and answering questions all run on other threads.
+//!
+//! Each view owns its state and draws from an [`AppContext`] (context.rs);
+//! this file alone knows them all. What a view asks of the app (another
+//! tab, the file chooser, a config for the New run form) comes back as a
+//! [`Request`], done after the views have drawn.
 
-use super::browse::Browser;
+use super::browse::{Browser, Purpose};
+use super::capture::Captures;
+use super::close::Closing;
+use super::context::{self, AppContext, Notice, Request, View};
 use super::jobs::Jobs;
-use super::live::LiveCache;
+use super::live::LiveView;
 use super::new_run::NewRunForm;
 use super::playground::Playground;
 use super::predictions::PredictionsView;
 use super::results::ResultsView;
 use super::runs::Runs;
 use super::shots::ShotScript;
-use super::sidebar::SidebarState;
+use super::sidebar::{filter_id, RunsSidebar};
 use super::state::{Tab, UiState, STATE_KEY};
+use super::sweeps::SweepsView;
+use squadlab_core::report::Row;
 use squadlab_core::store::store_root;
+use squadlab_core::sweep::table::PointRow;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -30,40 +41,67 @@ pub struct AppOptions {
     pub screenshot_views: Vec<(Tab, String)>,
 }
 
-pub struct Notice {
-    pub text: String,
-    pub error: bool,
+/// The tabs' views, each with its own state.
+#[derive(Default)]
+struct Views {
+    live: LiveView,
+    results: ResultsView,
+    predictions: PredictionsView,
+    playground: Playground,
+    new_run: NewRunForm,
+    sweeps: SweepsView,
+    sidebar: RunsSidebar,
 }
 
-/// What closing the window does while runs train.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Closing {
-    No,
-    Asking,
-    /// Runs were asked to stop with a checkpoint; close when they have.
-    AfterCancel,
-    /// Close when the runs end by themselves.
-    AfterRuns,
+impl Views {
+    fn tab(&mut self, tab: Tab) -> &mut dyn View {
+        match tab {
+            Tab::Live => &mut self.live,
+            Tab::Results => &mut self.results,
+            Tab::Predictions => &mut self.predictions,
+            Tab::Playground => &mut self.playground,
+            Tab::NewRun => &mut self.new_run,
+            Tab::Sweeps => &mut self.sweeps,
+        }
+    }
+
+    fn all(&mut self) -> [&mut dyn View; 7] {
+        [
+            &mut self.live,
+            &mut self.results,
+            &mut self.predictions,
+            &mut self.playground,
+            &mut self.new_run,
+            &mut self.sweeps,
+            &mut self.sidebar,
+        ]
+    }
+
+    fn any_waiting(&self) -> bool {
+        self.predictions.is_waiting() || self.playground.is_waiting()
+    }
+}
+
+/// Which view a frame draws into: a tab's, or the runs sidebar.
+#[derive(Clone, Copy)]
+enum Pane {
+    Tab(Tab),
+    Sidebar,
 }
 
 pub struct SquadlabApp {
-    pub state: UiState,
-    pub runs: Runs,
-    pub jobs: Jobs,
+    state: UiState,
+    runs: Runs,
+    jobs: Jobs,
     /// When the store's queue was last looked at for runs to take.
     adopted_at: std::time::Instant,
-    pub new_run: NewRunForm,
-    pub predictions: PredictionsView,
-    pub results: ResultsView,
-    pub playground: Playground,
-    pub sweeps: super::sweeps::SweepsView,
-    pub notices: Vec<Notice>,
-    pub(super) sidebar: SidebarState,
-    pub(super) live: LiveCache,
-    pub(super) browser: Option<Browser>,
-    pub(super) closing: Closing,
-    pub(super) shots: Option<ShotScript>,
-    pub(super) captures: Vec<super::shots::Capture>,
+    views: Views,
+    notices: Vec<Notice>,
+    requests: Vec<Request>,
+    captures: Captures,
+    browser: Option<Browser>,
+    closing: Closing,
+    shots: Option<ShotScript>,
     /// Scripted runs leave the user's saved state alone.
     persist: bool,
 }
@@ -99,43 +137,76 @@ impl SquadlabApp {
                 .collect();
         }
         let mut app = Self {
-            new_run: NewRunForm::new(),
             state,
             runs,
             jobs: Jobs::default(),
             adopted_at: std::time::Instant::now(),
-            predictions: PredictionsView::default(),
-            results: ResultsView::default(),
-            playground: Playground::default(),
-            sweeps: Default::default(),
+            views: Views::default(),
             notices: Vec::new(),
-            sidebar: SidebarState::default(),
-            live: LiveCache::default(),
+            requests: Vec::new(),
+            captures: Captures::default(),
             browser: None,
             closing: Closing::No,
             shots: options
                 .screenshots
                 .clone()
                 .map(|dir| ShotScript::new(dir, options.screenshot_views.clone())),
-            captures: Vec::new(),
             persist: options.screenshots.is_none(),
         };
         app.runs.refresh(&app.state.selected, true);
         app
     }
 
+    /// Runs `draw` on one view with the context made from the app's other
+    /// parts, then does what the view asked for.
+    fn with_view<R>(
+        &mut self,
+        pane: Pane,
+        draw: impl FnOnce(&mut dyn View, &mut AppContext<'_>) -> R,
+    ) -> R {
+        let threads = self.views.new_run.threads;
+        let view: &mut dyn View = match pane {
+            Pane::Tab(tab) => self.views.tab(tab),
+            Pane::Sidebar => &mut self.views.sidebar,
+        };
+        let mut cx = AppContext {
+            runs: &mut self.runs,
+            state: &mut self.state,
+            jobs: &mut self.jobs,
+            notices: &mut self.notices,
+            captures: &mut self.captures,
+            requests: &mut self.requests,
+            threads,
+        };
+        let out = draw(view, &mut cx);
+        self.handle_requests();
+        out
+    }
+
+    fn handle_requests(&mut self) {
+        for request in std::mem::take(&mut self.requests) {
+            match request {
+                Request::Show(tab) => self.state.tab = tab,
+                Request::Browse(browser) => self.browser = Some(*browser),
+                Request::RereadStore => self.reread_store(),
+                Request::NewRunFrom { config, origin } => {
+                    self.views.new_run.load_config(*config, origin);
+                    self.state.tab = Tab::NewRun;
+                }
+            }
+        }
+    }
+
     pub fn notify(&mut self, text: impl Into<String>) {
-        self.notices.push(Notice {
-            text: text.into(),
-            error: false,
-        });
+        self.notices.push(Notice::info(text));
     }
 
     pub fn error(&mut self, text: impl Into<String>) {
-        self.notices.push(Notice {
-            text: text.into(),
-            error: true,
-        });
+        self.notices.push(Notice::error(text));
+    }
+
+    pub fn notices(&self) -> &[Notice] {
+        &self.notices
     }
 
     /// Switches to another store folder.
@@ -143,34 +214,110 @@ impl SquadlabApp {
         self.state.store = Some(root.clone());
         self.state.selected.clear();
         self.runs = Runs::open(root);
-        self.predictions = PredictionsView::default();
-        self.live = LiveCache::default();
-    }
-
-    /// A new file `<store>/exports/<what>-<UTC time>.<ext>` for an export.
-    pub fn export_path(&self, what: &str, ext: &str) -> PathBuf {
-        let stamp = squadlab_core::store::utc_stamp(std::time::SystemTime::now());
-        let file = format!("{what}-{stamp}.{ext}");
-        self.runs.store.root.join("exports").join(file)
-    }
-
-    /// Exports the selected runs' metrics as TensorBoard event files, one
-    /// folder per run under `<store>/exports/tensorboard/`; returns that folder.
-    pub fn export_tensorboard(&mut self) -> anyhow::Result<PathBuf> {
-        let root = self.runs.store.root.join("exports").join("tensorboard");
-        for id in self.state.selected.clone() {
-            let Some(view) = self.runs.get(&id) else {
-                continue;
-            };
-            let dir = view.entry.dir.clone();
-            squadlab_core::report::tensorboard::export_run_dir(&dir, &root.join(&id))?;
-        }
-        Ok(root)
+        self.views.predictions = PredictionsView::default();
+        self.views.live = LiveView::default();
     }
 
     /// The run whose details the single-run views show: the last one selected.
     pub fn primary(&self) -> Option<&str> {
         self.state.selected.last().map(String::as_str)
+    }
+
+    /// Selects a run; with `add`, toggles it in a multi-selection.
+    pub fn select(&mut self, id: String, add: bool) {
+        context::select(&mut self.state, &mut self.runs, id, add);
+    }
+
+    pub fn selected(&self) -> &[String] {
+        &self.state.selected
+    }
+
+    pub fn tab(&self) -> Tab {
+        self.state.tab
+    }
+
+    pub fn show(&mut self, tab: Tab) {
+        self.state.tab = tab;
+    }
+
+    /// The settings saved between sessions.
+    pub fn ui_state(&self) -> &UiState {
+        &self.state
+    }
+
+    pub fn ui_state_mut(&mut self) -> &mut UiState {
+        &mut self.state
+    }
+
+    pub fn runs(&self) -> &Runs {
+        &self.runs
+    }
+
+    pub fn runs_mut(&mut self) -> &mut Runs {
+        &mut self.runs
+    }
+
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    pub fn live(&self) -> &LiveView {
+        &self.views.live
+    }
+
+    pub fn results(&self) -> &ResultsView {
+        &self.views.results
+    }
+
+    pub fn results_mut(&mut self) -> &mut ResultsView {
+        &mut self.views.results
+    }
+
+    pub fn predictions(&self) -> &PredictionsView {
+        &self.views.predictions
+    }
+
+    pub fn predictions_mut(&mut self) -> &mut PredictionsView {
+        &mut self.views.predictions
+    }
+
+    pub fn playground(&self) -> &Playground {
+        &self.views.playground
+    }
+
+    pub fn playground_mut(&mut self) -> &mut Playground {
+        &mut self.views.playground
+    }
+
+    pub fn new_run(&self) -> &NewRunForm {
+        &self.views.new_run
+    }
+
+    pub fn new_run_mut(&mut self) -> &mut NewRunForm {
+        &mut self.views.new_run
+    }
+
+    pub fn sweeps(&self) -> &SweepsView {
+        &self.views.sweeps
+    }
+
+    pub fn sweeps_mut(&mut self) -> &mut SweepsView {
+        &mut self.views.sweeps
+    }
+
+    /// The Results view's rows for the selected runs.
+    pub fn result_rows(&self) -> anyhow::Result<Vec<Row>> {
+        self.views.results.rows(&self.runs, &self.state.selected)
+    }
+
+    /// The Sweeps view's rows for the sweep it shows.
+    pub fn sweep_rows(&mut self) -> Vec<PointRow> {
+        self.views.sweeps.rows(&self.runs)
+    }
+
+    /// Opens a sweep file in the Sweeps view, as its chooser would.
+    pub fn open_sweep_file(&mut self, path: PathBuf) {
+        self.views.sweeps.open_file(&self.runs.store, path);
     }
 
     /// One frame's work that draws nothing: events in, store re-read.
@@ -180,16 +327,22 @@ impl SquadlabApp {
         }
         if self.state.train_store_queue && self.adopted_at.elapsed() > Duration::from_secs(2) {
             self.adopted_at = std::time::Instant::now();
-            let threads = Some(self.new_run.threads);
+            let threads = Some(self.views.new_run.threads);
             for id in self.jobs.adopt(&self.runs.store, threads) {
                 self.notify(format!("taking queued run {id} from the store"));
             }
         }
         let changed = self.jobs.poll(ctx);
         self.runs.refresh(&self.state.selected, !changed.is_empty());
-        self.predictions.poll();
-        self.playground.poll();
-        self.poll_captures();
+        for view in self.views.all() {
+            view.poll();
+        }
+        for done in self.captures.finished() {
+            match done {
+                Ok(p) => self.notify(format!("wrote {}", p.display())),
+                Err(e) => self.error(format!("cannot save the PNG: {e}")),
+            }
+        }
     }
 
     /// Asks for the next frame when something will change without input.
@@ -197,8 +350,7 @@ impl SquadlabApp {
     /// busy frames keep coming, or its result would wait for a mouse move.
     /// Called after the views, which may have just started one.
     fn schedule_repaint(&self, ctx: &egui::Context) {
-        let waiting =
-            self.predictions.is_loading() || self.playground.is_busy() || !self.captures.is_empty();
+        let waiting = self.views.any_waiting() || !self.captures.is_empty();
         if self.runs.catching_up {
             ctx.request_repaint();
         } else if waiting {
@@ -226,15 +378,12 @@ impl SquadlabApp {
             ui.label("Store:");
             ui.monospace(self.runs.store.root.display().to_string());
             if ui.button("Open store…").clicked() {
-                self.browser = Some(Browser::folder(
-                    super::browse::Purpose::Store,
-                    &self.runs.store.root,
-                ));
+                self.browser = Some(Browser::folder(Purpose::Store, &self.runs.store.root));
             }
         });
     }
 
-    fn notices(&mut self, ui: &mut egui::Ui) {
+    fn notice_lines(&mut self, ui: &mut egui::Ui) {
         let mut dismissed = None;
         for (i, notice) in self.notices.iter().enumerate().rev().take(4) {
             ui.horizontal(|ui| {
@@ -274,7 +423,7 @@ impl SquadlabApp {
             self.state.tab = Tab::NewRun;
         }
         if pressed(Key::F) {
-            ctx.memory_mut(|m| m.request_focus(super::sidebar::filter_id()));
+            ctx.memory_mut(|m| m.request_focus(filter_id()));
         }
         if pressed(Key::R) {
             self.reread_store();
@@ -282,9 +431,46 @@ impl SquadlabApp {
     }
 
     /// Re-reads the store on request; a run scored again since is tested again.
-    pub(super) fn reread_store(&mut self) {
+    fn reread_store(&mut self) {
         self.runs.refresh(&self.state.selected, true);
-        self.results.tests.clear();
+        self.views.results.clear_tests();
+    }
+
+    /// The file chooser, while open; what it chose goes to the view it is for.
+    fn browser_window(&mut self, ctx: &egui::Context) {
+        let Some(browser) = &mut self.browser else {
+            return;
+        };
+        let purpose = browser.purpose();
+        let Some(outcome) = browser.window(ctx) else {
+            return;
+        };
+        self.browser = None;
+        let Some(path) = outcome else {
+            return;
+        };
+        match purpose {
+            Purpose::Store => self.open_store(path),
+            Purpose::SweepFile => self.views.sweeps.open_file(&self.runs.store, path),
+            other => self.views.new_run.chose_path(other, path),
+        }
+    }
+
+    /// Steps the screenshot script: shows its view and captures it once the
+    /// view has settled.
+    fn run_shots(&mut self, ctx: &egui::Context) {
+        let Some(mut script) = self.shots.take() else {
+            return;
+        };
+        let settled = match script.tab() {
+            Some(tab) => {
+                self.state.tab = tab;
+                self.with_view(Pane::Tab(tab), |view, cx| view.settle_for_screenshot(cx))
+            }
+            None => true,
+        };
+        script.step(ctx, settled);
+        self.shots = Some(script);
     }
 }
 
@@ -294,7 +480,7 @@ impl eframe::App for SquadlabApp {
     /// and queued runs started even when nothing is drawn.
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.tick(ctx);
-        self.handle_close(ctx);
+        self.closing.handle(ctx, &self.jobs);
     }
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
@@ -306,25 +492,23 @@ impl eframe::App for SquadlabApp {
         if !self.notices.is_empty() {
             egui::Panel::bottom("notices")
                 .frame(egui::Frame::side_top_panel(ui.style()))
-                .show(ui, |ui| self.notices(ui));
+                .show(ui, |ui| self.notice_lines(ui));
         }
         egui::Panel::left("runs")
             .resizable(true)
             .default_size(340.0)
             .frame(egui::Frame::side_top_panel(ui.style()))
-            .show(ui, |ui| self.sidebar(ui));
+            .show(ui, |ui| {
+                self.with_view(Pane::Sidebar, |view, cx| view.ui(ui, cx));
+            });
+        let tab = self.state.tab;
         egui::CentralPanel::default()
             .frame(egui::Frame::central_panel(ui.style()))
-            .show(ui, |ui| match self.state.tab {
-                Tab::Live => self.live_view(ui),
-                Tab::Results => self.results_view(ui),
-                Tab::Predictions => self.predictions_view(ui),
-                Tab::Playground => self.playground_view(ui),
-                Tab::NewRun => self.new_run_view(ui),
-                Tab::Sweeps => self.sweeps_view(ui),
+            .show(ui, |ui| {
+                self.with_view(Pane::Tab(tab), |view, cx| view.ui(ui, cx));
             });
         self.browser_window(&ctx);
-        self.close_dialog(&ctx);
+        self.closing.dialog(&ctx, &mut self.jobs);
         self.run_shots(&ctx);
         self.schedule_repaint(&ctx);
     }

@@ -2,7 +2,6 @@
 //! or native toolkit, so it works the same on a workstation, over X
 //! forwarding, and under Xvfb.
 
-use super::app::SquadlabApp;
 use std::path::{Path, PathBuf};
 
 /// What the chosen path is for.
@@ -133,13 +132,15 @@ impl Browser {
     }
 }
 
-impl SquadlabApp {
-    pub(super) fn browser_window(&mut self, ctx: &egui::Context) {
-        let Some(browser) = &mut self.browser else {
-            return;
-        };
-        let purpose = browser.purpose;
-        let title = match purpose {
+impl Browser {
+    pub fn purpose(&self) -> Purpose {
+        self.purpose
+    }
+
+    /// Draws the chooser's window: None while open, then the chosen path,
+    /// or None inside when it was dismissed.
+    pub fn window(&mut self, ctx: &egui::Context) -> Option<Option<PathBuf>> {
+        let title = match self.purpose {
             Purpose::Store => "Open a run store",
             Purpose::ModelFolder => "Choose a model folder",
             Purpose::TrainFile => "Choose the training file",
@@ -153,21 +154,10 @@ impl SquadlabApp {
             .open(&mut open)
             .collapsible(false)
             .default_width(520.0)
-            .show(ctx, |ui| outcome = browser.show(ui));
+            .show(ctx, |ui| outcome = self.show(ui));
         if !open {
             outcome = Some(Err(()));
         }
-        let Some(outcome) = outcome else {
-            return;
-        };
-        self.browser = None;
-        let Ok(path) = outcome else {
-            return;
-        };
-        match purpose {
-            Purpose::Store => self.open_store(path),
-            Purpose::SweepFile => self.sweeps.open_file(&self.runs.store, path),
-            other => self.new_run.chose_path(other, path),
-        }
+        outcome.map(Result::ok)
     }
 }

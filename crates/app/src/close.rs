@@ -1,31 +1,46 @@
 //! Closing the window while runs train: the user chooses between stopping them
 //! with a checkpoint (resumable later) and waiting for them to end.
 
-use super::app::{Closing, SquadlabApp};
+use super::jobs::Jobs;
 
-impl SquadlabApp {
-    pub(super) fn handle_close(&mut self, ctx: &egui::Context) {
+/// What closing the window does while runs train.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub enum Closing {
+    #[default]
+    No,
+    Asking,
+    /// Runs were asked to stop with a checkpoint; close when they have.
+    AfterCancel,
+    /// Close when the runs end by themselves.
+    AfterRuns,
+}
+
+impl Closing {
+    /// Holds a close request back while runs train, and closes once the
+    /// runs it waits for have ended.
+    pub fn handle(&mut self, ctx: &egui::Context, jobs: &Jobs) {
         let requested = ctx.input(|i| i.viewport().close_requested());
-        let active = self.jobs.active() > 0;
+        let active = jobs.active() > 0;
         if requested && active {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
-            if self.closing == Closing::No {
-                self.closing = Closing::Asking;
+            if *self == Closing::No {
+                *self = Closing::Asking;
             }
         }
-        if matches!(self.closing, Closing::AfterCancel | Closing::AfterRuns) && !active {
-            self.closing = Closing::No;
+        if matches!(*self, Closing::AfterCancel | Closing::AfterRuns) && !active {
+            *self = Closing::No;
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
     }
 
-    pub(super) fn close_dialog(&mut self, ctx: &egui::Context) {
-        if self.closing == Closing::No {
+    /// The question to the user, while there is one.
+    pub fn dialog(&mut self, ctx: &egui::Context, jobs: &mut Jobs) {
+        if *self == Closing::No {
             return;
         }
-        let active = self.jobs.active();
+        let active = jobs.active();
         egui::Modal::new(egui::Id::unique("close-while-training")).show(ctx, |ui| {
-            match self.closing {
+            match *self {
                 Closing::Asking => {
                     ui.heading(format!("{active} run(s) still training"));
                     ui.label("Nothing is lost either way: every step so far is in the run store.");
@@ -34,14 +49,14 @@ impl SquadlabApp {
                         .on_hover_text("Each run saves a checkpoint at its next step; resume it later from the sidebar or with `squadlab resume`.")
                         .clicked()
                     {
-                        self.jobs.cancel_all();
-                        self.closing = Closing::AfterCancel;
+                        jobs.cancel_all();
+                        *self = Closing::AfterCancel;
                     }
                     if ui.button("Keep the app open until they end, then close").clicked() {
-                        self.closing = Closing::AfterRuns;
+                        *self = Closing::AfterRuns;
                     }
                     if ui.button("Don't close").clicked() {
-                        self.closing = Closing::No;
+                        *self = Closing::No;
                     }
                 }
                 Closing::AfterCancel => {
@@ -61,7 +76,7 @@ impl SquadlabApp {
                 Closing::AfterRuns => {
                     ui.label(format!("The window closes when {active} run(s) end."));
                     if ui.button("Don't close").clicked() {
-                        self.closing = Closing::No;
+                        *self = Closing::No;
                     }
                 }
                 Closing::No => {}

@@ -2,110 +2,107 @@
 //! against step, one colour per run, with the final evaluation as a diamond
 //! and the best evaluation ringed.
 
-use super::app::SquadlabApp;
 use super::follow::Series;
-use super::widgets::series_color;
+use super::runs::Runs;
+use super::widgets::{hovered, series_color};
 use egui_plot::{Line, MarkerShape, Plot, PlotPoints, Points};
 use squadlab_core::train::EvalSummary;
 
-impl SquadlabApp {
-    /// Whether any selected run has evaluated during training.
-    pub(super) fn has_evals(&self, ids: &[String]) -> bool {
-        ids.iter().any(|id| {
-            self.runs
-                .get(id)
-                .is_some_and(|v| !v.follower.series.evals.is_empty())
-        })
-    }
+/// Whether any of these runs has evaluated during training.
+pub fn has_evals(runs: &Runs, ids: &[String]) -> bool {
+    ids.iter().any(|id| {
+        runs.get(id)
+            .is_some_and(|v| !v.follower.series.evals.is_empty())
+    })
+}
 
-    pub(super) fn eval_plot(&mut self, ui: &mut egui::Ui, ids: &[String], height: f32) {
-        let mut lines = Vec::new();
-        let mut points = Vec::new();
-        for (i, id) in ids.iter().enumerate() {
-            let Some(view) = self.runs.get(id) else {
-                continue;
-            };
-            let s = &view.follower.series;
-            if s.evals.is_empty() {
-                continue;
-            }
-            let name = self.series_name(id);
-            let color = series_color(i);
-            let f1: Vec<[f64; 2]> = s.evals.iter().map(|e| [e.step as f64, e.f1]).collect();
-            let em: Vec<[f64; 2]> = s
-                .evals
-                .iter()
-                .map(|e| [e.step as f64, e.exact_match])
-                .collect();
-            lines.push(
-                Line::new(format!("{name} F1"), PlotPoints::from(f1.clone()))
-                    .color(color)
-                    .width(1.5),
-            );
-            lines.push(
-                Line::new(format!("{name} EM"), PlotPoints::from(em))
-                    .color(color.gamma_multiply(0.6))
-                    .style(egui_plot::LineStyle::dashed_loose()),
-            );
+/// The plot of these runs' evaluations; `name` gives each run's legend name.
+pub fn eval_plot(
+    ui: &mut egui::Ui,
+    runs: &Runs,
+    ids: &[String],
+    name: impl Fn(&str) -> String,
+    height: f32,
+) {
+    let mut lines = Vec::new();
+    let mut points = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let Some(view) = runs.get(id) else {
+            continue;
+        };
+        let s = &view.follower.series;
+        if s.evals.is_empty() {
+            continue;
+        }
+        let name = name(id);
+        let color = series_color(i);
+        let f1: Vec<[f64; 2]> = s.evals.iter().map(|e| [e.step as f64, e.f1]).collect();
+        let em: Vec<[f64; 2]> = s
+            .evals
+            .iter()
+            .map(|e| [e.step as f64, e.exact_match])
+            .collect();
+        lines.push(
+            Line::new(format!("{name} F1"), PlotPoints::from(f1.clone()))
+                .color(color)
+                .width(1.5),
+        );
+        lines.push(
+            Line::new(format!("{name} EM"), PlotPoints::from(em))
+                .color(color.gamma_multiply(0.6))
+                .style(egui_plot::LineStyle::dashed_loose()),
+        );
+        points.push(
+            Points::new("", PlotPoints::from(f1))
+                .color(color)
+                .radius(2.5)
+                .allow_hover(false),
+        );
+        if let Some(best) = best_eval(s) {
             points.push(
-                Points::new("", PlotPoints::from(f1))
+                Points::new("", vec![[best.step as f64, best.f1]])
+                    .shape(MarkerShape::Circle)
+                    .filled(false)
+                    .radius(6.0)
                     .color(color)
-                    .radius(2.5)
                     .allow_hover(false),
             );
-            if let Some(best) = best_eval(s) {
-                points.push(
-                    Points::new("", vec![[best.step as f64, best.f1]])
-                        .shape(MarkerShape::Circle)
-                        .filled(false)
-                        .radius(6.0)
-                        .color(color)
-                        .allow_hover(false),
-                );
-            }
-            if let Some(fin) = &s.eval {
-                points.push(
-                    Points::new(format!("{name} final F1"), vec![[fin.step as f64, fin.f1]])
-                        .shape(MarkerShape::Diamond)
-                        .radius(5.0)
-                        .color(color),
-                );
-            }
         }
-        ui.label(egui::RichText::new("F1 (solid) and EM (dashed) of the evaluations during training; ring: best, diamond: final F1").strong());
-        // No legend: it would cover the points; the colours are the loss
-        // plot's, and hovering names each curve.
-        Plot::new("live-eval")
-            .height(height)
-            .include_y(0.0)
-            .link_axis(egui::Id::unique("live-x"), [true, false])
-            .link_cursor(egui::Id::unique("live-x"), [true, false])
-            .x_axis_label("step")
-            .label_formatter(|hover| {
-                let (name, p) = match hover {
-                    egui_plot::HoverPosition::NearDataPoint {
-                        plot_name,
-                        position,
-                        ..
-                    } => (*plot_name, *position),
-                    egui_plot::HoverPosition::Elsewhere { position } => ("", *position),
-                };
-                Some(format!("{name}\nstep {:.0}\n{:.2}", p.x, p.y))
-            })
-            .show(ui, |plot_ui| {
-                for line in lines {
-                    plot_ui.line(line);
-                }
-                for p in points {
-                    plot_ui.points(p);
-                }
-            });
+        if let Some(fin) = &s.eval {
+            points.push(
+                Points::new(format!("{name} final F1"), vec![[fin.step as f64, fin.f1]])
+                    .shape(MarkerShape::Diamond)
+                    .radius(5.0)
+                    .color(color),
+            );
+        }
     }
+    ui.label(egui::RichText::new("F1 (solid) and EM (dashed) of the evaluations during training; ring: best, diamond: final F1").strong());
+    // No legend: it would cover the points; the colours are the loss
+    // plot's, and hovering names each curve.
+    Plot::new("live-eval")
+        .height(height)
+        .include_y(0.0)
+        .link_axis(egui::Id::unique("live-x"), [true, false])
+        .link_cursor(egui::Id::unique("live-x"), [true, false])
+        .x_axis_label("step")
+        .label_formatter(|hover| {
+            let (name, p) = hovered(hover);
+            Some(format!("{name}\nstep {:.0}\n{:.2}", p.x, p.y))
+        })
+        .show(ui, |plot_ui| {
+            for line in lines {
+                plot_ui.line(line);
+            }
+            for p in points {
+                plot_ui.points(p);
+            }
+        });
 }
 
 /// The best in-training evaluation by the run's `metric_for_best_model`;
 /// the first of equals, as the trainer chooses.
-pub(super) fn best_eval(s: &Series) -> Option<&EvalSummary> {
+pub fn best_eval(s: &Series) -> Option<&EvalSummary> {
     let (metric, greater) = s
         .started
         .as_ref()

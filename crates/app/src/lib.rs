@@ -5,7 +5,9 @@
 
 mod app;
 mod browse;
+mod capture;
 mod close;
+mod context;
 mod curves;
 mod eval_plot;
 mod follow;
@@ -22,22 +24,29 @@ mod results;
 mod runs;
 mod shots;
 mod sidebar;
+mod spans;
 mod state;
 mod sweep_table;
 mod sweeps;
 mod widgets;
 
-pub use app::{AppOptions, Notice, SquadlabApp};
+pub use app::{AppOptions, SquadlabApp};
+pub use context::{AppContext, Notice, Request, View};
 pub use follow::{Follower, Series};
 pub use jobs::{Job, JobState, Jobs};
+pub use live::LiveView;
 pub use memory_line::{
     tone as memory_tone, Locator, MemoryProbe, Planned, Tone as MemoryTone, SETTLE as MEMORY_SETTLE,
 };
 pub use new_run::{DataMode, NewRunForm};
+pub use playground::Playground;
 pub use predictions::{filter_questions, Category, Filter, PredictionsView, Sort};
 pub use predictions_data::{PredictionSet, Question};
 pub use results::PairTest;
+pub use results::ResultsView;
+pub use runs::{RunView, Runs};
 pub use shots::parse_view as parse_screenshot_view;
+pub use sidebar::RunsSidebar;
 pub use state::{Tab, UiState};
 pub use sweeps::{SortKey, SweepsView};
 

@@ -2,10 +2,12 @@
 //! against step, overlaid, smoothed, with epoch markers, beside each run's
 //! speed, progress, device and scores.
 
-use super::app::SquadlabApp;
+use super::context::{AppContext, Request, View};
 use super::curves::{decimate, Ema, Envelope};
+use super::eval_plot::{best_eval, eval_plot, has_evals};
 use super::follow::Series;
-use super::widgets::{duration, series_color};
+use super::state::Tab;
+use super::widgets::{duration, hovered, series_color};
 use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 use squadlab_core::store::{holder, hostname, Holder};
 use std::collections::HashMap;
@@ -54,7 +56,7 @@ type CurveId = (String, Metric, bool);
 /// Smoothed curves, recomputed only when a run's data or the smoothing
 /// changes, and the points last drawn for each curve.
 #[derive(Default)]
-pub(super) struct LiveCache {
+pub struct LiveView {
     /// Per curve: the series' rewrite count and the EMA, extended as steps arrive.
     smooth: HashMap<(String, Metric), (u64, Ema)>,
     drawn: HashMap<CurveId, (DrawKey, Vec<[f64; 2]>)>,
@@ -68,7 +70,7 @@ pub(super) struct LiveCache {
     pub plots_rect: Option<egui::Rect>,
 }
 
-impl LiveCache {
+impl LiveView {
     fn smoothed(&mut self, id: &str, metric: Metric, s: &Series, weight: f32) -> &[f64] {
         let weight = f64::from(weight);
         let key = (id.to_string(), metric);
@@ -178,34 +180,15 @@ fn to_axis(points: Vec<[f64; 2]>, log: bool) -> Vec<[f64; 2]> {
         .collect()
 }
 
-impl SquadlabApp {
-    /// A run's name in legends: its label, with its id when another selected
-    /// run has the same label (legend entries of one name merge).
-    pub(super) fn series_name(&self, id: &str) -> String {
-        let label = |id: &str| self.runs.get(id).map_or(id.to_string(), |v| v.label());
-        let mine = label(id);
-        let clash = self
-            .state
-            .selected
-            .iter()
-            .filter(|o| label(o) == mine)
-            .count()
-            > 1;
-        if clash {
-            format!("{mine} ({id})")
-        } else {
-            mine
-        }
-    }
-
-    pub(super) fn live_view(&mut self, ui: &mut egui::Ui) {
-        let ids = self.state.selected.clone();
+impl View for LiveView {
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut AppContext<'_>) {
+        let ids = cx.state.selected.clone();
         if ids.is_empty() {
-            if self.runs.views.is_empty() {
+            if cx.runs.views.is_empty() {
                 ui.label("This store has no runs yet.");
                 ui.label("Start one from a preset (minilm-300q.ron trains in about ten minutes on a CPU), or open another store.");
                 if ui.button("New run (Ctrl+N)").clicked() {
-                    self.state.tab = super::state::Tab::NewRun;
+                    cx.request(Request::Show(Tab::NewRun));
                 }
             } else {
                 ui.weak("Select one or more runs in the sidebar (Ctrl+click adds more), or start one under New run (Ctrl+N).");
@@ -214,25 +197,25 @@ impl SquadlabApp {
         }
         ui.horizontal(|ui| {
             ui.label("Smoothing");
-            ui.add(egui::Slider::new(&mut self.state.smoothing, 0.0..=0.999));
-            ui.checkbox(&mut self.state.show_raw, "raw (faint)");
-            ui.checkbox(&mut self.state.log_loss, "log-scale loss");
-            ui.checkbox(&mut self.state.every_point, "every point")
+            ui.add(egui::Slider::new(&mut cx.state.smoothing, 0.0..=0.999));
+            ui.checkbox(&mut cx.state.show_raw, "raw (faint)");
+            ui.checkbox(&mut cx.state.log_loss, "log-scale loss");
+            ui.checkbox(&mut cx.state.every_point, "every point")
                 .on_hover_text("Draw every logged point instead of the extremes of each pixel column: exact, and slow on long runs");
             if ui.button("Save plots as PNG…").clicked() {
-                self.save_png(ui.ctx(), self.live.plots_rect, "plots");
+                cx.save_png(ui.ctx(), self.plots_rect, "plots");
             }
             if ui
                 .button("Export to TensorBoard")
                 .on_hover_text("Event files of the selected runs, for TensorBoard, wandb sync, Aim or the Hub")
                 .clicked()
             {
-                match self.export_tensorboard() {
-                    Ok(dir) => self.notify(format!(
+                match export_tensorboard(cx) {
+                    Ok(dir) => cx.notify(format!(
                         "wrote the runs' event files; view them with: tensorboard --logdir {}",
                         dir.display()
                     )),
-                    Err(e) => self.error(format!("TensorBoard export failed: {e:#}")),
+                    Err(e) => cx.error(format!("TensorBoard export failed: {e:#}")),
                 }
             }
         });
@@ -242,35 +225,44 @@ impl SquadlabApp {
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     for (i, id) in ids.iter().enumerate() {
-                        self.run_stats(ui, i, id);
+                        self.run_stats(ui, cx, i, id);
                         ui.separator();
                     }
                 })
             });
-        let plots = if self.has_evals(&ids) { 4.0 } else { 3.0 };
+        let plots = if has_evals(cx.runs, &ids) { 4.0 } else { 3.0 };
         // Each plot's title and x axis take about 40 points.
         let height = ((ui.available_height() - plots * 40.0) / plots).max(120.0);
         let top = ui.cursor().min;
         for metric in Metric::ALL {
-            self.metric_plot(ui, metric, &ids, height);
+            self.metric_plot(ui, cx, metric, &ids, height);
         }
         if plots > 3.0 {
-            self.eval_plot(ui, &ids, height);
+            let name = |id: &str| cx.series_name(id);
+            eval_plot(ui, cx.runs, &ids, name, height);
         }
-        self.live.plots_rect = Some(egui::Rect::from_min_max(top, ui.min_rect().max));
+        self.plots_rect = Some(egui::Rect::from_min_max(top, ui.min_rect().max));
     }
+}
 
-    fn metric_plot(&mut self, ui: &mut egui::Ui, metric: Metric, ids: &[String], height: f32) {
-        let log = metric == Metric::Loss && self.state.log_loss;
-        let weight = self.state.smoothing;
-        let show_raw = self.state.show_raw;
+impl LiveView {
+    fn metric_plot(
+        &mut self,
+        ui: &mut egui::Ui,
+        cx: &mut AppContext<'_>,
+        metric: Metric,
+        ids: &[String],
+        height: f32,
+    ) {
+        let log = metric == Metric::Loss && cx.state.log_loss;
+        let weight = cx.state.smoothing;
+        let show_raw = cx.state.show_raw;
         let range = self
-            .live
             .visible
             .get(&metric)
             .copied()
             .unwrap_or((f64::MIN, f64::MAX));
-        let buckets = if self.state.every_point {
+        let buckets = if cx.state.every_point {
             usize::MAX / 4
         } else {
             (ui.available_width() as usize).clamp(100, 4000)
@@ -278,19 +270,17 @@ impl SquadlabApp {
         let mut lines = Vec::new();
         let mut epochs = Vec::new();
         for (i, id) in ids.iter().enumerate() {
-            let Some(view) = self.runs.get(id) else {
+            let Some(view) = cx.runs.get(id) else {
                 continue;
             };
             let s = &view.follower.series;
             if s.is_empty() {
                 continue;
             }
-            let name = self.series_name(id);
+            let name = cx.series_name(id);
             let color = series_color(i);
             if show_raw && weight > 0.0 {
-                let raw = self
-                    .live
-                    .drawn(id, metric, s, false, weight, range, buckets, log);
+                let raw = self.drawn(id, metric, s, false, weight, range, buckets, log);
                 // Unnamed: the raw curve stays out of the legend and the hover.
                 lines.push(
                     Line::new("", PlotPoints::from(raw))
@@ -298,9 +288,7 @@ impl SquadlabApp {
                         .allow_hover(false),
                 );
             }
-            let drawn = self
-                .live
-                .drawn(id, metric, s, true, weight, range, buckets, log);
+            let drawn = self.drawn(id, metric, s, true, weight, range, buckets, log);
             lines.push(
                 Line::new(name, PlotPoints::from(drawn))
                     .color(color)
@@ -316,14 +304,7 @@ impl SquadlabApp {
             .link_cursor(egui::Id::unique("live-x"), [true, false])
             .x_axis_label("step")
             .label_formatter(move |hover| {
-                let (name, p) = match hover {
-                    egui_plot::HoverPosition::NearDataPoint {
-                        plot_name,
-                        position,
-                        ..
-                    } => (*plot_name, *position),
-                    egui_plot::HoverPosition::Elsewhere { position } => ("", *position),
-                };
+                let (name, p) = hovered(hover);
                 let y = if log { 10f64.powf(p.y) } else { p.y };
                 Some(format!("{name}\nstep {:.0}\n{}", p.x, value_text(y)))
             })
@@ -356,23 +337,23 @@ impl SquadlabApp {
         } else {
             (b.min()[0], b.max()[0])
         };
-        self.live.visible.insert(metric, visible);
+        self.visible.insert(metric, visible);
     }
 
-    fn run_stats(&self, ui: &mut egui::Ui, index: usize, id: &str) {
-        let Some(view) = self.runs.get(id) else {
+    fn run_stats(&self, ui: &mut egui::Ui, cx: &mut AppContext<'_>, index: usize, id: &str) {
+        let Some(view) = cx.runs.get(id) else {
             return;
         };
         let s = &view.follower.series;
         ui.colored_label(
             series_color(index),
-            egui::RichText::new(self.series_name(id)).strong(),
+            egui::RichText::new(cx.series_name(id)).strong(),
         );
         ui.colored_label(
             super::widgets::status_color(view.entry.shown),
             view.entry.shown.as_str(),
         );
-        if let Some(job) = self.jobs.get(id) {
+        if let Some(job) = cx.jobs.get(id) {
             ui.weak(&job.status);
         }
         egui::Grid::new(("stats", id))
@@ -423,7 +404,7 @@ impl SquadlabApp {
                         row("memory", rss);
                     }
                 }
-                if let Some(best) = super::eval_plot::best_eval(s) {
+                if let Some(best) = best_eval(s) {
                     row(
                         "best F1",
                         format!("{:.2} (step {}, {} q)", best.f1, best.step, best.total),
@@ -445,6 +426,19 @@ impl SquadlabApp {
             ui.colored_label(ui.visuals().warn_fg_color, p);
         }
     }
+}
+
+/// Exports the selected runs' metrics as TensorBoard event files, one
+/// folder per run under `<store>/exports/tensorboard/`; returns that folder.
+fn export_tensorboard(cx: &AppContext<'_>) -> anyhow::Result<std::path::PathBuf> {
+    let root = cx.runs.store.root.join("exports").join("tensorboard");
+    for id in &cx.state.selected {
+        let Some(view) = cx.runs.get(id) else {
+            continue;
+        };
+        squadlab_core::report::tensorboard::export_run_dir(&view.entry.dir, &root.join(id))?;
+    }
+    Ok(root)
 }
 
 /// Resident memory of the process writing a run, when it runs on this host.

@@ -2,8 +2,9 @@
 //! past run, checked by the same validation as the CLI on every edit, then
 //! queued for the device.
 
-use super::app::SquadlabApp;
 use super::browse::{Browser, Purpose};
+use super::context::{AppContext, Request, View};
+use super::state::Tab;
 use squadlab_core::config::{
     DType, DataSource, Device, Graph, ModelSource, RunConfig, SaveStrategy,
 };
@@ -282,12 +283,12 @@ fn optional_count(ui: &mut egui::Ui, value: &mut Option<usize>, default: usize) 
     }
 }
 
-impl SquadlabApp {
-    pub(super) fn new_run_view(&mut self, ui: &mut egui::Ui) {
+impl View for NewRunForm {
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut AppContext<'_>) {
         ui.horizontal(|ui| {
             ui.label("Start from");
             egui::ComboBox::from_id_salt("preset")
-                .selected_text(&self.new_run.origin)
+                .selected_text(&self.origin)
                 .width(320.0)
                 .show_ui(ui, |ui| {
                     for (name, config) in presets() {
@@ -297,7 +298,7 @@ impl SquadlabApp {
                                     .selectable_label(false, format!("preset {name}"))
                                     .clicked()
                                 {
-                                    self.new_run.load_config(c, format!("preset {name}"));
+                                    self.load_config(c, format!("preset {name}"));
                                 }
                             }
                             Err(e) => {
@@ -307,16 +308,19 @@ impl SquadlabApp {
                     }
                 });
             if ui.button("Open config…").clicked() {
-                self.browser = Some(Browser::file(Purpose::ConfigFile, Path::new("experiments")));
+                cx.request(Request::Browse(Box::new(Browser::file(
+                    Purpose::ConfigFile,
+                    Path::new("experiments"),
+                ))));
             }
             ui.weak("or “Clone config” on any run in the sidebar");
         });
         ui.separator();
-        let (config, mut problems) = self.new_run.build();
+        let (config, mut problems) = self.build();
         // While the model field is typed in, the model is looked for only
         // once its text settles (memory_line.rs).
         let typing = ui.ctx().memory(|m| m.has_focus(model_field_id()));
-        let planned = self.new_run.memory.plan(&config, ui.ctx(), typing);
+        let planned = self.memory.plan(&config, ui.ctx(), typing);
         let fit = planned.fit();
         if let Some(fit) = fit.filter(|f| f.refuse) {
             problems.push(format!("per_device_train_batch_size: {}", fit.message));
@@ -330,7 +334,7 @@ impl SquadlabApp {
                 egui::Grid::new("new-run")
                     .num_columns(2)
                     .spacing([12.0, 6.0])
-                    .show(ui, |ui| self.form_fields(ui, &problems));
+                    .show(ui, |ui| self.form_fields(ui, cx, &problems));
             });
         ui.separator();
         for p in problems
@@ -343,16 +347,14 @@ impl SquadlabApp {
         ui.horizontal(|ui| {
             let ok = problems.is_empty() && !waiting;
             if ui.add_enabled(ok, egui::Button::new("Launch")).clicked() {
-                self.launch(config);
+                self.launch(cx, config);
             }
-            let running = self
-                .jobs
+            let running = cx.jobs
                 .list
                 .iter()
                 .filter(|j| matches!(j.state, super::jobs::JobState::Running))
                 .count();
-            let queued = self
-                .jobs
+            let queued = cx.jobs
                 .list
                 .iter()
                 .filter(|j| matches!(j.state, super::jobs::JobState::Queued))
@@ -362,14 +364,34 @@ impl SquadlabApp {
             ));
         });
         ui.checkbox(
-            &mut self.state.train_store_queue,
+            &mut cx.state.train_store_queue,
             "Also train runs queued in the store by the CLI or a sweep",
         )
         .on_hover_text("this app takes them as a `squadlab worker` would; a worker may take this app's queued runs too");
     }
+}
 
-    fn form_fields(&mut self, ui: &mut egui::Ui, problems: &[String]) {
-        let f = &mut self.new_run;
+impl NewRunForm {
+    /// The form, section by section, in a two-column grid: each field with
+    /// the validation problems that name it.
+    fn form_fields(&mut self, ui: &mut egui::Ui, cx: &mut AppContext<'_>, problems: &[String]) {
+        let mut browse = self.source_fields(ui, problems);
+        browse = browse.or(self.data_fields(ui, problems));
+        let c = &mut self.config;
+        window_fields(ui, problems, c);
+        optimisation_fields(ui, problems, c);
+        checkpoint_fields(ui, problems, c);
+        evaluation_fields(ui, problems, c);
+        device_fields(ui, problems, c);
+        self.run_fields(ui, problems);
+        if let Some(browser) = browse {
+            cx.request(Request::Browse(Box::new(browser)));
+        }
+    }
+
+    /// Name and model; a chooser to open, if the model's folder button was clicked.
+    fn source_fields(&mut self, ui: &mut egui::Ui, problems: &[String]) -> Option<Browser> {
+        let f = self;
         let mut browse = None;
         field(ui, problems, "name", "Name", |ui| {
             ui.add(egui::TextEdit::singleline(&mut f.config.name).desired_width(300.0));
@@ -386,6 +408,13 @@ impl SquadlabApp {
             }
             family_menu(ui, &mut f.model);
         });
+        browse
+    }
+
+    /// The data's source: the hub, or local files.
+    fn data_fields(&mut self, ui: &mut egui::Ui, problems: &[String]) -> Option<Browser> {
+        let f = self;
+        let mut browse = None;
         field(ui, problems, "data", "Data", |ui| {
             ui.radio_value(&mut f.data_mode, DataMode::Hub, "SQuAD from the hub");
             ui.radio_value(&mut f.data_mode, DataMode::Local, "local files");
@@ -416,80 +445,127 @@ impl SquadlabApp {
                 });
             }
         }
-        let c = &mut f.config;
-        field(
-            ui,
-            problems,
-            "data.max_train_samples",
-            "Training questions (first N)",
-            |ui| optional_count(ui, &mut c.data.max_train_samples, 1000),
+        browse
+    }
+
+    /// The threads this app trains with, tags and notes.
+    fn run_fields(&mut self, ui: &mut egui::Ui, problems: &[String]) {
+        let f = self;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        field(ui, problems, "threads", "Threads", |ui| {
+            ui.add(egui::DragValue::new(&mut f.threads).range(1..=cores));
+            ui.weak(format!("of {cores} cores"));
+        });
+        field(ui, problems, "tags", "Tags", |ui| {
+            ui.add(egui::TextEdit::singleline(&mut f.tags).hint_text("comma, separated"));
+        });
+        field(ui, problems, "notes", "Notes", |ui| {
+            ui.add(egui::TextEdit::multiline(&mut f.notes).desired_rows(2));
+        });
+    }
+
+    /// Creates the run folder and queues the run; it starts when its device is free.
+    pub fn launch(&mut self, cx: &mut AppContext<'_>, config: RunConfig) {
+        let tags = self.tag_list();
+        let result = squadlab_core::store::new_run(&cx.runs.store, &config, &tags, &self.notes)
+            .and_then(|(dir, record)| {
+                let id = record.id.clone();
+                cx.jobs
+                    .submit(dir, record, config, None, Some(self.threads))?;
+                Ok(id)
+            });
+        match result {
+            Ok(id) => {
+                cx.notify(format!("queued run {id}"));
+                self.launched = Some(id.clone());
+                cx.state.selected = vec![id];
+                cx.request(Request::Show(Tab::Live));
+                cx.runs.refresh(&cx.state.selected, true);
+            }
+            Err(e) => cx.error(format!("cannot launch: {e:#}")),
+        }
+    }
+}
+
+/// How much of the data, and how it is cut into windows.
+fn window_fields(ui: &mut egui::Ui, problems: &[String], c: &mut RunConfig) {
+    field(
+        ui,
+        problems,
+        "data.max_train_samples",
+        "Training questions (first N)",
+        |ui| optional_count(ui, &mut c.data.max_train_samples, 1000),
+    );
+    field(
+        ui,
+        problems,
+        "data.max_eval_samples",
+        "Eval questions (first N)",
+        |ui| optional_count(ui, &mut c.data.max_eval_samples, 1000),
+    );
+    field(
+        ui,
+        problems,
+        "data.max_context_chars",
+        "Longest context (chars)",
+        |ui| {
+            ui.add(egui::DragValue::new(&mut c.data.max_context_chars).range(1..=usize::MAX))
+                .on_hover_text("A longer context is a broken file: the load stops and says so");
+        },
+    );
+    field(ui, problems, "max_seq_length", "Max length", |ui| {
+        ui.add(egui::DragValue::new(&mut c.max_seq_length));
+    });
+    field(ui, problems, "doc_stride", "Stride", |ui| {
+        ui.add(egui::DragValue::new(&mut c.doc_stride));
+    });
+    field(ui, problems, "dynamic_padding", "Padding", |ui| {
+        ui.checkbox(&mut c.dynamic_padding, "to each batch's longest window")
+            .on_hover_text("Faster; the reference pads every window to max length");
+    });
+}
+
+/// Batches, the schedule and the optimiser's settings.
+fn optimisation_fields(ui: &mut egui::Ui, problems: &[String], c: &mut RunConfig) {
+    field(
+        ui,
+        problems,
+        "per_device_train_batch_size",
+        "Batch size",
+        |ui| {
+            ui.add(egui::DragValue::new(&mut c.per_device_train_batch_size));
+        },
+    );
+    field(
+        ui,
+        problems,
+        "gradient_accumulation_steps",
+        "Gradient accumulation",
+        |ui| {
+            ui.add(egui::DragValue::new(&mut c.gradient_accumulation_steps));
+        },
+    );
+    field(ui, problems, "num_train_epochs", "Epochs", |ui| {
+        ui.add(egui::DragValue::new(&mut c.num_train_epochs).speed(0.1));
+    });
+    field(ui, problems, "max_steps", "Max steps", |ui| {
+        let mut v = c.max_steps.map(|s| s as usize);
+        optional_count(ui, &mut v, 100);
+        c.max_steps = v.map(|s| s as u64);
+    });
+    field(ui, problems, "learning_rate", "Learning rate", |ui| {
+        ui.add(
+            egui::DragValue::new(&mut c.learning_rate)
+                .speed(1e-6)
+                .custom_formatter(|v, _| format!("{v:.2e}")),
         );
-        field(
-            ui,
-            problems,
-            "data.max_eval_samples",
-            "Eval questions (first N)",
-            |ui| optional_count(ui, &mut c.data.max_eval_samples, 1000),
-        );
-        field(
-            ui,
-            problems,
-            "data.max_context_chars",
-            "Longest context (chars)",
-            |ui| {
-                ui.add(egui::DragValue::new(&mut c.data.max_context_chars).range(1..=usize::MAX))
-                    .on_hover_text("A longer context is a broken file: the load stops and says so");
-            },
-        );
-        field(ui, problems, "max_seq_length", "Max length", |ui| {
-            ui.add(egui::DragValue::new(&mut c.max_seq_length));
-        });
-        field(ui, problems, "doc_stride", "Stride", |ui| {
-            ui.add(egui::DragValue::new(&mut c.doc_stride));
-        });
-        field(ui, problems, "dynamic_padding", "Padding", |ui| {
-            ui.checkbox(&mut c.dynamic_padding, "to each batch's longest window")
-                .on_hover_text("Faster; the reference pads every window to max length");
-        });
-        field(
-            ui,
-            problems,
-            "per_device_train_batch_size",
-            "Batch size",
-            |ui| {
-                ui.add(egui::DragValue::new(&mut c.per_device_train_batch_size));
-            },
-        );
-        field(
-            ui,
-            problems,
-            "gradient_accumulation_steps",
-            "Gradient accumulation",
-            |ui| {
-                ui.add(egui::DragValue::new(&mut c.gradient_accumulation_steps));
-            },
-        );
-        field(ui, problems, "num_train_epochs", "Epochs", |ui| {
-            ui.add(egui::DragValue::new(&mut c.num_train_epochs).speed(0.1));
-        });
-        field(ui, problems, "max_steps", "Max steps", |ui| {
-            let mut v = c.max_steps.map(|s| s as usize);
-            optional_count(ui, &mut v, 100);
-            c.max_steps = v.map(|s| s as u64);
-        });
-        field(ui, problems, "learning_rate", "Learning rate", |ui| {
-            ui.add(
-                egui::DragValue::new(&mut c.learning_rate)
-                    .speed(1e-6)
-                    .custom_formatter(|v, _| format!("{v:.2e}")),
-            );
-        });
-        field(ui, problems, "weight_decay", "Weight decay", |ui| {
-            ui.add(egui::DragValue::new(&mut c.weight_decay).speed(0.001));
-        });
-        field(ui, problems, "lr_scheduler_type", "LR schedule", |ui| {
-            use squadlab_core::config::LrSchedulerType as L;
-            egui::ComboBox::from_id_salt("lr-schedule")
+    });
+    field(ui, problems, "weight_decay", "Weight decay", |ui| {
+        ui.add(egui::DragValue::new(&mut c.weight_decay).speed(0.001));
+    });
+    field(ui, problems, "lr_scheduler_type", "LR schedule", |ui| {
+        use squadlab_core::config::LrSchedulerType as L;
+        egui::ComboBox::from_id_salt("lr-schedule")
                 .selected_text(format!("{:?}", c.lr_scheduler_type))
                 .show_ui(ui, |ui| {
                     for kind in [
@@ -505,154 +581,128 @@ impl SquadlabApp {
                 })
                 .response
                 .on_hover_text("Hugging Face's lr_scheduler_type; its kwargs (num_cycles, power, lr_end) are set in the config file");
-        });
-        field(ui, problems, "warmup_ratio", "Warmup ratio", |ui| {
-            ui.add(egui::DragValue::new(&mut c.warmup_ratio).speed(0.01));
-        });
-        field(ui, problems, "max_grad_norm", "Max grad norm", |ui| {
-            ui.add(egui::DragValue::new(&mut c.max_grad_norm).speed(0.1));
-        });
-        field(ui, problems, "seed", "Seed", |ui| {
-            ui.add(egui::DragValue::new(&mut c.seed));
-        });
-        field(ui, problems, "logging_steps", "Log every N steps", |ui| {
-            ui.add(egui::DragValue::new(&mut c.logging_steps));
-        });
-        field(ui, problems, "save_strategy", "Checkpoints", |ui| {
-            for (s, label) in [
-                (SaveStrategy::No, "none"),
-                (SaveStrategy::Epoch, "each epoch"),
-                (SaveStrategy::Steps, "every N steps"),
-            ] {
-                ui.radio_value(&mut c.save_strategy, s, label);
-            }
-            if c.save_strategy == SaveStrategy::Steps {
-                ui.add(egui::DragValue::new(&mut c.save_steps).prefix("N = "));
-            }
-        });
-        field(ui, problems, "save_total_limit", "Keep checkpoints", |ui| {
-            optional_count(ui, &mut c.save_total_limit, 2)
-        });
-        field(
-            ui,
-            problems,
-            "eval_strategy",
-            "Evaluate during training",
-            |ui| {
-                use squadlab_core::config::EvalStrategy as E;
-                for (s, label) in [
-                    (E::No, "no"),
-                    (E::Epoch, "each epoch"),
-                    (E::Steps, "every N steps"),
-                ] {
-                    ui.radio_value(&mut c.eval_strategy, s, label);
-                }
-                if c.eval_strategy == E::Steps {
-                    let mut every = c.eval_every();
-                    ui.add(egui::DragValue::new(&mut every).prefix("N = "));
-                    c.eval_steps = Some(every);
-                }
-            },
-        );
-        if c.eval_strategy != squadlab_core::config::EvalStrategy::No {
-            field(
-                ui,
-                problems,
-                "in_training_eval_samples",
-                "In-training questions",
-                |ui| {
-                    optional_count(ui, &mut c.in_training_eval_samples, 500);
-                    ui.weak("first N questions; off: all (the final evaluation always scores all)");
-                },
-            );
-            field(
-                ui,
-                problems,
-                "load_best_model_at_end",
-                "Load best at end",
-                |ui| {
-                    use squadlab_core::config::BestMetric as B;
-                    ui.checkbox(&mut c.load_best_model_at_end, "");
-                    let mut metric = c.metric_for_best_model.unwrap_or_default();
-                    ui.label("by");
-                    ui.radio_value(&mut metric, B::F1, "F1");
-                    ui.radio_value(&mut metric, B::ExactMatch, "EM");
-                    if c.metric_for_best_model.is_some() || metric != B::default() {
-                        c.metric_for_best_model = Some(metric);
-                    }
-                },
-            );
-        }
-        field(ui, problems, "n_best_size", "n-best", |ui| {
-            ui.add(egui::DragValue::new(&mut c.n_best_size));
-        });
-        field(
-            ui,
-            problems,
-            "max_answer_length",
-            "Max answer length",
-            |ui| {
-                ui.add(egui::DragValue::new(&mut c.max_answer_length));
-            },
-        );
-        field(ui, problems, "device", "Device", |ui| {
-            ui.radio_value(&mut c.device, Device::Auto, "auto");
-            ui.radio_value(&mut c.device, Device::Cpu, "cpu");
-            ui.radio_value(&mut c.device, Device::Cuda(0), "cuda:0");
-        });
-        field(ui, problems, "dtype", "Precision", |ui| {
-            ui.radio_value(&mut c.dtype, DType::F32, "f32");
-            ui.radio_value(&mut c.dtype, DType::Bf16, "bf16");
-            ui.radio_value(&mut c.dtype, DType::F16, "f16");
-        });
-        field(ui, problems, "graph", "Graph", |ui| {
-            ui.radio_value(&mut c.graph, Graph::Auto, "auto")
-                .on_hover_text("the lean step (f32 on the CPU; f32 or bf16 on CUDA): an explicit backward pass over fused ops, each checked against candle's ops before a run trusts it, Philox dropout");
-            ui.radio_value(&mut c.graph, Graph::Autograd, "autograd")
-                .on_hover_text("candle's autograd over the fused CPU kernels, with the dropout of runs from before the lean step");
-            ui.radio_value(&mut c.graph, Graph::Generic, "generic (CUDA's ops)")
-                .on_hover_text("candle's ops on every device, no fused kernels: the graph an f16 CUDA run trains on");
-        });
-        field(ui, problems, "tf32", "TF32", |ui| {
-            ui.checkbox(&mut c.tf32, "f32 products on TF32 tensor cores (CUDA)")
-                .on_hover_text("faster f32 matrix products on CUDA with a 10-bit mantissa; bf16/f16 and the CPU are unaffected");
-        });
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        field(ui, problems, "threads", "Threads", |ui| {
-            ui.add(egui::DragValue::new(&mut f.threads).range(1..=cores));
-            ui.weak(format!("of {cores} cores"));
-        });
-        field(ui, problems, "tags", "Tags", |ui| {
-            ui.add(egui::TextEdit::singleline(&mut f.tags).hint_text("comma, separated"));
-        });
-        field(ui, problems, "notes", "Notes", |ui| {
-            ui.add(egui::TextEdit::multiline(&mut f.notes).desired_rows(2));
-        });
-        if browse.is_some() {
-            self.browser = browse;
-        }
-    }
+    });
+    field(ui, problems, "warmup_ratio", "Warmup ratio", |ui| {
+        ui.add(egui::DragValue::new(&mut c.warmup_ratio).speed(0.01));
+    });
+    field(ui, problems, "max_grad_norm", "Max grad norm", |ui| {
+        ui.add(egui::DragValue::new(&mut c.max_grad_norm).speed(0.1));
+    });
+    field(ui, problems, "seed", "Seed", |ui| {
+        ui.add(egui::DragValue::new(&mut c.seed));
+    });
+}
 
-    /// Creates the run folder and queues the run; it starts when its device is free.
-    pub fn launch(&mut self, config: RunConfig) {
-        let tags = self.new_run.tag_list();
-        let result =
-            squadlab_core::store::new_run(&self.runs.store, &config, &tags, &self.new_run.notes)
-                .and_then(|(dir, record)| {
-                    let id = record.id.clone();
-                    self.jobs
-                        .submit(dir, record, config, None, Some(self.new_run.threads))?;
-                    Ok(id)
-                });
-        match result {
-            Ok(id) => {
-                self.notify(format!("queued run {id}"));
-                self.new_run.launched = Some(id.clone());
-                self.state.selected = vec![id];
-                self.state.tab = super::state::Tab::Live;
-                self.runs.refresh(&self.state.selected, true);
-            }
-            Err(e) => self.error(format!("cannot launch: {e:#}")),
+/// Logging and checkpoints.
+fn checkpoint_fields(ui: &mut egui::Ui, problems: &[String], c: &mut RunConfig) {
+    field(ui, problems, "logging_steps", "Log every N steps", |ui| {
+        ui.add(egui::DragValue::new(&mut c.logging_steps));
+    });
+    field(ui, problems, "save_strategy", "Checkpoints", |ui| {
+        for (s, label) in [
+            (SaveStrategy::No, "none"),
+            (SaveStrategy::Epoch, "each epoch"),
+            (SaveStrategy::Steps, "every N steps"),
+        ] {
+            ui.radio_value(&mut c.save_strategy, s, label);
         }
+        if c.save_strategy == SaveStrategy::Steps {
+            ui.add(egui::DragValue::new(&mut c.save_steps).prefix("N = "));
+        }
+    });
+    field(ui, problems, "save_total_limit", "Keep checkpoints", |ui| {
+        optional_count(ui, &mut c.save_total_limit, 2)
+    });
+}
+
+/// Evaluation during training, the best model, and the answers' decoding.
+fn evaluation_fields(ui: &mut egui::Ui, problems: &[String], c: &mut RunConfig) {
+    field(
+        ui,
+        problems,
+        "eval_strategy",
+        "Evaluate during training",
+        |ui| {
+            use squadlab_core::config::EvalStrategy as E;
+            for (s, label) in [
+                (E::No, "no"),
+                (E::Epoch, "each epoch"),
+                (E::Steps, "every N steps"),
+            ] {
+                ui.radio_value(&mut c.eval_strategy, s, label);
+            }
+            if c.eval_strategy == E::Steps {
+                let mut every = c.eval_every();
+                ui.add(egui::DragValue::new(&mut every).prefix("N = "));
+                c.eval_steps = Some(every);
+            }
+        },
+    );
+    if c.eval_strategy != squadlab_core::config::EvalStrategy::No {
+        field(
+            ui,
+            problems,
+            "in_training_eval_samples",
+            "In-training questions",
+            |ui| {
+                optional_count(ui, &mut c.in_training_eval_samples, 500);
+                ui.weak("first N questions; off: all (the final evaluation always scores all)");
+            },
+        );
+        field(
+            ui,
+            problems,
+            "load_best_model_at_end",
+            "Load best at end",
+            |ui| {
+                use squadlab_core::config::BestMetric as B;
+                ui.checkbox(&mut c.load_best_model_at_end, "");
+                let mut metric = c.metric_for_best_model.unwrap_or_default();
+                ui.label("by");
+                ui.radio_value(&mut metric, B::F1, "F1");
+                ui.radio_value(&mut metric, B::ExactMatch, "EM");
+                if c.metric_for_best_model.is_some() || metric != B::default() {
+                    c.metric_for_best_model = Some(metric);
+                }
+            },
+        );
     }
+    field(ui, problems, "n_best_size", "n-best", |ui| {
+        ui.add(egui::DragValue::new(&mut c.n_best_size));
+    });
+    field(
+        ui,
+        problems,
+        "max_answer_length",
+        "Max answer length",
+        |ui| {
+            ui.add(egui::DragValue::new(&mut c.max_answer_length));
+        },
+    );
+}
+
+/// Where and at what precision the run trains.
+fn device_fields(ui: &mut egui::Ui, problems: &[String], c: &mut RunConfig) {
+    field(ui, problems, "device", "Device", |ui| {
+        ui.radio_value(&mut c.device, Device::Auto, "auto");
+        ui.radio_value(&mut c.device, Device::Cpu, "cpu");
+        ui.radio_value(&mut c.device, Device::Cuda(0), "cuda:0");
+    });
+    field(ui, problems, "dtype", "Precision", |ui| {
+        ui.radio_value(&mut c.dtype, DType::F32, "f32");
+        ui.radio_value(&mut c.dtype, DType::Bf16, "bf16");
+        ui.radio_value(&mut c.dtype, DType::F16, "f16");
+    });
+    field(ui, problems, "graph", "Graph", |ui| {
+        ui.radio_value(&mut c.graph, Graph::Auto, "auto")
+                .on_hover_text("the lean step (f32 on the CPU; f32 or bf16 on CUDA): an explicit backward pass over fused ops, each checked against candle's ops before a run trusts it, Philox dropout");
+        ui.radio_value(&mut c.graph, Graph::Autograd, "autograd")
+                .on_hover_text("candle's autograd over the fused CPU kernels, with the dropout of runs from before the lean step");
+        ui.radio_value(&mut c.graph, Graph::Generic, "generic (CUDA's ops)")
+                .on_hover_text("candle's ops on every device, no fused kernels: the graph an f16 CUDA run trains on");
+    });
+    field(ui, problems, "tf32", "TF32", |ui| {
+        ui.checkbox(&mut c.tf32, "f32 products on TF32 tensor cores (CUDA)")
+                .on_hover_text("faster f32 matrix products on CUDA with a 10-bit mantissa; bf16/f16 and the CPU are unaffected");
+    });
 }

@@ -5,7 +5,6 @@
 //! brushes a range, and the table keeps the points with a run inside every
 //! brush; a click on an axis clears its brush, a double-click clears all.
 
-use super::app::SquadlabApp;
 use egui::{Color32, Pos2};
 use egui_plot::{Line, Plot, PlotPoint, PlotPoints, PlotTransform, Polygon, Text, VLine};
 use squadlab_core::sweep::table::{numeric, PointRow, PointRun};
@@ -230,9 +229,16 @@ fn f1_color(t: f64) -> Color32 {
     Color32::from_rgb(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
-impl SquadlabApp {
-    pub(super) fn parallel_plot(&mut self, ui: &mut egui::Ui, height: f32) {
-        let Some(layout) = self.sweeps.plot.layout.as_ref() else {
+impl PlotState {
+    /// Draws the plot with `brushes` shaded on their axes; drags along an
+    /// axis brush it, a double click clears every brush.
+    pub fn show(
+        &mut self,
+        ui: &mut egui::Ui,
+        brushes: &mut BTreeMap<String, (f64, f64)>,
+        height: f32,
+    ) {
+        let Some(layout) = self.layout.as_ref() else {
             return;
         };
         // Axis names and end labels, so the layout's borrow ends before brushing.
@@ -257,7 +263,7 @@ impl SquadlabApp {
                     .width(1.5),
             );
         }
-        let brushes = self.sweeps.brushes.clone();
+        let shaded = brushes.clone();
         let axis_color = ui.visuals().text_color();
         let response = Plot::new("sweep-parallel")
             .height(height)
@@ -290,7 +296,7 @@ impl SquadlabApp {
                     ));
                     pui.text(Text::new("", PlotPoint::new(x, 1.03), hi));
                     pui.text(Text::new("", PlotPoint::new(x, -0.05), lo));
-                    if let Some(&(b0, b1)) = brushes.get(axis) {
+                    if let Some(&(b0, b1)) = shaded.get(axis) {
                         let w = 0.06;
                         pui.polygon(
                             Polygon::new(
@@ -311,16 +317,22 @@ impl SquadlabApp {
                     pui.line(line);
                 }
             });
-        self.sweeps.plot.transform = Some(response.transform);
+        self.transform = Some(response.transform);
         let names: Vec<String> = axes.into_iter().map(|(a, _)| a).collect();
-        self.brush(&response.response, &response.transform, &names);
+        self.brush(brushes, &response.response, &response.transform, &names);
     }
 
     /// Turns drags along an axis into brushes.
-    fn brush(&mut self, response: &egui::Response, transform: &PlotTransform, axes: &[String]) {
+    fn brush(
+        &mut self,
+        brushes: &mut BTreeMap<String, (f64, f64)>,
+        response: &egui::Response,
+        transform: &PlotTransform,
+        axes: &[String],
+    ) {
         if response.double_clicked() {
-            self.sweeps.brushes.clear();
-            self.sweeps.plot.drag = None;
+            brushes.clear();
+            self.drag = None;
             return;
         }
         let at = |pos: Pos2| transform.value_from_position(pos);
@@ -329,31 +341,25 @@ impl SquadlabApp {
             if let Some(p) = origin.map(at) {
                 let i = p.x.round();
                 if (p.x - i).abs() < 0.3 && i >= 0.0 && (i as usize) < axes.len() {
-                    self.sweeps.plot.drag = Some((axes[i as usize].clone(), p.y.clamp(0.0, 1.0)));
+                    self.drag = Some((axes[i as usize].clone(), p.y.clamp(0.0, 1.0)));
                 }
             }
         }
-        let Some((axis, y0)) = self.sweeps.plot.drag.clone() else {
+        let Some((axis, y0)) = self.drag.clone() else {
             return;
         };
         if let Some(p) = response.interact_pointer_pos().map(at) {
             let y = p.y.clamp(0.0, 1.0);
             if (y - y0).abs() > 0.01 {
-                self.sweeps
-                    .brushes
-                    .insert(axis.clone(), (y0.min(y), y0.max(y)));
+                brushes.insert(axis.clone(), (y0.min(y), y0.max(y)));
             }
         }
         if response.drag_stopped() {
-            let moved = self
-                .sweeps
-                .brushes
-                .get(&axis)
-                .is_some_and(|(a, b)| b - a > 0.01);
+            let moved = brushes.get(&axis).is_some_and(|(a, b)| b - a > 0.01);
             if !moved {
-                self.sweeps.brushes.remove(&axis);
+                brushes.remove(&axis);
             }
-            self.sweeps.plot.drag = None;
+            self.drag = None;
         }
     }
 }

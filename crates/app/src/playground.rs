@@ -2,8 +2,8 @@
 //! a question about any passage, with the answer marked in the passage and the
 //! top candidates listed. Loading and answering run on worker threads.
 
-use super::app::SquadlabApp;
-use super::predictions::{highlighted, PREDICTED};
+use super::context::{AppContext, View};
+use super::spans::{highlighted, PREDICTED};
 use crossbeam_channel::{bounded, Receiver};
 use squadlab_core::config::ModelSource;
 use squadlab_core::data::WindowParams;
@@ -31,7 +31,7 @@ pub struct Playground {
 }
 
 impl Playground {
-    pub fn poll(&mut self) {
+    fn take_replies(&mut self) {
         if let Some((dir, rx)) = &self.loading {
             if let Ok(result) = rx.try_recv() {
                 match result {
@@ -89,13 +89,21 @@ impl Playground {
     }
 }
 
-impl SquadlabApp {
-    pub(super) fn playground_view(&mut self, ui: &mut egui::Ui) {
-        let Some(id) = self.primary().map(str::to_string) else {
+impl View for Playground {
+    fn poll(&mut self) {
+        self.take_replies();
+    }
+
+    fn is_waiting(&self) -> bool {
+        self.is_busy()
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut AppContext<'_>) {
+        let Some(id) = cx.primary().map(str::to_string) else {
             ui.weak("Select a finished run in the sidebar to ask its model questions.");
             return;
         };
-        let Some(view) = self.runs.get(&id) else {
+        let Some(view) = cx.runs.get(&id) else {
             return;
         };
         let model_dir = view.entry.dir.join("model");
@@ -113,7 +121,7 @@ impl SquadlabApp {
                 .into_iter()
                 .map(|(step, path)| (format!("checkpoint at step {step}"), path)),
         );
-        let pg = &mut self.playground;
+        let pg = &mut *self;
         if pg
             .model_dir
             .as_ref()

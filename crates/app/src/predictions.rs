@@ -2,11 +2,12 @@
 //! answers and its EM/F1; filters, sorting, the context with the spans marked,
 //! the n-best list, and the questions that flipped against another run.
 
-use super::app::SquadlabApp;
+use super::context::{AppContext, View};
 use super::predictions_data::{load_prediction_set, PredictionSet, Question};
+use super::runs::Runs;
+use super::spans::{highlighted, GOLD, PREDICTED};
 use crossbeam_channel::{bounded, Receiver};
-use egui::text::LayoutJob;
-use egui::{Color32, TextFormat};
+use egui::Color32;
 use squadlab_core::report::diff_runs;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -118,7 +119,7 @@ impl PredictionsView {
         self.loading.is_some() || self.flips_loading.is_some()
     }
 
-    pub fn poll(&mut self) {
+    fn take_replies(&mut self) {
         let Some((id, rx)) = &self.loading else {
             return;
         };
@@ -229,13 +230,39 @@ pub fn filter_questions(
     shown
 }
 
-impl SquadlabApp {
-    pub(super) fn predictions_view(&mut self, ui: &mut egui::Ui) {
-        let Some(id) = self.primary().map(str::to_string) else {
+impl View for PredictionsView {
+    fn poll(&mut self) {
+        self.take_replies();
+    }
+
+    fn is_waiting(&self) -> bool {
+        self.is_loading()
+    }
+
+    fn settle_for_screenshot(&mut self, cx: &AppContext<'_>) -> bool {
+        // Wait for the predictions to load, if there are any to load.
+        let scored = cx
+            .primary()
+            .and_then(|id| cx.runs.get(id))
+            .is_some_and(|v| v.entry.is_scored());
+        if self.is_loading() || (scored && self.set.is_none() && self.error.is_none()) {
+            return false;
+        }
+        if self.set.is_some() && self.selected.is_none() {
+            // A partly right answer shows both highlights at once.
+            self.filter.category = Category::Partial;
+            self.selected = self.shown().get(2).copied();
+            self.filter.category = Category::All;
+        }
+        true
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut AppContext<'_>) {
+        let Some(id) = cx.primary().map(str::to_string) else {
             ui.weak("Select a scored run in the sidebar.");
             return;
         };
-        let Some(view) = self.runs.get(&id) else {
+        let Some(view) = cx.runs.get(&id) else {
             return;
         };
         if !view.entry.is_scored() {
@@ -246,8 +273,8 @@ impl SquadlabApp {
             return;
         }
         let (dir, record) = (view.entry.dir.clone(), view.entry.record.clone());
-        self.predictions.want(&id, &dir, record.as_ref());
-        if let Some((run, e)) = &self.predictions.error {
+        self.want(&id, &dir, record.as_ref());
+        if let Some((run, e)) = &self.error {
             if *run == id {
                 ui.colored_label(
                     ui.visuals().error_fg_color,
@@ -256,21 +283,21 @@ impl SquadlabApp {
                 return;
             }
         }
-        let Some(set) = self.predictions.set.clone().filter(|s| s.run == id) else {
+        let Some(set) = self.set.clone().filter(|s| s.run == id) else {
             ui.horizontal(|ui| {
                 ui.spinner();
                 ui.label("loading predictions and questions…");
             });
             return;
         };
-        self.prediction_filters(ui, &set, &id);
+        self.prediction_filters(ui, cx, &set, &id);
         if set.null_threshold.is_some() {
             self.threshold_slider(ui, &set);
         }
-        let Some(set) = self.predictions.set.clone() else {
+        let Some(set) = self.set.clone() else {
             return;
         };
-        let shown = self.predictions.shown().to_vec();
+        let shown = self.shown().to_vec();
         ui.label(format!(
             "{} of {} questions · EM {:.2} · F1 {:.2}",
             shown.len(),
@@ -285,7 +312,7 @@ impl SquadlabApp {
             .id_salt("detail")
             .auto_shrink([false, false])
             .show(ui, |ui| {
-                match self.predictions.selected.and_then(|i| set.questions.get(i)) {
+                match self.selected.and_then(|i| set.questions.get(i)) {
                     Some(q) => self.question_detail(ui, &set, q),
                     None => {
                         ui.weak("Pick a question to see its context, spans and candidates.");
@@ -293,7 +320,9 @@ impl SquadlabApp {
                 }
             });
     }
+}
 
+impl PredictionsView {
     /// SQuAD 2.0: the null threshold, replayed live over every question.
     fn threshold_slider(&mut self, ui: &mut egui::Ui, set: &PredictionSet) {
         let diffs = set
@@ -307,7 +336,7 @@ impl SquadlabApp {
             ui.weak("This run saved no null scores: its threshold cannot be replayed.");
             return;
         }
-        let mut t = self.predictions.threshold.unwrap_or(0.0);
+        let mut t = self.threshold.unwrap_or(0.0);
         ui.horizontal_wrapped(|ui| {
             // A copy: the slider rounds what it shows to 3 decimals and
             // reports that as a change, which must not move an exact
@@ -342,18 +371,24 @@ impl SquadlabApp {
                 set.f1
             ));
         });
-        self.predictions.set_threshold(t);
+        self.set_threshold(t);
     }
 
-    fn prediction_filters(&mut self, ui: &mut egui::Ui, set: &PredictionSet, id: &str) {
-        let others: Vec<(String, String)> = self
+    fn prediction_filters(
+        &mut self,
+        ui: &mut egui::Ui,
+        cx: &mut AppContext<'_>,
+        set: &PredictionSet,
+        id: &str,
+    ) {
+        let others: Vec<(String, String)> = cx
             .runs
             .views
             .iter()
             .filter(|v| v.entry.id != id && v.entry.is_scored())
             .map(|v| (v.entry.id.clone(), v.label()))
             .collect();
-        let f = &mut self.predictions.filter;
+        let f = &mut self.filter;
         ui.horizontal_wrapped(|ui| {
             for (c, label) in [
                 (Category::All, "All"),
@@ -431,7 +466,7 @@ impl SquadlabApp {
                     );
                 });
             ui.separator();
-            let current = self.predictions.compare_with.clone();
+            let current = self.compare_with.clone();
             let text = current
                 .as_ref()
                 .and_then(|c| others.iter().find(|(i, _)| i == c))
@@ -439,24 +474,20 @@ impl SquadlabApp {
             egui::ComboBox::from_id_salt("compare")
                 .selected_text(text)
                 .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut self.predictions.compare_with, None, "no comparison");
+                    ui.selectable_value(&mut self.compare_with, None, "no comparison");
                     for (other, label) in &others {
-                        ui.selectable_value(
-                            &mut self.predictions.compare_with,
-                            Some(other.clone()),
-                            label,
-                        );
+                        ui.selectable_value(&mut self.compare_with, Some(other.clone()), label);
                     }
                 });
         });
-        self.update_flips(id);
-        if self.predictions.flips_loading.is_some() {
+        self.update_flips(cx.runs, id);
+        if self.flips_loading.is_some() {
             ui.horizontal(|ui| {
                 ui.spinner();
                 ui.label("comparing…");
             });
         }
-        if let Some(((_, other), result)) = &self.predictions.flips {
+        if let Some(((_, other), result)) = &self.flips {
             match result {
                 Ok(c) => {
                     let gained = c.flips.values().filter(|f| f.now_right).count();
@@ -476,8 +507,8 @@ impl SquadlabApp {
 
     /// Keeps the flips for (this run, compared run), computing them on a
     /// worker thread when the pair changes.
-    fn update_flips(&mut self, id: &str) {
-        let p = &mut self.predictions;
+    fn update_flips(&mut self, runs: &Runs, id: &str) {
+        let p = &mut *self;
         let want = p.compare_with.clone().map(|other| (id.to_string(), other));
         if let Some((pair, rx)) = &p.flips_loading {
             if let Ok(result) = rx.try_recv() {
@@ -498,8 +529,8 @@ impl SquadlabApp {
             return;
         };
         let dirs = (
-            self.runs.get(&pair.0).map(|v| v.entry.dir.clone()),
-            self.runs.get(&pair.1).map(|v| v.entry.dir.clone()),
+            runs.get(&pair.0).map(|v| v.entry.dir.clone()),
+            runs.get(&pair.1).map(|v| v.entry.dir.clone()),
         );
         let (tx, rx) = bounded(1);
         let other = pair.1.clone();
@@ -558,9 +589,9 @@ impl SquadlabApp {
                         ui.colored_label(mark.1, mark.0);
                         ui.monospace(format!("{:5.1}", q.f1 * 100.0));
                         let text = format!("{}   |   {}", q.question, q.predicted);
-                        let selected = self.predictions.selected == Some(i);
+                        let selected = self.selected == Some(i);
                         if ui.selectable_label(selected, text).clicked() {
-                            self.predictions.selected = Some(i);
+                            self.selected = Some(i);
                         }
                     });
                 }
@@ -610,7 +641,7 @@ impl SquadlabApp {
             ui.label("EM / F1");
             ui.monospace(format!("{:.0} / {:.1}", q.exact_match, q.f1 * 100.0));
             ui.end_row();
-            if let Some(flip) = self.predictions.flip(&q.id) {
+            if let Some(flip) = self.flip(&q.id) {
                 ui.label("Other run");
                 ui.label(format!(
                     "{} \"{}\" (F1 {:.1})",
@@ -646,74 +677,4 @@ impl SquadlabApp {
             });
         }
     }
-}
-
-pub const GOLD: Color32 = Color32::from_rgb(150, 220, 150);
-pub const PREDICTED: Color32 = Color32::from_rgb(150, 190, 255);
-/// Where gold and predicted overlap.
-pub const BOTH: Color32 = Color32::from_rgb(120, 210, 210);
-
-/// The context with gold spans and the predicted span in different colours
-/// (character offsets, end exclusive).
-pub fn highlighted(
-    context: &str,
-    golds: &[(usize, usize)],
-    predicted: Option<(usize, usize)>,
-    ui: &egui::Ui,
-) -> LayoutJob {
-    let base = TextFormat {
-        font_id: egui::TextStyle::Body.resolve(ui.style()),
-        color: ui.visuals().text_color(),
-        ..Default::default()
-    };
-    let class = |c: usize| {
-        let gold = golds.iter().any(|&(s, e)| s <= c && c < e);
-        let pred = predicted.is_some_and(|(s, e)| s <= c && c < e);
-        match (gold, pred) {
-            (true, true) => Some(BOTH),
-            (true, false) => Some(GOLD),
-            (false, true) => Some(PREDICTED),
-            (false, false) => None,
-        }
-    };
-    let mut job = LayoutJob::default();
-    job.wrap.max_width = ui.available_width();
-    let mut run_start = 0;
-    let mut run_class = None;
-    let bytes: Vec<usize> = context
-        .char_indices()
-        .map(|(b, _)| b)
-        .chain([context.len()])
-        .collect();
-    for (c, _) in context.chars().enumerate() {
-        let k = class(c);
-        if c == 0 {
-            run_class = k;
-        } else if k != run_class {
-            append(
-                &mut job,
-                &context[bytes[run_start]..bytes[c]],
-                run_class,
-                &base,
-            );
-            run_start = c;
-            run_class = k;
-        }
-    }
-    append(
-        &mut job,
-        &context[bytes[run_start.min(bytes.len() - 1)]..],
-        run_class,
-        &base,
-    );
-    job
-}
-
-fn append(job: &mut LayoutJob, text: &str, class: Option<Color32>, base: &TextFormat) {
-    let mut format = base.clone();
-    if let Some(bg) = class {
-        format.background = bg;
-        format.color = Color32::BLACK;
-    }
-    job.append(text, 0.0, format);
 }

@@ -3,7 +3,8 @@
 //! tested against a baseline run (paired, per question), a bar chart of EM
 //! and F1, and exports through the same code as `squadlab export`.
 
-use super::app::SquadlabApp;
+use super::context::{AppContext, View};
+use super::runs::Runs;
 use crossbeam_channel::{bounded, Receiver};
 use egui_plot::{Bar, BarChart, Legend, Plot};
 use squadlab_core::report::significance::{show_p, PairedTests};
@@ -26,7 +27,7 @@ pub struct ResultsView {
     /// Files written by the last exports.
     pub exported: Vec<PathBuf>,
     /// Where the bar chart was drawn, for saving it as PNG.
-    pub(super) chart_rect: Option<egui::Rect>,
+    chart_rect: Option<egui::Rect>,
 }
 
 /// A run row's paired tests against the baseline run.
@@ -66,14 +67,12 @@ fn signed_color(ui: &egui::Ui, delta: f64) -> egui::Color32 {
     }
 }
 
-impl SquadlabApp {
+impl ResultsView {
     /// The comparison rows of the selected, scored runs.
-    pub fn result_rows(&self) -> anyhow::Result<Vec<Row>> {
-        let entries: Vec<RunEntry> = self
-            .state
-            .selected
+    pub fn rows(&self, runs: &Runs, selected: &[String]) -> anyhow::Result<Vec<Row>> {
+        let entries: Vec<RunEntry> = selected
             .iter()
-            .filter_map(|id| self.runs.get(id))
+            .filter_map(|id| runs.get(id))
             .map(|v| v.entry.clone())
             .filter(RunEntry::is_scored)
             .collect();
@@ -81,16 +80,16 @@ impl SquadlabApp {
             &entries,
             &ReferenceResults::builtin(),
             &TableOptions {
-                group_seeds: self.results.group_seeds,
-                include_references: self.results.include_references,
+                group_seeds: self.group_seeds,
+                include_references: self.include_references,
                 baseline: None,
             },
         )
     }
 
     /// Writes the table as `format` under `<store>/exports/`, returning the file.
-    pub fn export_table(&mut self, format: Format) -> anyhow::Result<PathBuf> {
-        let rows = self.result_rows()?;
+    pub fn export_table(&mut self, cx: &AppContext<'_>, format: Format) -> anyhow::Result<PathBuf> {
+        let rows = self.rows(cx.runs, &cx.state.selected)?;
         let body = render(&rows, format)?;
         let ext = match format {
             Format::Markdown => "md",
@@ -98,18 +97,17 @@ impl SquadlabApp {
             Format::Latex => "tex",
             Format::Json => "json",
         };
-        let path = self.export_path("comparison", ext);
+        let path = cx.export_path("comparison", ext);
         std::fs::create_dir_all(path.parent().unwrap_or(&path))?;
         squadlab_core::fsutil::write_atomically(&path, body.as_bytes())?;
-        self.results.exported.push(path.clone());
+        self.exported.push(path.clone());
         Ok(path)
     }
 
     /// The baseline run among the rows: the chosen one, else the first run row.
     pub fn effective_baseline(&self, rows: &[Row]) -> Option<String> {
         let runs: Vec<&str> = rows.iter().filter_map(single_run).collect();
-        self.results
-            .baseline_run
+        self.baseline_run
             .as_deref()
             .filter(|id| runs.contains(id))
             .or(runs.first().copied())
@@ -118,19 +116,19 @@ impl SquadlabApp {
 
     /// Starts the missing paired tests against `baseline` and collects the
     /// finished ones; true while any is still running.
-    fn update_pair_tests(&mut self, rows: &[Row], baseline: &str) -> bool {
+    fn update_pair_tests(&mut self, runs: &Runs, rows: &[Row], baseline: &str) -> bool {
         for id in rows
             .iter()
             .filter_map(single_run)
             .filter(|id| *id != baseline)
         {
             let key = (baseline.to_string(), id.to_string());
-            if self.results.tests.contains_key(&key) {
+            if self.tests.contains_key(&key) {
                 continue;
             }
             let dirs = (
-                self.runs.get(baseline).map(|v| v.entry.dir.clone()),
-                self.runs.get(id).map(|v| v.entry.dir.clone()),
+                runs.get(baseline).map(|v| v.entry.dir.clone()),
+                runs.get(id).map(|v| v.entry.dir.clone()),
             );
             let (tx, rx) = bounded(1);
             std::thread::spawn(move || {
@@ -146,10 +144,10 @@ impl SquadlabApp {
                 };
                 let _ = tx.send(outcome);
             });
-            self.results.tests.insert(key, PairTest::Running(rx));
+            self.tests.insert(key, PairTest::Running(rx));
         }
         let mut running = false;
-        for test in self.results.tests.values_mut() {
+        for test in self.tests.values_mut() {
             if let PairTest::Running(rx) = test {
                 match rx.try_recv() {
                     Ok(done) => *test = done,
@@ -161,10 +159,25 @@ impl SquadlabApp {
         running
     }
 
-    pub(super) fn results_view(&mut self, ui: &mut egui::Ui) {
+    /// Forgets the paired tests: a run scored again since is tested again.
+    pub fn clear_tests(&mut self) {
+        self.tests.clear();
+    }
+}
+
+impl View for ResultsView {
+    fn settle_for_screenshot(&mut self, _cx: &AppContext<'_>) -> bool {
+        // The paired tests against the base run are in the picture.
+        !self
+            .tests
+            .values()
+            .any(|t| matches!(t, PairTest::Running(_)))
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut AppContext<'_>) {
         ui.horizontal(|ui| {
-            ui.checkbox(&mut self.results.include_references, "published rows");
-            ui.checkbox(&mut self.results.group_seeds, "fold seeds into mean ± std");
+            ui.checkbox(&mut self.include_references, "published rows");
+            ui.checkbox(&mut self.group_seeds, "fold seeds into mean ± std");
             ui.separator();
             for (label, format) in [
                 ("Export Markdown", Format::Markdown),
@@ -172,33 +185,33 @@ impl SquadlabApp {
                 ("Export LaTeX", Format::Latex),
             ] {
                 if ui.button(label).clicked() {
-                    match self.export_table(format) {
-                        Ok(p) => self.notify(format!("wrote {}", p.display())),
-                        Err(e) => self.error(format!("export failed: {e:#}")),
+                    match self.export_table(cx, format) {
+                        Ok(p) => cx.notify(format!("wrote {}", p.display())),
+                        Err(e) => cx.error(format!("export failed: {e:#}")),
                     }
                 }
             }
             if ui.button("Save chart as PNG").clicked() {
-                self.save_png(ui.ctx(), self.results.chart_rect, "chart");
+                cx.save_png(ui.ctx(), self.chart_rect, "chart");
             }
             if ui.button("Copy Markdown").clicked() {
                 match self
-                    .result_rows()
+                    .rows(cx.runs, &cx.state.selected)
                     .and_then(|r| render(&r, Format::Markdown))
                 {
                     Ok(text) => {
                         ui.ctx().copy_text(text);
-                        self.notify("copied the table as Markdown");
+                        cx.notify("copied the table as Markdown");
                     }
-                    Err(e) => self.error(format!("copy failed: {e:#}")),
+                    Err(e) => cx.error(format!("copy failed: {e:#}")),
                 }
             }
         });
-        let unscored: Vec<String> = self
+        let unscored: Vec<String> = cx
             .state
             .selected
             .iter()
-            .filter_map(|id| self.runs.get(id))
+            .filter_map(|id| cx.runs.get(id))
             .filter(|v| !v.entry.is_scored())
             .map(|v| v.label())
             .collect();
@@ -208,7 +221,7 @@ impl SquadlabApp {
                 unscored.join(", ")
             ));
         }
-        let rows = match self.result_rows() {
+        let rows = match self.rows(cx.runs, &cx.state.selected) {
             Ok(r) => r,
             Err(e) => {
                 ui.colored_label(ui.visuals().error_fg_color, format!("{e:#}"));
@@ -217,13 +230,13 @@ impl SquadlabApp {
         };
         let baseline = self.effective_baseline(&rows);
         if let Some(base) = &baseline {
-            if self.update_pair_tests(&rows, base) {
+            if self.update_pair_tests(cx.runs, &rows, base) {
                 ui.ctx()
                     .request_repaint_after(std::time::Duration::from_millis(100));
             }
         }
         let mut chosen = baseline.clone();
-        let tests = &self.results.tests;
+        let tests = &self.tests;
         let lookup = |id: &str| {
             let base = baseline.as_deref()?;
             (base != id)
@@ -235,10 +248,10 @@ impl SquadlabApp {
             .max_height(ui.available_height() * 0.5)
             .show(ui, |ui| results_table(ui, &rows, &mut chosen, &lookup));
         if chosen != baseline {
-            self.results.baseline_run = chosen;
+            self.baseline_run = chosen;
         }
         ui.separator();
-        self.results.chart_rect = Some(bar_chart(ui, &rows));
+        self.chart_rect = Some(bar_chart(ui, &rows));
     }
 }
 

@@ -1,29 +1,9 @@
-//! Window captures: "Save plots as PNG" on the live view, and the scripted
-//! screenshots of the README (`squadlab gui --screenshots DIR`), taken from
+//! The scripted screenshots of the README (`squadlab gui --screenshots DIR`), taken from
 //! real runs once their data has loaded.
 
-use super::app::SquadlabApp;
-use super::png::save_png;
-use super::predictions::Category;
+use super::capture::{capture, Capture};
 use super::state::Tab;
-use crossbeam_channel::{bounded, Receiver};
 use std::path::PathBuf;
-
-pub type Capture = Receiver<Result<PathBuf, String>>;
-
-/// Asks the window for a capture of `region` (whole window if None), saved to `path`.
-fn capture(ctx: &egui::Context, region: Option<egui::Rect>, path: PathBuf) -> Capture {
-    let (tx, rx) = bounded(1);
-    let ppp = ctx.pixels_per_point();
-    ctx.request_screenshot(move |image| {
-        let result = save_png(&image, region, ppp, &path)
-            .map(|()| path)
-            .map_err(|e| format!("{e:#}"));
-        let _ = tx.send(result);
-    });
-    ctx.request_repaint();
-    rx
-}
 
 pub(super) struct ShotScript {
     dir: PathBuf,
@@ -58,45 +38,24 @@ impl ShotScript {
     }
 }
 
-impl SquadlabApp {
-    /// Saves `region` of the window as `<store>/exports/<what>-<time>.png`.
-    pub(super) fn save_png(&mut self, ctx: &egui::Context, region: Option<egui::Rect>, what: &str) {
-        let path = self.export_path(what, "png");
-        self.captures.push(capture(ctx, region, path));
+impl ShotScript {
+    /// The view to show now; None once every view is captured.
+    pub fn tab(&self) -> Option<Tab> {
+        self.stages.get(self.stage).map(|(tab, _)| *tab)
     }
 
-    /// Reports finished captures.
-    pub(super) fn poll_captures(&mut self) {
-        let mut done = Vec::new();
-        self.captures.retain(|rx| match rx.try_recv() {
-            Ok(r) => {
-                done.push(r);
-                false
-            }
-            Err(_) => true,
-        });
-        for r in done {
-            match r {
-                Ok(p) => self.notify(format!("wrote {}", p.display())),
-                Err(e) => self.error(format!("cannot save the PNG: {e}")),
-            }
-        }
-    }
-
-    /// Steps the screenshot script: each view is shown, given time to load
-    /// and lay out, captured, and the app quits after the last.
-    pub(super) fn run_shots(&mut self, ctx: &egui::Context) {
-        let Some(mut script) = self.shots.take() else {
-            return;
-        };
+    /// Steps the script after a frame of the view [`ShotScript::tab`] named:
+    /// each view is given time to load and lay out (`settled`: its data is
+    /// in, its tests done), captured, and the window is closed after the last.
+    pub fn step(&mut self, ctx: &egui::Context, settled: bool) {
         ctx.request_repaint();
-        if let Some(rx) = &script.waiting {
+        if let Some(rx) = &self.waiting {
             match rx.try_recv() {
                 Ok(Ok(path)) => {
                     eprintln!("wrote {}", path.display());
-                    script.waiting = None;
-                    script.stage += 1;
-                    script.frames = 0;
+                    self.waiting = None;
+                    self.stage += 1;
+                    self.frames = 0;
                 }
                 Ok(Err(e)) => {
                     eprintln!("error: screenshot failed: {e}");
@@ -104,54 +63,20 @@ impl SquadlabApp {
                 }
                 Err(_) => {}
             }
-            self.shots = Some(script);
             return;
         }
-        let Some((tab, file)) = script.stages.get(script.stage).cloned() else {
+        let Some((_, file)) = self.stages.get(self.stage) else {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
             return;
         };
-        self.state.tab = tab;
-        script.frames += 1;
-        if tab == Tab::Predictions {
-            // Wait for the predictions to load, if there are any to load.
-            let scored = self
-                .primary()
-                .and_then(|id| self.runs.get(id))
-                .is_some_and(|v| v.entry.is_scored());
-            let waiting = self.predictions.is_loading()
-                || (scored && self.predictions.set.is_none() && self.predictions.error.is_none());
-            if waiting && script.frames < 2000 {
-                self.shots = Some(script);
-                return;
-            }
-            if self.predictions.set.is_some() && self.predictions.selected.is_none() {
-                // A partly right answer shows both highlights at once.
-                self.predictions.filter.category = Category::Partial;
-                self.predictions.selected = self.predictions.shown().get(2).copied();
-                self.predictions.filter.category = Category::All;
-            }
-        }
-        if tab == Tab::Results && script.frames < 2000 {
-            // Wait for the paired tests against the base run.
-            let testing = self
-                .results
-                .tests
-                .values()
-                .any(|t| matches!(t, super::results::PairTest::Running(_)));
-            if testing || script.frames < 5 {
-                self.shots = Some(script);
-                return;
-            }
-        }
-        if tab == Tab::Sweeps && self.sweeps.is_testing() && script.frames < 2000 {
-            self.shots = Some(script);
+        self.frames += 1;
+        // A view that never settles is captured as it is after 2000 frames.
+        if !settled && self.frames < 2000 {
             return;
         }
-        if script.frames > 20 {
-            script.waiting = Some(capture(ctx, None, script.dir.join(&file)));
+        if self.frames > 20 {
+            self.waiting = Some(capture(ctx, None, self.dir.join(file)));
         }
-        self.shots = Some(script);
     }
 }
 

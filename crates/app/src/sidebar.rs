@@ -1,16 +1,16 @@
 //! The runs sidebar: every run in the store with its status, model, scores and
 //! age; selection, filtering, labels, resume and delete.
 
-use super::app::SquadlabApp;
+use super::context::{AppContext, Request, View};
 use super::jobs::JobState;
 use super::runs::RunView;
-use super::state::Tab;
 use super::widgets::{age, status_color};
 use squadlab_core::store::{relabel_run, remove_run, Relabel, RunStatus, Shown};
 use squadlab_core::train::Control;
 
+/// The runs sidebar's own state; the runs and the selection are the app's.
 #[derive(Default)]
-pub(super) struct SidebarState {
+pub struct RunsSidebar {
     /// The run whose labels are being edited, and the edits.
     editing: Option<String>,
     name: String,
@@ -23,7 +23,7 @@ pub(super) struct SidebarState {
     row_heights: std::collections::HashMap<String, f32>,
 }
 
-pub(super) fn filter_id() -> egui::Id {
+pub fn filter_id() -> egui::Id {
     egui::Id::unique("runs-filter")
 }
 
@@ -45,24 +45,24 @@ fn matches(view: &RunView, filter: &str) -> bool {
         .all(|word| haystack.contains(word.trim_start_matches('#')))
 }
 
-impl SquadlabApp {
-    pub(super) fn sidebar(&mut self, ui: &mut egui::Ui) {
+impl View for RunsSidebar {
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut AppContext<'_>) {
         ui.horizontal(|ui| {
-            ui.strong(format!("Runs ({})", self.runs.views.len()));
+            ui.strong(format!("Runs ({})", cx.runs.views.len()));
             if ui
                 .small_button("Refresh")
                 .on_hover_text("Re-read the store (Ctrl+R)")
                 .clicked()
             {
-                self.reread_store();
+                cx.request(Request::RereadStore);
             }
         });
         ui.add(
-            egui::TextEdit::singleline(&mut self.state.filter)
+            egui::TextEdit::singleline(&mut cx.state.filter)
                 .id(filter_id())
                 .hint_text("filter: text or tag (Ctrl+F)"),
         );
-        if let Some(e) = &self.runs.error {
+        if let Some(e) = &cx.runs.error {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
         let list_height = (ui.available_height() * 0.55).max(120.0);
@@ -70,19 +70,21 @@ impl SquadlabApp {
             .id_salt("runs-list")
             .max_height(list_height)
             .auto_shrink([false, true])
-            .show(ui, |ui| self.run_list(ui));
+            .show(ui, |ui| self.run_list(ui, cx));
         ui.separator();
         egui::ScrollArea::vertical()
             .id_salt("run-details")
-            .show(ui, |ui| self.run_details(ui));
-        self.delete_dialog(ui.ctx());
+            .show(ui, |ui| self.run_details(ui, cx));
+        self.delete_dialog(ui.ctx(), cx);
     }
+}
 
-    fn run_list(&mut self, ui: &mut egui::Ui) {
+impl RunsSidebar {
+    fn run_list(&mut self, ui: &mut egui::Ui, cx: &mut AppContext<'_>) {
         let mut clicked = None;
-        let heights = &mut self.sidebar.row_heights;
-        for view in self.runs.views.iter().rev() {
-            if !matches(view, &self.state.filter) {
+        let heights = &mut self.row_heights;
+        for view in cx.runs.views.iter().rev() {
+            if !matches(view, &cx.state.filter) {
                 continue;
             }
             if let Some(&h) = heights.get(&view.entry.id) {
@@ -92,7 +94,7 @@ impl SquadlabApp {
                     continue;
                 }
             }
-            let selected = self.state.selected.contains(&view.entry.id);
+            let selected = cx.state.selected.contains(&view.entry.id);
             let response = ui
                 .push_id(&view.entry.id, |ui| run_row(ui, view, selected))
                 .inner;
@@ -105,31 +107,16 @@ impl SquadlabApp {
             }
         }
         if let Some((id, add)) = clicked {
-            self.select(id, add);
+            cx.select(id, add);
         }
     }
 
-    /// Selects a run; with `add`, toggles it in a multi-selection.
-    pub fn select(&mut self, id: String, add: bool) {
-        let selected = &mut self.state.selected;
-        if add {
-            if let Some(i) = selected.iter().position(|s| *s == id) {
-                selected.remove(i);
-            } else {
-                selected.push(id);
-            }
-        } else {
-            *selected = vec![id];
-        }
-        self.runs.refresh(&self.state.selected, true);
-    }
-
-    fn run_details(&mut self, ui: &mut egui::Ui) {
-        let Some(id) = self.primary().map(str::to_string) else {
+    fn run_details(&mut self, ui: &mut egui::Ui, cx: &mut AppContext<'_>) {
+        let Some(id) = cx.primary().map(str::to_string) else {
             ui.weak("Select a run; Ctrl+click adds runs to compare.");
             return;
         };
-        let Some(view) = self.runs.get(&id) else {
+        let Some(view) = cx.runs.get(&id) else {
             ui.weak(format!("{id} is no longer in the store"));
             return;
         };
@@ -148,7 +135,7 @@ impl SquadlabApp {
         {
             ui.label(detail);
         }
-        let job = self.jobs.get(&id);
+        let job = cx.jobs.get(&id);
         if let Some(job) = job {
             if !matches!(job.state, JobState::Ended) {
                 ui.label(&job.status);
@@ -159,7 +146,7 @@ impl SquadlabApp {
         }
         let Some(record) = view.entry.record.clone() else {
             if ui.button("Delete…").clicked() {
-                self.sidebar.confirm_delete = Some(id);
+                self.confirm_delete = Some(id);
             }
             return;
         };
@@ -181,7 +168,7 @@ impl SquadlabApp {
                     } else {
                         Control::Pause
                     };
-                    self.jobs.control(&id, c);
+                    cx.jobs.control(&id, c);
                 }
             }
             if ours
@@ -190,10 +177,10 @@ impl SquadlabApp {
                     .on_hover_text("Stop at the next step with a checkpoint")
                     .clicked()
             {
-                self.jobs.control(&id, Control::Cancel);
+                cx.jobs.control(&id, Control::Cancel);
             }
             if resumable && ui.button("Resume run").clicked() {
-                self.resume_run(&id);
+                self.resume_run(cx, &id);
             }
             if let Some(config) = &record.config {
                 if ui
@@ -201,25 +188,27 @@ impl SquadlabApp {
                     .on_hover_text("A new run from this run's config")
                     .clicked()
                 {
-                    self.new_run
-                        .load_config(config.clone(), format!("run {id}"));
-                    self.state.tab = Tab::NewRun;
+                    cx.request(Request::NewRunFrom {
+                        config: Box::new(config.clone()),
+                        origin: format!("run {id}"),
+                    });
                 }
             }
             if !active && ui.button("Delete…").clicked() {
-                self.sidebar.confirm_delete = Some(id.clone());
+                self.confirm_delete = Some(id.clone());
             }
         });
-        self.label_editor(ui, &id, &record);
+        self.label_editor(ui, cx, &id, &record);
     }
 
     fn label_editor(
         &mut self,
         ui: &mut egui::Ui,
+        cx: &mut AppContext<'_>,
         id: &str,
         record: &squadlab_core::store::RunRecord,
     ) {
-        let s = &mut self.sidebar;
+        let s = &mut *self;
         if s.editing.as_deref() != Some(id) {
             s.editing = Some(id.to_string());
             s.name = record.name.clone();
@@ -258,10 +247,10 @@ impl SquadlabApp {
                     .collect(),
                 notes: Some(s.notes.clone()),
             };
-            let dir = self.runs.get(id).map(|v| v.entry.dir.clone());
+            let dir = cx.runs.get(id).map(|v| v.entry.dir.clone());
             match dir.map(|d| relabel_run(&d, &edit)) {
-                Some(Ok(_)) => self.runs.refresh(&self.state.selected, true),
-                Some(Err(e)) => self.error(format!("cannot save the labels of {id}: {e:#}")),
+                Some(Ok(_)) => cx.runs.refresh(&cx.state.selected, true),
+                Some(Err(e)) => cx.error(format!("cannot save the labels of {id}: {e:#}")),
                 None => {}
             }
         }
@@ -272,23 +261,23 @@ impl SquadlabApp {
         });
     }
 
-    fn resume_run(&mut self, id: &str) {
-        let Some(dir) = self.runs.get(id).map(|v| v.entry.dir.clone()) else {
+    fn resume_run(&mut self, cx: &mut AppContext<'_>, id: &str) {
+        let Some(dir) = cx.runs.get(id).map(|v| v.entry.dir.clone()) else {
             return;
         };
         let result = squadlab_core::store::plan_resume(&dir).and_then(|plan| {
-            let threads = Some(self.new_run.threads);
-            self.jobs
+            let threads = Some(cx.threads);
+            cx.jobs
                 .submit(plan.dir, plan.record, plan.config, plan.checkpoint, threads)
         });
         match result {
-            Ok(()) => self.notify(format!("resuming {id}")),
-            Err(e) => self.error(format!("cannot resume {id}: {e:#}")),
+            Ok(()) => cx.notify(format!("resuming {id}")),
+            Err(e) => cx.error(format!("cannot resume {id}: {e:#}")),
         }
     }
 
-    fn delete_dialog(&mut self, ctx: &egui::Context) {
-        let Some(id) = self.sidebar.confirm_delete.clone() else {
+    fn delete_dialog(&mut self, ctx: &egui::Context, cx: &mut AppContext<'_>) {
+        let Some(id) = self.confirm_delete.clone() else {
             return;
         };
         let mut decision = None;
@@ -306,18 +295,18 @@ impl SquadlabApp {
         });
         match decision {
             Some(true) => {
-                self.sidebar.confirm_delete = None;
-                let dir = self.runs.get(&id).map(|v| v.entry.dir.clone());
+                self.confirm_delete = None;
+                let dir = cx.runs.get(&id).map(|v| v.entry.dir.clone());
                 match dir.map(|d| remove_run(&d)) {
-                    Some(Err(e)) => self.error(format!("cannot delete {id}: {e:#}")),
+                    Some(Err(e)) => cx.error(format!("cannot delete {id}: {e:#}")),
                     _ => {
-                        self.state.selected.retain(|s| *s != id);
-                        self.notify(format!("deleted run {id}"));
-                        self.runs.refresh(&self.state.selected, true);
+                        cx.state.selected.retain(|s| *s != id);
+                        cx.notify(format!("deleted run {id}"));
+                        cx.runs.refresh(&cx.state.selected, true);
                     }
                 }
             }
-            Some(false) => self.sidebar.confirm_delete = None,
+            Some(false) => self.confirm_delete = None,
             None => {}
         }
     }

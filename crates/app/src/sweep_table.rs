@@ -2,7 +2,7 @@
 //! best point and the points no different from it marked. Rows are laid out
 //! only while on screen, so a sweep of hundreds of points stays quick.
 
-use super::app::SquadlabApp;
+use super::runs::Runs;
 use squadlab_core::report::Stat;
 use squadlab_core::store::{RunStatus, Shown};
 use squadlab_core::sweep::table::{numeric, PointRow, VsBest};
@@ -30,17 +30,26 @@ const COLUMNS: [(&str, f32); 4] = [
     ("train time", 100.0),
 ];
 
-impl SquadlabApp {
-    pub(super) fn sweep_table(
+/// The sweep's points as a table whose headers sort it.
+#[derive(Default)]
+pub struct SweepTable {
+    /// The column sorted by, and whether descending; None: by the first axis.
+    pub sort: Option<(SortKey, bool)>,
+}
+
+impl SweepTable {
+    /// The `shown` rows; `runs` gives the running runs' progress.
+    pub fn show(
         &mut self,
         ui: &mut egui::Ui,
+        runs: &Runs,
         rows: &[PointRow],
         varying: &[String],
         shown: &[bool],
         height: f32,
     ) {
         let mut order: Vec<usize> = (0..rows.len()).filter(|&i| shown[i]).collect();
-        match (&self.sweeps.sort, varying.first()) {
+        match (&self.sort, varying.first()) {
             (Some((key, descending)), _) => sort_rows(&mut order, rows, key, *descending),
             // Unsorted, points follow their first axis, numbers in numeric order.
             (None, Some(axis)) => sort_rows(&mut order, rows, &SortKey::Axis(axis.clone()), false),
@@ -77,7 +86,7 @@ impl SquadlabApp {
                         self.sort_header(ui, title, key, *width);
                     }
                 });
-                let progress = self.progress_of(rows, &order);
+                let progress = progress_of(runs, rows, &order);
                 egui::ScrollArea::vertical()
                     .id_salt("sweep-table-rows")
                     .max_height(height)
@@ -91,7 +100,7 @@ impl SquadlabApp {
     }
 
     fn sort_header(&mut self, ui: &mut egui::Ui, title: &str, key: &SortKey, width: f32) {
-        let arrow = match &self.sweeps.sort {
+        let arrow = match &self.sort {
             Some((k, true)) if k == key => " (desc)",
             Some((k, false)) if k == key => " (asc)",
             _ => "",
@@ -99,22 +108,22 @@ impl SquadlabApp {
         let button = egui::Button::new(format!("{title}{arrow}"));
         if ui.add_sized([width, ROW_HEIGHT], button).clicked() {
             // Scores and times sort best-first; axis values in their order.
-            self.sweeps.sort = match &self.sweeps.sort {
+            self.sort = match &self.sort {
                 Some((k, d)) if k == key => Some((key.clone(), !d)),
                 _ => Some((key.clone(), !matches!(key, SortKey::Axis(_)))),
             };
         }
     }
+}
 
-    /// Progress of the shown rows' running runs, as followed by the app.
-    fn progress_of(&self, rows: &[PointRow], order: &[usize]) -> HashMap<String, f32> {
-        order
-            .iter()
-            .flat_map(|&i| rows[i].runs.iter())
-            .filter(|r| r.shown == Shown::Is(RunStatus::Running))
-            .filter_map(|r| Some((r.id.clone(), self.runs.get(&r.id)?.progress()?)))
-            .collect()
-    }
+/// Progress of the shown rows' running runs, as followed by the app.
+fn progress_of(runs: &Runs, rows: &[PointRow], order: &[usize]) -> HashMap<String, f32> {
+    order
+        .iter()
+        .flat_map(|&i| rows[i].runs.iter())
+        .filter(|r| r.shown == Shown::Is(RunStatus::Running))
+        .filter_map(|r| Some((r.id.clone(), runs.get(&r.id)?.progress()?)))
+        .collect()
 }
 
 fn cell(ui: &mut egui::Ui, width: f32, text: impl Into<egui::WidgetText>) -> egui::Response {

@@ -3,9 +3,12 @@
 //! marked too), a parallel-coordinates plot whose brushes filter the table,
 //! F1 by value on each axis, and launching a sweep file into the store's queue.
 
-use super::app::SquadlabApp;
 use super::browse::{Browser, Purpose};
+use super::context::{AppContext, Request, View};
+use super::parallel::PlotState;
+use super::runs::Runs;
 pub use super::sweep_table::SortKey;
+use super::sweep_table::SweepTable;
 use crossbeam_channel::{bounded, Receiver};
 use squadlab_core::report::Format;
 use squadlab_core::store::{RunEntry, Store};
@@ -29,7 +32,7 @@ pub struct SweepsView {
     /// A sweep file opened to start, and what starting it would do.
     pub file: Option<PathBuf>,
     pub preview: Option<Result<squadlab_core::sweep::Preview, String>>,
-    pub sort: Option<(SortKey, bool)>,
+    table: SweepTable,
     /// Brushed ranges per plot axis (swept fields and `f1`), in the axis's
     /// 0–1 plot units; a run passes when it lies inside every one.
     pub brushes: BTreeMap<String, (f64, f64)>,
@@ -37,7 +40,7 @@ pub struct SweepsView {
     /// The tests against the best, for the finished runs they were run on.
     tests: Option<(Finished, Verdicts)>,
     testing: Option<(Finished, Receiver<Verdicts>)>,
-    pub(super) plot: super::parallel::PlotState,
+    plot: PlotState,
     /// The points as last built, and a hash of the runs they were built from:
     /// rebuilt only when a run changes, not every frame.
     rows: Option<(u64, Vec<PointRow>)>,
@@ -92,7 +95,7 @@ impl SweepsView {
 
 /// A hash of what the sweep's rows are built from: each run's id, status,
 /// scores and last step.
-fn runs_hash(runs: &super::runs::Runs, sweep: &str) -> u64 {
+fn runs_hash(runs: &Runs, sweep: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     sweep.hash(&mut h);
@@ -124,45 +127,44 @@ fn finished_signature(rows: &[PointRow]) -> Finished {
         .collect()
 }
 
-impl SquadlabApp {
-    /// The shown sweep's runs, as the store listing has them now.
-    fn sweep_entries(&self, id: &str) -> Vec<RunEntry> {
-        self.runs
-            .views
-            .iter()
-            .filter(|v| {
-                v.entry
-                    .record
-                    .as_ref()
-                    .and_then(|r| r.sweep.as_ref())
-                    .is_some_and(|s| s.id == id)
-            })
-            .map(|v| {
-                let mut e = v.entry.clone();
-                // The listing reads no log tail; a followed run knows its step.
-                e.last_step = v.follower.series.last.clone();
-                e
-            })
-            .collect()
-    }
+/// The shown sweep's runs, as the store listing has them now.
+fn sweep_entries(runs: &Runs, id: &str) -> Vec<RunEntry> {
+    runs.views
+        .iter()
+        .filter(|v| {
+            v.entry
+                .record
+                .as_ref()
+                .and_then(|r| r.sweep.as_ref())
+                .is_some_and(|s| s.id == id)
+        })
+        .map(|v| {
+            let mut e = v.entry.clone();
+            // The listing reads no log tail; a followed run knows its step.
+            e.last_step = v.follower.series.last.clone();
+            e
+        })
+        .collect()
+}
 
+impl SweepsView {
     /// The shown sweep's points with the latest tests against the best,
     /// starting the tests in the background when the finished runs changed.
-    pub fn sweep_rows(&mut self) -> Vec<PointRow> {
-        let Some(id) = self.sweeps.selected.clone() else {
+    pub fn rows(&mut self, runs: &Runs) -> Vec<PointRow> {
+        let Some(id) = self.selected.clone() else {
             return Vec::new();
         };
-        let state = runs_hash(&self.runs, &id);
-        let mut rows = match &self.sweeps.rows {
+        let state = runs_hash(runs, &id);
+        let mut rows = match &self.rows {
             Some((h, rows)) if *h == state => rows.clone(),
             _ => {
-                let rows = point_rows(&self.sweep_entries(&id));
-                self.sweeps.rows = Some((state, rows.clone()));
+                let rows = point_rows(&sweep_entries(runs, &id));
+                self.rows = Some((state, rows.clone()));
                 rows
             }
         };
         let signature = finished_signature(&rows);
-        let sv = &mut self.sweeps;
+        let sv = &mut *self;
         if let Some((sig, rx)) = &sv.testing {
             if let Ok(verdicts) = rx.try_recv() {
                 sv.tests = Some((sig.clone(), verdicts));
@@ -192,72 +194,76 @@ impl SquadlabApp {
         }
         rows
     }
+}
 
-    pub(super) fn sweeps_view(&mut self, ui: &mut egui::Ui) {
-        let listing = self.sweeps.listing(&self.runs.store);
+impl View for SweepsView {
+    fn is_waiting(&self) -> bool {
+        self.is_testing()
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, cx: &mut AppContext<'_>) {
+        let listing = self.listing(&cx.runs.store);
         let ids: Vec<String> = listing.iter().map(|(id, _)| id.clone()).collect();
-        if self
-            .sweeps
-            .selected
-            .as_ref()
-            .is_none_or(|s| !ids.contains(s))
-        {
-            self.sweeps.selected = ids.last().cloned();
+        if self.selected.as_ref().is_none_or(|s| !ids.contains(s)) {
+            self.selected = ids.last().cloned();
         }
-        self.sweep_launcher(ui, &ids);
+        self.sweep_launcher(ui, cx, &ids);
         ui.separator();
-        let Some(id) = self.sweeps.selected.clone() else {
+        let Some(id) = self.selected.clone() else {
             ui.weak("No sweeps in this store yet: open a sweep file above (experiments/sweeps/ has examples).");
             return;
         };
-        let rows = self.sweep_rows();
+        let rows = self.rows(cx.runs);
         let (varying, fixed) = axes(&rows);
         let random = listing.iter().any(|(s, r)| *s == id && *r);
-        self.sweep_summary(ui, &id, &rows, &fixed, random);
-        let rows_hash = self.sweeps.rows.as_ref().map_or(0, |(h, _)| *h);
-        self.sweeps.plot.update(rows_hash, &rows, &varying);
-        let shown = self.sweeps.plot.passing(rows.len(), &self.sweeps.brushes);
+        self.sweep_summary(ui, cx, &id, &rows, &fixed, random);
+        let rows_hash = self.rows.as_ref().map_or(0, |(h, _)| *h);
+        self.plot.update(rows_hash, &rows, &varying);
+        let shown = self.plot.passing(rows.len(), &self.brushes);
         ui.horizontal(|ui| {
             ui.weak("Drag along an axis to brush a range; the table keeps the points with a run inside every brush.");
-            if !self.sweeps.brushes.is_empty() && ui.button("Clear brushes").clicked() {
-                self.sweeps.brushes.clear();
+            if !self.brushes.is_empty() && ui.button("Clear brushes").clicked() {
+                self.brushes.clear();
             }
         });
         let height = (ui.available_height() * 0.4).clamp(180.0, 360.0);
-        self.parallel_plot(ui, height);
+        self.plot.show(ui, &mut self.brushes, height);
         let table_height = (ui.available_height() * 0.6 - 2.0 * ROW_GAP).max(80.0);
-        self.sweep_table(ui, &rows, &varying, &shown, table_height);
+        self.table
+            .show(ui, cx.runs, &rows, &varying, &shown, table_height);
         ui.separator();
         egui::ScrollArea::vertical()
             .id_salt("sweep-effects")
             .show(ui, |ui| sweep_effects(ui, &rows, &varying));
     }
+}
 
-    fn sweep_launcher(&mut self, ui: &mut egui::Ui, ids: &[String]) {
+impl SweepsView {
+    fn sweep_launcher(&mut self, ui: &mut egui::Ui, cx: &mut AppContext<'_>, ids: &[String]) {
         ui.horizontal(|ui| {
             ui.label("Sweep");
             egui::ComboBox::from_id_salt("sweep")
-                .selected_text(self.sweeps.selected.clone().unwrap_or_else(|| "none".into()))
+                .selected_text(self.selected.clone().unwrap_or_else(|| "none".into()))
                 .show_ui(ui, |ui| {
                     for id in ids {
-                        ui.selectable_value(&mut self.sweeps.selected, Some(id.clone()), id);
+                        ui.selectable_value(&mut self.selected, Some(id.clone()), id);
                     }
                 });
             if ui.button("Open sweep file…").clicked() {
-                self.browser = Some(Browser::file(
+                cx.request(Request::Browse(Box::new(Browser::file(
                     Purpose::SweepFile,
                     Path::new("experiments/sweeps"),
-                ));
+                ))));
             }
-            ui.checkbox(&mut self.state.train_store_queue, "train queued runs here")
+            ui.checkbox(&mut cx.state.train_store_queue, "train queued runs here")
                 .on_hover_text("This app takes the store's queued runs, one per device, as `squadlab worker` does");
         });
-        let Some(file) = self.sweeps.file.clone() else {
+        let Some(file) = self.file.clone() else {
             return;
         };
         ui.horizontal(|ui| {
             ui.monospace(file.display().to_string());
-            match &self.sweeps.preview {
+            match &self.preview {
                 Some(Ok(p)) => {
                     ui.label(format!(
                         "sweep {}: {} runs, {} new{}{}",
@@ -279,7 +285,7 @@ impl SquadlabApp {
                         .add_enabled(p.new > 0, egui::Button::new("Start sweep"))
                         .clicked()
                     {
-                        self.start_sweep_file(&file);
+                        self.start_sweep_file(cx, &file);
                     }
                 }
                 Some(Err(e)) => {
@@ -291,31 +297,32 @@ impl SquadlabApp {
     }
 
     /// Queues the sweep file's new points and shows the sweep.
-    pub fn start_sweep_file(&mut self, file: &Path) {
-        match squadlab_core::sweep::start(&self.runs.store, file) {
+    pub fn start_sweep_file(&mut self, cx: &mut AppContext<'_>, file: &Path) {
+        match squadlab_core::sweep::start(&cx.runs.store, file) {
             Ok(x) => {
-                self.notify(format!(
+                cx.notify(format!(
                     "sweep {}: queued {} run(s){}",
                     x.sweep,
                     x.queued.len(),
-                    if self.state.train_store_queue {
+                    if cx.state.train_store_queue {
                         ""
                     } else {
                         "; tick \"train queued runs here\" or start `squadlab worker`"
                     }
                 ));
-                self.sweeps.selected = Some(x.sweep);
-                self.sweeps.listing = None;
-                self.sweeps.open_file(&self.runs.store, file.to_path_buf());
-                self.runs.refresh(&self.state.selected, true);
+                self.selected = Some(x.sweep);
+                self.listing = None;
+                self.open_file(&cx.runs.store, file.to_path_buf());
+                cx.runs.refresh(&cx.state.selected, true);
             }
-            Err(e) => self.error(format!("cannot start the sweep: {e:#}")),
+            Err(e) => cx.error(format!("cannot start the sweep: {e:#}")),
         }
     }
 
     fn sweep_summary(
         &mut self,
         ui: &mut egui::Ui,
+        cx: &mut AppContext<'_>,
         id: &str,
         rows: &[PointRow],
         fixed: &[(String, String)],
@@ -351,7 +358,7 @@ impl SquadlabApp {
                         .join(", ")
                 ));
             }
-            if self.sweeps.is_testing() {
+            if self.is_testing() {
                 ui.spinner();
                 ui.weak("testing against the best…");
             }
@@ -361,30 +368,27 @@ impl SquadlabApp {
                 ("Export LaTeX", Format::Latex),
             ] {
                 if ui.button(label).clicked() {
-                    match self.export_sweep(id, format) {
-                        Ok(p) => self.notify(format!("wrote {}", p.display())),
-                        Err(e) => self.error(format!("export failed: {e:#}")),
+                    match self.export_sweep(cx, id, format) {
+                        Ok(p) => cx.notify(format!("wrote {}", p.display())),
+                        Err(e) => cx.error(format!("export failed: {e:#}")),
                     }
                 }
             }
             if random {
                 ui.separator();
                 ui.add(
-                    egui::DragValue::new(&mut self.sweeps.trials_to_add)
+                    egui::DragValue::new(&mut self.trials_to_add)
                         .range(1..=1000)
                         .prefix("trials: "),
                 );
                 if ui.button("Add trials").clicked() {
-                    let n = self.sweeps.trials_to_add.max(1);
-                    match squadlab_core::sweep::add(&self.runs.store, id, n) {
+                    let n = self.trials_to_add.max(1);
+                    match squadlab_core::sweep::add(&cx.runs.store, id, n) {
                         Ok(x) => {
-                            self.notify(format!(
-                                "sweep {id}: queued {} more run(s)",
-                                x.queued.len()
-                            ));
-                            self.runs.refresh(&self.state.selected, true);
+                            cx.notify(format!("sweep {id}: queued {} more run(s)", x.queued.len()));
+                            cx.runs.refresh(&cx.state.selected, true);
                         }
-                        Err(e) => self.error(format!("cannot add trials: {e:#}")),
+                        Err(e) => cx.error(format!("cannot add trials: {e:#}")),
                     }
                 }
             }
@@ -393,8 +397,13 @@ impl SquadlabApp {
 
     /// The sweep's comparison table (`squadlab export sweep:ID`'s rows) under
     /// `<store>/exports/`.
-    pub fn export_sweep(&mut self, id: &str, format: Format) -> anyhow::Result<PathBuf> {
-        let finished: Vec<RunEntry> = squadlab_core::sweep::runs(&self.runs.store, id)?
+    pub fn export_sweep(
+        &mut self,
+        cx: &AppContext<'_>,
+        id: &str,
+        format: Format,
+    ) -> anyhow::Result<PathBuf> {
+        let finished: Vec<RunEntry> = squadlab_core::sweep::runs(&cx.runs.store, id)?
             .into_iter()
             .filter(|e| {
                 e.shown
@@ -418,7 +427,7 @@ impl SquadlabApp {
             Format::Latex => "tex",
             Format::Json => "json",
         };
-        let path = self.export_path(&format!("sweep-{id}"), ext);
+        let path = cx.export_path(&format!("sweep-{id}"), ext);
         std::fs::create_dir_all(path.parent().unwrap_or(&path))?;
         squadlab_core::fsutil::write_atomically(&path, body.as_bytes())?;
         Ok(path)

@@ -57,3 +57,16 @@ pub fn duration(seconds: f64) -> String {
         _ => format!("{} h {:02} min", s / 3600, (s % 3600) / 60),
     }
 }
+
+/// The curve a plot's pointer is near (its name; empty when none) and the
+/// point under it.
+pub fn hovered<'a>(hover: &egui_plot::HoverPosition<'a>) -> (&'a str, egui_plot::PlotPoint) {
+    match hover {
+        egui_plot::HoverPosition::NearDataPoint {
+            plot_name,
+            position,
+            ..
+        } => (plot_name, *position),
+        egui_plot::HoverPosition::Elsewhere { position } => ("", *position),
+    }
+}

@@ -12,7 +12,7 @@ use super::optimizer::{global_norm, AdamW, AdamWParams};
 use super::prepare::Prepared;
 use super::schedule::Schedule;
 use super::schedule::StepPlan;
-use crate::config::SaveStrategy;
+use crate::config::{RunConfig, SaveStrategy};
 use crate::data::{FeatureSet, SquadDataset};
 use crate::eval::{evaluate, EvalOutput, PostprocessParams};
 use crate::model::{
@@ -60,6 +60,36 @@ enum Next {
     Cancel,
 }
 
+/// What the loop carries from one optimiser step to the next.
+struct Progress {
+    plan: StepPlan,
+    schedule: Schedule,
+    optimizer: AdamW,
+    engine: Engine,
+    /// Everything a checkpoint keeps: the step, the epoch's order, the
+    /// generators, the history.
+    state: TrainerState,
+    flops_per_window: f64,
+    /// Not resumed: the fault injection that slows steps applies.
+    fresh_start: bool,
+    /// Windows and seconds of this process's steps, for its throughput (a
+    /// resumed run's earlier steps ran elsewhere).
+    session_samples: u64,
+    session_seconds: f64,
+}
+
+/// What one optimiser step came to.
+enum Step {
+    /// At this learning rate.
+    Taken { learning_rate: f64 },
+    /// A loss or the gradients' norm was not finite: nothing was updated.
+    Diverged {
+        step: u64,
+        loss: f64,
+        grad_norm: f64,
+    },
+}
+
 pub struct Trainer<'a> {
     p: Prepared,
     run_dir: PathBuf,
@@ -87,11 +117,57 @@ impl<'a> Trainer<'a> {
         let _ = self.events.send(event);
     }
 
+    /// Trains to the plan's last step (or a cancel), then evaluates: the loop
+    /// over epochs and optimiser steps, each step by [`Trainer::step`] and
+    /// what follows it by [`Trainer::after_step`].
     pub fn run(mut self) -> Result<()> {
         let c = self.p.config.clone();
         // The whole run on this thread builds the graph the config asks for.
         let _graph = crate::model::kernels::generic_graph(c.graph == crate::config::Graph::Generic);
-        let plan = StepPlan::new(&c, self.p.train_features.len());
+        let mut run = self.start(&c)?;
+        self.announce(&c, &run);
+        let windows = self.p.train_features.len();
+        while run.state.global_step < run.plan.total_steps {
+            if run.state.epoch_order.is_empty() {
+                run.state.epoch_order = epoch_order(windows, c.seed, run.state.epoch);
+                run.state.steps_done_in_epoch = 0;
+            }
+            let order = run.state.epoch_order.clone();
+            let micro_batches: Vec<&[u32]> = order.chunks(c.per_device_train_batch_size).collect();
+            for group in micro_batches
+                .chunks(c.gradient_accumulation_steps)
+                .skip(run.state.steps_done_in_epoch as usize)
+            {
+                if run.state.global_step >= run.plan.total_steps {
+                    break;
+                }
+                if let Next::Cancel = self.poll_control(run.state.global_step) {
+                    let checkpoint = Some(self.save(&mut run.state, &run.optimizer, &c)?);
+                    self.emit(TrainEvent::Cancelled {
+                        step: run.state.global_step,
+                        checkpoint,
+                    });
+                    return Ok(());
+                }
+                match self.step(&c, &mut run, group)? {
+                    Step::Taken { learning_rate } => {
+                        self.after_step(&c, &mut run, learning_rate)?
+                    }
+                    Step::Diverged {
+                        step,
+                        loss,
+                        grad_norm,
+                    } => return self.diverged(step, loss, grad_norm),
+                }
+            }
+        }
+        self.finish(&run.state)
+    }
+
+    /// The schedule, the optimiser and the engine, and the state to go on
+    /// from: a fresh one, or a checkpoint's with its optimiser moments.
+    fn start(&mut self, c: &RunConfig) -> Result<Progress> {
+        let plan = StepPlan::new(c, self.p.train_features.len());
         let warmup_steps = c.warmup_steps_for(plan.total_steps);
         let schedule = Schedule {
             kind: c.lr_scheduler_type,
@@ -127,12 +203,12 @@ impl<'a> Trainer<'a> {
             }
             None => TrainerState::new(
                 dropout_rng(c.seed),
-                generator_for(&c, &self.p.device, self.p.compute),
+                generator_for(c, &self.p.device, self.p.compute),
             ),
         };
         // The generator the run began with, whatever the config says now.
-        let mut engine = Engine::new(
-            &c,
+        let engine = Engine::new(
+            c,
             &self.p.model.config,
             &self.p.model.params,
             &self.p.device,
@@ -144,6 +220,22 @@ impl<'a> Trainer<'a> {
         if !self.p.device.is_cpu() {
             self.p.device.set_seed(c.seed ^ state.global_step)?;
         }
+        Ok(Progress {
+            flops_per_window: flops_per_window(&self.p.model.config, c.max_seq_length),
+            plan,
+            schedule,
+            optimizer,
+            engine,
+            state,
+            fresh_start,
+            session_samples: 0,
+            session_seconds: 0.0,
+        })
+    }
+
+    /// The fused kernels' self-check warnings, then the run's plan as
+    /// `Started`.
+    fn announce(&self, c: &RunConfig, run: &Progress) {
         let (device_name, dtype_name) = describe(&self.p.device, self.p.compute);
         // The self-check of every fused implementation on this device (once
         // per process): what it switched off is said before the run starts.
@@ -155,9 +247,9 @@ impl<'a> Trainer<'a> {
         self.emit(TrainEvent::Started(Box::new(StartInfo {
             config: c.clone(),
             run_dir: self.run_dir.clone(),
-            total_steps: plan.total_steps,
-            steps_per_epoch: plan.steps_per_epoch,
-            warmup_steps,
+            total_steps: run.plan.total_steps,
+            steps_per_epoch: run.plan.steps_per_epoch,
+            warmup_steps: run.schedule.warmup_steps,
             train_data: self.p.train.origin.clone(),
             eval_data: self.p.eval.origin.clone(),
             train_examples: self.p.train.len(),
@@ -174,138 +266,133 @@ impl<'a> Trainer<'a> {
                 .vars()
                 .map(|(_, v)| v.elem_count())
                 .sum(),
-            resumed_from_step: state.global_step,
-            dropout_generator: Some(engine.generator().name().to_string()),
-            fused_kernels: Some(engine.fused_kernels().names()),
+            resumed_from_step: run.state.global_step,
+            dropout_generator: Some(run.engine.generator().name().to_string()),
+            fused_kernels: Some(run.engine.fused_kernels().names()),
             family: Some(self.p.model.config.family()),
         })));
+    }
 
-        let flops_per_window = flops_per_window(&self.p.model.config, c.max_seq_length);
-        let (mut session_samples, mut session_seconds) = (0u64, 0f64);
-        let windows = self.p.train_features.len();
-        while state.global_step < plan.total_steps {
-            if state.epoch_order.is_empty() {
-                state.epoch_order = epoch_order(windows, c.seed, state.epoch);
-                state.steps_done_in_epoch = 0;
+    /// One optimiser step over `group`'s micro-batches: forward and backward
+    /// with accumulated gradients, the step's one host read, the divergence
+    /// checks, the clipped update, and its `Step` event.
+    fn step(&self, c: &RunConfig, run: &mut Progress, group: &[&[u32]]) -> Result<Step> {
+        let started = Instant::now();
+        let state = &mut run.state;
+        run.engine.begin(&self.p.model.params)?;
+        let mut step_windows = 0usize;
+        for (i, mb) in group.iter().enumerate() {
+            let ids: Vec<usize> = mb.iter().map(|&w| w as usize).collect();
+            let pad_to = if c.dynamic_padding {
+                self.p.train_features.longest(&ids)
+            } else {
+                c.max_seq_length
+            };
+            // Uploads go through the device's stream from the thread
+            // that created it; work moved to another thread would race.
+            if std::thread::current().id() != self.p.device_thread {
+                bail!("device work left the thread that created the device");
             }
-            let order = state.epoch_order.clone();
-            let micro_batches: Vec<&[u32]> = order.chunks(c.per_device_train_batch_size).collect();
-            for group in micro_batches
-                .chunks(c.gradient_accumulation_steps)
-                .skip(state.steps_done_in_epoch as usize)
-            {
-                if state.global_step >= plan.total_steps {
-                    break;
-                }
-                if let Next::Cancel = self.poll_control(state.global_step) {
-                    let checkpoint = Some(self.save(&mut state, &optimizer, &c)?);
-                    self.emit(TrainEvent::Cancelled {
-                        step: state.global_step,
-                        checkpoint,
-                    });
-                    return Ok(());
-                }
-                let started = Instant::now();
-                engine.begin(&self.p.model.params)?;
-                let mut step_windows = 0usize;
-                for (i, mb) in group.iter().enumerate() {
-                    let ids: Vec<usize> = mb.iter().map(|&w| w as usize).collect();
-                    let pad_to = if c.dynamic_padding {
-                        self.p.train_features.longest(&ids)
-                    } else {
-                        c.max_seq_length
-                    };
-                    // Uploads go through the device's stream from the thread
-                    // that created it; work moved to another thread would race.
-                    if std::thread::current().id() != self.p.device_thread {
-                        bail!("device work left the thread that created the device");
-                    }
-                    let batch = WindowBatch::new(
-                        &self.p.train_features,
-                        &self.p.train,
-                        &ids,
-                        pad_to,
-                        &self.p.device,
-                    )?;
-                    let round = dropout_round(state.global_step, c.gradient_accumulation_steps, i);
-                    engine.micro_batch(
-                        &self.p.model.params,
-                        &batch,
-                        1.0 / group.len() as f64,
-                        round,
-                        &mut state.dropout_rng,
-                    )?;
-                    step_windows += mb.len();
-                }
-                // The step's one host sync: its losses and gradient norms in
-                // one read (each read waits for the device on CUDA).
-                let (values, squared) = engine.read()?;
-                let mut loss_sum = 0f64;
-                for (i, mut value) in values.into_iter().enumerate() {
-                    if i == 0 && crate::faults::nan_loss_at(state.global_step + 1) {
-                        value = f64::NAN;
-                    }
-                    if !value.is_finite() {
-                        return self.diverged(state.global_step + 1, value, f64::NAN);
-                    }
-                    loss_sum += value;
-                }
-                let loss = loss_sum / group.len() as f64;
-                let lr = schedule.lr(state.global_step);
-                let trace = engine.trace(state.global_step + 1)?;
-                let grad_norm = global_norm(&squared);
-                if !grad_norm.is_finite() {
-                    return self.diverged(state.global_step + 1, loss, grad_norm);
-                }
-                engine.update(&mut optimizer, c.max_grad_norm, grad_norm, lr)?;
-                if fresh_start {
-                    crate::faults::slow_step();
-                }
-                super::trace::after_update(trace, &self.p.model.params)?;
-
-                let seconds = started.elapsed().as_secs_f64();
-                session_seconds += seconds;
-                session_samples += step_windows as u64;
-                state.train_seconds += seconds;
-                state.samples_seen += step_windows as u64;
-                state.total_flos += flops_per_window * step_windows as f64;
-                state.global_step += 1;
-                state.steps_done_in_epoch += 1;
-                let log = StepLog {
-                    step: state.global_step,
-                    epoch: state.epoch as f64
-                        + state.steps_done_in_epoch as f64 / plan.steps_per_epoch as f64,
-                    loss,
-                    grad_norm,
-                    learning_rate: lr,
-                    samples_per_second: session_samples as f64 / session_seconds.max(1e-9),
-                    elapsed_seconds: state.train_seconds,
-                };
-                state.step_history.push(log.clone());
-                self.emit(TrainEvent::Step(log));
-                let epoch_ended = state.steps_done_in_epoch == plan.steps_per_epoch;
-                if epoch_ended {
-                    self.end_epoch(&mut state, lr);
-                }
-                // Evaluate before saving, as Hugging Face does, so the
-                // checkpoint's state knows whether it is the best.
-                let mut new_best = false;
-                if evaluation::due(&c, state.global_step, epoch_ended) {
-                    new_best = self.evaluate_during_training(&mut state, &plan)?;
-                }
-                let save = match c.save_strategy {
-                    SaveStrategy::Epoch => epoch_ended,
-                    SaveStrategy::Steps => state.global_step % c.save_steps == 0,
-                    SaveStrategy::No => false,
-                };
-                // A best that falls between saves is kept too, so the end
-                // can load it (Hugging Face would warn it cannot).
-                if save || (new_best && c.load_best_model_at_end) {
-                    self.save(&mut state, &optimizer, &c)?;
-                }
-            }
+            let batch = WindowBatch::new(
+                &self.p.train_features,
+                &self.p.train,
+                &ids,
+                pad_to,
+                &self.p.device,
+            )?;
+            let round = dropout_round(state.global_step, c.gradient_accumulation_steps, i);
+            run.engine.micro_batch(
+                &self.p.model.params,
+                &batch,
+                1.0 / group.len() as f64,
+                round,
+                &mut state.dropout_rng,
+            )?;
+            step_windows += mb.len();
         }
-        self.finish(&state)
+        // The step's one host sync: its losses and gradient norms in
+        // one read (each read waits for the device on CUDA).
+        let (values, squared) = run.engine.read()?;
+        let mut loss_sum = 0f64;
+        for (i, mut value) in values.into_iter().enumerate() {
+            if i == 0 && crate::faults::nan_loss_at(state.global_step + 1) {
+                value = f64::NAN;
+            }
+            if !value.is_finite() {
+                return Ok(Step::Diverged {
+                    step: state.global_step + 1,
+                    loss: value,
+                    grad_norm: f64::NAN,
+                });
+            }
+            loss_sum += value;
+        }
+        let loss = loss_sum / group.len() as f64;
+        let lr = run.schedule.lr(state.global_step);
+        let trace = run.engine.trace(state.global_step + 1)?;
+        let grad_norm = global_norm(&squared);
+        if !grad_norm.is_finite() {
+            return Ok(Step::Diverged {
+                step: state.global_step + 1,
+                loss,
+                grad_norm,
+            });
+        }
+        run.engine
+            .update(&mut run.optimizer, c.max_grad_norm, grad_norm, lr)?;
+        if run.fresh_start {
+            crate::faults::slow_step();
+        }
+        super::trace::after_update(trace, &self.p.model.params)?;
+
+        let seconds = started.elapsed().as_secs_f64();
+        run.session_seconds += seconds;
+        run.session_samples += step_windows as u64;
+        state.train_seconds += seconds;
+        state.samples_seen += step_windows as u64;
+        state.total_flos += run.flops_per_window * step_windows as f64;
+        state.global_step += 1;
+        state.steps_done_in_epoch += 1;
+        let log = StepLog {
+            step: state.global_step,
+            epoch: state.epoch as f64
+                + state.steps_done_in_epoch as f64 / run.plan.steps_per_epoch as f64,
+            loss,
+            grad_norm,
+            learning_rate: lr,
+            samples_per_second: run.session_samples as f64 / run.session_seconds.max(1e-9),
+            elapsed_seconds: state.train_seconds,
+        };
+        state.step_history.push(log.clone());
+        self.emit(TrainEvent::Step(log));
+        Ok(Step::Taken { learning_rate: lr })
+    }
+
+    /// What follows a step: the epoch's end, an evaluation when due, and a
+    /// checkpoint when due or when the evaluation found a new best.
+    fn after_step(&self, c: &RunConfig, run: &mut Progress, lr: f64) -> Result<()> {
+        let state = &mut run.state;
+        let epoch_ended = state.steps_done_in_epoch == run.plan.steps_per_epoch;
+        if epoch_ended {
+            self.end_epoch(state, lr);
+        }
+        // Evaluate before saving, as Hugging Face does, so the
+        // checkpoint's state knows whether it is the best.
+        let mut new_best = false;
+        if evaluation::due(c, state.global_step, epoch_ended) {
+            new_best = self.evaluate_during_training(state, &run.plan)?;
+        }
+        let save = match c.save_strategy {
+            SaveStrategy::Epoch => epoch_ended,
+            SaveStrategy::Steps => state.global_step.is_multiple_of(c.save_steps),
+            SaveStrategy::No => false,
+        };
+        // A best that falls between saves is kept too, so the end
+        // can load it (Hugging Face would warn it cannot).
+        if save || (new_best && c.load_best_model_at_end) {
+            self.save(state, &run.optimizer, c)?;
+        }
+        Ok(())
     }
 
     fn end_epoch(&self, state: &mut TrainerState, lr: f64) {
