@@ -2,8 +2,35 @@
 
 use crate::data::WindowParams;
 use crate::eval::PostprocessParams;
+use crate::report::significance::BootstrapOptions;
 use anyhow::{bail, Result};
 use clap::Args;
+
+/// How bootstrap intervals are drawn (`diff`, `breakdown`).
+#[derive(Args)]
+pub struct BootstrapArgs {
+    /// Bootstrap resamples for every interval.
+    #[arg(long, default_value_t = BootstrapOptions::default().resamples)]
+    pub resamples: usize,
+    /// The bootstrap's seed: the same seed gives the same intervals.
+    #[arg(long, default_value_t = BootstrapOptions::default().seed)]
+    pub bootstrap_seed: u64,
+}
+
+impl BootstrapArgs {
+    pub fn options(&self) -> Result<BootstrapOptions> {
+        if self.resamples < 100 {
+            bail!(
+                "--resamples {}: a 95% interval needs at least 100",
+                self.resamples
+            );
+        }
+        Ok(BootstrapOptions {
+            resamples: self.resamples,
+            seed: self.bootstrap_seed,
+        })
+    }
+}
 
 /// How questions and contexts are cut into windows.
 #[derive(Args)]

@@ -1,9 +1,9 @@
 //! `compare`, `diff`, `export` and `export-metrics`: runs side by side, against
 //! each other and against the published results.
 
-use super::args::StoreArgs;
+use super::args::{BootstrapArgs, StoreArgs};
 use super::Report;
-use crate::report::significance::{show_p, BootstrapOptions, McNemarMethod, PairedTests};
+use crate::report::significance::{show_p, McNemarMethod, PairedTests};
 use crate::report::{
     aligned, comparison_rows, diff_runs, differing_keys, render, render_steps, text, Format,
     ReferenceResults, Row, TableOptions,
@@ -41,12 +41,8 @@ pub struct DiffArgs {
     /// Flipped questions listed per direction (all of them with --json).
     #[arg(long, default_value_t = 20)]
     limit: usize,
-    /// Bootstrap resamples for the ΔF1 interval.
-    #[arg(long, default_value_t = BootstrapOptions::default().resamples)]
-    resamples: usize,
-    /// The bootstrap's seed: the same seed gives the same interval.
-    #[arg(long, default_value_t = BootstrapOptions::default().seed)]
-    bootstrap_seed: u64,
+    #[command(flatten)]
+    bootstrap: BootstrapArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -169,16 +165,7 @@ fn key_table(header: &[String], rows: &[(String, Vec<String>)]) -> String {
 pub fn diff(args: &DiffArgs) -> Result<Report> {
     let store = args.store.open();
     let (a, b) = (store.find(&args.run_a)?, store.find(&args.run_b)?);
-    if args.resamples < 100 {
-        bail!(
-            "--resamples {}: a 95% interval needs at least 100",
-            args.resamples
-        );
-    }
-    let bootstrap = BootstrapOptions {
-        resamples: args.resamples,
-        seed: args.bootstrap_seed,
-    };
+    let bootstrap = args.bootstrap.options()?;
     let d = diff_runs(&a, &b, bootstrap)?;
     let name = |p: &std::path::Path| {
         p.file_name()

@@ -6,6 +6,7 @@ mod bench;
 /// Public for its comparisons, which tests/it/numeric_checks.rs feeds NaN.
 pub mod bench_check;
 mod bench_memory;
+mod breakdown;
 mod check_config;
 mod compare;
 mod convert;
@@ -76,6 +77,9 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Questions one run gets right and the other wrong.
     Diff(compare::DiffArgs),
+    /// EM and F1 by question type, answer length or passage length, with
+    /// intervals; for several runs each bucket's ΔF1 against the first.
+    Breakdown(breakdown::BreakdownArgs),
     /// The comparison table with the published rows, as md, csv, tex or json.
     Export(compare::ExportArgs),
     /// A run's metric history, one row per step, as csv or jsonl.
@@ -178,6 +182,7 @@ pub fn main() -> ExitCode {
         Command::Show(a) => (a.json, runs::show(&a)),
         Command::Compare(a) => (a.json, compare::compare(&a)),
         Command::Diff(a) => (a.json, compare::diff(&a)),
+        Command::Breakdown(a) => (a.json, breakdown::breakdown(&a)),
         Command::Export(a) => (a.json, compare::export(&a)),
         Command::ExportMetrics(a) => (a.json, compare::export_metrics(&a)),
         Command::ImportPredictions(a) => (a.json, manage::import_predictions(&a)),

@@ -383,6 +383,18 @@ pub fn spawn_following_worker(root: &std::path::Path, env: &[(&str, &str)]) -> s
         .unwrap()
 }
 
+/// The official SQuAD 2.0 dev file and the leaderboard prediction file
+/// beside it, when the data is here.
+#[allow(dead_code)]
+pub fn squad2_leaderboard() -> Option<(PathBuf, PathBuf)> {
+    Some((
+        squad2_file("dev-v2.0.json")?,
+        squad2_file(
+            "reference_predictions/leaderboard_v2_bidaf_selfattn_elmo_single_allenai_stanford.json",
+        )?,
+    ))
+}
+
 /// A file of the SQuAD 2.0 data folder, beside the v1.1 one
 /// (`$SQUADLAB_DATA/../squad2`, else `../shared/data/squad2`).
 pub fn squad2_file(name: &str) -> Option<PathBuf> {

@@ -9,6 +9,7 @@ mod common;
 
 mod bad_input;
 mod best_model;
+mod breakdown;
 mod chaos;
 mod claims;
 mod cli;

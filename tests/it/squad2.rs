@@ -39,12 +39,7 @@ fn assert_keys(ours: &serde_json::Value, expected: &serde_json::Value, case: &st
 
 #[test]
 fn the_v2_scorer_matches_the_reference_on_the_leaderboard_file() {
-    let (Some(dev), Some(board)) = (
-        common::squad2_file("dev-v2.0.json"),
-        common::squad2_file(
-            "reference_predictions/leaderboard_v2_bidaf_selfattn_elmo_single_allenai_stanford.json",
-        ),
-    ) else {
+    let Some((dev, board)) = common::squad2_leaderboard() else {
         return;
     };
     let (dev, board) = (dev.display().to_string(), board.display().to_string());

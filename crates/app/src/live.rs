@@ -30,6 +30,12 @@ impl Metric {
         }
     }
 
+    /// Whether the smoothing slider applies. The learning rate is the
+    /// schedule the trainer used: smoothed, it would draw rates it never used.
+    fn is_smoothed(self) -> bool {
+        self != Metric::LearningRate
+    }
+
     fn values(self, s: &Series) -> &[f64] {
         match self {
             Metric::Loss => &s.loss,
@@ -87,6 +93,23 @@ impl LiveView {
         let done = entry.1.out.len();
         entry.1.extend(&values[done..]);
         &entry.1.out
+    }
+
+    /// A run's named curve on a plot: the EMA at `weight` where the metric is
+    /// smoothed, else the series as logged.
+    #[allow(clippy::too_many_arguments)]
+    fn named_curve(
+        &mut self,
+        id: &str,
+        metric: Metric,
+        s: &Series,
+        weight: f32,
+        range: (f64, f64),
+        buckets: usize,
+        log: bool,
+    ) -> Vec<[f64; 2]> {
+        let smoothed = metric.is_smoothed() && weight > 0.0;
+        self.drawn(id, metric, s, smoothed, weight, range, buckets, log)
     }
 
     /// The points of one curve as drawn: the raw series or its EMA, within
@@ -279,7 +302,8 @@ impl LiveView {
             }
             let name = cx.series_name(id);
             let color = series_color(i);
-            if show_raw && weight > 0.0 {
+            let smoothed = metric.is_smoothed() && weight > 0.0;
+            if show_raw && smoothed {
                 let raw = self.drawn(id, metric, s, false, weight, range, buckets, log);
                 // Unnamed: the raw curve stays out of the legend and the hover.
                 lines.push(
@@ -288,7 +312,7 @@ impl LiveView {
                         .allow_hover(false),
                 );
             }
-            let drawn = self.drawn(id, metric, s, true, weight, range, buckets, log);
+            let drawn = self.named_curve(id, metric, s, weight, range, buckets, log);
             lines.push(
                 Line::new(name, PlotPoints::from(drawn))
                     .color(color)
@@ -459,4 +483,52 @@ fn writer_memory(dir: &std::path::Path) -> Option<String> {
         .parse()
         .ok()?;
     Some(format!("{:.2} GiB RSS", kb / 1024.0 / 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use squadlab_core::train::{StepLog, TrainEvent};
+
+    fn series(steps: u64) -> Series {
+        let mut s = Series::default();
+        for step in 1..=steps {
+            // A warmup to step 10, then a linear decay: a kink smoothing rounds off.
+            let lr = if step <= 10 {
+                1e-4 * step as f64 / 10.0
+            } else {
+                1e-4 * (steps - step) as f64 / (steps - 10) as f64
+            };
+            s.push(&TrainEvent::Step(StepLog {
+                step,
+                epoch: 0.0,
+                loss: if step % 2 == 0 { 1.0 } else { 3.0 },
+                grad_norm: 1.0,
+                learning_rate: lr,
+                samples_per_second: 1.0,
+                elapsed_seconds: step as f64,
+            }));
+        }
+        s
+    }
+
+    fn named_line(metric: Metric, s: &Series, weight: f32) -> Vec<[f64; 2]> {
+        let everything = (f64::MIN, f64::MAX);
+        LiveView::default().named_curve("run", metric, s, weight, everything, usize::MAX / 4, false)
+    }
+
+    #[test]
+    fn the_learning_rate_is_drawn_as_scheduled_while_loss_is_smoothed() {
+        let s = series(40);
+        let lr = named_line(Metric::LearningRate, &s, 0.9);
+        assert_eq!(lr.len(), 40);
+        for (point, (&step, &rate)) in lr.iter().zip(s.step.iter().zip(&s.learning_rate)) {
+            assert_eq!(*point, [step, rate]);
+        }
+        // The loss under the same slider is smoothed: it no longer swings
+        // between 1 and 3.
+        let loss = named_line(Metric::Loss, &s, 0.9);
+        let last = loss.last().unwrap()[1];
+        assert!(last > 1.5 && last < 2.5, "smoothed loss {last}");
+    }
 }

@@ -3,11 +3,11 @@
 //! well under a millisecond).
 
 use anyhow::{anyhow, Context, Result};
-use squadlab_core::data::{load_json, load_source, LoadOptions, Split};
 use squadlab_core::eval::{
     load_predictions, question_score_v2, Candidate, EvalResults, NullDecision, NBEST_FILE,
     NULL_SCORES_FILE, PREDICTIONS_FILE, RESULTS_FILE,
 };
+use squadlab_core::report::eval_dataset;
 use squadlab_core::store::RunRecord;
 use std::collections::HashMap;
 use std::path::Path;
@@ -96,30 +96,7 @@ pub fn load_prediction_set(dir: &Path, record: &RunRecord) -> Result<PredictionS
     let nbest = load_nbest(&dir.join(NBEST_FILE))?;
     let mut nulls = load_null_scores(&dir.join(NULL_SCORES_FILE))?;
     let config = record.config.as_ref();
-    let options = LoadOptions {
-        limit: None,
-        skip_bad_records: true,
-        version_2_with_negative: record.squad_version() == squadlab_core::data::SQUAD_V2,
-        articles: config
-            .and_then(|c| c.data.eval_articles)
-            .map(|(from, to)| from..to),
-        ..LoadOptions::default()
-    };
-    let validation = record.data.iter().find(|d| d.split == "validation");
-    let data =
-        match validation.filter(|d| d.path.ends_with(".json") && Path::new(&d.path).is_file()) {
-            Some(file) => load_json(Path::new(&file.path), &options)?,
-            None => {
-                let config = record.config.as_ref().ok_or_else(|| {
-                    anyhow!(
-                        "run {} records no validation file that exists here{}",
-                        record.id,
-                        validation.map_or(String::new(), |d| format!(" (it used {})", d.path))
-                    )
-                })?;
-                load_source(&config.data.validation, Split::Validation, &options)?
-            }
-        };
+    let data = eval_dataset(record)?;
     let by_id: HashMap<&str, usize> = data
         .examples
         .iter()

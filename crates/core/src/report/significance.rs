@@ -108,8 +108,29 @@ pub fn paired_bootstrap(f1_a: &[f64], f1_b: &[f64], options: BootstrapOptions) -
         .zip(f1_b)
         .map(|(a, b)| 100.0 * (b - a))
         .collect();
+    let delta = if n == 0 {
+        0.0
+    } else {
+        diffs.iter().sum::<f64>() / n as f64
+    };
+    let [low, high] = bootstrap_mean_interval(&diffs, options);
+    DeltaInterval {
+        delta,
+        low,
+        high,
+        confidence: 1.0 - ALPHA,
+        resamples: options.resamples,
+        seed: options.seed,
+    }
+}
+
+/// The 95% percentile-bootstrap interval of the mean of `values`: resampled
+/// with replacement `options.resamples` times from `options.seed`, the 2.5th
+/// and 97.5th percentiles of the means, interpolated as numpy's default. Sums
+/// run in a fixed order, so the interval is the same on every CPU.
+pub fn bootstrap_mean_interval(values: &[f64], options: BootstrapOptions) -> [f64; 2] {
+    let n = values.len();
     let mean = |sum: f64| if n == 0 { 0.0 } else { sum / n as f64 };
-    let delta = mean(diffs.iter().sum());
     let mut rng = SeededRng::new(options.seed);
     let mut means: Vec<f64> = (0..options.resamples)
         .map(|_| {
@@ -117,21 +138,17 @@ pub fn paired_bootstrap(f1_a: &[f64], f1_b: &[f64], options: BootstrapOptions) -
                 .map(|_| {
                     // Lemire's multiply-shift: an index in [0, n) from 64 random bits.
                     let i = ((rng.next_u64() as u128 * n as u128) >> 64) as usize;
-                    diffs[i]
+                    values[i]
                 })
                 .sum();
             mean(sum)
         })
         .collect();
     means.sort_by(f64::total_cmp);
-    DeltaInterval {
-        delta,
-        low: percentile(&means, ALPHA / 2.0),
-        high: percentile(&means, 1.0 - ALPHA / 2.0),
-        confidence: 1.0 - ALPHA,
-        resamples: options.resamples,
-        seed: options.seed,
-    }
+    [
+        percentile(&means, ALPHA / 2.0),
+        percentile(&means, 1.0 - ALPHA / 2.0),
+    ]
 }
 
 /// numpy's linear percentile of sorted values, q in [0, 1].

@@ -56,6 +56,10 @@ pub enum TrainEvent {
     Warning {
         message: String,
     },
+    /// An event this version does not know, from a newer squadlab: skipped
+    /// by every reader, never written.
+    #[serde(other)]
+    Unknown,
 }
 
 /// JSON has no NaN or infinity: serde_json writes them as `null`, so a

@@ -60,6 +60,8 @@ pub fn read_metrics(dir: &Path) -> MetricsLog {
             continue;
         }
         match serde_json::from_str::<TrainEvent>(line) {
+            // A newer squadlab's event: nothing here reads it.
+            Ok(TrainEvent::Unknown) => {}
             Ok(e) => log.events.push(e),
             Err(_) if i + 1 == lines.len() && !complete => log.problems.push(format!(
                 "{EVENTS_FILE}:{}: last line cut short (a crash mid-write); ignored",

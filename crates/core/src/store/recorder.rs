@@ -100,8 +100,9 @@ impl RunRecorder {
 
 impl EventSink for RunRecorder {
     fn on_event(&mut self, event: &TrainEvent) -> Result<()> {
-        // Status lines are transient progress text, not history.
-        if !matches!(event, TrainEvent::Status { .. }) {
+        // Status lines are transient progress text, not history; an unknown
+        // event has nothing to write.
+        if !matches!(event, TrainEvent::Status { .. } | TrainEvent::Unknown) {
             self.append(event)?;
         }
         let id = self.record.id.clone();
@@ -157,7 +158,8 @@ impl EventSink for RunRecorder {
             | TrainEvent::EpochEnd(_)
             | TrainEvent::Paused { .. }
             | TrainEvent::Resumed { .. }
-            | TrainEvent::Warning { .. } => save = false,
+            | TrainEvent::Warning { .. }
+            | TrainEvent::Unknown => save = false,
         }
         if save {
             // Name, tags and notes belong to the user, who may edit them

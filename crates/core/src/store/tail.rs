@@ -180,6 +180,28 @@ mod tests {
     }
 
     #[test]
+    fn a_newer_versions_event_is_skipped_quietly_and_a_broken_known_one_is_not() {
+        let text = format!(
+            "{}\n{{\"event\":\"gpu_sample\",\"utilization\":97.0}}\n{}\n",
+            step(1),
+            step(2)
+        );
+        let (tail, dir) = tail_of(text.as_bytes());
+        assert_eq!(tail.last_step.as_ref().unwrap().step, 2);
+        assert!(tail.problems.is_empty(), "{:?}", tail.problems);
+        let log = read_metrics(dir.path());
+        assert!(log.problems.is_empty(), "{:?}", log.problems);
+        assert_eq!(log.events.len(), 2, "the unknown event is not kept");
+        agrees_with_full_read(&tail, dir.path());
+        // A known event whose fields do not read is still a problem.
+        let text = format!("{}\n{{\"event\":\"step\",\"step\":\"two\"}}\n", step(1));
+        let (tail, _) = tail_of(text.as_bytes());
+        assert_eq!(tail.last_step.as_ref().unwrap().step, 1);
+        assert_eq!(tail.problems.len(), 1, "{:?}", tail.problems);
+        assert!(tail.problems[0].starts_with("metrics.jsonl:2: unreadable line ignored: "));
+    }
+
+    #[test]
     fn a_cut_short_last_line_is_skipped_and_reported() {
         let full = step(3);
         let text = format!("{}\n{}\n{}", step(1), step(2), &full[..full.len() / 2]);
