@@ -99,7 +99,7 @@ impl EventSink for ProgressReporter {
             }
             TrainEvent::Paused { step } => self.say(format!("paused at step {step}")),
             TrainEvent::Resumed { step } => self.say(format!("resumed at step {step}")),
-            TrainEvent::Unknown => {}
+            TrainEvent::System(_) | TrainEvent::Unknown => {}
             TrainEvent::Evaluated(e) => self.say(format!(
                 "{}: EM {:.2}  F1 {:.2} on {} questions ({} windows, {:.1} s)",
                 match e.kind {

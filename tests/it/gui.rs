@@ -1244,6 +1244,102 @@ fn evaluations_during_training_plot_against_step_and_export_to_tensorboard() {
     assert!(has_label_containing(&h, "tensorboard --logdir"));
 }
 
+#[test]
+fn the_live_views_system_row_plots_a_runs_samples_and_its_gpus() {
+    use squadlab::train::{GpuUsage, StepLog, SystemSample, TrainEvent};
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let dir = scored_run(&store, "20260101-000000-0001", "sampled", 80.0, 88.0);
+    let sample = |t: f64, step: u64, gpu: bool| {
+        TrainEvent::System(SystemSample {
+            elapsed_seconds: t,
+            step,
+            cpu_percent: Some(150.0),
+            rss_bytes: Some(2 << 30),
+            gpus: if gpu {
+                vec![GpuUsage {
+                    index: 0,
+                    utilization_percent: Some(95.0),
+                    memory_used_mib: Some(30_000.0),
+                    power_watts: Some(280.0),
+                    temperature_c: Some(60.0),
+                }]
+            } else {
+                Vec::new()
+            },
+            gpu_error: None,
+        })
+    };
+    let step = |n: u64| {
+        TrainEvent::Step(StepLog {
+            step: n,
+            epoch: 0.0,
+            loss: 2.0,
+            grad_norm: 1.0,
+            learning_rate: 1e-5,
+            samples_per_second: 10.0,
+            elapsed_seconds: n as f64,
+        })
+    };
+    let write = |events: &[TrainEvent]| {
+        let lines: Vec<String> = events
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect();
+        std::fs::write(dir.join("metrics.jsonl"), lines.join("\n") + "\n").unwrap();
+    };
+    write(&[
+        step(1),
+        sample(5.0, 1, false),
+        step(2),
+        sample(10.0, 2, false),
+    ]);
+    let mut h = harness(&store);
+    h.state_mut().select("20260101-000000-0001".into(), false);
+    h.run_steps(3);
+    assert!(has_label(&h, "System"), "the row is there, folded");
+    assert!(!has_label(&h, "CPU % (100 = one core)"));
+    h.get_by_label("System").click();
+    h.run_steps(2);
+    assert!(has_label(&h, "CPU % (100 = one core)"));
+    assert!(has_label(&h, "memory (RSS, GiB)"));
+    assert!(
+        !has_label(&h, "GPU power (W)"),
+        "no GPU plots for a CPU run"
+    );
+    let series = &h
+        .state()
+        .runs()
+        .get("20260101-000000-0001")
+        .unwrap()
+        .follower
+        .series;
+    assert_eq!(series.system.len(), 2);
+
+    // A CUDA run's samples add the GPU plots.
+    write(&[
+        step(1),
+        sample(5.0, 1, true),
+        step(2),
+        sample(10.0, 2, true),
+    ]);
+    let mut h = harness(&store);
+    h.state_mut().select("20260101-000000-0001".into(), false);
+    h.run_steps(3);
+    if !has_label(&h, "GPU power (W)") {
+        h.get_by_label("System").click();
+        h.run_steps(2);
+    }
+    for title in [
+        "GPU utilisation %",
+        "GPU memory used (GiB)",
+        "GPU power (W)",
+        "GPU temperature (°C)",
+    ] {
+        assert!(has_label(&h, title), "{title}");
+    }
+}
+
 /// A sweep of the tiny task (3 learning rates × 2 seeds) started in `store`,
 /// its runs then marked finished with the given F1 per (lr index, seed).
 fn scored_sweep(tmp: &Path, f1: impl Fn(usize, u64) -> f64) -> (PathBuf, String) {

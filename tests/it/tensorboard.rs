@@ -93,3 +93,68 @@ fn an_exported_run_reads_back_as_tensorboard_read_it() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("give --out DIR"));
 }
+
+/// A real CPU run samples its process (here every 50 ms): the samples are in
+/// its `metrics.jsonl` as `system` events before its last event, the listing
+/// shows no problem, and they export under `system/`.
+#[test]
+fn a_runs_system_samples_are_logged_and_export_under_system() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (json, model) = common::tiny_task(tmp.path());
+    let ron = tmp.path().join("run.ron");
+    std::fs::write(&ron, common::tiny_run_config(&json, &model).to_ron()).unwrap();
+    let run = tmp.path().join("run");
+    let out = common::squadlab()
+        .args(["train", "--json", "--out"])
+        .arg(&run)
+        .arg(&ron)
+        .env("SQUADLAB_SYSTEM_SAMPLE_MS", "50")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = squadlab::store::read_metrics(&run);
+    assert!(log.problems.is_empty(), "{:?}", log.problems);
+    let samples = log.system_samples();
+    assert!(!samples.is_empty(), "no system samples in metrics.jsonl");
+    assert!(samples
+        .iter()
+        .all(|s| s.rss_bytes.is_some_and(|b| b > 1 << 20)));
+    assert!(
+        samples
+            .iter()
+            .all(|s| s.gpus.is_empty() && s.gpu_error.is_none()),
+        "a CPU run asks no GPU"
+    );
+    assert!(
+        log.events.last().unwrap().is_terminal(),
+        "samples stop before the last event"
+    );
+
+    let tb = tmp.path().join("tb");
+    common::squadlab_json(&[
+        "export-metrics",
+        &run.display().to_string(),
+        "--format",
+        "tensorboard",
+        "--out",
+        &tb.display().to_string(),
+    ]);
+    let file = std::fs::read_dir(&tb)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let scalars = read_event_file(&std::fs::read(file).unwrap()).unwrap();
+    let rss: Vec<&Scalar> = scalars
+        .iter()
+        .filter(|s| s.tag == "system/rss_gib")
+        .collect();
+    assert_eq!(rss.len(), samples.len());
+    assert!(rss.iter().all(|s| s.value > 0.0));
+    assert!(scalars.iter().any(|s| s.tag == "train/loss"));
+}

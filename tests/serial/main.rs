@@ -3,7 +3,8 @@
 //! - memory_plan installs a counting global allocator (memory_plan.rs) and
 //!   reads its process-wide peak;
 //! - census reads the process-wide tensor-id counter;
-//! - hub_model and hub_dataset set `HF_HUB_*` variables for the process.
+//! - hub_model and hub_dataset set `HF_HUB_*` variables for the process;
+//! - gpu_usage puts a fake nvidia-smi on PATH.
 //!
 //! The runner speaks enough of libtest's language for cargo: filters (any
 //! substring of a test's name), `--exact`, `--list`, `--nocapture`, and the
@@ -14,6 +15,7 @@
 mod common;
 
 mod census;
+mod gpu_usage;
 mod hub_dataset;
 mod hub_model;
 mod memory_plan;
@@ -25,6 +27,10 @@ use std::time::Instant;
 const CHILD: &str = "SQUADLAB_SERIAL_TEST";
 
 const TESTS: &[(&str, fn())] = &[
+    (
+        "gpu_usage::gpu_usage_is_read_from_nvidia_smi_and_its_failures_are_said_once",
+        gpu_usage::gpu_usage_is_read_from_nvidia_smi_and_its_failures_are_said_once,
+    ),
     (
         "census::the_census_counts_the_structure_not_the_shapes",
         census::the_census_counts_the_structure_not_the_shapes,

@@ -5,7 +5,9 @@
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use squadlab_core::store::EVENTS_FILE;
-use squadlab_core::train::{EpochLog, EvalKind, EvalSummary, StartInfo, StepLog, TrainEvent};
+use squadlab_core::train::{
+    EpochLog, EvalKind, EvalSummary, StartInfo, StepLog, SystemSample, TrainEvent,
+};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -24,6 +26,8 @@ pub struct Series {
     pub eval: Option<EvalSummary>,
     /// Evaluations during training, by step.
     pub evals: Vec<EvalSummary>,
+    /// What the training process cost, as sampled.
+    pub system: Vec<SystemSample>,
     pub paused: bool,
     /// Bumped on every change, so derived curves know when to recompute.
     pub version: u64,
@@ -51,6 +55,7 @@ impl Series {
             }
             TrainEvent::Evaluated(e) => self.eval = Some(e.clone()),
             TrainEvent::Finished(s) => self.eval = s.eval.clone().or(self.eval.take()),
+            TrainEvent::System(sample) => self.system.push(sample.clone()),
             TrainEvent::Paused { .. } => self.paused = true,
             TrainEvent::Resumed { .. } => self.paused = false,
             _ => {}

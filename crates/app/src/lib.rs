@@ -28,6 +28,7 @@ mod spans;
 mod state;
 mod sweep_table;
 mod sweeps;
+mod system_plot;
 mod widgets;
 
 pub use app::{AppOptions, SquadlabApp};

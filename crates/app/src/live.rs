@@ -7,6 +7,7 @@ use super::curves::{decimate, Ema, Envelope};
 use super::eval_plot::{best_eval, eval_plot, has_evals};
 use super::follow::Series;
 use super::state::Tab;
+use super::system_plot::{has_samples, system_height, system_plots, SYSTEM_PLOT_HEIGHT};
 use super::widgets::{duration, hovered, series_color};
 use egui_plot::{Legend, Line, Plot, PlotPoints, VLine};
 use squadlab_core::store::{holder, hostname, Holder};
@@ -254,8 +255,10 @@ impl View for LiveView {
                 })
             });
         let plots = if has_evals(cx.runs, &ids) { 4.0 } else { 3.0 };
+        let system_id = ui.make_persistent_id("live-system");
+        let system = system_height(ui.ctx(), system_id, cx.runs, &ids);
         // Each plot's title and x axis take about 40 points.
-        let height = ((ui.available_height() - plots * 40.0) / plots).max(120.0);
+        let height = ((ui.available_height() - system - plots * 40.0) / plots).max(120.0);
         let top = ui.cursor().min;
         for metric in Metric::ALL {
             self.metric_plot(ui, cx, metric, &ids, height);
@@ -263,6 +266,14 @@ impl View for LiveView {
         if plots > 3.0 {
             let name = |id: &str| cx.series_name(id);
             eval_plot(ui, cx.runs, &ids, name, height);
+        }
+        if has_samples(cx.runs, &ids) {
+            egui::CollapsingHeader::new("System")
+                .id_salt("live-system")
+                .show(ui, |ui| {
+                    let name = |id: &str| cx.series_name(id);
+                    system_plots(ui, cx.runs, &ids, name, SYSTEM_PLOT_HEIGHT);
+                });
         }
         self.plots_rect = Some(egui::Rect::from_min_max(top, ui.min_rect().max));
     }
@@ -473,16 +484,8 @@ fn writer_memory(dir: &std::path::Path) -> Option<String> {
     if info.host != hostname() {
         return Some(format!("(on {})", info.host));
     }
-    let status = std::fs::read_to_string(format!("/proc/{}/status", info.pid)).ok()?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(format!("{:.2} GiB RSS", kb / 1024.0 / 1024.0))
+    let bytes = squadlab_core::train::system::rss_bytes(&format!("/proc/{}/status", info.pid))?;
+    Some(format!("{:.2} GiB RSS", bytes as f64 / (1u64 << 30) as f64))
 }
 
 #[cfg(test)]

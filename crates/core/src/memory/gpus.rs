@@ -2,6 +2,7 @@
 //! `doctor` can look without claiming a GPU, and they answer even where CUDA
 //! is broken.
 
+use crate::schema::events::GpuUsage;
 use std::process::Command;
 
 /// One GPU as `nvidia-smi` reports it.
@@ -18,11 +19,51 @@ pub struct Gpu {
 /// `CUDA_DEVICE_ORDER=PCI_BUS_ID` and on any one-GPU machine; or why none
 /// could be listed.
 pub fn query_gpus() -> Result<Vec<Gpu>, String> {
+    let rows = nvidia_smi("name,driver_version,compute_cap,memory.free,memory.total")?;
+    Ok(rows
+        .iter()
+        .map(|f| {
+            let get = |i: usize| f.get(i).cloned().unwrap_or_default();
+            Gpu {
+                name: get(0),
+                driver: get(1),
+                compute_cap: get(2),
+                free_mib: get(3).parse().ok(),
+                total_mib: get(4).parse().ok(),
+            }
+        })
+        .collect())
+}
+
+/// Every GPU's utilisation, memory used, power draw and temperature, or why
+/// nvidia-smi could not say.
+pub fn query_gpu_usage() -> Result<Vec<GpuUsage>, String> {
+    let rows = nvidia_smi("index,utilization.gpu,memory.used,power.draw,temperature.gpu")?;
+    Ok(rows
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let num = |k: usize| {
+                f.get(k)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .filter(|v| v.is_finite())
+            };
+            GpuUsage {
+                index: f.first().and_then(|v| v.parse().ok()).unwrap_or(i as u32),
+                utilization_percent: num(1),
+                memory_used_mib: num(2),
+                power_watts: num(3),
+                temperature_c: num(4),
+            }
+        })
+        .collect())
+}
+
+/// `nvidia-smi --query-gpu=FIELDS` as CSV rows of trimmed fields.
+fn nvidia_smi(fields: &str) -> Result<Vec<Vec<String>>, String> {
     let out = Command::new("nvidia-smi")
-        .args([
-            "--query-gpu=name,driver_version,compute_cap,memory.free,memory.total",
-            "--format=csv,noheader,nounits",
-        ])
+        .arg(format!("--query-gpu={fields}"))
+        .arg("--format=csv,noheader,nounits")
         .output()
         .map_err(|e| format!("nvidia-smi: {e}"))?;
     if !out.status.success() {
@@ -34,16 +75,6 @@ pub fn query_gpus() -> Result<Vec<Gpu>, String> {
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|line| {
-            let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            let get = |i: usize| f.get(i).copied().unwrap_or("").to_string();
-            Gpu {
-                name: get(0),
-                driver: get(1),
-                compute_cap: get(2),
-                free_mib: get(3).parse().ok(),
-                total_mib: get(4).parse().ok(),
-            }
-        })
+        .map(|line| line.split(',').map(|f| f.trim().to_string()).collect())
         .collect())
 }

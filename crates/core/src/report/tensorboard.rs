@@ -12,8 +12,12 @@
 //! `train/samples_per_second`; evaluations during training are `eval/f1`
 //! and `eval/exact_match`, the final evaluation `final/f1` and
 //! `final/exact_match` (it may score more questions than those during training).
+//! What the run cost is under `system/`: `system/cpu_percent`,
+//! `system/rss_gib` and per GPU `system/gpuN/utilization_percent`,
+//! `memory_used_mib`, `power_watts` and `temperature_c`, at the step logged
+//! when each was sampled.
 
-use crate::schema::{EvalKind, EvalSummary, StepLog};
+use crate::schema::{EvalKind, EvalSummary, StepLog, SystemSample};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -68,6 +72,41 @@ pub fn run_scalars(steps: &[StepLog], evals: &[EvalSummary], start_wall: f64) ->
     out
 }
 
+/// The system samples as scalars; wall times are the run's start plus the
+/// seconds its process had run when sampled.
+pub fn system_scalars(samples: &[SystemSample], start_wall: f64) -> Vec<Scalar> {
+    let mut out = Vec::new();
+    for s in samples {
+        let mut values = vec![
+            ("system/cpu_percent".to_string(), s.cpu_percent),
+            (
+                "system/rss_gib".to_string(),
+                s.rss_bytes.map(|b| b as f64 / (1u64 << 30) as f64),
+            ),
+        ];
+        for g in &s.gpus {
+            let tag = |name: &str| format!("system/gpu{}/{name}", g.index);
+            values.extend([
+                (tag("utilization_percent"), g.utilization_percent),
+                (tag("memory_used_mib"), g.memory_used_mib),
+                (tag("power_watts"), g.power_watts),
+                (tag("temperature_c"), g.temperature_c),
+            ]);
+        }
+        for (tag, value) in values {
+            if let Some(value) = value {
+                out.push(Scalar {
+                    tag,
+                    step: s.step as i64,
+                    wall_time: start_wall + s.elapsed_seconds,
+                    value: value as f32,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// The event file's bytes: the version event, then one event per scalar, in order.
 pub fn event_file(scalars: &[Scalar], start_wall: f64) -> Vec<u8> {
     let mut out = Vec::new();
@@ -116,6 +155,7 @@ pub fn export_run_dir(run_dir: &Path, out_dir: &Path) -> Result<(PathBuf, usize,
         &record.id,
         &log.steps(),
         &log.evaluations(),
+        &log.system_samples(),
         start as f64,
     )?;
     Ok((path, scalars, log.problems))
@@ -128,11 +168,13 @@ pub fn export_run(
     run_id: &str,
     steps: &[StepLog],
     evals: &[EvalSummary],
+    system: &[SystemSample],
     start_wall: f64,
 ) -> Result<(PathBuf, usize)> {
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let scalars = run_scalars(steps, evals, start_wall);
+    let mut scalars = run_scalars(steps, evals, start_wall);
+    scalars.extend(system_scalars(system, start_wall));
     let path = out_dir.join(event_file_name(start_wall, run_id));
     crate::fsutil::write_atomically(&path, &event_file(&scalars, start_wall))?;
     let mine = format!(".squadlab-{run_id}");
@@ -299,6 +341,54 @@ fn masked_crc(data: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn system_samples_export_under_system_and_read_back() {
+        use crate::schema::GpuUsage;
+        let samples = [
+            SystemSample {
+                elapsed_seconds: 5.0,
+                step: 0,
+                cpu_percent: Some(180.5),
+                rss_bytes: Some(3 << 29),
+                gpus: Vec::new(),
+                gpu_error: Some("nvidia-smi: not found".into()),
+            },
+            SystemSample {
+                elapsed_seconds: 10.0,
+                step: 7,
+                cpu_percent: None,
+                rss_bytes: Some(1 << 30),
+                gpus: vec![GpuUsage {
+                    index: 1,
+                    utilization_percent: Some(97.0),
+                    memory_used_mib: Some(40_000.0),
+                    power_watts: None,
+                    temperature_c: Some(61.0),
+                }],
+                gpu_error: None,
+            },
+        ];
+        let scalars = system_scalars(&samples, 100.0);
+        let tags: Vec<(&str, i64, f32)> = scalars
+            .iter()
+            .map(|s| (s.tag.as_str(), s.step, s.value))
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                ("system/cpu_percent", 0, 180.5),
+                ("system/rss_gib", 0, 1.5),
+                ("system/rss_gib", 7, 1.0),
+                ("system/gpu1/utilization_percent", 7, 97.0),
+                ("system/gpu1/memory_used_mib", 7, 40_000.0),
+                ("system/gpu1/temperature_c", 7, 61.0),
+            ]
+        );
+        assert_eq!(scalars[2].wall_time, 110.0);
+        let bytes = event_file(&scalars, 100.0);
+        assert_eq!(read_event_file(&bytes).unwrap(), scalars);
+    }
 
     #[test]
     fn crc32c_matches_its_check_value() {

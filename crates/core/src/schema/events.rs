@@ -56,10 +56,45 @@ pub enum TrainEvent {
     Warning {
         message: String,
     },
+    /// What the training process costs, sampled every few seconds off the
+    /// training thread.
+    System(SystemSample),
     /// An event this version does not know, from a newer squadlab: skipped
     /// by every reader, never written.
     #[serde(other)]
     Unknown,
+}
+
+/// One sample of the training process and its GPUs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SystemSample {
+    /// Seconds since the process began training this run (wall clock,
+    /// preparation included).
+    pub elapsed_seconds: f64,
+    /// The last step logged when sampled (0 before the first).
+    pub step: u64,
+    /// CPU time over wall time since the last sample, as `top` shows it: 200
+    /// is two cores busy.
+    pub cpu_percent: Option<f64>,
+    /// Resident memory of the process.
+    pub rss_bytes: Option<u64>,
+    /// CUDA runs: every GPU nvidia-smi lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<GpuUsage>,
+    /// Why the GPUs could not be read (nvidia-smi missing or failing), once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_error: Option<String>,
+}
+
+/// What one GPU is doing; None where nvidia-smi says `[N/A]` (power on some
+/// boards) or gives no number.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GpuUsage {
+    pub index: u32,
+    pub utilization_percent: Option<f64>,
+    pub memory_used_mib: Option<f64>,
+    pub power_watts: Option<f64>,
+    pub temperature_c: Option<f64>,
 }
 
 /// JSON has no NaN or infinity: serde_json writes them as `null`, so a

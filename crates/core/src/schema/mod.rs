@@ -7,6 +7,6 @@ pub mod checkpoint;
 pub mod events;
 
 pub use events::{
-    BestModel, BestThresholds, EpochLog, EvalKind, EvalSummary, EventSink, StartInfo, StepLog,
-    TrainEvent, TrainSummary, V2Breakdown,
+    BestModel, BestThresholds, EpochLog, EvalKind, EvalSummary, EventSink, GpuUsage, StartInfo,
+    StepLog, SystemSample, TrainEvent, TrainSummary, V2Breakdown,
 };

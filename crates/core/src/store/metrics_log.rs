@@ -2,7 +2,7 @@
 //! the lines a crash cut short or that could not be read, each reported.
 
 use crate::schema::events::EVENTS_FILE;
-use crate::schema::{EvalKind, EvalSummary, StepLog, TrainEvent};
+use crate::schema::{EvalKind, EvalSummary, StepLog, SystemSample, TrainEvent};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -37,6 +37,18 @@ impl MetricsLog {
             }
         }
         by_step.into_values().collect()
+    }
+
+    /// The system samples in the order they were logged (each process of a
+    /// resumed run counts its own elapsed time).
+    pub fn system_samples(&self) -> Vec<SystemSample> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                TrainEvent::System(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
     }
 }
 

@@ -159,6 +159,7 @@ impl EventSink for RunRecorder {
             | TrainEvent::Paused { .. }
             | TrainEvent::Resumed { .. }
             | TrainEvent::Warning { .. }
+            | TrainEvent::System(_)
             | TrainEvent::Unknown => save = false,
         }
         if save {

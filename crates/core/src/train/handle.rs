@@ -3,6 +3,7 @@
 
 use super::control::Control;
 use super::prepare::prepare;
+use super::system::{EventSender, Sampler};
 use super::trainer::Trainer;
 use crate::config::RunConfig;
 use crate::schema::events::TrainEvent;
@@ -88,6 +89,10 @@ impl TrainerHandle {
 
 /// Runs the request, turning every error (and panic) into a `Failed` event.
 fn run_to_end(request: RunRequest, events: &Sender<TrainEvent>, control: &Receiver<Control>) {
+    let events = &EventSender::new(events.clone());
+    // What the run costs, sampled until its last event (GPUs on CUDA runs).
+    let gpus = request.config.device != crate::config::Device::Cpu && crate::model::CUDA_BUILT;
+    let _sampler = Sampler::start(events.clone(), gpus);
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut status = |message: String| {
             let _ = events.send(TrainEvent::Status { message });

@@ -13,12 +13,13 @@ pub mod optimizer;
 mod prepare;
 pub mod schedule;
 mod step;
+pub mod system;
 pub mod trace;
 mod trainer;
 
 pub use crate::schema::events::{
-    BestModel, EpochLog, EvalKind, EvalSummary, EventSink, StartInfo, StepLog, TrainEvent,
-    TrainSummary,
+    BestModel, EpochLog, EvalKind, EvalSummary, EventSink, GpuUsage, StartInfo, StepLog,
+    SystemSample, TrainEvent, TrainSummary,
 };
 pub use control::Control;
 pub use handle::{RunRequest, TrainerHandle};

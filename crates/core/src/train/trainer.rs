@@ -12,6 +12,7 @@ use super::optimizer::{global_norm, AdamW, AdamWParams};
 use super::prepare::Prepared;
 use super::schedule::Schedule;
 use super::schedule::StepPlan;
+use super::system::EventSender;
 use crate::config::{RunConfig, SaveStrategy};
 use crate::data::{FeatureSet, SquadDataset};
 use crate::eval::{evaluate, EvalOutput, PostprocessParams};
@@ -24,7 +25,7 @@ use crate::schema::events::{
     EpochLog, EvalKind, EvalSummary, StartInfo, StepLog, TrainEvent, TrainSummary,
 };
 use anyhow::{bail, Result};
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -93,7 +94,7 @@ enum Step {
 pub struct Trainer<'a> {
     p: Prepared,
     run_dir: PathBuf,
-    events: &'a Sender<TrainEvent>,
+    events: &'a EventSender,
     control: &'a Receiver<Control>,
 }
 
@@ -101,7 +102,7 @@ impl<'a> Trainer<'a> {
     pub fn new(
         p: Prepared,
         run_dir: &Path,
-        events: &'a Sender<TrainEvent>,
+        events: &'a EventSender,
         control: &'a Receiver<Control>,
     ) -> Self {
         Self {
