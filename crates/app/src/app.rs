@@ -77,8 +77,19 @@ impl Views {
         ]
     }
 
+    /// Whether any view waits on a worker thread (predictions loading, a
+    /// question being answered, the sweep's tests against the best).
     fn any_waiting(&self) -> bool {
-        self.predictions.is_waiting() || self.playground.is_waiting()
+        let views: [&dyn View; 7] = [
+            &self.live,
+            &self.results,
+            &self.predictions,
+            &self.playground,
+            &self.new_run,
+            &self.sweeps,
+            &self.sidebar,
+        ];
+        views.iter().any(|v| v.is_waiting())
     }
 }
 
