@@ -13,7 +13,14 @@ Two ways to train:
   (`set_seed(seed)` before the model is made, so the QA head's init follows
   the seed; then `Trainer(...).train()`), for the seed study.
 
-    python3 bench/peer_protocol.py [--threads 2] [--seed 42] [--trainer] [--train-questions 2500] [--eval-questions 1000]
+The seed study's paired arm gives the `Trainer` squadlab's course for a seed:
+`--start-folder` a QA folder holding squadlab's initial head (instead of the
+head `set_seed` draws) and `--order` a JSON list of window indices that its
+sampler then yields in that order (instead of its seeded shuffle). Dropout
+masks stay the `Trainer`'s own.
+
+    python3 bench/peer_protocol.py [--threads 2] [--seed 42] [--trainer [--start-folder DIR] [--order FILE]]
+                                   [--train-questions 2500] [--eval-questions 1000]
 """
 
 import argparse
@@ -63,6 +70,13 @@ def hf_trainer(torch, model, cols, n, args):
 
     from transformers import Trainer, TrainingArguments, default_data_collator
 
+    trainer_class = Trainer
+    if args.order:
+        with open(args.order, encoding="utf-8") as f:
+            order = [int(i) for i in json.load(f)]
+        if sorted(order) != list(range(n)):
+            raise SystemExit(f"{args.order}: not a permutation of the {n} training windows")
+        trainer_class = fixed_order_trainer(Trainer, order, cols["input_ids"], args.batch)
     rows = [{k: v[i] for k, v in cols.items()} for i in range(n)]
     with tempfile.TemporaryDirectory() as out:
         training = TrainingArguments(
@@ -72,11 +86,42 @@ def hf_trainer(torch, model, cols, n, args):
             max_grad_norm=1.0, seed=args.seed, logging_steps=1, save_strategy="no",
             report_to=[], use_cpu=True, disable_tqdm=True,
         )
-        trainer = Trainer(model=model, args=training, train_dataset=rows, data_collator=default_data_collator)
+        trainer = trainer_class(model=model, args=training, train_dataset=rows, data_collator=default_data_collator)
         result = trainer.train()
         losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
         warmup = training.get_warmup_steps(result.global_step)
+    args.order_steps_checked = getattr(trainer_class, "steps_checked", None)
     return result.global_step, losses, warmup
+
+
+def fixed_order_trainer(trainer, order, input_ids, batch):
+    """A `Trainer` whose sampler yields `order` (one epoch), not a seeded shuffle.
+    Each step checks that its batch holds the windows the order names, in
+    that order, so a dataloader that reshuffles cannot slip through."""
+    import torch
+
+    class FixedOrder(torch.utils.data.Sampler):
+        def __len__(self):
+            return len(order)
+
+        def __iter__(self):
+            return iter(order)
+
+    class FixedOrderTrainer(trainer):
+        steps_checked = 0
+
+        def _get_train_sampler(self, train_dataset=None):
+            return FixedOrder()
+
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            k = FixedOrderTrainer.steps_checked
+            want = input_ids[torch.tensor(order[k * batch:(k + 1) * batch])]
+            if not torch.equal(inputs["input_ids"], want):
+                raise SystemExit(f"step {k + 1}: the Trainer's batch is not windows {order[k * batch:(k + 1) * batch]}")
+            FixedOrderTrainer.steps_checked += 1
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+    return FixedOrderTrainer
 
 
 def evaluate(model, dev_f, dev, batch):
@@ -109,7 +154,11 @@ def main():
     ap.add_argument("--warmup-ratio", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--trainer", action="store_true", help="train with transformers.Trainer, not the plain loop")
+    ap.add_argument("--start-folder", default=None, help="start from this QA folder (its head included)")
+    ap.add_argument("--order", default=None, help="with --trainer: a JSON list, the order of the training windows")
     args = ap.parse_args()
+    if args.order and not args.trainer:
+        ap.error("--order needs --trainer")
     started = time.perf_counter()
 
     os.environ["RAYON_NUM_THREADS"] = str(args.threads)
@@ -131,7 +180,7 @@ def main():
     dev_f = ref.preprocess_validation(tokenizer, dev)
 
     set_seed(args.seed)
-    model = BertForQuestionAnswering.from_pretrained(ref.tokenizer_dir())
+    model = BertForQuestionAnswering.from_pretrained(args.start_folder or ref.tokenizer_dir())
     n = len(train_f["input_ids"])
     cols = {k: torch.tensor(train_f[k]) for k in COLUMNS}
     train_started = time.perf_counter()
@@ -152,6 +201,9 @@ def main():
         "steps": steps, "warmup_steps": warmup, "windows": n,
         "first_loss": losses[0], "last_loss": losses[-1], "mean_loss": sum(losses) / len(losses),
         "exact_match": scores["exact_match"], "f1": scores["f1"], "questions": scores["total"],
+        "start_folder": args.start_folder, "order": args.order,
+        "order_steps_checked": getattr(args, "order_steps_checked", None),
+        "dropout": [model.config.hidden_dropout_prob, model.config.attention_probs_dropout_prob],
     }))
     return 0
 

@@ -15,6 +15,10 @@
 #       trained on 300 questions: no RoBERTa-base weights are offline, so its scores are a
 #       tiny model's, and the picture shows where a run sits, not how good
 #       RoBERTa is.
+#   tools/screenshots.sh --analysis [STORE RUN RUN...]
+#       only analysis.png: the Analysis view by question type of two runs of
+#       experiments/minilm-squad-quick-384.ron, seeds 42 and 43 (trains them
+#       first, about 15 min, unless given; the seed study's runs will do)
 #   tools/screenshots.sh --sweep [STORE]
 #       only sweeps.png: the Sweeps view of experiments/sweeps/minilm-300q-lr3.ron,
 #       3 learning rates × 2 seeds, 30 steps each (trains it first, about
@@ -44,6 +48,27 @@ if [ "${1:-}" = "--sweep" ]; then
     xvfb-run -a -s "-screen 0 1600x1000x24" \
         "$bin" gui --store "$store" --screenshots "$out" --screenshot sweeps=sweeps.png
     ls -l "$out/sweeps.png"
+    exit 0
+fi
+
+if [ "${1:-}" = "--analysis" ]; then
+    shift
+    if [ $# -ge 2 ]; then
+        store=$1
+        shift
+        runs=("$@")
+    else
+        store=$(mktemp -d)/store
+        runs=()
+        for seed in 42 43; do
+            "$bin" train experiments/minilm-squad-quick-384.ron --seed "$seed" --name "MiniLM quick seed $seed" \
+                --store "$store" --json >"$store.$seed.json"
+            runs+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["run_id"])' "$store.$seed.json")")
+        done
+    fi
+    xvfb-run -a -s "-screen 0 1600x1000x24" \
+        "$bin" gui --store "$store" --select "${runs[@]}" --screenshots "$out" --screenshot analysis=analysis.png
+    ls -l "$out/analysis.png"
     exit 0
 fi
 

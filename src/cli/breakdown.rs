@@ -5,7 +5,7 @@
 use super::args::{BootstrapArgs, StoreArgs};
 use super::Report;
 use crate::report::significance::show_p;
-use crate::report::{aligned, breakdown_runs, Breakdown, Dimension};
+use crate::report::{aligned, breakdown_runs, render_breakdown, Breakdown, Dimension, Format};
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
@@ -23,6 +23,10 @@ pub struct BreakdownArgs {
     store: StoreArgs,
     #[command(flatten)]
     bootstrap: BootstrapArgs,
+    /// Print the table as md, csv or tex (the app's Analysis export)
+    /// instead of the text report.
+    #[arg(long)]
+    format: Option<Format>,
     #[arg(long)]
     pub json: bool,
 }
@@ -37,8 +41,12 @@ pub fn breakdown(args: &BreakdownArgs) -> Result<Report> {
         .collect::<Result<Vec<_>>>()?;
     let dirs: Vec<&std::path::Path> = dirs.iter().map(|d| d.as_path()).collect();
     let b = breakdown_runs(&dirs, args.by, bootstrap)?;
+    let text = match args.format {
+        Some(format) => render_breakdown(&b, format)?,
+        None => breakdown_text(&b),
+    };
     Ok(Report {
-        text: breakdown_text(&b),
+        text,
         json: json!({ "breakdown": b }),
     })
 }

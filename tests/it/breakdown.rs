@@ -6,7 +6,7 @@
 
 use crate::common;
 
-fn fixture() -> serde_json::Value {
+pub(crate) fn fixture() -> serde_json::Value {
     let text = std::fs::read_to_string("tests/fixtures/breakdown.json").unwrap();
     serde_json::from_str(&text).unwrap()
 }
@@ -38,7 +38,7 @@ fn close_interval(ours: [f64; 2], theirs: &serde_json::Value, count: u64, what: 
     }
 }
 
-fn import(file: &std::path::Path, dev: &std::path::Path, store: &str) -> String {
+pub(crate) fn import(file: &std::path::Path, dev: &std::path::Path, store: &str) -> String {
     let name = file.file_stem().unwrap().to_string_lossy().into_owned();
     let out = common::squadlab_json(&[
         "import-predictions",

@@ -13,7 +13,7 @@ use squadlab::train::TrainEvent;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn harness(store: &Path) -> Harness<'static, SquadlabApp> {
+pub(crate) fn harness(store: &Path) -> Harness<'static, SquadlabApp> {
     let options = AppOptions {
         store: Some(store.to_path_buf()),
         ..AppOptions::default()
@@ -41,7 +41,7 @@ fn tiny_app() -> (
 }
 
 /// Steps the app until `done` holds, or fails after `limit`.
-fn step_until(
+pub(crate) fn step_until(
     h: &mut Harness<'_, SquadlabApp>,
     limit: Duration,
     mut done: impl FnMut(&SquadlabApp) -> bool,
@@ -68,7 +68,7 @@ fn step_until_label(h: &mut Harness<'_, SquadlabApp>, text: &str) {
     }
 }
 
-fn has_label_containing(h: &Harness<'_, SquadlabApp>, text: &str) -> bool {
+pub(crate) fn has_label_containing(h: &Harness<'_, SquadlabApp>, text: &str) -> bool {
     h.query_all_by_label_contains(text).next().is_some()
 }
 

@@ -20,6 +20,7 @@ mod faults;
 mod fuzz_regressions;
 mod generic_graph;
 mod gui;
+mod gui_analysis;
 mod kernels;
 mod layering;
 mod model;

@@ -7,6 +7,7 @@
 //! tab, the file chooser, a config for the New run form) comes back as a
 //! [`Request`], done after the views have drawn.
 
+use super::analysis::AnalysisView;
 use super::browse::{Browser, Purpose};
 use super::capture::Captures;
 use super::close::Closing;
@@ -15,14 +16,14 @@ use super::jobs::Jobs;
 use super::live::LiveView;
 use super::new_run::NewRunForm;
 use super::playground::Playground;
-use super::predictions::PredictionsView;
+use super::predictions::{Category, PredictionsView};
 use super::results::ResultsView;
 use super::runs::Runs;
 use super::shots::ShotScript;
 use super::sidebar::{filter_id, RunsSidebar};
 use super::state::{Tab, UiState, STATE_KEY};
 use super::sweeps::SweepsView;
-use squadlab_core::report::Row;
+use squadlab_core::report::{Dimension, Row};
 use squadlab_core::store::store_root;
 use squadlab_core::sweep::table::PointRow;
 use std::path::PathBuf;
@@ -47,6 +48,7 @@ struct Views {
     live: LiveView,
     results: ResultsView,
     predictions: PredictionsView,
+    analysis: AnalysisView,
     playground: Playground,
     new_run: NewRunForm,
     sweeps: SweepsView,
@@ -59,17 +61,19 @@ impl Views {
             Tab::Live => &mut self.live,
             Tab::Results => &mut self.results,
             Tab::Predictions => &mut self.predictions,
+            Tab::Analysis => &mut self.analysis,
             Tab::Playground => &mut self.playground,
             Tab::NewRun => &mut self.new_run,
             Tab::Sweeps => &mut self.sweeps,
         }
     }
 
-    fn all(&mut self) -> [&mut dyn View; 7] {
+    fn all(&mut self) -> [&mut dyn View; 8] {
         [
             &mut self.live,
             &mut self.results,
             &mut self.predictions,
+            &mut self.analysis,
             &mut self.playground,
             &mut self.new_run,
             &mut self.sweeps,
@@ -80,10 +84,11 @@ impl Views {
     /// Whether any view waits on a worker thread (predictions loading, a
     /// question being answered, the sweep's tests against the best).
     fn any_waiting(&self) -> bool {
-        let views: [&dyn View; 7] = [
+        let views: [&dyn View; 8] = [
             &self.live,
             &self.results,
             &self.predictions,
+            &self.analysis,
             &self.playground,
             &self.new_run,
             &self.sweeps,
@@ -204,6 +209,11 @@ impl SquadlabApp {
                     self.views.new_run.load_config(*config, origin);
                     self.state.tab = Tab::NewRun;
                 }
+                Request::ShowBucket {
+                    run,
+                    dimension,
+                    bucket,
+                } => self.show_bucket(run, dimension, bucket),
             }
         }
     }
@@ -290,6 +300,14 @@ impl SquadlabApp {
 
     pub fn predictions_mut(&mut self) -> &mut PredictionsView {
         &mut self.views.predictions
+    }
+
+    pub fn analysis(&self) -> &AnalysisView {
+        &self.views.analysis
+    }
+
+    pub fn analysis_mut(&mut self) -> &mut AnalysisView {
+        &mut self.views.analysis
     }
 
     pub fn playground(&self) -> &Playground {
@@ -424,6 +442,7 @@ impl SquadlabApp {
             Key::Num4,
             Key::Num5,
             Key::Num6,
+            Key::Num7,
         ];
         for (tab, key) in Tab::ALL.into_iter().zip(keys) {
             if pressed(key) {
@@ -445,6 +464,21 @@ impl SquadlabApp {
     fn reread_store(&mut self) {
         self.runs.refresh(&self.state.selected, true);
         self.views.results.clear_tests();
+        self.views.analysis.clear();
+    }
+
+    /// The predictions browser on `run`'s questions of one bucket: the run
+    /// becomes the one the single-run views show (the others stay selected).
+    fn show_bucket(&mut self, run: String, dimension: Dimension, bucket: String) {
+        let selected = &mut self.state.selected;
+        selected.retain(|id| *id != run);
+        selected.push(run);
+        self.runs.refresh(&self.state.selected, true);
+        let filter = &mut self.views.predictions.filter;
+        filter.bucket = Some((dimension, bucket));
+        filter.category = Category::All;
+        self.views.predictions.selected = None;
+        self.state.tab = Tab::Predictions;
     }
 
     /// The file chooser, while open; what it chose goes to the view it is for.

@@ -12,6 +12,7 @@ use super::jobs::Jobs;
 use super::runs::Runs;
 use super::state::{Tab, UiState};
 use squadlab_core::config::RunConfig;
+use squadlab_core::report::Dimension;
 use std::path::PathBuf;
 
 /// One view of the app: it owns its state and draws itself from the context.
@@ -68,6 +69,13 @@ pub enum Request {
     NewRunFrom {
         config: Box<RunConfig>,
         origin: String,
+    },
+    /// Show the predictions browser on `run`'s questions in one bucket of
+    /// a breakdown.
+    ShowBucket {
+        run: String,
+        dimension: Dimension,
+        bucket: String,
     },
 }
 

@@ -3,6 +3,8 @@
 //! consumer of the trainer's event stream and a reader of the run store; all
 //! it does, the CLI can do too.
 
+mod analysis;
+mod analysis_chart;
 mod app;
 mod browse;
 mod capture;
@@ -31,6 +33,7 @@ mod sweeps;
 mod system_plot;
 mod widgets;
 
+pub use analysis::AnalysisView;
 pub use app::{AppOptions, SquadlabApp};
 pub use context::{AppContext, Notice, Request, View};
 pub use follow::{Follower, Series};

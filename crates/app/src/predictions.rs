@@ -8,7 +8,7 @@ use super::runs::Runs;
 use super::spans::{highlighted, GOLD, PREDICTED};
 use crossbeam_channel::{bounded, Receiver};
 use egui::Color32;
-use squadlab_core::report::diff_runs;
+use squadlab_core::report::{diff_runs, Dimension};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -46,6 +46,9 @@ pub enum Sort {
 pub struct Filter {
     pub category: Category,
     pub title: Option<usize>,
+    /// Only the questions in one bucket of a breakdown (the Analysis view's
+    /// bars open the browser so).
+    pub bucket: Option<(Dimension, String)>,
     pub search: String,
     pub sort: Sort,
 }
@@ -207,6 +210,12 @@ pub fn filter_questions(
             c => category_of(q) == c,
         })
         .filter(|(_, q)| filter.title.is_none_or(|t| q.title == t))
+        .filter(|(_, q)| {
+            filter.bucket.as_ref().is_none_or(|(by, bucket)| {
+                let first = q.golds.first().map(|(g, _)| g.as_str());
+                by.bucket_of(&q.question, first, &set.contexts[q.context]) == bucket
+            })
+        })
         .filter(|(_, q)| {
             needle.is_empty()
                 || q.question.to_lowercase().contains(&needle)
@@ -389,6 +398,17 @@ impl PredictionsView {
             .map(|v| (v.entry.id.clone(), v.label()))
             .collect();
         let f = &mut self.filter;
+        if let Some((by, bucket)) = &f.bucket {
+            let mut clear = false;
+            ui.horizontal(|ui| {
+                ui.label(format!("Only {}: {bucket}", by.name()))
+                    .on_hover_text("opened from the Analysis view");
+                clear = ui.small_button("show all questions").clicked();
+            });
+            if clear {
+                f.bucket = None;
+            }
+        }
         ui.horizontal_wrapped(|ui| {
             for (c, label) in [
                 (Category::All, "All"),

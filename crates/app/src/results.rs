@@ -91,13 +91,7 @@ impl ResultsView {
     pub fn export_table(&mut self, cx: &AppContext<'_>, format: Format) -> anyhow::Result<PathBuf> {
         let rows = self.rows(cx.runs, &cx.state.selected)?;
         let body = render(&rows, format)?;
-        let ext = match format {
-            Format::Markdown => "md",
-            Format::Csv => "csv",
-            Format::Latex => "tex",
-            Format::Json => "json",
-        };
-        let path = cx.export_path("comparison", ext);
+        let path = cx.export_path("comparison", format.extension());
         std::fs::create_dir_all(path.parent().unwrap_or(&path))?;
         squadlab_core::fsutil::write_atomically(&path, body.as_bytes())?;
         self.exported.push(path.clone());

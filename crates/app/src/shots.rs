@@ -81,7 +81,7 @@ impl ShotScript {
 }
 
 /// `VIEW=FILE` of `--screenshot`: a view (live, results, predictions,
-/// playground, new-run) and the PNG file it is saved as.
+/// analysis, playground, new-run, sweeps) and the PNG file it is saved as.
 pub fn parse_view(spec: &str) -> Result<(Tab, String), String> {
     let (view, file) = spec.split_once('=').ok_or_else(|| {
         format!("--screenshot {spec:?}: expected VIEW=FILE, as live=live-view.png")
@@ -90,12 +90,13 @@ pub fn parse_view(spec: &str) -> Result<(Tab, String), String> {
         "live" => Tab::Live,
         "results" => Tab::Results,
         "predictions" => Tab::Predictions,
+        "analysis" => Tab::Analysis,
         "playground" => Tab::Playground,
         "new-run" => Tab::NewRun,
         "sweeps" => Tab::Sweeps,
         other => {
             return Err(format!(
-                "--screenshot: unknown view {other:?}; expected live, results, predictions, playground, new-run or sweeps"
+                "--screenshot: unknown view {other:?}; expected live, results, predictions, analysis, playground, new-run or sweeps"
             ))
         }
     };

@@ -9,16 +9,18 @@ pub enum Tab {
     Live,
     Results,
     Predictions,
+    Analysis,
     Playground,
     NewRun,
     Sweeps,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [
+    pub const ALL: [Tab; 7] = [
         Tab::Live,
         Tab::Results,
         Tab::Predictions,
+        Tab::Analysis,
         Tab::Playground,
         Tab::NewRun,
         Tab::Sweeps,
@@ -29,6 +31,7 @@ impl Tab {
             Tab::Live => "Live",
             Tab::Results => "Results",
             Tab::Predictions => "Predictions",
+            Tab::Analysis => "Analysis",
             Tab::Playground => "Playground",
             Tab::NewRun => "New run",
             Tab::Sweeps => "Sweeps",

@@ -187,6 +187,8 @@ pub struct RunComparison {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Breakdown {
     pub by: &'static str,
+    #[serde(skip)]
+    pub dimension: Dimension,
     pub runs: Vec<RunBreakdown>,
     /// Each run after the first against the first.
     pub comparisons: Vec<RunComparison>,
@@ -248,6 +250,7 @@ pub fn breakdown_runs(
         .collect();
     Ok(Breakdown {
         by: by.name(),
+        dimension: by,
         runs,
         comparisons,
     })

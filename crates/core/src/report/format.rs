@@ -25,6 +25,18 @@ impl std::str::FromStr for Format {
     }
 }
 
+impl Format {
+    /// The file extension an export in this format is written with.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Markdown => "md",
+            Format::Csv => "csv",
+            Format::Latex => "tex",
+            Format::Json => "json",
+        }
+    }
+}
+
 pub fn render(rows: &[Row], format: Format) -> Result<String> {
     Ok(match format {
         Format::Markdown => markdown(rows),

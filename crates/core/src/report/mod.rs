@@ -2,6 +2,7 @@
 //! question-level diffs, and metric histories, in formats for papers and tools.
 
 mod breakdown;
+mod breakdown_table;
 mod diff;
 mod distributions;
 mod format;
@@ -15,6 +16,7 @@ pub mod tensorboard;
 pub use breakdown::{
     breakdown_runs, question_type, Breakdown, BucketComparison, BucketRow, Dimension, RunBreakdown,
 };
+pub use breakdown_table::{render_breakdown, run_label};
 pub use diff::{diff_runs, Flip, QuestionDiff};
 pub use format::{aligned, render, tex_escape, text, Format};
 pub use metrics::render_steps;

@@ -260,6 +260,10 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
 
 /// p-values as people read them: 0.031, 0.0004, 2.1e-12.
 pub fn show_p(p: f64) -> String {
+    // Below f64's normal range a p-value has underflowed (to 0 or near it).
+    if p < f64::MIN_POSITIVE {
+        return "< 1e-307".into();
+    }
     if p >= 0.001 {
         format!("{p:.3}")
     } else if p >= 1e-4 {
