@@ -206,9 +206,11 @@ impl View for AnalysisView {
         if b.runs.len() > 1 {
             ui.weak(format!(
                 "Bars: {} with 95% bootstrap intervals. *: the run differs from {} there \
-                 (McNemar's p on EM below 0.05 or a ΔF1 interval without 0). Click a bar to see its questions.",
+                 (McNemar's p on EM below 0.05 or a ΔF1 interval without 0; each of the {} buckets \
+                 tested alone, uncorrected). Click a bar to see its questions.",
                 self.score.name(),
-                names[0]
+                names[0],
+                chart_buckets(&b).len()
             ));
         } else {
             ui.weak(format!(

@@ -475,8 +475,11 @@ impl SquadlabApp {
         selected.push(run);
         self.runs.refresh(&self.state.selected, true);
         let filter = &mut self.views.predictions.filter;
+        // Only the bucket: what the bar counted.
         filter.bucket = Some((dimension, bucket));
         filter.category = Category::All;
+        filter.title = None;
+        filter.search.clear();
         self.views.predictions.selected = None;
         self.state.tab = Tab::Predictions;
     }
