@@ -191,19 +191,28 @@ pub fn main() -> ExitCode {
         Command::Prune(a) => (a.json, manage::prune(&a)),
     };
     match result {
-        Ok(report) if json => {
-            println!("{}", report.json);
-            ExitCode::SUCCESS
-        }
-        Ok(report) => {
-            println!("{}", report.text.trim_end());
-            ExitCode::SUCCESS
-        }
+        Ok(report) if json => print_report(&report.json.to_string()),
+        Ok(report) => print_report(report.text.trim_end()),
         Err(e) => {
             eprintln!("error: {e:#}");
             if json {
                 println!("{}", serde_json::json!({ "error": format!("{e:#}") }));
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a command's report. A reader that stopped early (`| head`) is no
+/// error, as for any Unix tool; another failure to write (a full disk) is.
+fn print_report(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
             ExitCode::FAILURE
         }
     }

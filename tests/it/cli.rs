@@ -453,3 +453,21 @@ fn doctor_says_what_the_binary_has_and_what_to_do() {
         "{text}"
     );
 }
+
+/// `squadlab runs | head -0`: the reader is gone before the report is
+/// written (a pipe whose read end is closed), which is no panic and no error.
+#[test]
+fn a_report_into_a_closed_pipe_is_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = common::squadlab()
+        .args(["runs", "--store", &tmp.path().display().to_string()])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
