@@ -135,8 +135,37 @@ fn the_analysis_view_breaks_two_runs_down_and_opens_a_buckets_questions() {
     h.run_steps(2);
     assert_eq!(h.state_mut().predictions_mut().shown().len(), 10_570);
 
-    // Exports: the breakdown's tables, as `squadlab breakdown --format` prints them.
+    // Another baseline: the breakdown is computed again with it first.
     h.state_mut().show(Tab::Analysis);
+    h.state_mut().analysis_mut().baseline = Some(run.clone());
+    step_until(&mut h, Duration::from_secs(120), |app| {
+        app.analysis()
+            .breakdown()
+            .is_some_and(|b| b.runs[0].run_id == run)
+    });
+    let swapped = h.state().analysis().breakdown().unwrap().clone();
+    assert_eq!(swapped.comparisons[0].run_id, base);
+    let two = |b: &Breakdown| {
+        b.comparisons[0]
+            .rows
+            .iter()
+            .find(|r| r.bucket == "2")
+            .unwrap()
+            .delta_f1
+            .delta
+    };
+    assert!(
+        (two(&swapped) + two(&shown)).abs() < 1e-9,
+        "ΔF1 changes sign with the baseline"
+    );
+    h.state_mut().analysis_mut().baseline = Some(base.clone());
+    step_until(&mut h, Duration::from_secs(120), |app| {
+        app.analysis()
+            .breakdown()
+            .is_some_and(|b| b.runs[0].run_id == base)
+    });
+
+    // Exports: the breakdown's tables, as `squadlab breakdown --format` prints them.
     h.run_steps(2);
     for button in ["Export Markdown", "Export CSV", "Export LaTeX"] {
         h.get_by_label(button).click();

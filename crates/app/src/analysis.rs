@@ -25,6 +25,9 @@ type Outcome = Result<Arc<Breakdown>, String>;
 pub struct AnalysisView {
     pub dimension: Dimension,
     pub score: Score,
+    /// The run the others are tested against; the first selected when
+    /// unset or no longer among the scored selection.
+    pub baseline: Option<String>,
     /// The last breakdown computed, for its key.
     done: Option<(Key, Outcome)>,
     computing: Option<(Key, Receiver<Outcome>)>,
@@ -39,6 +42,7 @@ impl Default for AnalysisView {
         Self {
             dimension: Dimension::QuestionType,
             score: Score::F1,
+            baseline: None,
             done: None,
             computing: None,
             exported: Vec::new(),
@@ -70,15 +74,24 @@ impl AnalysisView {
         self.computing = None;
     }
 
-    /// The scored runs among the selected, in selection order.
+    /// The scored runs among the selected, in selection order with the
+    /// baseline first.
     fn key(&self, cx: &AppContext<'_>) -> Key {
-        let runs = cx
+        let mut runs: Vec<String> = cx
             .state
             .selected
             .iter()
             .filter(|id| cx.runs.get(id).is_some_and(|v| v.entry.is_scored()))
             .cloned()
             .collect();
+        if let Some(i) = self
+            .baseline
+            .as_ref()
+            .and_then(|b| runs.iter().position(|r| r == b))
+        {
+            let base = runs.remove(i);
+            runs.insert(0, base);
+        }
         (self.dimension, runs)
     }
 
@@ -121,7 +134,24 @@ impl AnalysisView {
     }
 
     fn toolbar(&mut self, ui: &mut egui::Ui, cx: &mut AppContext<'_>) {
+        let runs = self.key(cx).1;
         ui.horizontal_wrapped(|ui| {
+            if runs.len() > 1 {
+                let label = |id: &str| cx.series_name(id);
+                egui::ComboBox::from_id_salt("analysis-baseline")
+                    .selected_text(format!("against {}", label(&runs[0])))
+                    .show_ui(ui, |ui| {
+                        for id in &runs {
+                            let chosen = runs[0] == *id;
+                            if ui.selectable_label(chosen, label(id)).clicked() {
+                                self.baseline = Some(id.clone());
+                            }
+                        }
+                    })
+                    .response
+                    .on_hover_text("the run the others are tested against");
+                ui.separator();
+            }
             for (d, label) in [
                 (Dimension::QuestionType, "Question type"),
                 (Dimension::AnswerLength, "Answer length"),
