@@ -108,6 +108,8 @@ fn the_analysis_view_breaks_two_runs_down_and_opens_a_buckets_questions() {
         2,
         "the other run stays selected"
     );
+    // Coming back, the comparison keeps its base run whatever the selection's order.
+    assert_eq!(h.state().analysis().baseline, Some(base.clone()));
     step_until(&mut h, Duration::from_secs(60), |app| {
         app.predictions().set.as_ref().is_some_and(|s| s.run == run)
     });

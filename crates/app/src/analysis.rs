@@ -262,6 +262,9 @@ impl View for AnalysisView {
                 }
             });
         if let Some((run, bucket)) = open {
+            // Opening a run's questions moves it to the end of the
+            // selection; the comparison shown here keeps its base run.
+            self.baseline = Some(b.runs[0].run_id.clone());
             cx.request(Request::ShowBucket {
                 run: b.runs[run].run_id.clone(),
                 dimension: b.dimension,
