@@ -8,6 +8,7 @@
 
 use super::analysis_chart::{breakdown_chart, chart_buckets, run_color, significant, Score};
 use super::context::{AppContext, Request, View};
+use super::widgets::export_buttons;
 use crossbeam_channel::{bounded, Receiver};
 use squadlab_core::report::significance::{show_p, BootstrapOptions};
 use squadlab_core::report::{
@@ -164,16 +165,10 @@ impl AnalysisView {
                 ui.selectable_value(&mut self.score, s, s.name());
             }
             ui.separator();
-            for (label, format) in [
-                ("Export Markdown", Format::Markdown),
-                ("Export CSV", Format::Csv),
-                ("Export LaTeX", Format::Latex),
-            ] {
-                if ui.button(label).clicked() {
-                    match self.export_table(cx, format) {
-                        Ok(p) => cx.notify(format!("wrote {}", p.display())),
-                        Err(e) => cx.error(format!("export failed: {e:#}")),
-                    }
+            if let Some(format) = export_buttons(ui) {
+                match self.export_table(cx, format) {
+                    Ok(p) => cx.notify(format!("wrote {}", p.display())),
+                    Err(e) => cx.error(format!("export failed: {e:#}")),
                 }
             }
             if ui.button("Save chart as PNG").clicked() {

@@ -3,6 +3,7 @@
 //! a run whose difference from the first run is significant there. Which
 //! bar a click lands on is worked out from the plot position.
 
+use super::widgets::{series_color, slot_label};
 use egui::Color32;
 use egui_plot::{Bar, BarChart, Legend, Line, Plot, PlotPoint, PlotPoints, Text};
 use squadlab_core::report::{Breakdown, BucketRow};
@@ -31,20 +32,9 @@ impl Score {
     }
 }
 
-/// Distinct colours for up to eight runs, then round again.
-const PALETTE: [Color32; 8] = [
-    Color32::from_rgb(66, 133, 244),
-    Color32::from_rgb(234, 134, 40),
-    Color32::from_rgb(52, 168, 83),
-    Color32::from_rgb(214, 69, 65),
-    Color32::from_rgb(142, 99, 206),
-    Color32::from_rgb(140, 100, 70),
-    Color32::from_rgb(220, 110, 180),
-    Color32::from_rgb(110, 110, 110),
-];
-
+/// A run's colour: the one it has in the app's other plots.
 pub fn run_color(i: usize) -> Color32 {
-    PALETTE[i % PALETTE.len()]
+    series_color(i)
 }
 
 /// The part of a bucket's slot the bars fill, the rest a gap between buckets.
@@ -133,14 +123,7 @@ pub fn breakdown_chart(
         .show_x(false)
         .y_axis_label(format!("{} (%)", score.name()))
         .x_grid_spacer(egui_plot::uniform_grid_spacer(|_| [1.0, 1.0, 1.0]))
-        .x_axis_formatter(move |mark, _| {
-            let i = mark.value.round();
-            if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
-                labels.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .x_axis_formatter(move |mark, _| slot_label(&labels, mark))
         .show(ui, |plot_ui| {
             for (j, run) in b.runs.iter().enumerate() {
                 let color = run_color(j);

@@ -5,6 +5,7 @@
 
 use super::context::{AppContext, View};
 use super::runs::Runs;
+use super::widgets::{export_buttons, slot_label};
 use crossbeam_channel::{bounded, Receiver};
 use egui_plot::{Bar, BarChart, Legend, Plot};
 use squadlab_core::report::significance::{show_p, PairedTests};
@@ -173,16 +174,10 @@ impl View for ResultsView {
             ui.checkbox(&mut self.include_references, "published rows");
             ui.checkbox(&mut self.group_seeds, "fold seeds into mean ± std");
             ui.separator();
-            for (label, format) in [
-                ("Export Markdown", Format::Markdown),
-                ("Export CSV", Format::Csv),
-                ("Export LaTeX", Format::Latex),
-            ] {
-                if ui.button(label).clicked() {
-                    match self.export_table(cx, format) {
-                        Ok(p) => cx.notify(format!("wrote {}", p.display())),
-                        Err(e) => cx.error(format!("export failed: {e:#}")),
-                    }
+            if let Some(format) = export_buttons(ui) {
+                match self.export_table(cx, format) {
+                    Ok(p) => cx.notify(format!("wrote {}", p.display())),
+                    Err(e) => cx.error(format!("export failed: {e:#}")),
                 }
             }
             if ui.button("Save chart as PNG").clicked() {
@@ -398,14 +393,7 @@ fn bar_chart(ui: &mut egui::Ui, rows: &[Row]) -> egui::Rect {
         .allow_scroll(false)
         .y_axis_min_width(260.0)
         .y_grid_spacer(egui_plot::uniform_grid_spacer(|_| [1.0, 1.0, 1.0]))
-        .y_axis_formatter(move |mark, _| {
-            let i = mark.value.round();
-            if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
-                labels.get(i as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .y_axis_formatter(move |mark, _| slot_label(&labels, mark))
         .show(ui, |plot_ui| {
             plot_ui.bar_chart(em);
             plot_ui.bar_chart(f1);

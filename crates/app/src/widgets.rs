@@ -70,3 +70,30 @@ pub fn hovered<'a>(hover: &egui_plot::HoverPosition<'a>) -> (&'a str, egui_plot:
         egui_plot::HoverPosition::Elsewhere { position } => ("", *position),
     }
 }
+
+/// An axis labelled at whole numbers only, with `labels[i]` at i: the
+/// slots of a bar chart (Results' runs, Analysis' buckets).
+pub fn slot_label(labels: &[String], mark: egui_plot::GridMark) -> String {
+    let i = mark.value.round();
+    if (mark.value - i).abs() < 1e-6 && i >= 0.0 {
+        labels.get(i as usize).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
+/// The export buttons the table views share; the format clicked, if any.
+pub fn export_buttons(ui: &mut egui::Ui) -> Option<squadlab_core::report::Format> {
+    use squadlab_core::report::Format;
+    let mut chosen = None;
+    for (label, format) in [
+        ("Export Markdown", Format::Markdown),
+        ("Export CSV", Format::Csv),
+        ("Export LaTeX", Format::Latex),
+    ] {
+        if ui.button(label).clicked() {
+            chosen = Some(format);
+        }
+    }
+    chosen
+}
