@@ -68,6 +68,105 @@ fn step_until_label(h: &mut Harness<'_, SquadlabApp>, text: &str) {
     }
 }
 
+/// Clicks `button`, which should save `region` of the window as PNG, and
+/// checks the file: in `<store>/exports`, named `<prefix>…png`, holding
+/// exactly the region's pixels. kittest renders nothing without a GPU
+/// backend, so this answers the window's screenshot request itself with an
+/// image whose pixels encode their own position. The region must lie inside
+/// the window (size the harness first).
+pub(crate) fn saved_png_of(
+    h: &mut Harness<'_, SquadlabApp>,
+    button: &str,
+    store: &Path,
+    prefix: &str,
+    region: impl Fn(&SquadlabApp) -> Option<egui::Rect>,
+) -> PathBuf {
+    // Notices of earlier exports shift the layout for a frame or two.
+    h.run_steps(3);
+    let rect = region(h.state()).expect("the region was drawn");
+    assert!(h.ctx.viewport_rect().contains_rect(rect), "{rect:?}");
+    let written = h.state().notices().len();
+    h.get_by_label(button).click();
+    let mut request = None;
+    for _ in 0..4 {
+        h.step();
+        request = h.output().viewport_output.values().find_map(|v| {
+            v.commands.iter().find_map(|c| match c {
+                egui::ViewportCommand::Screenshot(callback) => Some(callback.clone()),
+                _ => None,
+            })
+        });
+        if request.is_some() {
+            break;
+        }
+    }
+    let request = request.unwrap_or_else(|| panic!("{button:?} asked for no screenshot"));
+    assert_eq!(region(h.state()), Some(rect), "the region moved while saving");
+    let ppp = h.ctx.pixels_per_point();
+    let size = h.ctx.viewport_rect().size() * ppp;
+    let [w, height] = [size.x.ceil() as usize, size.y.ceil() as usize];
+    // Red and green: x and y modulo 256; blue: their high bits.
+    let pixel = |x: usize, y: usize| {
+        egui::Color32::from_rgb(x as u8, y as u8, ((x >> 8) | ((y >> 8) << 4)) as u8)
+    };
+    let pixels = (0..height)
+        .flat_map(|y| (0..w).map(move |x| pixel(x, y)))
+        .collect();
+    request.complete(std::sync::Arc::new(egui::ColorImage::new(
+        [w, height],
+        pixels,
+    )));
+    let is_png =
+        |n: &squadlab::gui::Notice| n.text.starts_with("wrote ") && n.text.ends_with(".png");
+    step_until(h, Duration::from_secs(10), |app| {
+        app.notices()[written.min(app.notices().len())..]
+            .iter()
+            .any(is_png)
+    });
+    let notice = h.state().notices()[written..]
+        .iter()
+        .find(|n| is_png(n))
+        .unwrap();
+    assert!(!notice.error, "{}", notice.text);
+    let path = PathBuf::from(notice.text.trim_start_matches("wrote "));
+    assert!(path.starts_with(store.join("exports")), "{path:?}");
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    assert!(name.starts_with(prefix), "{name}");
+
+    let file = std::fs::File::open(&path).unwrap();
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let px = |v: f32| (v * ppp).round() as usize;
+    let (x0, y0) = (px(rect.min.x), px(rect.min.y));
+    let (pw, ph) = (info.width as usize, info.height as usize);
+    assert_eq!(
+        (pw, ph),
+        (px(rect.max.x) - x0, px(rect.max.y) - y0),
+        "{button}: the region's size"
+    );
+    let at = |x: usize, y: usize| {
+        let i = 4 * (y * pw + x);
+        [buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]
+    };
+    for (x, y) in [
+        (0, 0),
+        (pw - 1, 0),
+        (0, ph - 1),
+        (pw - 1, ph - 1),
+        (pw / 2, ph / 2),
+    ] {
+        assert_eq!(
+            at(x, y),
+            pixel(x0 + x, y0 + y).to_array(),
+            "{button}: pixel ({x}, {y})"
+        );
+    }
+    path
+}
+
 pub(crate) fn has_label_containing(h: &Harness<'_, SquadlabApp>, text: &str) -> bool {
     h.query_all_by_label_contains(text).next().is_some()
 }
@@ -140,6 +239,9 @@ fn a_run_launched_from_the_form_plots_live_and_finishes() {
     let record = RunRecord::load(&store.join("runs").join(&id)).unwrap();
     assert_eq!(record.status, RunStatus::Finished);
     assert_eq!(record.outcome.global_step, Some(48));
+    saved_png_of(&mut h, "Save plots as PNG…", &store, "plots-", |app| {
+        app.live().plots_rect
+    });
 
     // The playground asks the finished run's model about a new passage.
     h.state_mut().show(Tab::Playground);
@@ -528,6 +630,10 @@ fn export_buttons_write_valid_tables_identical_to_the_cli() {
         tex.matches('}').count() - tex.matches("\\}").count()
     );
     assert!(tex.contains("81.30") && tex.contains("79.50"));
+
+    saved_png_of(&mut h, "Save chart as PNG", &store, "chart-", |app| {
+        app.results().chart_rect()
+    });
 }
 
 /// RFC 4180 records.

@@ -8,7 +8,7 @@
 
 use crate::breakdown::{fixture, import};
 use crate::common;
-use crate::gui::{harness, has_label_containing, step_until};
+use crate::gui::{harness, has_label_containing, saved_png_of, step_until};
 use egui_kittest::kittest::Queryable;
 use squadlab::gui::Tab;
 use squadlab::report::significance::{show_p, BootstrapOptions};
@@ -210,4 +210,11 @@ fn the_analysis_view_breaks_two_runs_down_and_opens_a_buckets_questions() {
             text.trim_end()
         );
     }
+
+    // Save chart as PNG: exactly the chart's pixels, in the store's exports.
+    h.set_size(egui::vec2(1280.0, 1600.0));
+    h.run_steps(2);
+    saved_png_of(&mut h, "Save chart as PNG", &store, "breakdown-", |app| {
+        app.analysis().chart_rect()
+    });
 }

@@ -53,6 +53,12 @@ impl Default for AnalysisView {
 }
 
 impl AnalysisView {
+    /// Where the chart was last drawn, in points: the region "Save chart as
+    /// PNG" writes.
+    pub fn chart_rect(&self) -> Option<egui::Rect> {
+        self.chart_rect
+    }
+
     /// The breakdown shown now, once computed.
     pub fn breakdown(&self) -> Option<&Breakdown> {
         match &self.done {

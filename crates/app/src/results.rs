@@ -69,6 +69,12 @@ fn signed_color(ui: &egui::Ui, delta: f64) -> egui::Color32 {
 }
 
 impl ResultsView {
+    /// Where the bar chart was last drawn, in points: the region "Save chart
+    /// as PNG" writes.
+    pub fn chart_rect(&self) -> Option<egui::Rect> {
+        self.chart_rect
+    }
+
     /// The comparison rows of the selected, scored runs.
     pub fn rows(&self, runs: &Runs, selected: &[String]) -> anyhow::Result<Vec<Row>> {
         let entries: Vec<RunEntry> = selected
