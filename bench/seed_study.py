@@ -36,6 +36,7 @@ import argparse
 import json
 import math
 import os
+import platform
 import re
 import statistics
 import subprocess
@@ -134,10 +135,24 @@ def run_trainer(seed, args, env, start=None, order_file=None):
     return seconds, {k: out[k] for k in keys if k in out}
 
 
+def cpu_name():
+    """The CPU a run used, and its widest vector unit: PyTorch's kernels (not
+    squadlab's) round differently on AVX-512 and AVX2, so a Trainer result is
+    exact only on its kind of CPU."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            info = f.read()
+    except OSError:
+        return platform.processor() or "unknown"
+    name = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), "unknown")
+    flags = next((l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags")), [])
+    return f"{name} ({'avx512' if 'avx512f' in flags else 'avx2' if 'avx2' in flags else 'no avx2'})"
+
+
 def run_side(side, seed, args, store):
     """One run; returns its result line (side, seed, EM, F1, seconds, ...)."""
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
-    row = {"side": side, "seed": seed, "threads": args.threads}
+    row = {"side": side, "seed": seed, "threads": args.threads, "cpu": cpu_name()}
     if side == "squadlab":
         seconds, fields = run_squadlab(seed, args, store, env)
     elif side == "trainer":
