@@ -101,7 +101,11 @@ pub(crate) fn saved_png_of(
         }
     }
     let request = request.unwrap_or_else(|| panic!("{button:?} asked for no screenshot"));
-    assert_eq!(region(h.state()), Some(rect), "the region moved while saving");
+    assert_eq!(
+        region(h.state()),
+        Some(rect),
+        "the region moved while saving"
+    );
     let ppp = h.ctx.pixels_per_point();
     let size = h.ctx.viewport_rect().size() * ppp;
     let [w, height] = [size.x.ceil() as usize, size.y.ceil() as usize];
